@@ -1,0 +1,5 @@
+"""`python -m tcpchat` runs the same command as the `tcpchat` script."""
+
+from tcpchat.cli import main
+
+main()

@@ -1,0 +1,221 @@
+"""The `tcpchat` command: parse options, then call one function.
+
+Heavy imports happen inside the commands so `tcpchat --help` and `tcpchat serve` start fast and
+`serve` never loads prompt_toolkit.  Every failure a person can cause ends here as one sentence
+(a `click.ClickException`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import signal
+import socket
+import sys
+from typing import Any
+
+import click
+
+from tcpchat import __version__
+from tcpchat.protocol import DEFAULT_LINE_LIMIT, DEFAULT_MAX_TEXT, DEFAULT_PORT
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+# Every option can also come from the environment; the help says from which variable.
+option = functools.partial(click.option, show_envvar=True)
+
+
+@click.group(name="tcpchat", context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="tcpchat")
+def main() -> None:
+    """A small chat server and client for a LAN or the internet.
+
+    Start a server with 'tcpchat serve'; people join it with 'tcpchat join HOST' or with
+    'nc HOST 1024'.
+    """
+
+
+@main.command(context_settings=CONTEXT_SETTINGS)
+@option(
+    "--host",
+    default=None,
+    envvar="TCPCHAT_SERVE_HOST",
+    show_default="every interface, IPv4 and IPv6",
+    help="Address or host name to listen on.",
+)
+@option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    envvar="TCPCHAT_SERVE_PORT",
+    help="TCP port to listen on; 0 picks a free one.",
+)
+@option(
+    "--name",
+    default=socket.gethostname,
+    envvar="TCPCHAT_SERVE_NAME",
+    show_default="this machine's host name",
+    help="The server's name, shown to everyone who joins.",
+)
+@option(
+    "--motd",
+    default=None,
+    envvar="TCPCHAT_SERVE_MOTD",
+    help="A message of the day shown to everyone who joins.",
+)
+@option(
+    "--max-text",
+    type=click.IntRange(1, 65536),
+    default=DEFAULT_MAX_TEXT,
+    envvar="TCPCHAT_SERVE_MAX_TEXT",
+    help="Longest message, in characters.",
+)
+@option(
+    "--max-clients",
+    type=click.IntRange(1),
+    default=None,
+    envvar="TCPCHAT_SERVE_MAX_CLIENTS",
+    show_default="no limit",
+    help="Most members at once; later ones are told the server is full.",
+)
+@option(
+    "--history",
+    type=click.IntRange(0),
+    default=50,
+    envvar="TCPCHAT_SERVE_HISTORY",
+    help="Recent messages shown to each member who joins; 0 shows none.",
+)
+@option(
+    "--password",
+    default=None,
+    envvar="TCPCHAT_SERVE_PASSWORD",
+    show_default="none",
+    help="A password every member must give to join.",
+)
+@option(
+    "--idle-timeout",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    envvar="TCPCHAT_SERVE_IDLE_TIMEOUT",
+    show_default="never",
+    help="Seconds after which a member that sent nothing is disconnected.",
+)
+@option(
+    "--log-file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    envvar="TCPCHAT_SERVE_LOG_FILE",
+    show_default="none",
+    help="Append a detailed log (with client addresses) to this file, readable by you only.",
+)
+@option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="INFO",
+    envvar="TCPCHAT_SERVE_LOG_LEVEL",
+    help="Least severe level written to the log file.",
+)
+@option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_SERVE_QUIET",
+    help="Print only warnings and errors on the console.",
+)
+def serve(**options: Any) -> None:
+    """Run a chat server (one room) until Ctrl-C."""
+    from tcpchat.server import ServerConfig
+
+    max_text = options["max_text"]
+    config = ServerConfig(
+        host=options["host"],
+        port=options["port"],
+        name=options["name"],
+        motd=options["motd"],
+        max_text=max_text,
+        max_clients=options["max_clients"],
+        history=options["history"],
+        password=options["password"],
+        idle_timeout=options["idle_timeout"],
+        # Room for the longest text even when every character is sent as a 12-byte JSON escape.
+        line_limit=max(DEFAULT_LINE_LIMIT, 12 * max_text + 1024),
+    )
+    run_server(
+        config,
+        quiet=options["quiet"],
+        log_file=options["log_file"],
+        log_level=options["log_level"],
+    )
+
+
+def run_server(config: Any, *, quiet: bool, log_file: str | None, log_level: str) -> None:
+    """Set up the console and the log, run the server until a stop signal, exit 0."""
+    from tcpchat import console, sockets
+    from tcpchat.server import ChatServer, serve as serve_forever
+
+    try:
+        console.setup_logging(quiet=quiet, log_file=log_file, log_level=log_level)
+    except OSError as exc:
+        raise click.ClickException(f"cannot open the log file {log_file}: {exc.strerror}.") from None
+    _, limit_note = sockets.raise_open_file_limit()
+
+    def started(server: ChatServer) -> None:
+        if quiet:
+            return
+        text = console.welcome_text(
+            server_name=config.name,
+            listening=server.addresses,
+            port=server.ports[0],
+            all_interfaces=config.host in (None, "", "*"),
+            max_text=config.max_text,
+            max_clients=config.max_clients,
+            history=config.history,
+            notes=[limit_note] if limit_note else [],
+        )
+        click.echo(text)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _on_stop_signal(stop)
+        await serve_forever(config, stop.wait, started)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C during shutdown, or Windows before the handler is in place
+    except OSError as exc:
+        raise click.ClickException(_listen_error(config.host, config.port, exc)) from None
+
+
+def _on_stop_signal(stop: asyncio.Event) -> None:
+    """Set `stop` on Ctrl-C or SIGTERM; signal.signal where the loop cannot (Windows)."""
+    loop = asyncio.get_running_loop()
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
+
+
+def _listen_error(host: str | None, port: int, exc: OSError) -> str:
+    where = f"port {port}" if host is None else f"{host} port {port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where} is already in use; stop the other server or choose another --port."
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on {where}; choose a --port above 1023 or run with more rights."
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine."
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name {host!r}."
+    return f"cannot listen on {where}: {exc.strerror or exc}."
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name="tcpchat")
+    sys.exit(0)

@@ -1,0 +1,98 @@
+"""What the person who started the server sees, and the log file the brief asks for.
+
+Both are standard `logging`: the console gets one short timestamped line per join, leave and
+message; `--log-file` gets full records (level, logger, client addresses, tracebacks).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CONSOLE_FORMAT = "[%(asctime)s] %(message)s"
+
+
+class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A console handler that keeps going when the terminal goes away (a closed pipe)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        pass
+
+
+def setup_logging(
+    *, quiet: bool, log_file: str | None, log_level: str, stream: TextIO | None = None
+) -> None:
+    """Send `tcpchat` records to the console (INFO, or WARNING with `quiet`) and to `log_file`."""
+    logger = logging.getLogger("tcpchat")
+    logger.handlers.clear()
+    logger.propagate = False
+    console = _StreamHandler(stream or sys.stdout)
+    console.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
+    console.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.addHandler(console)
+    level = logging.getLevelName(log_level.upper())
+    logger.setLevel(min(level, console.level) if log_file else console.level)
+    if log_file:
+        _create_private(log_file)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        file_handler.setLevel(level)
+        logger.addHandler(file_handler)
+
+
+def _create_private(path: str) -> None:
+    """Create the log file readable by its owner only (0600): it holds addresses and messages."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.close(fd)
+
+
+def local_addresses() -> list[str]:
+    """This machine's addresses as the resolver knows them, for the "how to join" lines."""
+    found: list[str] = []
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, type=socket.SOCK_STREAM)
+    except OSError:
+        infos = []
+    for info in infos:
+        address = str(info[4][0])
+        if address not in found and not address.startswith("fe80"):
+            found.append(address)
+    return found
+
+
+def welcome_text(
+    *,
+    server_name: str,
+    listening: Sequence[str],
+    port: int,
+    all_interfaces: bool,
+    max_text: int,
+    max_clients: int | None,
+    history: int,
+    notes: Sequence[str] = (),
+) -> str:
+    """The start-up message: who we are, where we listen, how to join, and how to stop."""
+    where = "every interface (IPv4 and IPv6)" if all_interfaces else ", ".join(listening)
+    hosts = [a for a in local_addresses() if not a.startswith(("127.", "::1"))] if all_interfaces else []
+    join_host = socket.gethostname() if all_interfaces else listening[0].rsplit(":", 1)[0]
+    port_part = "" if port == 1024 else f" --port {port}"
+    lines = [
+        f"Welcome! tcpchat server {server_name!r} is running.",
+        f"  Listening on {where}, port {port}.",
+    ]
+    if hosts:
+        lines.append(f"  This machine's addresses: {', '.join(hosts)}.")
+    lines += [
+        f"  Join with:  tcpchat join {join_host}{port_part}    or    nc {join_host} {port}",
+        f"  Messages up to {max_text} characters; "
+        f"{'no member limit' if max_clients is None else f'at most {max_clients} members'}; "
+        f"{'no history' if history == 0 else f'the last {history} messages shown to joiners'}.",
+    ]
+    lines += [f"  Note: {note}." for note in notes]
+    lines.append("  Press Ctrl-C to stop.")
+    return "\n".join(lines)

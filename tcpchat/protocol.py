@@ -1,0 +1,708 @@
+"""The tcpchat wire protocol (PROTOCOL.md, version 1) as a sans-I/O codec.
+
+Bytes in, typed events out; events in, bytes out.  Line framing with its limit, UTF-8 handling,
+validation of names and text, error codes and the plain-text rendering all live here, shared by the
+server, the client, the tests and load tools.  Nothing in this module touches a socket, a clock or
+asyncio: callers pass bytes and timestamps in and take bytes and events out (as h11 does).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import types
+import typing
+import unicodedata
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Union
+
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 1024
+KIB = 1024
+# A line limit well above the longest valid message (1024 characters of up to 4 UTF-8 bytes each,
+# plus JSON escaping) but small enough that a peer cannot make us buffer much: the same 16 KiB
+# h11 uses for its header limit.
+DEFAULT_LINE_LIMIT = 16 * KIB
+DEFAULT_MAX_TEXT = 1024
+MAX_NAME_LENGTH = 32
+RESERVED_NAMES = frozenset({"server"})
+NAME_PUNCTUATION = frozenset("_-.")
+
+
+class ProtocolUsageError(Exception):
+    """Our own code misused the codec (a bug here, never the peer's fault)."""
+
+
+class ErrorCode(str, enum.Enum):
+    """The `error` codes of PROTOCOL.md; each value is the exact wire string."""
+
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    UNKNOWN_TYPE = "unknown_type"
+    NOT_JOINED = "not_joined"
+    ALREADY_JOINED = "already_joined"
+    BAD_NAME = "bad_name"
+    NAME_TAKEN = "name_taken"
+    EMPTY_TEXT = "empty_text"
+    TEXT_TOO_LONG = "text_too_long"
+    BAD_TEXT = "bad_text"
+    LINE_TOO_LONG = "line_too_long"
+    BAD_UTF8 = "bad_utf8"
+    NO_SUCH_MEMBER = "no_such_member"
+    VERSION_UNSUPPORTED = "version_unsupported"
+    AUTH_FAILED = "auth_failed"
+    SERVER_FULL = "server_full"
+
+    @property
+    def is_fatal(self) -> bool:
+        """After a fatal error the server closes the connection (PROTOCOL.md, Errors)."""
+        return self in _FATAL_CODES
+
+
+_FATAL_CODES = frozenset(
+    {ErrorCode.VERSION_UNSUPPORTED, ErrorCode.AUTH_FAILED, ErrorCode.SERVER_FULL}
+)
+
+
+class LeaveReason(str, enum.Enum):
+    """Why a member left; the values are the wire strings of `left.reason`."""
+
+    QUIT = "quit"
+    DISCONNECTED = "disconnected"
+    TIMEOUT = "timeout"
+    KICKED = "kicked"
+    SLOW = "slow"
+    SHUTDOWN = "shutdown"
+
+
+_LEAVE_WORDS = {
+    LeaveReason.QUIT: "left",
+    LeaveReason.DISCONNECTED: "lost the connection",
+    LeaveReason.TIMEOUT: "timed out",
+    LeaveReason.KICKED: "was removed",
+    LeaveReason.SLOW: "was dropped for not keeping up",
+    LeaveReason.SHUTDOWN: "left as the server shut down",
+}
+
+
+class Mode(enum.Enum):
+    """How a connection talks: chosen by its first line (PROTOCOL.md, Connection start)."""
+
+    UNDECIDED = "undecided"
+    JSON = "json"
+    PLAIN = "plain"
+
+
+# --------------------------------------------------------------------------------------------
+# Events.  One frozen class per wire `type`; `TYPE` is that wire string.
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    TYPE: ClassVar[str] = ""
+
+
+# Client to server.
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Event):
+    TYPE: ClassVar[str] = "hello"
+    name: str
+    version: int = PROTOCOL_VERSION
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Say(Event):
+    TYPE: ClassVar[str] = "say"
+    text: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dm(Event):
+    TYPE: ClassVar[str] = "dm"
+    to: str
+    text: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Nick(Event):
+    TYPE: ClassVar[str] = "nick"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Who(Event):
+    TYPE: ClassVar[str] = "who"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(Event):
+    TYPE: ClassVar[str] = "ping"
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bye(Event):
+    TYPE: ClassVar[str] = "bye"
+
+
+@dataclass(frozen=True, slots=True)
+class HelpRequest(Event):
+    """`/help` typed by a plain-mode member; it has no JSON form."""
+
+    TYPE: ClassVar[str] = "help"
+
+
+# Server to client.
+
+
+@dataclass(frozen=True, slots=True)
+class Message(Event):
+    TYPE: ClassVar[str] = "message"
+    seq: int
+    sender: str  # wire field `from`, a Python keyword
+    text: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome(Event):
+    TYPE: ClassVar[str] = "welcome"
+    name: str
+    members: int
+    names: list[str]
+    server: str
+    motd: str | None
+    max_text: int
+    version: int
+    history: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Private(Event):
+    TYPE: ClassVar[str] = "private"
+    sender: str
+    to: str
+    text: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Joined(Event):
+    TYPE: ClassVar[str] = "joined"
+    name: str
+    members: int
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Left(Event):
+    TYPE: ClassVar[str] = "left"
+    name: str
+    members: int
+    reason: LeaveReason
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed(Event):
+    TYPE: ClassVar[str] = "renamed"
+    old: str
+    new: str
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Members(Event):
+    TYPE: ClassVar[str] = "members"
+    names: list[str]
+    members: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Event):
+    TYPE: ClassVar[str] = "ack"
+    id: str | None
+    seq: int | None
+    ts: datetime
+    delivered: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(Event):
+    TYPE: ClassVar[str] = "pong"
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    TYPE: ClassVar[str] = "error"
+    code: ErrorCode
+    message: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown(Event):
+    TYPE: ClassVar[str] = "shutdown"
+    message: str
+
+
+ClientEvent = Union[Hello, Say, Dm, Nick, Who, Ping, Bye, HelpRequest]
+ServerEvent = Union[
+    Welcome, Message, Private, Joined, Left, Renamed, Members, Ack, Pong, Error, Shutdown
+]
+
+CLIENT_EVENTS: dict[str, type[Event]] = {
+    cls.TYPE: cls for cls in (Hello, Say, Dm, Nick, Who, Ping, Bye)
+}
+SERVER_EVENTS: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (Welcome, Message, Private, Joined, Left, Renamed, Members, Ack, Pong, Error, Shutdown)
+}
+# Python names that differ from the wire field names.
+_WIRE_NAMES = {"sender": "from"}
+
+
+# --------------------------------------------------------------------------------------------
+# Validation of names and text (PROTOCOL.md, Rules).
+
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def normalize_name(name: str) -> str:
+    """The form in which a name is stored and shown: NFC, so composed and decomposed `é` agree."""
+    return unicodedata.normalize("NFC", name.strip())
+
+
+def fold_name(name: str) -> str:
+    """The key under which names are unique: NFKC plus case folding (`Alice` = `ＡＬＩＣＥ`)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` (already normalised) is not a valid name, as a sentence; None when it is."""
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        return f"A name must be 1 to {MAX_NAME_LENGTH} characters long."
+    for char in name:
+        if char in NAME_PUNCTUATION:
+            continue
+        category = unicodedata.category(char)
+        if not (category.startswith("L") or category == "Nd"):
+            return "A name may hold only letters, digits, '_', '-' and '.'."
+    if fold_name(name) in RESERVED_NAMES:
+        return f"The name {name!r} is reserved."
+    return None
+
+
+def is_forbidden_char(char: str) -> bool:
+    """C0 controls but TAB and LF, DEL, C1 controls, and the bidi override/isolate marks."""
+    code = ord(char)
+    if code < 0x20:
+        return char not in "\t\n"
+    return 0x7F <= code <= 0x9F or char in _BIDI_CONTROLS
+
+
+def text_problem(text: str, max_text: int) -> tuple[ErrorCode, str] | None:
+    """Why `text` may not be sent as a message, as (code, sentence); None when it may."""
+    if not text.strip():
+        return ErrorCode.EMPTY_TEXT, "A message needs some text that is not only spaces."
+    if len(text) > max_text:
+        return (
+            ErrorCode.TEXT_TOO_LONG,
+            f"message too long ({len(text)} > {max_text} characters)",
+        )
+    for char in text:
+        if is_forbidden_char(char):
+            return ErrorCode.BAD_TEXT, f"A message may not hold the control character U+{ord(char):04X}."
+    return None
+
+
+def strip_unsafe(text: str) -> str:
+    """Text with every forbidden character replaced by U+FFFD, for showing peer text on a terminal."""
+    return "".join("\ufffd" if is_forbidden_char(c) else c for c in text)
+
+
+# --------------------------------------------------------------------------------------------
+# Framing.
+
+
+class LineTooLong:
+    """Marker yielded by `LineFramer` for a line over the limit (its bytes are discarded)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LINE_TOO_LONG"
+
+
+LINE_TOO_LONG = LineTooLong()
+
+
+class LineFramer:
+    """Splits a byte stream into lines of at most `limit` bytes, without the `\\r\\n` or `\\n`.
+
+    A longer line yields `LINE_TOO_LONG` once and the rest of it is dropped as it arrives, so the
+    buffer never holds more than `limit + 1` bytes whatever the peer sends.
+    """
+
+    def __init__(self, limit: int = DEFAULT_LINE_LIMIT) -> None:
+        if limit < 1:
+            raise ProtocolUsageError("the line limit must be at least 1 byte")
+        self.limit = limit
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of _buffer already known to hold no newline
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[bytes | LineTooLong]:
+        """Take the next bytes of the stream; return the lines they complete."""
+        lines: list[bytes | LineTooLong] = []
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while (end := buffer.find(b"\n", max(start, self._scanned))) >= 0:
+            line = bytes(buffer[start:end])
+            start = end + 1
+            self._scanned = start
+            if self._discarding:
+                self._discarding = False
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            lines.append(LINE_TOO_LONG if len(line) > self.limit else line)
+        del buffer[:start]
+        self._scanned = len(buffer)
+        # One byte of slack: a line of exactly `limit` bytes may be waiting for "\n" after its "\r".
+        if len(buffer) > self.limit + 1 or (
+            len(buffer) == self.limit + 1 and not buffer.endswith(b"\r")
+        ):
+            if not self._discarding:
+                lines.append(LINE_TOO_LONG)
+                self._discarding = True
+            buffer.clear()
+            self._scanned = 0
+        return lines
+
+    @property
+    def pending(self) -> int:
+        """Bytes held for a line not yet complete."""
+        return len(self._buffer)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON encoding and decoding.
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 UTC with milliseconds: `2026-11-24T09:30:00.123Z`."""
+    ts = ts.astimezone(timezone.utc)
+    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def parse_ts(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp; raises ValueError for anything else."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Event):
+        return event_to_dict(value)
+    if isinstance(value, list):
+        return [_to_wire(item) for item in value]
+    return value
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The JSON object of an event, `type` first."""
+    obj: dict[str, Any] = {"type": event.TYPE}
+    for f in fields(event):
+        obj[_WIRE_NAMES.get(f.name, f.name)] = _to_wire(getattr(event, f.name))
+    return obj
+
+
+def encode_json(event: Event) -> bytes:
+    """One compact JSON line, non-ASCII kept as UTF-8 (PROTOCOL.md, JSON mode)."""
+    if isinstance(event, HelpRequest):
+        raise ProtocolUsageError("HelpRequest has no JSON form")
+    obj = event_to_dict(event)
+    if isinstance(event, Error) and event.id is None:
+        del obj["id"]  # `id` only "when the request had one"
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+class _BadField(Exception):
+    pass
+
+
+def _check(value: Any, hint: Any) -> Any:
+    """Check one decoded JSON value against a field's type hint; return it converted."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _check(value, inner)
+    if origin is list:
+        (item_hint,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise _BadField
+        return [_check(item, item_hint) for item in value]
+    if hint is datetime:
+        if not isinstance(value, str):
+            raise _BadField
+        try:
+            return parse_ts(value)
+        except ValueError:
+            raise _BadField from None
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise _BadField from None
+    if isinstance(hint, type) and issubclass(hint, Event):
+        if not isinstance(value, dict):
+            raise _BadField
+        return _build(hint, value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _BadField
+        return value
+    if not isinstance(value, hint):
+        raise _BadField
+    return value
+
+
+_HINTS: dict[type[Event], dict[str, Any]] = {}
+
+
+def _build(cls: type[Event], obj: dict[str, Any]) -> Event:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        wire = _WIRE_NAMES.get(f.name, f.name)
+        if wire not in obj:
+            has_default = f.default is not f.default_factory  # both MISSING when required
+            if not has_default:
+                raise _BadField(wire)
+            continue
+        kwargs[f.name] = _check(obj[wire], hints[f.name])
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A line the peer sent that could not be taken: what to answer it with."""
+
+    code: ErrorCode
+    message: str
+    id: str | None = None
+
+    def as_error(self) -> Error:
+        return Error(code=self.code, message=self.message, id=self.id)
+
+
+def _load_object(text: str) -> dict[str, Any] | Invalid:
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return Invalid(ErrorCode.BAD_JSON, "That line is not valid JSON.")
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        return Invalid(ErrorCode.BAD_MESSAGE, 'Each line must be a JSON object with a string "type".')
+    return obj
+
+
+def decode_json(
+    text: str, registry: dict[str, type[Event]] = CLIENT_EVENTS
+) -> Event | Invalid:
+    """Decode one JSON line into an event of `registry` (client events by default)."""
+    obj = _load_object(text)
+    if isinstance(obj, Invalid):
+        return obj
+    raw_id = obj.get("id")
+    request_id = raw_id if isinstance(raw_id, str) else None
+    cls = registry.get(obj["type"])
+    if cls is None:
+        return Invalid(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {obj['type']!r}.", request_id)
+    try:
+        return _build(cls, obj)
+    except _BadField as exc:
+        missing = f" (field {exc.args[0]!r} is missing)" if exc.args else ""
+        return Invalid(
+            ErrorCode.BAD_MESSAGE,
+            f"A {cls.TYPE!r} message has a field missing or of the wrong kind{missing}.",
+            request_id,
+        )
+
+
+def decode_server_json(text: str) -> ServerEvent | Invalid:
+    """Decode one line the server sent (for clients)."""
+    return decode_json(text, SERVER_EVENTS)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# Plain mode (nc, telnet): commands in, readable lines out.
+
+PLAIN_HELP = """\
+* Commands:
+*   /who              who is here
+*   /nick NAME        change your name
+*   /msg NAME TEXT    send TEXT to NAME only
+*   /quit             leave the chat
+*   /help             this list
+* Any other line is a message to everyone (start it with // to send a line that begins with /)."""
+
+
+def parse_plain_command(text: str) -> ClientEvent | Invalid:
+    """A line typed by a joined plain-mode member: a command, or a message to everyone."""
+    if not text.startswith("/") or text.startswith("//"):
+        return Say(text=text[1:] if text.startswith("//") else text)
+    command, _, rest = text[1:].partition(" ")
+    command = command.lower()
+    rest = rest.strip()
+    if command == "who":
+        return Who()
+    if command == "quit":
+        return Bye()
+    if command == "help":
+        return HelpRequest()
+    if command == "nick":
+        if not rest:
+            return Invalid(ErrorCode.BAD_MESSAGE, "usage: /nick NAME")
+        return Nick(name=rest)
+    if command == "msg":
+        to, _, message = rest.partition(" ")
+        if not to or not message.strip():
+            return Invalid(ErrorCode.BAD_MESSAGE, "usage: /msg NAME TEXT")
+        return Dm(to=to, text=message)
+    return Invalid(ErrorCode.UNKNOWN_TYPE, f"unknown command /{command}; type /help for the list")
+
+
+def _plural_members(count: int) -> str:
+    return f"{count} member{'s' if count != 1 else ''} online"
+
+
+def _clock(ts: datetime) -> str:
+    # Plain lines show the server's local time: one rendering serves every plain member.
+    return ts.astimezone().strftime("%H:%M")
+
+
+def _indent_continuations(text: str) -> str:
+    return text.replace("\n", "\n    ")
+
+
+def render_plain(event: ServerEvent) -> bytes:
+    """The text a person on `nc` sees for an event, as whole lines (empty for none)."""
+    text = _plain_text(event)
+    return (text + "\n").encode() if text else b""
+
+
+def _plain_text(event: ServerEvent) -> str:
+    if isinstance(event, Message):
+        return f"[{_clock(event.ts)}] {event.sender}: {_indent_continuations(event.text)}"
+    if isinstance(event, Private):
+        return (
+            f"[{_clock(event.ts)}] {event.sender} → {event.to} (private): "
+            f"{_indent_continuations(event.text)}"
+        )
+    if isinstance(event, Joined):
+        return f"* {event.name} joined ({_plural_members(event.members)})"
+    if isinstance(event, Left):
+        return f"* {event.name} {_LEAVE_WORDS[event.reason]} ({_plural_members(event.members)})"
+    if isinstance(event, Renamed):
+        return f"* {event.old} is now known as {event.new}"
+    if isinstance(event, Members):
+        return f"* {_plural_members(event.members)}: {', '.join(event.names)}"
+    if isinstance(event, Error):
+        return f"! {event.message}"
+    if isinstance(event, Shutdown):
+        return f"* {event.message}"
+    if isinstance(event, Welcome):
+        lines = [
+            f"* Welcome to {event.server}, {event.name}! "
+            f"{_plural_members(event.members)}: {', '.join(event.names)}."
+        ]
+        if event.motd:
+            lines.append(f"* {event.motd}")
+        if event.history:
+            lines.append("* --- earlier messages ---")
+            lines.extend(_plain_text(message) for message in event.history)
+            lines.append("* --- now ---")
+        lines.append("* Type /help for commands, /quit to leave.")
+        return "\n".join(lines)
+    return ""  # Ack and Pong: the person already sees what they typed
+
+
+def banner(server_name: str, members: int) -> bytes:
+    """The first line the server sends: for people, never starting with `{`."""
+    return f"Welcome to tcpchat on {server_name}! {_plural_members(members)}. Enter your name:\n".encode()
+
+
+# --------------------------------------------------------------------------------------------
+# The server's side of one connection.
+
+
+class ServerConnection:
+    """Server side of one connection: bytes in, client events (or `Invalid`) out.
+
+    The first complete line chooses the mode. In plain mode, lines before the member has joined
+    are names (or, when the server asked for one, a password) and become `Hello` events.
+    """
+
+    def __init__(self, line_limit: int = DEFAULT_LINE_LIMIT) -> None:
+        self._framer = LineFramer(line_limit)
+        self.mode = Mode.UNDECIDED
+        self.joined = False
+        self._password_for: str | None = None
+
+    def ask_password(self, name: str) -> None:
+        """The next plain line is the password for `name` (the server said it needs one)."""
+        self._password_for = name
+
+    def receive_data(self, data: bytes) -> list[ClientEvent | Invalid]:
+        """Take bytes from the peer; return the events of every line they complete."""
+        return [self._line_event(line) for line in self._framer.feed(data)]
+
+    def _line_event(self, line: bytes | LineTooLong) -> ClientEvent | Invalid:
+        if isinstance(line, LineTooLong):
+            return Invalid(
+                ErrorCode.LINE_TOO_LONG,
+                f"That line was longer than {self._framer.limit} bytes and was discarded.",
+            )
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return Invalid(ErrorCode.BAD_UTF8, "That line was not valid UTF-8 and was discarded.")
+        if self.mode is Mode.UNDECIDED:
+            self.mode = Mode.JSON if text.startswith("{") else Mode.PLAIN
+        if self.mode is Mode.JSON:
+            return decode_json(text)  # type: ignore[return-value]
+        if self.joined:
+            return parse_plain_command(text)
+        if self._password_for is not None:
+            name, self._password_for = self._password_for, None
+            return Hello(name=name, password=text)
+        if text.strip().lower() == "/quit":
+            return Bye()
+        return Hello(name=text.strip())
+
+    def encode(self, event: ServerEvent) -> bytes:
+        """The bytes of one event for this connection, in its mode."""
+        if isinstance(event, Welcome):
+            self.joined = True
+        if self.mode is Mode.JSON:
+            return encode_json(event)
+        return render_plain(event)

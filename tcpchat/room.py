@@ -1,0 +1,214 @@
+"""The one chat room: members, names, `seq` and history, and who gets which event.
+
+Pure logic with no I/O and no clock of its own: every call gets the time from its caller and
+returns `Delivery` values; the server turns those into bytes and writes them.  Members are opaque
+handles (the server's connection objects) so this module never sees a socket.
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tcpchat.protocol import (
+    PROTOCOL_VERSION,
+    Ack,
+    Dm,
+    Error,
+    ErrorCode,
+    Hello,
+    Joined,
+    LeaveReason,
+    Left,
+    Members,
+    Message,
+    Nick,
+    Private,
+    Renamed,
+    Say,
+    ServerEvent,
+    Welcome,
+    fold_name,
+    name_problem,
+    normalize_name,
+    text_problem,
+)
+
+Handle = Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event and the members it goes to (encoded once, whatever their number)."""
+
+    event: ServerEvent
+    to: Sequence[Handle]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLimits:
+    """The room's rules that the server operator sets."""
+
+    server_name: str
+    max_text: int
+    history: int
+    max_members: int | None = None
+    motd: str | None = None
+    password: str | None = None
+
+
+class Room:
+    """Members by handle and by folded name; the `seq` counter and the recent history."""
+
+    def __init__(self, limits: RoomLimits) -> None:
+        self.limits = limits
+        self._names: dict[Handle, str] = {}
+        self._by_key: dict[str, Handle] = {}
+        self._history: collections.deque[Message] = collections.deque(maxlen=limits.history or 0)
+        self.seq = 0
+
+    # --- queries -------------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        return len(self._names)
+
+    def is_member(self, handle: Handle) -> bool:
+        return handle in self._names
+
+    def name_of(self, handle: Handle) -> str | None:
+        return self._names.get(handle)
+
+    def sorted_names(self) -> list[str]:
+        return sorted(self._names.values(), key=lambda name: (fold_name(name), name))
+
+    def handles(self) -> list[Handle]:
+        return list(self._names)
+
+    def name_error(self, name: str, *, renaming: Handle | None = None) -> Error | None:
+        """Why `name` cannot be taken now (`bad_name` or `name_taken`), or None."""
+        problem = name_problem(name)
+        if problem:
+            return Error(ErrorCode.BAD_NAME, problem)
+        holder = self._by_key.get(fold_name(name))
+        if holder is not None and holder != renaming:
+            return Error(ErrorCode.NAME_TAKEN, f"The name {name!r} is taken; choose another.")
+        return None
+
+    def password_matches(self, password: str | None) -> bool:
+        expected = self.limits.password
+        if expected is None:
+            return True
+        return password is not None and hmac.compare_digest(password.encode(), expected.encode())
+
+    # --- changes -------------------------------------------------------------------------------
+
+    def join(self, handle: Handle, hello: Hello, now: datetime) -> list[Delivery]:
+        """`hello`: `welcome` to the joiner and `joined` to the rest, or one `error` to it."""
+        if handle in self._names:
+            return [_error_to(handle, ErrorCode.ALREADY_JOINED, "You have already joined.")]
+        if hello.version != PROTOCOL_VERSION:
+            return [
+                _error_to(
+                    handle,
+                    ErrorCode.VERSION_UNSUPPORTED,
+                    f"This server speaks protocol version {PROTOCOL_VERSION}, not {hello.version}.",
+                )
+            ]
+        if not self.password_matches(hello.password):
+            return [_error_to(handle, ErrorCode.AUTH_FAILED, "Wrong password.")]
+        limit = self.limits.max_members
+        if limit is not None and self.count >= limit:
+            return [
+                _error_to(
+                    handle, ErrorCode.SERVER_FULL, f"The server is full ({limit} members); try later."
+                )
+            ]
+        name = normalize_name(hello.name)
+        error = self.name_error(name)
+        if error:
+            return [Delivery(error, (handle,))]
+        others = list(self._names)
+        self._names[handle] = name
+        self._by_key[fold_name(name)] = handle
+        welcome = Welcome(
+            name=name,
+            members=self.count,
+            names=self.sorted_names(),
+            server=self.limits.server_name,
+            motd=self.limits.motd,
+            max_text=self.limits.max_text,
+            version=PROTOCOL_VERSION,
+            history=list(self._history),
+        )
+        return [
+            Delivery(welcome, (handle,)),
+            Delivery(Joined(name=name, members=self.count, ts=now), others),
+        ]
+
+    def say(self, handle: Handle, say: Say, now: datetime) -> list[Delivery]:
+        """`say`: the next `seq`; `message` to every other member and `ack` to the sender."""
+        sender = self._names[handle]
+        problem = text_problem(say.text, self.limits.max_text)
+        if problem:
+            return [_error_to(handle, *problem, request_id=say.id)]
+        self.seq += 1
+        message = Message(seq=self.seq, sender=sender, text=say.text, ts=now)
+        if self._history.maxlen:
+            self._history.append(message)
+        others = [member for member in self._names if member != handle]
+        ack = Ack(id=say.id, seq=self.seq, ts=now, delivered=len(others))
+        return [Delivery(message, others), Delivery(ack, (handle,))]
+
+    def dm(self, handle: Handle, dm: Dm, now: datetime) -> list[Delivery]:
+        """`dm`: `private` to the one named and `ack` (delivered 1) to the sender."""
+        sender = self._names[handle]
+        problem = text_problem(dm.text, self.limits.max_text)
+        if problem:
+            return [_error_to(handle, *problem, request_id=dm.id)]
+        target = self._by_key.get(fold_name(normalize_name(dm.to)))
+        if target is None:
+            return [
+                _error_to(
+                    handle,
+                    ErrorCode.NO_SUCH_MEMBER,
+                    f"Nobody called {dm.to!r} is here.",
+                    request_id=dm.id,
+                )
+            ]
+        private = Private(sender=sender, to=self._names[target], text=dm.text, ts=now)
+        ack = Ack(id=dm.id, seq=None, ts=now, delivered=1)
+        return [Delivery(private, (target,)), Delivery(ack, (handle,))]
+
+    def nick(self, handle: Handle, nick: Nick, now: datetime) -> list[Delivery]:
+        """`nick`: `renamed` to everyone, the sender included; a change of case is allowed."""
+        old = self._names[handle]
+        new = normalize_name(nick.name)
+        error = self.name_error(new, renaming=handle)
+        if error:
+            return [Delivery(error, (handle,))]
+        del self._by_key[fold_name(old)]
+        self._names[handle] = new
+        self._by_key[fold_name(new)] = handle
+        return [Delivery(Renamed(old=old, new=new, ts=now), list(self._names))]
+
+    def who(self, handle: Handle) -> list[Delivery]:
+        return [Delivery(Members(names=self.sorted_names(), members=self.count), (handle,))]
+
+    def leave(self, handle: Handle, reason: LeaveReason, now: datetime) -> list[Delivery]:
+        """A member goes: `left` to the rest, with the count after the change. No-op for strangers."""
+        name = self._names.pop(handle, None)
+        if name is None:
+            return []
+        del self._by_key[fold_name(name)]
+        left = Left(name=name, members=self.count, reason=reason, ts=now)
+        return [Delivery(left, list(self._names))]
+
+
+def _error_to(
+    handle: Handle, code: ErrorCode, message: str, request_id: str | None = None
+) -> Delivery:
+    return Delivery(Error(code=code, message=message, id=request_id), (handle,))

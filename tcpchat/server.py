@@ -1,0 +1,463 @@
+"""The asyncio chat server: accept, read and write each connection, time out, shut down.
+
+Sockets stop here.  Parsing and rendering are `protocol`'s job and the rules of the room are
+`room`'s; this module moves bytes between them and the network and decides nothing about chat.
+
+Writing: every connection writes straight into its transport's buffer and never awaits a peer,
+so a fan-out costs one `write` per member.  A member whose buffer passes `outgoing_limit` has
+stopped reading and is dropped with reason `slow` (as `websockets.broadcast` does), so nobody
+waits for it.  Reading: one task per connection, slowed by a token bucket; while it waits it does
+not read, so a flooder's own TCP window fills and nothing it sent is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from tcpchat import sockets
+from tcpchat.protocol import (
+    DEFAULT_LINE_LIMIT,
+    DEFAULT_MAX_TEXT,
+    DEFAULT_PORT,
+    KIB,
+    PLAIN_HELP,
+    Bye,
+    Dm,
+    Error,
+    ErrorCode,
+    Event,
+    HelpRequest,
+    Hello,
+    Invalid,
+    LeaveReason,
+    Message,
+    Mode,
+    Nick,
+    Ping,
+    Pong,
+    Private,
+    Say,
+    ServerConnection,
+    ServerEvent,
+    Shutdown,
+    Renamed,
+    Welcome,
+    Who,
+    banner,
+    encode_json,
+    render_plain,
+)
+from tcpchat.room import Delivery, Room, RoomLimits
+
+SECONDS = 1.0
+READ_CHUNK = 64 * KIB
+
+log = logging.getLogger("tcpchat.server")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the operator can set, with units in the defaults."""
+
+    host: str | None = None
+    port: int = DEFAULT_PORT
+    name: str = field(default_factory=socket.gethostname)
+    motd: str | None = None
+    max_text: int = DEFAULT_MAX_TEXT
+    max_clients: int | None = None
+    history: int = 50
+    password: str | None = None
+    line_limit: int = DEFAULT_LINE_LIMIT
+    registration_timeout: float = 60 * SECONDS
+    idle_timeout: float | None = None
+    # Room for ~60 of the longest messages, or hundreds of ordinary ones, before `slow`.
+    outgoing_limit: int = 256 * KIB
+    # Lines a member may send per second, and in one burst, before its reading is slowed.
+    rate: float = 20.0
+    burst: int = 60
+    shutdown_grace: float = 1.5 * SECONDS
+
+    def room_limits(self) -> RoomLimits:
+        return RoomLimits(
+            server_name=self.name,
+            max_text=self.max_text,
+            history=self.history,
+            max_members=self.max_clients,
+            motd=self.motd,
+            password=self.password,
+        )
+
+
+class TokenBucket:
+    """`rate` lines a second with bursts of `burst`; says how long to wait before the next line."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.clock = clock
+        self.updated = clock()
+
+    def delay(self) -> float:
+        """Take one token; return the seconds to wait first (0 when one was at hand)."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens -= 1
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class Outgoing:
+    """One event encoded at most once per mode, however many members it goes to."""
+
+    __slots__ = ("event", "_json", "_plain")
+
+    def __init__(self, event: ServerEvent) -> None:
+        self.event = event
+        self._json: bytes | None = None
+        self._plain: bytes | None = None
+
+    def bytes_for(self, mode: Mode) -> bytes:
+        if mode is Mode.JSON:
+            if self._json is None:
+                self._json = encode_json(self.event)
+            return self._json
+        if self._plain is None:
+            self._plain = render_plain(self.event)
+        return self._plain
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Connection:
+    """One client: its codec, its transport, and the task that reads it."""
+
+    def __init__(
+        self, server: ChatServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.transport = writer.transport
+        self.codec = ServerConnection(server.config.line_limit)
+        self.peer = sockets.format_address(writer.get_extra_info("peername"))
+        self.bucket = TokenBucket(server.config.rate, server.config.burst)
+        self.done = False
+
+    @property
+    def name(self) -> str | None:
+        return self.server.room.name_of(self)
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the peer without waiting; past the limit the member is `slow`."""
+        if self.done or not data or self.transport.is_closing():
+            return
+        self.writer.write(data)
+        if self.transport.get_write_buffer_size() > self.server.config.outgoing_limit:
+            self.server.drop_later(self, LeaveReason.SLOW)
+
+    def send(self, event: ServerEvent) -> None:
+        self.write(self.codec.encode(event))
+
+    def close(self, *, abort: bool = False) -> None:
+        """Stop taking events; close after the buffer is flushed (or at once with `abort`)."""
+        self.done = True
+        if abort:
+            self.transport.abort()
+        else:
+            self.writer.close()
+
+    async def run(self) -> None:
+        """Read lines until the peer leaves, times out, or the server stops."""
+        config = self.server.config
+        self.write(banner(config.name, self.server.room.count))
+        deadline = asyncio.get_running_loop().time() + config.registration_timeout
+        while not self.done:
+            if self.server.room.is_member(self):
+                timeout = config.idle_timeout
+            else:
+                timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+            try:
+                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+            except asyncio.TimeoutError:
+                self._timed_out()
+                return
+            except OSError:
+                data = b""
+            if not data:  # the peer closed (or half-closed): answer what it sent, then close
+                self.server.leave(self, LeaveReason.DISCONNECTED)
+                self.close()
+                return
+            for event in self.codec.receive_data(data):
+                delay = self.bucket.delay()
+                if delay:
+                    await asyncio.sleep(delay)
+                if self.done:
+                    return
+                self.server.handle(self, event)
+
+    def _timed_out(self) -> None:
+        if self.server.room.is_member(self):
+            log.info("%s (%s) was idle too long", self.name, self.peer)
+            self.server.leave(self, LeaveReason.TIMEOUT)
+            message = "You were idle too long; closing the connection."
+        else:
+            log.debug("%s did not join in time", self.peer)
+            message = f"No name was chosen within {self.server.config.registration_timeout:g} seconds; closing."
+        if self.codec.mode is Mode.JSON:
+            self.send(Shutdown(message=message))
+        else:
+            self.write(f"! {message}\n".encode())
+        self.close()
+
+
+class ChatServer:
+    """The room plus the live connections; `serve()` runs it until `shutdown_trigger` completes."""
+
+    def __init__(self, config: ServerConfig, clock: Callable[[], datetime] = _now) -> None:
+        self.config = config
+        self.room = Room(config.room_limits())
+        self.clock = clock
+        self.connections: set[Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending_drops: list[tuple[Connection, LeaveReason]] = []
+        self._stopping = False
+        self.ports: list[int] = []
+        self.addresses: list[str] = []
+        self.started = asyncio.Event()
+        self.messages_accepted = 0
+
+    # --- serving -------------------------------------------------------------------------------
+
+    async def serve(self, shutdown_trigger: Callable[[], Awaitable[object]]) -> None:
+        """Listen, serve every connection, and return once `shutdown_trigger()` completes and
+        the members have been told and flushed (hypercorn's design: tests stop it without signals)."""
+        listeners = sockets.bind_sockets(self.config.host, self.config.port)
+        servers = []
+        try:
+            for sock in listeners:
+                servers.append(await asyncio.start_server(self._accept, sock=sock, limit=READ_CHUNK * 2))
+        except BaseException:
+            for sock in listeners:
+                sock.close()
+            raise
+        self.addresses = [sockets.format_address(s.getsockname()) for s in listeners]
+        self.ports = sorted({s.getsockname()[1] for s in listeners})
+        self.started.set()
+        try:
+            await shutdown_trigger()
+        finally:
+            for server in servers:
+                server.close()
+            await self._shut_down()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._stopping:
+            writer.transport.abort()
+            return
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sockets.enable_keepalive(sock)
+        connection = Connection(self, reader, writer)
+        self.connections.add(connection)
+        self._tasks.add(task)
+        try:
+            await connection.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unexpected error on the connection of %s", connection.peer)
+            self.leave(connection, LeaveReason.DISCONNECTED)
+            self._fail(connection)
+        finally:
+            self.connections.discard(connection)
+            self._tasks.discard(task)
+            if not connection.done:
+                connection.close(abort=True)
+
+    def _fail(self, connection: Connection) -> None:
+        message = "The server hit an internal error on your connection and closed it; please reconnect."
+        if connection.codec.mode is Mode.JSON:
+            connection.send(Shutdown(message=message))
+        else:
+            connection.write(f"! {message}\n".encode())
+        connection.close()
+
+    async def _shut_down(self) -> None:
+        """Tell every member, flush with a deadline, then close whatever is left."""
+        self._stopping = True
+        goodbye = Outgoing(Shutdown(message=f"The server {self.config.name} is shutting down."))
+        count = self.room.count
+        for connection in list(self.connections):
+            connection.write(goodbye.bytes_for(connection.codec.mode))
+            connection.close()
+        log.info("server stopping; %d member%s disconnected", count, "" if count == 1 else "s")
+        tasks = set(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            for connection in list(self.connections):
+                connection.transport.abort()
+            if pending:
+                await asyncio.wait(pending, timeout=0.5)
+
+    # --- events --------------------------------------------------------------------------------
+
+    def handle(self, connection: Connection, event: Event | Invalid) -> None:
+        """One event from a connection; its answers go out before this returns."""
+        try:
+            self._handle(connection, event)
+        except Exception:
+            log.exception("error handling %r from %s", type(event).__name__, connection.peer)
+            connection.send(
+                Error(
+                    ErrorCode.BAD_MESSAGE,
+                    "The server could not handle that line because of an internal error.",
+                )
+            )
+        self._run_drops()
+
+    def _handle(self, connection: Connection, event: Event | Invalid) -> None:
+        room = self.room
+        now = self.clock()
+        if isinstance(event, Invalid):
+            connection.send(event.as_error())
+            return
+        if isinstance(event, Ping):
+            connection.send(Pong(id=event.id))
+            return
+        if isinstance(event, Bye):
+            self.leave(connection, LeaveReason.QUIT)
+            connection.close()
+            return
+        if isinstance(event, Hello):
+            self._hello(connection, event)
+            return
+        if not room.is_member(connection):
+            request_id = getattr(event, "id", None)
+            connection.send(
+                Error(ErrorCode.NOT_JOINED, "Send hello with your name first.", request_id)
+            )
+            return
+        if isinstance(event, Say):
+            deliveries = room.say(connection, event, now)
+            if isinstance(deliveries[0].event, Message):
+                self.messages_accepted += 1
+                log.info("%s: %s", room.name_of(connection), event.text)
+        elif isinstance(event, Dm):
+            deliveries = room.dm(connection, event, now)
+            if isinstance(deliveries[0].event, Private):
+                private = deliveries[0].event
+                log.info("%s sent a private message to %s", private.sender, private.to)
+                if connection.codec.mode is Mode.PLAIN:
+                    deliveries.append(Delivery(private, (connection,)))  # the nc user's echo
+        elif isinstance(event, Nick):
+            deliveries = room.nick(connection, event, now)
+            if isinstance(deliveries[0].event, Renamed):
+                log.info("%s is now known as %s", deliveries[0].event.old, deliveries[0].event.new)
+        elif isinstance(event, Who):
+            deliveries = room.who(connection)
+        elif isinstance(event, HelpRequest):
+            connection.write(PLAIN_HELP.encode() + b"\n")
+            return
+        else:  # every client event is handled above; anything else is our bug
+            raise TypeError(f"no handler for {event!r}")
+        self.dispatch(deliveries)
+
+    def _hello(self, connection: Connection, hello: Hello) -> None:
+        room = self.room
+        plain = connection.codec.mode is Mode.PLAIN
+        if plain and hello.password is None and room.limits.password is not None:
+            error = room.name_error(hello.name.strip()) if not room.is_member(connection) else None
+            if error is None and not room.is_member(connection):
+                connection.codec.ask_password(hello.name)
+                connection.write(b"Password:\n")
+                return
+        deliveries = room.join(connection, hello, self.clock())
+        first = deliveries[0].event
+        if isinstance(first, Welcome):
+            log.info(
+                "%s joined from %s (%d member%s online)",
+                first.name,
+                connection.peer,
+                first.members,
+                "" if first.members == 1 else "s",
+            )
+        self.dispatch(deliveries)
+        if isinstance(first, Error):
+            if first.code.is_fatal:
+                connection.close()
+            elif plain and first.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN):
+                connection.write(b"Enter another name:\n")
+
+    def leave(self, connection: Connection, reason: LeaveReason) -> None:
+        """Take a connection out of the room and tell the others (nothing if it never joined)."""
+        if self._stopping:
+            return
+        name = self.room.name_of(connection)
+        deliveries = self.room.leave(connection, reason, self.clock())
+        if name is not None:
+            count = self.room.count
+            log.info(
+                "%s left (%s) from %s (%d member%s online)",
+                name,
+                reason.value,
+                connection.peer,
+                count,
+                "" if count == 1 else "s",
+            )
+        self.dispatch(deliveries)
+
+    def drop_later(self, connection: Connection, reason: LeaveReason) -> None:
+        """Mark a member to drop once the current fan-out is over (never in the middle of one)."""
+        if not connection.done:
+            connection.done = True
+            self._pending_drops.append((connection, reason))
+
+    def _run_drops(self) -> None:
+        while self._pending_drops:
+            connection, reason = self._pending_drops.pop(0)
+            connection.transport.abort()
+            self.leave(connection, reason)
+
+    def dispatch(self, deliveries: Iterable[Delivery]) -> None:
+        """Write each delivery to its members, encoding each event once per mode."""
+        for delivery in deliveries:
+            outgoing = Outgoing(delivery.event)
+            for connection in delivery.to:
+                assert isinstance(connection, Connection)
+                connection.write(outgoing.bytes_for(connection.codec.mode))
+                if isinstance(delivery.event, Welcome):
+                    connection.codec.joined = True
+        self._run_drops()
+
+
+async def serve(
+    config: ServerConfig,
+    shutdown_trigger: Callable[[], Awaitable[object]],
+    on_started: Callable[[ChatServer], None] | None = None,
+) -> ChatServer:
+    """Run a server with `config` until `shutdown_trigger()` completes; return it for its numbers."""
+    server = ChatServer(config)
+    task = asyncio.ensure_future(server.serve(shutdown_trigger))
+    if on_started is not None:
+        started = asyncio.ensure_future(server.started.wait())
+        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        if server.started.is_set():
+            on_started(server)
+        else:
+            started.cancel()
+    await task
+    return server
+
