@@ -26,6 +26,20 @@ LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 option = functools.partial(click.option, show_envvar=True)
 
 
+def _complete_host(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Hosts joined before, most recent first, then this machine."""
+    from tcpchat.recent import recent_hosts
+
+    return [h for h in [*recent_hosts(), "127.0.0.1", "localhost"] if h.startswith(incomplete)]
+
+
+def _complete_name(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Names used before, most recent first."""
+    from tcpchat.recent import recent_names
+
+    return [n for n in recent_names() if n.startswith(incomplete)]
+
+
 @click.group(name="tcpchat", context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="tcpchat")
 def main() -> None:
@@ -151,15 +165,87 @@ def serve(**options: Any) -> None:
     )
 
 
+@main.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("host", required=False, envvar="TCPCHAT_HOST", shell_complete=_complete_host)
+@option(
+    "--port",
+    "-p",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_PORT,
+    envvar="TCPCHAT_PORT",
+    help="The server's TCP port.",
+)
+@option(
+    "--name",
+    "-n",
+    default=None,
+    envvar="TCPCHAT_NAME",
+    show_default="asked for",
+    shell_complete=_complete_name,
+    help="Your name in the chat.",
+)
+@option(
+    "--password",
+    default=None,
+    envvar="TCPCHAT_PASSWORD",
+    show_default="none",
+    help="The server's password, if it has one.",
+)
+@option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_JSON",
+    help="Print the server's events as JSON lines (when input is not a terminal).",
+)
+def join(
+    host: str | None, port: int, name: str | None, password: str | None, as_json: bool
+) -> None:
+    """Join the chat on HOST.
+
+    With a terminal, this is an interactive chat screen; HOST and the name are asked for when
+    not given.  Otherwise (a pipe or a file) every input line is sent as a message and the
+    command ends once each has been acknowledged.
+    """
+    from tcpchat.client import ChatError
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
+    try:
+        if interactive:
+            from tcpchat.ui import run_interactive
+
+            asyncio.run(run_interactive(host, port, name, password))
+        else:
+            if not host:
+                raise click.UsageError(
+                    "give HOST (or set TCPCHAT_HOST) when input is not a terminal."
+                )
+            if not name:
+                raise click.UsageError(
+                    "give --name (or set TCPCHAT_NAME) when input is not a terminal."
+                )
+            from tcpchat.script import run_script
+
+            asyncio.run(run_script(host, port, name, password, as_json=as_json))
+    except ChatError as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
 def run_server(config: Any, *, quiet: bool, log_file: str | None, log_level: str) -> None:
     """Set up the console and the log, run the server until a stop signal, exit 0."""
     from tcpchat import console, sockets
-    from tcpchat.server import ChatServer, serve as serve_forever
+    from tcpchat.server import ChatServer
+    from tcpchat.server import serve as serve_forever
 
     try:
         console.setup_logging(quiet=quiet, log_file=log_file, log_level=log_level)
     except OSError as exc:
-        raise click.ClickException(f"cannot open the log file {log_file}: {exc.strerror}.") from None
+        raise click.ClickException(
+            f"cannot open the log file {log_file}: {exc.strerror}."
+        ) from None
     _, limit_note = sockets.raise_open_file_limit()
 
     def started(server: ChatServer) -> None:
@@ -208,7 +294,9 @@ def _listen_error(host: str | None, port: int, exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
         return f"{where} is already in use; stop the other server or choose another --port."
     if exc.errno == errno.EACCES:
-        return f"not allowed to listen on {where}; choose a --port above 1023 or run with more rights."
+        return (
+            f"not allowed to listen on {where}; choose a --port above 1023 or run with more rights."
+        )
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"{host} is not an address of this machine."
     if isinstance(exc, socket.gaierror):

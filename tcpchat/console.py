@@ -78,7 +78,11 @@ def welcome_text(
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
     where = "every interface (IPv4 and IPv6)" if all_interfaces else ", ".join(listening)
-    hosts = [a for a in local_addresses() if not a.startswith(("127.", "::1"))] if all_interfaces else []
+    hosts = (
+        [a for a in local_addresses() if not a.startswith(("127.", "::1"))]
+        if all_interfaces
+        else []
+    )
     join_host = socket.gethostname() if all_interfaces else listening[0].rsplit(":", 1)[0]
     port_part = "" if port == 1024 else f" --port {port}"
     lines = [

@@ -253,18 +253,40 @@ class Shutdown(Event):
     message: str
 
 
-ClientEvent = Union[Hello, Say, Dm, Nick, Who, Ping, Bye, HelpRequest]
-ServerEvent = Union[
-    Welcome, Message, Private, Joined, Left, Renamed, Members, Ack, Pong, Error, Shutdown
-]
+@dataclass(frozen=True, slots=True)
+class Banner(Event):
+    """The server's first line, written for people; it has no JSON form."""
+
+    TYPE: ClassVar[str] = "banner"
+    text: str
+
+
+ClientEvent = Hello | Say | Dm | Nick | Who | Ping | Bye | HelpRequest
+ServerEvent = (
+    Welcome | Message | Private | Joined | Left | Renamed | Members | Ack | Pong | Error | Shutdown
+)
 
 CLIENT_EVENTS: dict[str, type[Event]] = {
     cls.TYPE: cls for cls in (Hello, Say, Dm, Nick, Who, Ping, Bye)
 }
 SERVER_EVENTS: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (Welcome, Message, Private, Joined, Left, Renamed, Members, Ack, Pong, Error, Shutdown)
+    for cls in (
+        Welcome,
+        Message,
+        Private,
+        Joined,
+        Left,
+        Renamed,
+        Members,
+        Ack,
+        Pong,
+        Error,
+        Shutdown,
+    )
 }
+# The server's lines can be far longer than a client's: `welcome` carries the history.
+CLIENT_LINE_LIMIT = 16 * KIB * KIB
 # Python names that differ from the wire field names.
 _WIRE_NAMES = {"sender": "from"}
 
@@ -319,7 +341,10 @@ def text_problem(text: str, max_text: int) -> tuple[ErrorCode, str] | None:
         )
     for char in text:
         if is_forbidden_char(char):
-            return ErrorCode.BAD_TEXT, f"A message may not hold the control character U+{ord(char):04X}."
+            return (
+                ErrorCode.BAD_TEXT,
+                f"A message may not hold the control character U+{ord(char):04X}.",
+            )
     return None
 
 
@@ -521,13 +546,13 @@ def _load_object(text: str) -> dict[str, Any] | Invalid:
     except (ValueError, RecursionError):
         return Invalid(ErrorCode.BAD_JSON, "That line is not valid JSON.")
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-        return Invalid(ErrorCode.BAD_MESSAGE, 'Each line must be a JSON object with a string "type".')
+        return Invalid(
+            ErrorCode.BAD_MESSAGE, 'Each line must be a JSON object with a string "type".'
+        )
     return obj
 
 
-def decode_json(
-    text: str, registry: dict[str, type[Event]] = CLIENT_EVENTS
-) -> Event | Invalid:
+def decode_json(text: str, registry: dict[str, type[Event]] = CLIENT_EVENTS) -> Event | Invalid:
     """Decode one JSON line into an event of `registry` (client events by default)."""
     obj = _load_object(text)
     if isinstance(obj, Invalid):
@@ -604,13 +629,16 @@ def _indent_continuations(text: str) -> str:
     return text.replace("\n", "\n    ")
 
 
-def render_plain(event: ServerEvent) -> bytes:
-    """The text a person on `nc` sees for an event, as whole lines (empty for none)."""
-    text = _plain_text(event)
+def render_plain(event: ServerEvent, *, hints: bool = True) -> bytes:
+    """The text a person on `nc` sees for an event, as whole lines (empty for none).
+
+    `hints=False` leaves out the "/help" line, for readers that cannot type commands (scripts).
+    """
+    text = _plain_text(event, hints)
     return (text + "\n").encode() if text else b""
 
 
-def _plain_text(event: ServerEvent) -> str:
+def _plain_text(event: ServerEvent, hints: bool = True) -> str:
     if isinstance(event, Message):
         return f"[{_clock(event.ts)}] {event.sender}: {_indent_continuations(event.text)}"
     if isinstance(event, Private):
@@ -641,7 +669,8 @@ def _plain_text(event: ServerEvent) -> str:
             lines.append("* --- earlier messages ---")
             lines.extend(_plain_text(message) for message in event.history)
             lines.append("* --- now ---")
-        lines.append("* Type /help for commands, /quit to leave.")
+        if hints:
+            lines.append("* Type /help for commands, /quit to leave.")
         return "\n".join(lines)
     return ""  # Ack and Pong: the person already sees what they typed
 
@@ -706,3 +735,33 @@ class ServerConnection:
         if self.mode is Mode.JSON:
             return encode_json(event)
         return render_plain(event)
+
+
+class ClientConnection:
+    """Client side of a JSON-mode connection: server bytes in, server events out.
+
+    The first line is the human banner (PROTOCOL.md, Connection start) and becomes `Banner`.
+    """
+
+    def __init__(self, line_limit: int = CLIENT_LINE_LIMIT) -> None:
+        self._framer = LineFramer(line_limit)
+        self._banner_seen = False
+
+    def receive_data(self, data: bytes) -> list[ServerEvent | Banner | Invalid]:
+        """Take bytes from the server; return the events of every line they complete."""
+        return [self._line_event(line) for line in self._framer.feed(data)]
+
+    def _line_event(self, line: bytes | LineTooLong) -> ServerEvent | Banner | Invalid:
+        if isinstance(line, LineTooLong):
+            return Invalid(ErrorCode.LINE_TOO_LONG, "The server sent a line too long to take.")
+        text = line.decode("utf-8", errors="replace")
+        if not self._banner_seen:
+            self._banner_seen = True
+            if not text.startswith("{"):
+                return Banner(text=text)
+        return decode_server_json(text)
+
+    @staticmethod
+    def encode(event: ClientEvent) -> bytes:
+        """The JSON line for a client event."""
+        return encode_json(event)

@@ -124,7 +124,9 @@ class Room:
         if limit is not None and self.count >= limit:
             return [
                 _error_to(
-                    handle, ErrorCode.SERVER_FULL, f"The server is full ({limit} members); try later."
+                    handle,
+                    ErrorCode.SERVER_FULL,
+                    f"The server is full ({limit} members); try later.",
                 )
             ]
         name = normalize_name(hello.name)

@@ -32,8 +32,8 @@ from tcpchat.protocol import (
     Error,
     ErrorCode,
     Event,
-    HelpRequest,
     Hello,
+    HelpRequest,
     Invalid,
     LeaveReason,
     Message,
@@ -42,11 +42,11 @@ from tcpchat.protocol import (
     Ping,
     Pong,
     Private,
+    Renamed,
     Say,
     ServerConnection,
     ServerEvent,
     Shutdown,
-    Renamed,
     Welcome,
     Who,
     banner,
@@ -97,7 +97,9 @@ class ServerConfig:
 class TokenBucket:
     """`rate` lines a second with bursts of `burst`; says how long to wait before the next line."""
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = float(burst)
         self.tokens = float(burst)
@@ -116,7 +118,7 @@ class TokenBucket:
 class Outgoing:
     """One event encoded at most once per mode, however many members it goes to."""
 
-    __slots__ = ("event", "_json", "_plain")
+    __slots__ = ("_json", "_plain", "event")
 
     def __init__(self, event: ServerEvent) -> None:
         self.event = event
@@ -244,7 +246,9 @@ class ChatServer:
         servers = []
         try:
             for sock in listeners:
-                servers.append(await asyncio.start_server(self._accept, sock=sock, limit=READ_CHUNK * 2))
+                servers.append(
+                    await asyncio.start_server(self._accept, sock=sock, limit=READ_CHUNK * 2)
+                )
         except BaseException:
             for sock in listeners:
                 sock.close()
@@ -286,7 +290,9 @@ class ChatServer:
                 connection.close(abort=True)
 
     def _fail(self, connection: Connection) -> None:
-        message = "The server hit an internal error on your connection and closed it; please reconnect."
+        message = (
+            "The server hit an internal error on your connection and closed it; please reconnect."
+        )
         if connection.codec.mode is Mode.JSON:
             connection.send(Shutdown(message=message))
         else:
@@ -460,4 +466,3 @@ async def serve(
             started.cancel()
     await task
     return server
-

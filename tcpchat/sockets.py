@@ -33,7 +33,7 @@ def bind_sockets(host: str | None, port: int) -> list[socket.socket]:
         host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
     )
     sockets: list[socket.socket] = []
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int, object]] = set()
     try:
         for family, kind, proto, _, address in infos:
             if (family, address[0]) in seen:

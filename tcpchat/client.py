@@ -1,0 +1,182 @@
+"""A JSON-mode connection to a tcpchat server: connect, join, send, and read events. No UI.
+
+The interactive screen (`ui`) and script mode (`script`) both sit on this.  Failures a person can
+cause or meet (unknown host, refused, refused join, lost server) surface as `ChatError` with one
+readable sentence; the UI decides how to show it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from collections import deque
+
+from tcpchat.protocol import (
+    PROTOCOL_VERSION,
+    Banner,
+    ClientConnection,
+    ClientEvent,
+    Error,
+    ErrorCode,
+    Hello,
+    Invalid,
+    Ping,
+    Pong,
+    ServerEvent,
+    Welcome,
+)
+
+SECONDS = 1.0
+CONNECT_TIMEOUT = 10 * SECONDS
+JOIN_TIMEOUT = 15 * SECONDS
+PING_INTERVAL = 30 * SECONDS
+PONG_TIMEOUT = 15 * SECONDS
+READ_CHUNK = 64 * 1024
+
+IncomingEvent = ServerEvent | Banner | Invalid
+
+
+class ChatError(Exception):
+    """Something a person should be told in one sentence (`str(error)`)."""
+
+
+class ConnectionLost(ChatError):
+    """The server closed the connection or stopped answering."""
+
+
+class JoinRefused(ChatError):
+    """The server answered `hello` with an error; `error.code` says which."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+    @property
+    def can_retry(self) -> bool:
+        """True for `bad_name` and `name_taken`: the connection is open for another `hello`."""
+        return self.error.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN)
+
+
+def describe_connect_error(host: str, port: int, exc: BaseException) -> str:
+    """One sentence for why connecting to `host`:`port` failed."""
+    if isinstance(exc, socket.gaierror):
+        return f"cannot find the host {host!r}; check the name."
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{host} refused the connection on port {port}; is the server running?"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return f"{host} port {port} did not answer within {CONNECT_TIMEOUT:g} seconds."
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot connect to {host} port {port}: {exc.strerror[0].lower()}{exc.strerror[1:]}."
+    return f"cannot connect to {host} port {port}: {exc}."
+
+
+class ChatConnection:
+    """One open connection in JSON mode; `next_event()` reads, `send()` writes."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._codec = ClientConnection()
+        self._ready: deque[IncomingEvent] = deque()
+        self._ping_ids = (str(n) for n in itertools.count(1))
+        self._pongs: dict[str, asyncio.Event] = {}
+        self.banner: str | None = None
+        self.welcome: Welcome | None = None
+
+    @classmethod
+    async def open(
+        cls, host: str, port: int, *, timeout: float = CONNECT_TIMEOUT
+    ) -> ChatConnection:
+        """Connect; raises ChatError with a readable reason."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=READ_CHUNK * 2), timeout
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ChatError(describe_connect_error(host, port, exc)) from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            from tcpchat.sockets import enable_keepalive
+
+            enable_keepalive(sock)
+        return cls(reader, writer)
+
+    async def send(self, event: ClientEvent) -> None:
+        """Write one event; raises ConnectionLost when the server is gone."""
+        if self._writer.is_closing():
+            raise ConnectionLost("the connection to the server is closed.")
+        self._writer.write(self._codec.encode(event))
+        try:
+            await self._writer.drain()
+        except (OSError, RuntimeError) as exc:
+            raise ConnectionLost("lost the connection to the server.") from exc
+
+    async def next_event(self) -> IncomingEvent:
+        """The next event from the server; raises ConnectionLost at its end."""
+        while not self._ready:
+            try:
+                data = await self._reader.read(READ_CHUNK)
+            except OSError as exc:
+                raise ConnectionLost("lost the connection to the server.") from exc
+            if not data:
+                raise ConnectionLost("the server closed the connection.")
+            self._ready.extend(self._codec.receive_data(data))
+        event = self._ready.popleft()
+        if isinstance(event, Banner):
+            self.banner = event.text
+        elif isinstance(event, Pong) and event.id in self._pongs:
+            self._pongs.pop(event.id).set()
+        return event
+
+    async def join(self, name: str, password: str | None = None) -> Welcome:
+        """Send `hello` and wait for `welcome`; raises JoinRefused or ChatError."""
+        await self.send(Hello(name=name, version=PROTOCOL_VERSION, password=password))
+        try:
+            return await asyncio.wait_for(self._await_welcome(), JOIN_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise ChatError(
+                f"the server did not answer within {JOIN_TIMEOUT:g} seconds; is it a tcpchat server?"
+            ) from None
+
+    async def _await_welcome(self) -> Welcome:
+        while True:
+            event = await self.next_event()
+            if isinstance(event, Welcome):
+                self.welcome = event
+                return event
+            if isinstance(event, Error):
+                raise JoinRefused(event)
+            if isinstance(event, Invalid):
+                raise ChatError("the server does not speak the tcpchat protocol.")
+
+    async def keepalive(self, interval: float = PING_INTERVAL, grace: float = PONG_TIMEOUT) -> None:
+        """Ping every `interval`; close the connection when a `pong` is `grace` late.
+
+        The reader then gets ConnectionLost, so a dead server is noticed even without TCP errors.
+        Someone must be calling `next_event()` for pongs to be seen.
+        """
+        while not self._writer.is_closing():
+            await asyncio.sleep(interval)
+            ping_id = next(self._ping_ids)
+            answered = self._pongs[ping_id] = asyncio.Event()
+            try:
+                await self.send(Ping(id=ping_id))
+                await asyncio.wait_for(answered.wait(), grace)
+            except (asyncio.TimeoutError, ConnectionLost):
+                self.abort()
+                return
+
+    def abort(self) -> None:
+        """Drop the connection at once (the server sees it as `disconnected`)."""
+        self._writer.transport.abort()
+
+    async def close(self) -> None:
+        """Close politely: flush what was written, then wait briefly for the close to finish."""
+        if self._writer.is_closing():
+            return
+        self._writer.close()
+        try:
+            await asyncio.wait_for(self._writer.wait_closed(), 2 * SECONDS)
+        except (OSError, asyncio.TimeoutError):
+            self._writer.transport.abort()

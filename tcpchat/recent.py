@@ -1,0 +1,56 @@
+"""Hosts and names joined before, for shell completion and the prompts' defaults.
+
+Kept in a small JSON file in the user's config folder (`click.get_app_dir`, or
+`TCPCHAT_CONFIG_DIR`).  Every failure to read or write it is ignored: it is a convenience.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+KEEP = 10
+
+
+def _path() -> Path:
+    folder = os.environ.get("TCPCHAT_CONFIG_DIR") or click.get_app_dir("tcpchat")
+    return Path(folder) / "recent.json"
+
+
+def _load() -> dict[str, list[str]]:
+    try:
+        data = json.loads(_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        key: [item for item in value if isinstance(item, str)]
+        for key, value in data.items()
+        if isinstance(value, list)
+    }
+
+
+def recent_hosts() -> list[str]:
+    return _load().get("hosts", [])
+
+
+def recent_names() -> list[str]:
+    return _load().get("names", [])
+
+
+def remember(host: str, name: str) -> None:
+    """Put `host` and `name` first in their lists."""
+    data = _load()
+    for key, value in (("hosts", host), ("names", name)):
+        items = [value, *(item for item in data.get(key, []) if item != value)]
+        data[key] = items[:KEEP]
+    try:
+        path = _path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    except OSError:
+        pass

@@ -1,0 +1,176 @@
+"""How the chat screen shows events: pure functions from events to styled text fragments.
+
+Fragments are `(style class, text)` pairs, prompt_toolkit's formatted text, so nothing from the
+network is ever written to the terminal raw: every peer string passes `strip_unsafe` first, which
+removes control characters, escape sequences and bidi marks.  No I/O here; tests call it directly.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from datetime import datetime
+
+from tcpchat.protocol import (
+    Error,
+    Joined,
+    LeaveReason,
+    Left,
+    Members,
+    Message,
+    Private,
+    Renamed,
+    Shutdown,
+    Welcome,
+    fold_name,
+    strip_unsafe,
+)
+
+Fragments = list[tuple[str, str]]
+
+NAME_COLOURS = 8
+CONTINUATION = "\n      "  # lines after the first of a multi-line message line up under the text
+
+_LEAVE_TEXT = {
+    LeaveReason.QUIT: "left",
+    LeaveReason.DISCONNECTED: "lost the connection",
+    LeaveReason.TIMEOUT: "timed out",
+    LeaveReason.KICKED: "was removed",
+    LeaveReason.SLOW: "was dropped (too slow)",
+    LeaveReason.SHUTDOWN: "left (server shutdown)",
+}
+
+
+def name_style(name: str) -> str:
+    """A colour class that is the same for a name in every session (a hash, not the order seen)."""
+    return f"class:name.c{zlib.crc32(fold_name(name).encode()) % NAME_COLOURS}"
+
+
+def clock(ts: datetime) -> str:
+    return ts.astimezone().strftime("%H:%M")
+
+
+def mentions(text: str, me: str) -> bool:
+    """True when `text` names `me` as a word (case and width folded)."""
+    pattern = rf"(?<![\w.-]){re.escape(fold_name(me))}(?![\w-])"
+    return re.search(pattern, fold_name(text)) is not None
+
+
+def plural_members(count: int) -> str:
+    return f"{count} member{'' if count == 1 else 's'} online"
+
+
+def _speaker(name: str, me: str) -> tuple[str, str]:
+    style = name_style(name) + (" class:me" if fold_name(name) == fold_name(me) else "")
+    return (style, strip_unsafe(name))
+
+
+def _body(text: str, me: str, extra_style: str = "") -> Fragments:
+    safe = strip_unsafe(text).replace("\t", "    ").replace("\n", CONTINUATION)
+    style = "class:text" + (" class:mention" if mentions(text, me) else "") + extra_style
+    return [(style, safe)]
+
+
+def render_message(message: Message, me: str, *, earlier: bool = False) -> Fragments:
+    """`12:30 alice: text`; history (`earlier`) is dimmed."""
+    extra = " class:earlier" if earlier else ""
+    return [
+        ("class:time" + extra, clock(message.ts) + " "),
+        _speaker(message.sender, me),
+        ("class:punct" + extra, ": "),
+        *_body(message.text, me, extra),
+    ]
+
+
+def render_own(text: str, ts: datetime, me: str, *, to: str | None, delivered: int) -> Fragments:
+    """One's own message once the server confirmed it: `✓ delivered to 3`."""
+    target = (
+        [("class:punct", " → "), _speaker(to, me), ("class:private", " (private)")] if to else []
+    )
+    return [
+        ("class:time", clock(ts) + " "),
+        _speaker(me, me),
+        *target,
+        ("class:punct", ": "),
+        ("class:text", strip_unsafe(text).replace("\n", CONTINUATION)),
+        ("class:confirmed", f"  ✓ delivered to {delivered}"),
+    ]
+
+
+def render_pending(text: str, *, to: str | None, state: str) -> Fragments:
+    """A message waiting for its ack, shown just above the input line."""
+    first_line = strip_unsafe(text).split("\n", 1)[0]
+    more = " …" if "\n" in text or len(first_line) > 60 else ""
+    target = f" → {strip_unsafe(to)}" if to else ""
+    return [("class:pending", f"  ⋯{target} {first_line[:60]}{more}  ({state})\n")]
+
+
+def render_event(event: object, me: str) -> Fragments | None:
+    """The screen line for a server event, or None for events shown another way."""
+    if isinstance(event, Message):
+        return render_message(event, me)
+    if isinstance(event, Private):
+        return [
+            ("class:time", clock(event.ts) + " "),
+            _speaker(event.sender, me),
+            ("class:private", " (private)"),
+            ("class:punct", ": "),
+            *_body(event.text, me, " class:private-text"),
+        ]
+    if isinstance(event, Joined):
+        return _notice(
+            event.ts, f"→ {strip_unsafe(event.name)} joined · {plural_members(event.members)}"
+        )
+    if isinstance(event, Left):
+        words = _LEAVE_TEXT.get(event.reason, "left")
+        return _notice(
+            event.ts, f"← {strip_unsafe(event.name)} {words} · {plural_members(event.members)}"
+        )
+    if isinstance(event, Renamed):
+        return _notice(event.ts, f"* {strip_unsafe(event.old)} is now {strip_unsafe(event.new)}")
+    if isinstance(event, Members):
+        names = ", ".join(strip_unsafe(name) for name in event.names)
+        return [("class:notice", f"* {plural_members(event.members)}: {names}")]
+    if isinstance(event, Error):
+        return render_problem(event.message)
+    if isinstance(event, Shutdown):
+        return [("class:problem", f"* {strip_unsafe(event.message)}")]
+    return None
+
+
+def render_welcome(welcome: Welcome, *, history: list[Message] | None = None) -> list[Fragments]:
+    """The lines shown on joining: who is here, the message of the day, earlier messages."""
+    me = welcome.name
+    names = ", ".join(strip_unsafe(name) for name in welcome.names)
+    lines: list[Fragments] = [
+        [
+            ("class:notice", f"* Welcome to {strip_unsafe(welcome.server)}, "),
+            ("class:me", strip_unsafe(me)),
+            ("class:notice", f"! {plural_members(welcome.members)}: {names}."),
+        ]
+    ]
+    if welcome.motd:
+        lines.append([("class:motd", f"* {strip_unsafe(welcome.motd)}")])
+    shown = welcome.history if history is None else history
+    if shown:
+        lines.append([("class:earlier", "── earlier messages ──")])
+        lines.extend(render_message(message, me, earlier=True) for message in shown)
+        lines.append([("class:earlier", "── now ──")])
+    return lines
+
+
+def render_problem(text: str) -> Fragments:
+    return [("class:problem", f"! {strip_unsafe(text)}")]
+
+
+def render_notice(text: str) -> Fragments:
+    return [("class:notice", f"* {text}")]
+
+
+def _notice(ts: datetime, text: str) -> Fragments:
+    return [("class:time", clock(ts) + " "), ("class:notice", text)]
+
+
+def fragments_text(fragments: Fragments) -> str:
+    """The plain text of fragments (for transcripts and tests)."""
+    return "".join(text for _, text in fragments)

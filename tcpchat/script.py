@@ -1,0 +1,165 @@
+"""`tcpchat join` for scripts and bots: standard input is not a terminal (PROTOCOL.md, last section).
+
+Each input line is sent as a message; each event is printed as one text line (or, with `--json`,
+as the server's JSON line).  It ends with 0 once input is over and every message was
+acknowledged, and raises `ChatError` (exit 1, the reason on stderr) when it could not join, a
+message was refused, or the server was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from typing import BinaryIO, TextIO
+
+from tcpchat.client import ChatConnection, ChatError, ConnectionLost, JoinRefused
+from tcpchat.protocol import (
+    Ack,
+    Banner,
+    Bye,
+    Error,
+    Invalid,
+    Pong,
+    Say,
+    Shutdown,
+    encode_json,
+    render_plain,
+    strip_unsafe,
+)
+
+
+def _feed_lines(
+    stream: BinaryIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None]
+) -> None:
+    """Read `stream` in a thread (blocking reads work on every OS) and hand lines to the loop."""
+    try:
+        for raw in stream:
+            loop.call_soon_threadsafe(queue.put_nowait, raw)
+    except (OSError, ValueError):
+        pass
+    finally:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+        except RuntimeError:
+            pass  # the loop has already ended
+
+
+class ScriptSession:
+    """Sends input lines as `say` with ids and counts the acks still owed."""
+
+    def __init__(
+        self, connection: ChatConnection, *, as_json: bool, out: TextIO, err: TextIO
+    ) -> None:
+        self.connection = connection
+        self.as_json = as_json
+        self.out = out
+        self.err = err
+        self.pending: dict[str, str] = {}
+        self.refused = 0
+        self.input_over = False
+        self.finished = asyncio.Event()
+
+    def show(self, event: object) -> None:
+        if isinstance(event, (Banner, Invalid)):
+            return
+        if self.as_json:
+            text = encode_json(event).decode()  # type: ignore[arg-type]
+        else:
+            text = strip_unsafe(render_plain(event, hints=False).decode())  # type: ignore[arg-type]
+        if text:
+            self.out.write(text)
+            self.out.flush()
+
+    def _check_finished(self) -> None:
+        if self.input_over and not self.pending:
+            self.finished.set()
+
+    async def read_events(self) -> None:
+        """Print events and settle acks until the connection ends (raises ConnectionLost)."""
+        while True:
+            event = await self.connection.next_event()
+            if isinstance(event, Ack) and event.id is not None:
+                self.pending.pop(event.id, None)
+            elif isinstance(event, Error) and event.id in self.pending:
+                text = self.pending.pop(event.id)
+                self.refused += 1
+                self.err.write(f"tcpchat: not sent ({event.message}): {strip_unsafe(text)[:80]}\n")
+                self.err.flush()
+            if not isinstance(event, Pong):
+                self.show(event)
+            if isinstance(event, Shutdown):
+                raise ConnectionLost(f"the server shut down: {event.message}")
+            self._check_finished()
+
+    async def send_input(self, lines: asyncio.Queue[bytes | None]) -> None:
+        count = 0
+        while (raw := await lines.get()) is not None:
+            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not text.strip():
+                continue  # a blank line is no message; the server would refuse it
+            count += 1
+            request_id = str(count)
+            self.pending[request_id] = text
+            await self.connection.send(Say(text=text, id=request_id))
+        self.input_over = True
+        self._check_finished()
+
+
+async def run_script(
+    host: str,
+    port: int,
+    name: str,
+    password: str | None = None,
+    *,
+    as_json: bool = False,
+    stdin: BinaryIO | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> None:
+    """Join, send every input line, wait for every ack, leave. Raises ChatError on failure."""
+    connection = await ChatConnection.open(host, port)
+    try:
+        try:
+            welcome = await connection.join(name, password)
+        except JoinRefused as refused:
+            raise ChatError(f"could not join: {refused}") from None
+        session = ScriptSession(
+            connection, as_json=as_json, out=out or sys.stdout, err=err or sys.stderr
+        )
+        session.show(welcome)
+        lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=_feed_lines, args=(stdin or sys.stdin.buffer, loop, lines), daemon=True
+        ).start()
+        reader = asyncio.ensure_future(session.read_events())
+        sender = asyncio.ensure_future(session.send_input(lines))
+        keepalive = asyncio.ensure_future(connection.keepalive())
+        finished = asyncio.ensure_future(session.finished.wait())
+        waiting = {reader, sender, finished}
+        try:
+            while finished in waiting and reader in waiting:
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if sender in done and sender.exception():
+                    break  # the send failed: the reader says why, or the fallback below does
+        finally:
+            for task in (reader, sender, keepalive, finished):
+                task.cancel()
+            await asyncio.gather(reader, sender, keepalive, finished, return_exceptions=True)
+        if not session.finished.is_set():
+            error = reader.exception() if reader.done() and not reader.cancelled() else None
+            if isinstance(error, ChatError):
+                raise error
+            raise ConnectionLost("lost the connection to the server.")
+        try:
+            await connection.send(Bye())
+        except ConnectionLost:
+            pass
+        if session.refused:
+            raise ChatError(
+                f"{session.refused} message{'s were' if session.refused != 1 else ' was'} "
+                "refused by the server."
+            )
+    finally:
+        await connection.close()

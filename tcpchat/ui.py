@@ -1,0 +1,558 @@
+"""The interactive chat screen: prompt_toolkit, with events printed above the input line.
+
+`prompt_async()` keeps the person's half-typed line, cursor and input history while events are
+printed above it (`print_formatted_text` goes through `run_in_terminal` while the prompt runs).
+Messages waiting for their `ack` are part of the prompt, just above the input line, until the
+server confirms them; then they move into the scroll-back with "✓ delivered to N".
+The network side runs as one task beside the prompt: it reads events, and after a lost connection
+reconnects with backoff and rejoins with the same name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prompt_toolkit import PromptSession, print_formatted_text
+from prompt_toolkit.application import get_app_or_none
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
+from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.styles import Style
+
+from tcpchat import recent
+from tcpchat.client import ChatConnection, ChatError, ConnectionLost, JoinRefused
+from tcpchat.protocol import (
+    Ack,
+    Banner,
+    Bye,
+    Dm,
+    Error,
+    ErrorCode,
+    Invalid,
+    Joined,
+    Left,
+    Members,
+    Message,
+    Nick,
+    Private,
+    Renamed,
+    Say,
+    Shutdown,
+    Welcome,
+    Who,
+    fold_name,
+    name_problem,
+    normalize_name,
+    strip_unsafe,
+    text_problem,
+)
+from tcpchat.render import (
+    Fragments,
+    fragments_text,
+    mentions,
+    plural_members,
+    render_event,
+    render_notice,
+    render_own,
+    render_pending,
+    render_problem,
+    render_welcome,
+)
+
+SECONDS = 1.0
+ACK_PATIENCE = 10 * SECONDS  # after this an unconfirmed message says so
+QUIT_WAIT = 5 * SECONDS  # how long /quit waits for the last confirmations
+RECONNECT_FIRST = 1 * SECONDS
+RECONNECT_MAX = 30 * SECONDS
+
+COMMANDS = {
+    "/help": "show the commands",
+    "/who": "list who is here",
+    "/nick": "/nick NAME: change your name",
+    "/msg": "/msg NAME TEXT: a private message",
+    "/quit": "leave the chat (also Ctrl-D or Ctrl-C)",
+}
+
+STYLE = Style.from_dict(
+    {
+        "time": "#888888",
+        "earlier": "#888888 italic",
+        "punct": "",
+        "text": "",
+        "mention": "bold reverse",
+        "me": "bold underline",
+        "private": "#d787ff",
+        "private-text": "#d787ff",
+        "notice": "#5f87af",
+        "motd": "#5f87af bold",
+        "problem": "#ff5f5f",
+        "confirmed": "#5faf5f",
+        "pending": "#888888 italic",
+        "prompt": "bold",
+        "name.c0": "#e06c75",
+        "name.c1": "#98c379",
+        "name.c2": "#e5c07b",
+        "name.c3": "#61afef",
+        "name.c4": "#c678dd",
+        "name.c5": "#56b6c2",
+        "name.c6": "#d19a66",
+        "name.c7": "#be5046",
+        "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
+        "toolbar.online": "bg:#303030 #87d787 bold",
+        "toolbar.offline": "bg:#303030 #ff5f5f bold",
+        "toolbar.count": "bg:#303030 #ffffff bold",
+    }
+)
+
+
+@dataclass
+class Outgoing:
+    """A message the person typed, until the server confirms or refuses it."""
+
+    id: str
+    text: str
+    to: str | None
+    typed_at: float
+    sent: bool = False
+
+
+def default_name() -> str:
+    """The login name, if it is a valid chat name."""
+    try:
+        login = normalize_name(getpass.getuser())
+    except Exception:  # getuser can fail in odd environments; the person types a name instead
+        return ""
+    return "" if name_problem(login) else login
+
+
+class ChatCompleter(Completer):
+    """Tab completes commands after `/`, and member names anywhere (recent speakers first)."""
+
+    def __init__(self, screen: ChatScreen) -> None:
+        self.screen = screen
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterable[Completion]:
+        before = document.text_before_cursor
+        if before.startswith("/") and " " not in before:
+            for command, meta in COMMANDS.items():
+                if command.startswith(before.lower()):
+                    yield Completion(
+                        command + " ", -len(before), display=command, display_meta=meta
+                    )
+            return
+        word = document.get_word_before_cursor(WORD=True)
+        if not word and not before.lower().startswith(("/msg ", "/nick ")):
+            return
+        folded = fold_name(word)
+        for name in self.screen.names_by_recency():
+            if fold_name(name).startswith(folded) and fold_name(name) != fold_name(
+                self.screen.name
+            ):
+                yield Completion(name, -len(word))
+
+
+class ChatScreen:
+    """One person's chat: the prompt, the events above it, and the connection under it."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str | None,
+        connection: ChatConnection,
+        welcome: Welcome,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.password = password
+        self.connection: ChatConnection | None = connection
+        self.name = welcome.name
+        self.server = welcome.server
+        self.max_text = welcome.max_text
+        self.members = welcome.members
+        self.names: set[str] = set(welcome.names)
+        self.speakers: list[str] = []  # most recent first
+        self.last_seq = 0
+        self.status = "online"
+        self.pending: dict[str, Outgoing] = {}
+        self.transcript: deque[str] = deque(maxlen=1000)
+        self._ids = (str(n) for n in itertools.count(1))
+        self._first_welcome = welcome
+        self.session: PromptSession[str] = PromptSession(
+            completer=ChatCompleter(self),
+            complete_while_typing=False,
+            bottom_toolbar=self.toolbar,
+            style=STYLE,
+            enable_history_search=False,
+            erase_when_done=True,  # the line reappears above once confirmed
+        )
+
+    # --- what the screen shows -----------------------------------------------------------------
+
+    def show(self, fragments: Fragments) -> None:
+        """Print one line above the prompt (or plainly, between prompts)."""
+        self.transcript.append(fragments_text(fragments))
+        print_formatted_text(FormattedText(fragments), style=STYLE)
+
+    def refresh(self) -> None:
+        app = get_app_or_none()
+        if app is not None and app.is_running:
+            app.invalidate()
+
+    def bell(self) -> None:
+        app = get_app_or_none()
+        if app is not None and app.is_running:
+            app.output.bell()
+            app.output.flush()
+
+    def prompt_message(self) -> AnyFormattedText:
+        """Unconfirmed messages, then the prompt itself."""
+        lines: Fragments = []
+        now = time.monotonic()
+        for item in self.pending.values():
+            if not item.sent:
+                state = "waiting for the connection"
+            elif now - item.typed_at < ACK_PATIENCE:
+                state = "sending"
+            else:
+                state = f"not confirmed after {now - item.typed_at:.0f} s"
+            lines += render_pending(item.text, to=item.to, state=state)
+        return [*lines, ("class:prompt", f"{strip_unsafe(self.name)}› ")]
+
+    def toolbar(self) -> AnyFormattedText:
+        state_style = "class:toolbar.online" if self.status == "online" else "class:toolbar.offline"
+        mark = "●" if self.status == "online" else "○"
+        return [
+            (
+                "",
+                f" {strip_unsafe(self.server)} ({self.host}:{self.port}) · you: {strip_unsafe(self.name)} · ",
+            ),
+            ("class:toolbar.count", plural_members(self.members)),
+            ("", " · "),
+            (state_style, f"{mark} {self.status}"),
+            ("", "   Tab completes · /help"),
+        ]
+
+    def names_by_recency(self) -> list[str]:
+        recent_first = [name for name in self.speakers if name in self.names]
+        return recent_first + sorted(self.names - set(recent_first), key=fold_name)
+
+    # --- events from the server ----------------------------------------------------------------
+
+    def on_welcome(self, welcome: Welcome, *, rejoined: bool) -> None:
+        self.name = welcome.name
+        self.server = welcome.server
+        self.max_text = welcome.max_text
+        self.members = welcome.members
+        self.names = set(welcome.names)
+        history = welcome.history
+        if rejoined:
+            newest = max((m.seq for m in history), default=0)
+            if newest < self.last_seq:  # the server restarted: its seq began again
+                self.last_seq = 0
+            history = [m for m in history if m.seq > self.last_seq]
+            self.show(render_notice(f"Back online as {self.name}; {plural_members(self.members)}."))
+            if history:
+                self.show(render_notice(f"{len(history)} message(s) while you were away:"))
+        if not rejoined:
+            for line in render_welcome(welcome, history=history):
+                self.show(line)
+        else:
+            for line in render_welcome(welcome, history=history)[1:]:
+                self.show(line)
+        for message in history:
+            self.last_seq = max(self.last_seq, message.seq)
+        self.status = "online"
+        self.refresh()
+
+    def on_event(self, event: object) -> None:
+        """Update the state for one server event and show it."""
+        if isinstance(event, Ack):
+            self._confirmed(event)
+        elif isinstance(event, Error) and event.id in self.pending:
+            item = self.pending.pop(event.id)
+            self.show(render_problem(f"not sent ({event.message}): {item.text[:80]}"))
+        elif isinstance(event, (Banner, Welcome)):
+            pass
+        elif isinstance(event, Invalid):
+            self.show(render_problem("the server sent a line that could not be read."))
+        else:
+            self._track(event)
+            fragments = render_event(event, self.name)
+            if fragments:
+                self.show(fragments)
+        self.refresh()
+
+    def _track(self, event: object) -> None:
+        if isinstance(event, Message):
+            self.last_seq = max(self.last_seq, event.seq)
+            self._spoke(event.sender)
+            if mentions(event.text, self.name):
+                self.bell()
+        elif isinstance(event, Private):
+            self._spoke(event.sender)
+            self.bell()
+        elif isinstance(event, (Joined, Left, Members)):
+            self.members = event.members
+            if isinstance(event, Joined):
+                self.names.add(event.name)
+            elif isinstance(event, Left):
+                self.names.discard(event.name)
+            else:
+                self.names = set(event.names)
+        elif isinstance(event, Renamed):
+            self.names.discard(event.old)
+            self.names.add(event.new)
+            if fold_name(event.old) == fold_name(self.name):
+                self.name = event.new
+        elif isinstance(event, Shutdown):
+            self.status = "server shutting down"
+
+    def _spoke(self, name: str) -> None:
+        if name in self.speakers:
+            self.speakers.remove(name)
+        self.speakers.insert(0, name)
+        del self.speakers[20:]
+
+    def _confirmed(self, ack: Ack) -> None:
+        if ack.seq is not None:
+            self.last_seq = max(self.last_seq, ack.seq)
+        item = self.pending.pop(ack.id, None) if ack.id is not None else None
+        if item is not None:
+            self.show(render_own(item.text, ack.ts, self.name, to=item.to, delivered=ack.delivered))
+
+    # --- what the person types -----------------------------------------------------------------
+
+    async def handle_input(self, typed: str) -> bool:
+        """Act on one entered line; False means leave."""
+        text = typed.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+        if not text.strip():
+            return True
+        if text.startswith("/") and not text.startswith("//"):
+            return await self._command(text)
+        await self.queue(text[1:] if text.startswith("//") else text)
+        return True
+
+    async def _command(self, text: str) -> bool:
+        command, _, rest = text.partition(" ")
+        command = command.lower()
+        rest = rest.strip()
+        if command == "/quit":
+            return False
+        if command == "/help":
+            for name, meta in COMMANDS.items():
+                self.show(render_notice(f"{name:<6} {meta}"))
+            self.show(render_notice("A line starting with // sends a message that starts with /."))
+        elif command == "/who":
+            if not await self._send(Who()):
+                names = ", ".join(sorted(self.names, key=fold_name))
+                self.show(render_notice(f"offline; last known: {names}"))
+        elif command == "/nick":
+            if not rest:
+                self.show(render_problem("usage: /nick NAME"))
+            elif not await self._send(Nick(name=rest)):
+                self.show(render_problem("offline: try /nick again once reconnected."))
+        elif command == "/msg":
+            to, _, message = rest.partition(" ")
+            if not to or not message.strip():
+                self.show(render_problem("usage: /msg NAME TEXT"))
+            else:
+                await self.queue(message, to=to)
+        else:
+            self.show(render_problem(f"unknown command {command}; /help lists them."))
+        return True
+
+    async def queue(self, text: str, to: str | None = None) -> None:
+        """Check a message, show it as pending and send it (or keep it until reconnected)."""
+        problem = text_problem(text, self.max_text)
+        if problem:
+            self.show(render_problem(problem[1]))
+            return
+        item = Outgoing(id=next(self._ids), text=text, to=to, typed_at=time.monotonic())
+        self.pending[item.id] = item
+        await self._send_outgoing(item)
+        self.refresh()
+
+    async def _send_outgoing(self, item: Outgoing) -> None:
+        event = (
+            Dm(to=item.to, text=item.text, id=item.id)
+            if item.to
+            else Say(text=item.text, id=item.id)
+        )
+        item.typed_at = time.monotonic()
+        item.sent = await self._send(event)
+
+    async def _send(self, event: Say | Dm | Nick | Who | Bye) -> bool:
+        """Send if online; False when there is no connection right now."""
+        if self.connection is None or self.status != "online":
+            return False
+        try:
+            await self.connection.send(event)
+        except ConnectionLost:
+            return False
+        return True
+
+    # --- the connection ------------------------------------------------------------------------
+
+    async def network(self) -> None:
+        """Read events; after a loss, reconnect and rejoin, forever (until cancelled)."""
+        while True:
+            connection = self.connection
+            assert connection is not None
+            keepalive = asyncio.ensure_future(connection.keepalive())
+            try:
+                while True:
+                    self.on_event(await connection.next_event())
+            except ConnectionLost as lost:
+                reason = str(lost)
+            finally:
+                keepalive.cancel()
+            self._lost(reason)
+            await self._reconnect()
+
+    def _lost(self, reason: str) -> None:
+        self.connection = None
+        self.status = "offline"
+        self.show(render_problem(f"{reason[0].upper()}{reason[1:]} Reconnecting…"))
+        for key, item in list(self.pending.items()):
+            if item.sent:  # the server may or may not have taken it: say so, never resend twice
+                del self.pending[key]
+                self.show(
+                    render_problem(
+                        f"not confirmed before the connection was lost; it may not have arrived: {item.text[:80]}"
+                    )
+                )
+        self.refresh()
+
+    async def _reconnect(self) -> None:
+        delay = RECONNECT_FIRST
+        while True:
+            wait_until = time.monotonic() + delay * random.uniform(1.0, 1.25)
+            while (left := wait_until - time.monotonic()) > 0:
+                self.status = f"offline · retrying in {left:.0f} s"
+                self.refresh()
+                await asyncio.sleep(min(1.0, left))
+            self.status = "connecting…"
+            self.refresh()
+            try:
+                connection = await ChatConnection.open(self.host, self.port)
+            except ChatError:
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            try:
+                welcome = await connection.join(self.name, self.password)
+            except ChatError as error:
+                await connection.close()
+                if (
+                    isinstance(error, JoinRefused)
+                    and error.error.code is ErrorCode.VERSION_UNSUPPORTED
+                ):
+                    self.show(render_problem(str(error)))
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            except ConnectionLost:
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            self.connection = connection
+            self.status = "online"
+            self.on_welcome(welcome, rejoined=True)
+            for item in list(self.pending.values()):
+                if not item.sent:
+                    await self._send_outgoing(item)
+            return
+
+    async def tick(self) -> None:
+        """Redraw once a second while something is waiting, so its state stays true."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.pending:
+                self.refresh()
+
+    async def leave(self) -> None:
+        """Wait briefly for the last confirmations, report any left, say `bye`, close."""
+        deadline = time.monotonic() + QUIT_WAIT
+        while any(item.sent for item in self.pending.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for item in self.pending.values():
+            why = "not confirmed" if item.sent else "not sent (offline)"
+            self.show(render_problem(f"{why}: {item.text[:80]}"))
+        self.pending.clear()
+        if self.connection is not None:
+            await self._send(Bye())
+            await self.connection.close()
+        self.show(render_notice("You left the chat."))
+
+    async def run(self) -> None:
+        """The chat until /quit, Ctrl-D or Ctrl-C."""
+        self.on_welcome(self._first_welcome, rejoined=False)
+        network = asyncio.ensure_future(self.network())
+        ticker = asyncio.ensure_future(self.tick())
+        try:
+            with patch_stdout():
+                while True:
+                    try:
+                        typed = await self.session.prompt_async(self.prompt_message)
+                    except (EOFError, KeyboardInterrupt):
+                        break
+                    if not await self.handle_input(typed):
+                        break
+                network.cancel()
+                ticker.cancel()
+                await self.leave()
+        finally:
+            network.cancel()
+            ticker.cancel()
+            await asyncio.gather(network, ticker, return_exceptions=True)
+
+
+async def _ask(
+    session: PromptSession[str], question: str, default: str = "", *, secret: bool = False
+) -> str:
+    try:
+        answer = await session.prompt_async(f"{question}: ", default=default, is_password=secret)
+    except (EOFError, KeyboardInterrupt):
+        raise ChatError("cancelled.") from None
+    return answer.strip()
+
+
+async def run_interactive(
+    host: str | None, port: int, name: str | None, password: str | None
+) -> None:
+    """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
+    asker: PromptSession[str] = PromptSession()
+    while not host:
+        host = await _ask(asker, "Server host", (recent.recent_hosts() or ["127.0.0.1"])[0])
+    connection = await ChatConnection.open(host, port)
+    while True:
+        while not name:
+            name = await _ask(asker, "Your name", (recent.recent_names() or [default_name()])[0])
+        try:
+            welcome = await connection.join(name, password)
+            break
+        except JoinRefused as refused:
+            code = refused.error.code
+            if refused.can_retry:
+                print_formatted_text(FormattedText(render_problem(str(refused))), style=STYLE)
+                name = None
+                continue
+            await connection.close()
+            if code is ErrorCode.AUTH_FAILED and password is None:
+                password = await _ask(asker, "This server needs a password", secret=True)
+                connection = await ChatConnection.open(host, port)
+                continue
+            raise ChatError(f"could not join: {refused}") from None
+        except BaseException:
+            await connection.close()
+            raise
+    recent.remember(host, welcome.name)
+    await ChatScreen(host, port, password, connection, welcome).run()
