@@ -83,7 +83,8 @@ class Room:
         return self._names.get(handle)
 
     def sorted_names(self) -> list[str]:
-        return sorted(self._names.values(), key=lambda name: (fold_name(name), name))
+        """Names in folded order (the folded keys are kept, so no name is folded again here)."""
+        return [self._names[self._by_key[key]] for key in sorted(self._by_key)]
 
     def handles(self) -> list[Handle]:
         return list(self._names)
