@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import types
 import typing
 import unicodedata
@@ -101,6 +102,8 @@ class Mode(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Event:
     TYPE: ClassVar[str] = ""
+    # Fields with a default for our own code that a peer must still send.
+    WIRE_REQUIRED: ClassVar[frozenset[str]] = frozenset()
 
 
 # Client to server.
@@ -109,6 +112,7 @@ class Event:
 @dataclass(frozen=True, slots=True)
 class Hello(Event):
     TYPE: ClassVar[str] = "hello"
+    WIRE_REQUIRED: ClassVar[frozenset[str]] = frozenset({"version"})
     name: str
     version: int = PROTOCOL_VERSION
     password: str | None = None
@@ -323,17 +327,16 @@ def name_problem(name: str) -> str | None:
 
 
 def is_forbidden_char(char: str) -> bool:
-    """C0 controls but TAB and LF, DEL, C1 controls, and the bidi override/isolate marks."""
+    """C0 controls but TAB and LF, DEL, C1 controls, surrogates, and the bidi override/isolate marks."""
     code = ord(char)
     if code < 0x20:
         return char not in "\t\n"
-    return 0x7F <= code <= 0x9F or char in _BIDI_CONTROLS
+    # Lone surrogates (from a JSON escape like "\\ud800") are no characters and cannot be UTF-8.
+    return 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or char in _BIDI_CONTROLS
 
 
 def text_problem(text: str, max_text: int) -> tuple[ErrorCode, str] | None:
     """Why `text` may not be sent as a message, as (code, sentence); None when it may."""
-    if not text.strip():
-        return ErrorCode.EMPTY_TEXT, "A message needs some text that is not only spaces."
     if len(text) > max_text:
         return (
             ErrorCode.TEXT_TOO_LONG,
@@ -345,6 +348,8 @@ def text_problem(text: str, max_text: int) -> tuple[ErrorCode, str] | None:
                 ErrorCode.BAD_TEXT,
                 f"A message may not hold the control character U+{ord(char):04X}.",
             )
+    if not text.strip():
+        return ErrorCode.EMPTY_TEXT, "A message needs some text that is not only spaces."
     return None
 
 
@@ -521,7 +526,7 @@ def _build(cls: type[Event], obj: dict[str, Any]) -> Event:
         wire = _WIRE_NAMES.get(f.name, f.name)
         if wire not in obj:
             has_default = f.default is not f.default_factory  # both MISSING when required
-            if not has_default:
+            if not has_default or wire in cls.WIRE_REQUIRED:
                 raise _BadField(wire)
             continue
         kwargs[f.name] = _check(obj[wire], hints[f.name])
@@ -540,10 +545,17 @@ class Invalid:
         return Error(code=self.code, message=self.message, id=self.id)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _load_object(text: str) -> dict[str, Any] | Invalid:
     try:
         obj = json.loads(text)
-    except (ValueError, RecursionError):
+        if _SURROGATE_ESCAPE.search(text):
+            # A surrogate escape without its pair decodes to a string that is not Unicode text;
+            # refuse the line here rather than fail later when it is encoded for someone.
+            json.dumps(obj, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         return Invalid(ErrorCode.BAD_JSON, "That line is not valid JSON.")
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         return Invalid(

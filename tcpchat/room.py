@@ -103,7 +103,11 @@ class Room:
         expected = self.limits.password
         if expected is None:
             return True
-        return password is not None and hmac.compare_digest(password.encode(), expected.encode())
+        if password is None:
+            return False
+        # surrogatepass: a password is compared, never refused for being odd Unicode.
+        given = password.encode("utf-8", "surrogatepass")
+        return hmac.compare_digest(given, expected.encode("utf-8", "surrogatepass"))
 
     # --- changes -------------------------------------------------------------------------------
 

@@ -1,0 +1,524 @@
+"""The room's rules (PROTOCOL.md, Rules): seq without gaps, counts after the change, name folding,
+history, and who gets which event. No network: the room only returns `Delivery` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tcpchat.protocol import (
+    Ack,
+    Dm,
+    Error,
+    ErrorCode,
+    Hello,
+    Joined,
+    LeaveReason,
+    Left,
+    Members,
+    Message,
+    Nick,
+    Private,
+    Renamed,
+    Say,
+    Welcome,
+)
+from tcpchat.room import Delivery, Room, RoomLimits
+
+NOW = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers. Handles are plain strings here; the server uses its connection objects.
+
+
+def make_room(*names: str, **limits: Any) -> Room:
+    """A room (server "testhost", max_text 1024, history 50 unless given) with `names` joined,
+    each under a handle equal to its name."""
+    room = Room(
+        RoomLimits(**{"server_name": "testhost", "max_text": 1024, "history": 50, **limits})
+    )
+    for name in names:
+        assert isinstance(join(room, name)[0].event, Welcome)
+    return room
+
+
+def join(room: Room, handle: str, name: str | None = None, **hello: Any) -> list[Delivery]:
+    return room.join(handle, Hello(name=handle if name is None else name, **hello), NOW)
+
+
+def say(room: Room, handle: str, text: str = "hello", id: str | None = None) -> list[Delivery]:
+    return room.say(handle, Say(text=text, id=id), NOW)
+
+
+def events_for(deliveries: Sequence[Delivery], handle: str) -> list[Any]:
+    """Every event `handle` receives from one call, in order."""
+    return [delivery.event for delivery in deliveries if handle in delivery.to]
+
+
+def only_event(deliveries: Sequence[Delivery], cls: type) -> Any:
+    """The one event of type `cls` among the deliveries."""
+    (event,) = [d.event for d in deliveries if isinstance(d.event, cls)]
+    return event
+
+
+def recipients(deliveries: Sequence[Delivery], cls: type) -> set[str]:
+    (delivery,) = [d for d in deliveries if isinstance(d.event, cls)]
+    return set(delivery.to)
+
+
+def error_to(deliveries: Sequence[Delivery], handle: str, code: ErrorCode) -> Error:
+    """Assert that the answer is one `error` with `code`, to `handle` only; return it."""
+    assert len(deliveries) == 1, deliveries
+    (delivery,) = deliveries
+    assert list(delivery.to) == [handle]
+    assert isinstance(delivery.event, Error), delivery.event
+    assert delivery.event.code is code, delivery.event
+    return delivery.event
+
+
+# --------------------------------------------------------------------------------------------
+# Joining.
+
+
+def test_first_member_is_welcomed_alone_and_nobody_is_told() -> None:
+    room = make_room(motd="Be nice.")
+    deliveries = join(room, "alice")
+    assert events_for(deliveries, "alice") == [
+        Welcome(
+            name="alice",
+            members=1,
+            names=["alice"],
+            server="testhost",
+            motd="Be nice.",
+            max_text=1024,
+            version=1,
+            history=[],
+        )
+    ]
+    assert recipients(deliveries, Joined) == set()
+
+
+def test_join_is_announced_to_the_others_with_the_count_after() -> None:
+    room = make_room("alice", "bob")
+    deliveries = join(room, "carol")
+    assert only_event(deliveries, Joined) == Joined(name="carol", members=3, ts=NOW)
+    assert recipients(deliveries, Joined) == {"alice", "bob"}
+    welcome = only_event(deliveries, Welcome)
+    assert recipients(deliveries, Welcome) == {"carol"}
+    assert welcome.members == 3
+    assert welcome.names == ["alice", "bob", "carol"]
+    assert room.count == 3
+
+
+def test_welcome_names_are_sorted_whatever_the_order_of_joining() -> None:
+    room = make_room("zed", "Bob", "alice")
+    welcome = only_event(join(room, "Carol"), Welcome)
+    assert welcome.names == ["alice", "Bob", "Carol", "zed"]
+
+
+def test_name_is_stored_stripped_and_composed() -> None:
+    room = make_room()
+    welcome = only_event(join(room, "h", " e\u0301mile "), Welcome)
+    assert welcome.name == "émile"
+    assert room.name_of("h") == "émile"
+
+
+def test_joining_twice_is_already_joined_and_changes_nothing() -> None:
+    room = make_room("alice")
+    error = error_to(join(room, "alice", "alice2"), "alice", ErrorCode.ALREADY_JOINED)
+    assert not error.code.is_fatal
+    assert room.count == 1
+    assert room.name_of("alice") == "alice"
+
+
+@pytest.mark.parametrize("variant", ["alice", "Alice", "ALICE", "ａｌｉｃｅ", " alice "])
+def test_name_taken_after_folding(variant: str) -> None:
+    room = make_room("alice")
+    error_to(join(room, "other", variant), "other", ErrorCode.NAME_TAKEN)
+    assert room.count == 1
+    assert not room.is_member("other")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "two words", "a@b", "x" * 33, "server", "Server"])
+def test_invalid_name_is_bad_name(name: str) -> None:
+    room = make_room("alice")
+    error_to(join(room, "other", name), "other", ErrorCode.BAD_NAME)
+    assert room.count == 1
+
+
+@pytest.mark.parametrize("code", [ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN])
+def test_after_a_refused_name_the_same_connection_may_try_another(code: ErrorCode) -> None:
+    room = make_room("alice")
+    refused = "alice" if code is ErrorCode.NAME_TAKEN else "bad name"
+    error = error_to(join(room, "h", refused), "h", code)
+    assert not error.code.is_fatal
+    assert only_event(join(room, "h", "bob"), Welcome).name == "bob"
+
+
+def test_name_is_free_again_after_its_member_left() -> None:
+    room = make_room("alice")
+    room.leave("alice", LeaveReason.QUIT, NOW)
+    assert only_event(join(room, "h", "ALICE"), Welcome).name == "ALICE"
+
+
+def test_wrong_version_is_fatal_version_unsupported() -> None:
+    room = make_room()
+    error = error_to(join(room, "alice", version=2), "alice", ErrorCode.VERSION_UNSUPPORTED)
+    assert error.code.is_fatal
+    assert room.count == 0
+
+
+@pytest.mark.parametrize("password", [None, "", "wrong", "s3cret ", "S3CRET"])
+def test_wrong_or_missing_password_is_fatal_auth_failed(password: str | None) -> None:
+    room = make_room(password="s3cret")
+    error = error_to(join(room, "alice", password=password), "alice", ErrorCode.AUTH_FAILED)
+    assert error.code.is_fatal
+    assert room.count == 0
+
+
+def test_right_password_joins() -> None:
+    room = make_room(password="s3cret")
+    assert only_event(join(room, "alice", password="s3cret"), Welcome).name == "alice"
+
+
+def test_password_is_ignored_when_the_room_has_none() -> None:
+    room = make_room()
+    assert only_event(join(room, "alice", password="anything"), Welcome).name == "alice"
+
+
+def test_password_with_a_lone_surrogate_is_refused_not_raised() -> None:
+    """A JSON `\\ud800` escape decodes to a string that `str.encode()` refuses."""
+    room = make_room(password="s3cret")
+    error_to(join(room, "alice", password="\ud800"), "alice", ErrorCode.AUTH_FAILED)
+
+
+def test_full_room_is_fatal_server_full_until_someone_leaves() -> None:
+    room = make_room("alice", "bob", max_members=2)
+    error = error_to(join(room, "carol"), "carol", ErrorCode.SERVER_FULL)
+    assert error.code.is_fatal
+    assert room.count == 2
+    room.leave("bob", LeaveReason.QUIT, NOW)
+    assert only_event(join(room, "carol"), Welcome).members == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Messages and seq.
+
+
+def test_message_goes_to_every_other_member_and_ack_to_the_sender() -> None:
+    room = make_room("alice", "bob", "carol")
+    deliveries = say(room, "alice", "hi all", id="r1")
+    assert only_event(deliveries, Message) == Message(seq=1, sender="alice", text="hi all", ts=NOW)
+    assert recipients(deliveries, Message) == {"bob", "carol"}
+    assert events_for(deliveries, "alice") == [Ack(id="r1", seq=1, ts=NOW, delivered=2)]
+
+
+def test_message_to_an_empty_room_is_acked_with_zero_delivered() -> None:
+    room = make_room("alice")
+    deliveries = say(room, "alice")
+    assert recipients(deliveries, Message) == set()
+    assert only_event(deliveries, Ack).delivered == 0
+
+
+def test_ack_without_request_id_has_none() -> None:
+    room = make_room("alice")
+    assert only_event(say(room, "alice"), Ack).id is None
+
+
+def test_seq_starts_at_1_and_grows_by_one() -> None:
+    room = make_room("alice", "bob")
+    acks = [only_event(say(room, sender), Ack) for sender in ["alice", "bob"] * 3]
+    assert [ack.seq for ack in acks] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", ErrorCode.EMPTY_TEXT),
+        (" \n\t", ErrorCode.EMPTY_TEXT),
+        ("x" * 1025, ErrorCode.TEXT_TOO_LONG),
+        ("bell\x07", ErrorCode.BAD_TEXT),
+        ("\u202eevil", ErrorCode.BAD_TEXT),
+    ],
+)
+def test_refused_message_is_an_error_to_the_sender_with_its_id(text: str, code: ErrorCode) -> None:
+    room = make_room("alice", "bob")
+    error = error_to(say(room, "alice", text, id="r5"), "alice", code)
+    assert error.id == "r5"
+
+
+def test_refused_messages_and_dms_leave_no_gap_in_seq() -> None:
+    room = make_room("alice", "bob")
+    assert only_event(say(room, "alice"), Ack).seq == 1
+    say(room, "alice", "")
+    say(room, "alice", "x" * 5000)
+    room.dm("alice", Dm(to="bob", text="psst"), NOW)
+    assert only_event(say(room, "bob"), Ack).seq == 2
+
+
+def test_max_text_comes_from_the_limits() -> None:
+    room = make_room("alice", max_text=5)
+    assert only_event(say(room, "alice", "12345"), Ack).seq == 1
+    error = error_to(say(room, "alice", "123456"), "alice", ErrorCode.TEXT_TOO_LONG)
+    assert error.message == "message too long (6 > 5 characters)"
+
+
+def test_member_who_joins_later_receives_from_the_next_seq() -> None:
+    room = make_room("alice")
+    say(room, "alice", "before")
+    join(room, "bob")
+    assert only_event(say(room, "alice", "after"), Message).seq == 2
+    assert "bob" in recipients(say(room, "alice", "again"), Message)
+
+
+# --------------------------------------------------------------------------------------------
+# Private messages.
+
+
+def test_dm_goes_to_its_target_only_and_is_acked_with_one_delivered() -> None:
+    room = make_room("alice", "bob", "carol")
+    deliveries = room.dm("alice", Dm(to="bob", text="psst", id="d1"), NOW)
+    assert events_for(deliveries, "bob") == [Private("alice", "bob", "psst", NOW)]
+    assert events_for(deliveries, "carol") == []
+    assert events_for(deliveries, "alice") == [Ack(id="d1", seq=None, ts=NOW, delivered=1)]
+
+
+@pytest.mark.parametrize("to", ["BOB", "Bob", "ｂｏｂ", " bob "])
+def test_dm_target_is_found_by_its_folded_name(to: str) -> None:
+    room = make_room("alice", "bob")
+    deliveries = room.dm("alice", Dm(to=to, text="psst"), NOW)
+    assert events_for(deliveries, "bob") == [Private("alice", "bob", "psst", NOW)]
+
+
+def test_dm_to_a_missing_member_is_no_such_member_with_the_id() -> None:
+    room = make_room("alice", "bob")
+    deliveries = room.dm("alice", Dm(to="zed", text="psst", id="d2"), NOW)
+    error = error_to(deliveries, "alice", ErrorCode.NO_SUCH_MEMBER)
+    assert error.id == "d2"
+    assert "zed" in error.message
+
+
+def test_dm_to_a_member_who_left_is_no_such_member() -> None:
+    room = make_room("alice", "bob")
+    room.leave("bob", LeaveReason.DISCONNECTED, NOW)
+    deliveries = room.dm("alice", Dm(to="bob", text="psst"), NOW)
+    error_to(deliveries, "alice", ErrorCode.NO_SUCH_MEMBER)
+
+
+def test_dm_with_bad_text_is_refused_with_the_id() -> None:
+    room = make_room("alice", "bob")
+    deliveries = room.dm("alice", Dm(to="bob", text="  ", id="d3"), NOW)
+    assert error_to(deliveries, "alice", ErrorCode.EMPTY_TEXT).id == "d3"
+
+
+# --------------------------------------------------------------------------------------------
+# Renaming.
+
+
+def test_rename_is_told_to_everyone_including_the_sender() -> None:
+    room = make_room("alice", "bob")
+    deliveries = room.nick("alice", Nick("alicia"), NOW)
+    assert only_event(deliveries, Renamed) == Renamed(old="alice", new="alicia", ts=NOW)
+    assert recipients(deliveries, Renamed) == {"alice", "bob"}
+    assert room.name_of("alice") == "alicia"
+
+
+def test_rename_frees_the_old_name_and_takes_the_new_one() -> None:
+    room = make_room("alice", "bob")
+    room.nick("alice", Nick("alicia"), NOW)
+    error_to(join(room, "h", "ALICIA"), "h", ErrorCode.NAME_TAKEN)
+    assert only_event(join(room, "h", "Alice"), Welcome).name == "Alice"
+
+
+def test_rename_to_a_case_change_of_ones_own_name_is_allowed() -> None:
+    room = make_room("alice", "bob")
+    deliveries = room.nick("alice", Nick("Alice"), NOW)
+    assert only_event(deliveries, Renamed) == Renamed(old="alice", new="Alice", ts=NOW)
+    assert room.name_of("alice") == "Alice"
+    error_to(join(room, "h", "alice"), "h", ErrorCode.NAME_TAKEN)
+
+
+@pytest.mark.parametrize("taken", ["bob", "BOB", "ｂｏｂ"])
+def test_rename_into_a_taken_name_is_refused(taken: str) -> None:
+    room = make_room("alice", "bob")
+    error_to(room.nick("alice", Nick(taken), NOW), "alice", ErrorCode.NAME_TAKEN)
+    assert room.name_of("alice") == "alice"
+    assert room.name_of("bob") == "bob"
+
+
+@pytest.mark.parametrize("name", ["", "no spaces", "server", "x" * 33])
+def test_rename_to_an_invalid_name_is_bad_name(name: str) -> None:
+    room = make_room("alice")
+    error_to(room.nick("alice", Nick(name), NOW), "alice", ErrorCode.BAD_NAME)
+    assert room.name_of("alice") == "alice"
+
+
+def test_messages_after_a_rename_carry_the_new_name() -> None:
+    room = make_room("alice", "bob")
+    room.nick("alice", Nick("alicia"), NOW)
+    assert only_event(say(room, "alice"), Message).sender == "alicia"
+
+
+# --------------------------------------------------------------------------------------------
+# Leaving and listing.
+
+
+@pytest.mark.parametrize("reason", list(LeaveReason))
+def test_leave_is_told_to_the_rest_with_the_count_after(reason: LeaveReason) -> None:
+    room = make_room("alice", "bob", "carol")
+    deliveries = room.leave("bob", reason, NOW)
+    assert only_event(deliveries, Left) == Left(name="bob", members=2, reason=reason, ts=NOW)
+    assert recipients(deliveries, Left) == {"alice", "carol"}
+    assert not room.is_member("bob")
+    assert room.count == 2
+
+
+def test_last_member_leaving_tells_nobody() -> None:
+    room = make_room("alice")
+    deliveries = room.leave("alice", LeaveReason.QUIT, NOW)
+    assert only_event(deliveries, Left).members == 0
+    assert recipients(deliveries, Left) == set()
+
+
+def test_leave_of_a_non_member_returns_nothing() -> None:
+    room = make_room("alice")
+    assert room.leave("stranger", LeaveReason.DISCONNECTED, NOW) == []
+    assert room.count == 1
+
+
+def test_leaving_twice_returns_nothing_the_second_time() -> None:
+    room = make_room("alice", "bob")
+    room.leave("bob", LeaveReason.QUIT, NOW)
+    assert room.leave("bob", LeaveReason.QUIT, NOW) == []
+
+
+def test_member_who_left_receives_no_more_messages() -> None:
+    room = make_room("alice", "bob", "carol")
+    room.leave("bob", LeaveReason.SLOW, NOW)
+    deliveries = say(room, "alice")
+    assert recipients(deliveries, Message) == {"carol"}
+    assert only_event(deliveries, Ack).delivered == 1
+
+
+def test_who_lists_sorted_names_and_the_count_to_the_asker_only() -> None:
+    room = make_room("carol", "alice", "Bob")
+    room.leave("carol", LeaveReason.QUIT, NOW)
+    deliveries = room.who("alice")
+    assert events_for(deliveries, "alice") == [Members(names=["alice", "Bob"], members=2)]
+    assert events_for(deliveries, "Bob") == []
+
+
+# --------------------------------------------------------------------------------------------
+# History.
+
+
+def welcome_history(room: Room) -> list[Message]:
+    welcome = only_event(join(room, "newcomer"), Welcome)
+    return list(welcome.history)
+
+
+def test_history_keeps_the_last_messages_oldest_first() -> None:
+    room = make_room("alice", "bob", history=3)
+    for i in range(1, 6):
+        say(room, "alice" if i % 2 else "bob", f"m{i}")
+    history = welcome_history(room)
+    assert [(m.seq, m.text) for m in history] == [(3, "m3"), (4, "m4"), (5, "m5")]
+    assert history[0] == Message(seq=3, sender="alice", text="m3", ts=NOW)
+
+
+def test_history_shorter_than_the_limit_holds_every_message() -> None:
+    room = make_room("alice", history=10)
+    say(room, "alice", "one")
+    say(room, "alice", "two")
+    assert [m.text for m in welcome_history(room)] == ["one", "two"]
+
+
+def test_history_zero_keeps_nothing() -> None:
+    room = make_room("alice", history=0)
+    say(room, "alice", "one")
+    assert welcome_history(room) == []
+
+
+def test_private_and_refused_messages_are_not_in_history() -> None:
+    room = make_room("alice", "bob")
+    room.dm("alice", Dm(to="bob", text="secret"), NOW)
+    say(room, "alice", "")
+    say(room, "alice", "public")
+    assert [m.text for m in welcome_history(room)] == ["public"]
+
+
+def test_history_messages_keep_their_time() -> None:
+    room = make_room("alice")
+    earlier = NOW - timedelta(minutes=5)
+    room.say("alice", Say(text="old"), earlier)
+    assert welcome_history(room)[0].ts == earlier
+
+
+# --------------------------------------------------------------------------------------------
+# Property: whatever members do, each receives every message of its membership, in seq order.
+
+HANDLES = ["m0", "m1", "m2", "m3"]
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["join", "leave", "say", "bad-say", "dm", "nick", "who"]),
+        st.sampled_from(HANDLES),
+        st.sampled_from(HANDLES),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(OPS)
+def test_every_member_gets_every_message_of_its_stay_in_order(
+    ops: list[tuple[str, str, str]],
+) -> None:
+    room = make_room(history=5)
+    first_seq: dict[str, int] = {}  # for each member, the seq of the first message it must see
+    seen: dict[str, list[int]] = {}  # seqs of the messages (or own acks) each member received
+
+    def check_stay(handle: str) -> None:
+        assert seen[handle] == list(range(first_seq[handle], room.seq + 1))
+
+    for op, handle, other in ops:
+        member = room.is_member(handle)
+        if op == "join":
+            deliveries = join(room, handle, name=f"N{handle}")
+        elif op == "leave":
+            if member:
+                check_stay(handle)
+            deliveries = room.leave(handle, LeaveReason.QUIT, NOW)
+        elif not member:
+            continue  # the server answers not_joined before the room is asked
+        elif op == "say":
+            deliveries = say(room, handle)
+        elif op == "bad-say":
+            deliveries = say(room, handle, "\x00")
+        elif op == "dm":
+            deliveries = room.dm(handle, Dm(to=f"n{other}", text="psst"), NOW)
+        elif op == "nick":
+            deliveries = room.nick(handle, Nick(f"N{other}"), NOW)
+        else:
+            deliveries = room.who(handle)
+
+        for delivery in deliveries:
+            event = delivery.event
+            assert set(delivery.to) <= {handle, *room.handles()}
+            if isinstance(event, Welcome):
+                first_seq[handle], seen[handle] = room.seq + 1, []
+            if isinstance(event, Message | Ack) and event.seq is not None:
+                for target in delivery.to:
+                    seen[target].append(event.seq)
+            if isinstance(event, Welcome | Joined | Left | Members):
+                assert event.members == room.count
+        assert room.count == len(set(room.handles()))
+
+    for handle in room.handles():
+        check_stay(handle)
