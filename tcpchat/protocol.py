@@ -14,6 +14,7 @@ import re
 import types
 import typing
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
@@ -713,9 +714,13 @@ class ServerConnection:
         """The next plain line is the password for `name` (the server said it needs one)."""
         self._password_for = name
 
-    def receive_data(self, data: bytes) -> list[ClientEvent | Invalid]:
-        """Take bytes from the peer; return the events of every line they complete."""
-        return [self._line_event(line) for line in self._framer.feed(data)]
+    def receive_data(self, data: bytes) -> Iterator[ClientEvent | Invalid]:
+        """Take bytes from the peer; yield the event of each line they complete.
+
+        Lazily: a line is parsed only once the previous event was handled, because handling it
+        may change how the next line reads (a plain name, then a password, then messages).
+        """
+        return (self._line_event(line) for line in self._framer.feed(data))
 
     def _line_event(self, line: bytes | LineTooLong) -> ClientEvent | Invalid:
         if isinstance(line, LineTooLong):
@@ -723,12 +728,12 @@ class ServerConnection:
                 ErrorCode.LINE_TOO_LONG,
                 f"That line was longer than {self._framer.limit} bytes and was discarded.",
             )
+        if self.mode is Mode.UNDECIDED:
+            self.mode = Mode.JSON if line.startswith(b"{") else Mode.PLAIN
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             return Invalid(ErrorCode.BAD_UTF8, "That line was not valid UTF-8 and was discarded.")
-        if self.mode is Mode.UNDECIDED:
-            self.mode = Mode.JSON if text.startswith("{") else Mode.PLAIN
         if self.mode is Mode.JSON:
             return decode_json(text)  # type: ignore[return-value]
         if self.joined:

@@ -15,6 +15,7 @@ from typing import BinaryIO, TextIO
 
 from tcpchat.client import ChatConnection, ChatError, ConnectionLost, JoinRefused
 from tcpchat.protocol import (
+    DEFAULT_MAX_TEXT,
     Ack,
     Banner,
     Bye,
@@ -26,6 +27,7 @@ from tcpchat.protocol import (
     encode_json,
     render_plain,
     strip_unsafe,
+    text_problem,
 )
 
 
@@ -82,15 +84,21 @@ class ScriptSession:
             if isinstance(event, Ack) and event.id is not None:
                 self.pending.pop(event.id, None)
             elif isinstance(event, Error) and event.id in self.pending:
-                text = self.pending.pop(event.id)
-                self.refused += 1
-                self.err.write(f"tcpchat: not sent ({event.message}): {strip_unsafe(text)[:80]}\n")
-                self.err.flush()
+                self.refuse(self.pending.pop(event.id), event.message)
+            elif isinstance(event, Error) and event.id is None and self.pending:
+                # A line the server could not even parse (too long) has no id; it answers each
+                # connection's lines in order, so it is the oldest one still owed an answer.
+                self.refuse(self.pending.pop(next(iter(self.pending))), event.message)
             if not isinstance(event, Pong):
                 self.show(event)
             if isinstance(event, Shutdown):
                 raise ConnectionLost(f"the server shut down: {event.message}")
             self._check_finished()
+
+    def refuse(self, text: str, reason: str) -> None:
+        self.refused += 1
+        self.err.write(f"tcpchat: not sent ({reason}): {strip_unsafe(text)[:80]}\n")
+        self.err.flush()
 
     async def send_input(self, lines: asyncio.Queue[bytes | None]) -> None:
         count = 0
@@ -98,6 +106,11 @@ class ScriptSession:
             text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if not text.strip():
                 continue  # a blank line is no message; the server would refuse it
+            welcome = self.connection.welcome
+            problem = text_problem(text, welcome.max_text if welcome else DEFAULT_MAX_TEXT)
+            if problem:  # the server would refuse it: say so now, and send the rest
+                self.refuse(text, problem[1])
+                continue
             count += 1
             request_id = str(count)
             self.pending[request_id] = text

@@ -343,7 +343,9 @@ class ChatServer:
         if isinstance(event, Ping):
             connection.send(Pong(id=event.id))
             return
-        if isinstance(event, Bye):
+        if isinstance(event, Bye) and (
+            room.is_member(connection) or connection.codec.mode is Mode.PLAIN
+        ):  # `/quit` at the name prompt leaves; a JSON `bye` before `hello` is `not_joined`
             self.leave(connection, LeaveReason.QUIT)
             connection.close()
             return

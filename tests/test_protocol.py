@@ -106,7 +106,7 @@ def receive(
     conn = conn if conn is not None else ServerConnection()
     out: list[Any] = []
     for chunk in chunks:
-        out.extend(conn.receive_data(chunk))
+        out.extend(list(conn.receive_data(chunk)))
     return out
 
 
@@ -203,8 +203,8 @@ def test_only_one_cr_before_lf_is_dropped() -> None:
 
 def test_incomplete_line_waits_for_its_newline() -> None:
     conn = ServerConnection()
-    assert conn.receive_data(b'{"type":"ping"}') == []
-    assert conn.receive_data(b"\n") == [Ping()]
+    assert list(conn.receive_data(b'{"type":"ping"}')) == []
+    assert list(conn.receive_data(b"\n")) == [Ping()]
 
 
 def test_empty_lines_are_lines() -> None:
@@ -269,7 +269,7 @@ def test_over_long_line_does_not_wait_for_its_newline() -> None:
 
 def test_server_answers_line_too_long_and_keeps_going() -> None:
     conn = ServerConnection(line_limit=64)
-    results = conn.receive_data(b"{" + b"x" * 200 + b'\n{"type":"ping","id":"after"}\n')
+    results = list(conn.receive_data(b"{" + b"x" * 200 + b'\n{"type":"ping","id":"after"}\n'))
     error = invalid(results[0], ErrorCode.LINE_TOO_LONG)
     assert "64 bytes" in error.message
     assert results[1:] == [Ping("after")]
@@ -343,7 +343,7 @@ def test_deeply_nested_line_on_the_wire_is_bad_json() -> None:
     conn = ServerConnection()
     deep = b'{"a":' + b"[" * 16_000 + b"\n"
     assert len(deep) <= DEFAULT_LINE_LIMIT
-    results = conn.receive_data(deep + b'{"type":"ping"}\n')
+    results = list(conn.receive_data(deep + b'{"type":"ping"}\n'))
     invalid(results[0], ErrorCode.BAD_JSON)
     assert results[1:] == [Ping()]
 
@@ -420,24 +420,24 @@ def test_answer_to_any_decoded_line_can_be_encoded(line: str) -> None:
 
 def test_first_line_starting_with_brace_chooses_json_mode() -> None:
     conn = ServerConnection()
-    assert conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1})) == [
+    assert list(conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1}))) == [
         Hello("alice", 1)
     ]
     assert conn.mode is Mode.JSON
-    invalid(conn.receive_data(b"hello everyone\n")[0], ErrorCode.BAD_JSON)
+    invalid(list(conn.receive_data(b"hello everyone\n"))[0], ErrorCode.BAD_JSON)
 
 
 def test_json_mode_lines_stay_json_after_welcome() -> None:
     conn = ServerConnection()
-    conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1}))
+    list(conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1})))
     conn.encode(Welcome("alice", 1, ["alice"], "host", None, 1024, 1))
     assert conn.encode(Joined("bob", 2, TS)) == encode_json(Joined("bob", 2, TS))
-    invalid(conn.receive_data(b"/who\n")[0], ErrorCode.BAD_JSON)
+    invalid(list(conn.receive_data(b"/who\n"))[0], ErrorCode.BAD_JSON)
 
 
 def test_mode_is_undecided_until_a_line_is_complete() -> None:
     conn = ServerConnection()
-    assert conn.receive_data(b"{") == []
+    assert list(conn.receive_data(b"{")) == []
     assert conn.mode is Mode.UNDECIDED
 
 
@@ -453,17 +453,17 @@ def test_mode_is_undecided_until_a_line_is_complete() -> None:
 )
 def test_first_line_not_starting_with_brace_is_a_plain_hello(first: bytes, name: str) -> None:
     conn = ServerConnection()
-    assert conn.receive_data(first) == [Hello(name)]
+    assert list(conn.receive_data(first)) == [Hello(name)]
     assert conn.mode is Mode.PLAIN
 
 
 def test_plain_lines_before_joining_are_names_then_commands() -> None:
     conn = ServerConnection()
-    assert conn.receive_data(b"server\n") == [Hello("server")]  # refused by the room: ask again
-    assert conn.receive_data(b"alice\n") == [Hello("alice")]
+    assert list(conn.receive_data(b"server\n")) == [Hello("server")]  # refused by the room: ask again
+    assert list(conn.receive_data(b"alice\n")) == [Hello("alice")]
     welcome = Welcome("alice", 1, ["alice"], "host", None, 1024, 1)
     assert conn.encode(welcome).startswith(b"* Welcome to host, alice!")
-    assert conn.receive_data(b"hello there\n/who\n{json?}\n") == [
+    assert list(conn.receive_data(b"hello there\n/who\n{json?}\n")) == [
         Say("hello there"),
         Who(),
         Say("{json?}"),
@@ -476,15 +476,15 @@ def test_plain_quit_before_joining_is_bye() -> None:
 
 def test_plain_line_after_password_prompt_is_the_password() -> None:
     conn = ServerConnection()
-    assert conn.receive_data(b"alice\n") == [Hello("alice")]
+    assert list(conn.receive_data(b"alice\n")) == [Hello("alice")]
     conn.ask_password("alice")
-    assert conn.receive_data(b" s3cret\n") == [Hello("alice", password=" s3cret")]
-    assert conn.receive_data(b"alice\n") == [Hello("alice")]
+    assert list(conn.receive_data(b" s3cret\n")) == [Hello("alice", password=" s3cret")]
+    assert list(conn.receive_data(b"alice\n")) == [Hello("alice")]
 
 
 def test_plain_mode_events_are_rendered_as_text() -> None:
     conn = ServerConnection()
-    conn.receive_data(b"alice\n")
+    list(conn.receive_data(b"alice\n"))
     assert conn.encode(Joined("bob", 2, TS)) == b"* bob joined (2 members online)\n"
 
 

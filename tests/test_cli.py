@@ -1,0 +1,619 @@
+"""The `tcpchat` command line: help, version, options, errors, completion, and a real `serve` process.
+
+In-process checks use Click's `CliRunner` (prog_name "tcpchat"); `serve` itself runs as a
+subprocess (`python -m tcpchat serve`) so its signals, stdout and exit code are the real ones.
+Every wait has a deadline; every subprocess is killed when its test ends.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+from wire import LineClient
+
+from tcpchat import __version__, cli
+from tcpchat.cli import main
+
+# One unit for every wait (as in conftest); raise TCPCHAT_TEST_TIMEOUT on a slow machine.
+TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
+# The brief: after Ctrl-C or SIGTERM the server is gone within 2 seconds (scaled with TIMEOUT).
+SHUTDOWN_LIMIT = 2.0 * TIMEOUT / 5
+ROOT = Path(__file__).resolve().parent.parent
+SHELLS = ("bash", "zsh", "fish")
+LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
+
+posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def clean_env(config_dir: Path) -> dict[str, str]:
+    """The test's environment without any TCPCHAT_ setting of the person running the tests."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.upper().startswith(("TCPCHAT_", "_TCPCHAT"))
+    }
+    env["TCPCHAT_CONFIG_DIR"] = str(config_dir)
+    # Output must reach a pipe promptly by itself, not thanks to the tester's environment.
+    env.pop("PYTHONUNBUFFERED", None)
+    return env
+
+
+class Process:
+    """A subprocess whose stdout and stderr lines are gathered by threads, to wait on with deadlines."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.popen = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._changed = threading.Condition()
+        self._open = 2
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.popen.stdout, self.out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.popen.stderr, self.err), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _pump(self, stream: Any, into: list[str]) -> None:
+        try:
+            for line in stream:
+                with self._changed:
+                    into.append(line.rstrip("\r\n"))
+                    self._changed.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._changed:
+                self._open -= 1
+                self._changed.notify_all()
+
+    def wait_for_line(self, matches: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
+        """The first stdout line that `matches`; AssertionError if none comes in time."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.out:
+                    if matches(line):
+                        return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._open == 0:
+                    raise AssertionError(
+                        f"no matching line; stdout={self.out!r} stderr={self.err!r}"
+                    )
+                self._changed.wait(remaining)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code; AssertionError if the process is still running after `timeout`."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"still running after {timeout:g} s; stdout={self.out!r} stderr={self.err!r}"
+            ) from None
+        self._join_readers()
+        return code
+
+    def _join_readers(self) -> None:
+        for thread in self._threads:
+            thread.join(TIMEOUT)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        try:
+            self.popen.wait(TIMEOUT)
+        finally:
+            self._join_readers()
+            for stream in (self.popen.stdout, self.popen.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+@pytest.fixture(autouse=True)
+def no_tcpchat_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CliRunner runs in this process: keep the tester's TCPCHAT_ variables out of it."""
+    for key in list(os.environ):
+        if key.upper().startswith(("TCPCHAT_", "_TCPCHAT")) and key != "TCPCHAT_TEST_TIMEOUT":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TCPCHAT_CONFIG_DIR", str(tmp_path / "config"))
+
+
+@pytest.fixture
+def server_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Replace the running of a server with a record of its settings (no socket is opened)."""
+    calls: list[dict[str, Any]] = []
+
+    def record(config: Any, **options: Any) -> None:
+        calls.append({"config": config, **options})
+
+    monkeypatch.setattr(cli, "run_server", record)
+    return calls
+
+
+def invoke(args: list[str], **kwargs: Any) -> Result:
+    return CliRunner().invoke(main, args, prog_name="tcpchat", **kwargs)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """Start `python -m tcpchat ARGS...`; every process is killed when the test ends."""
+    started: list[Process] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Process:
+        process = Process(
+            [sys.executable, "-m", "tcpchat", *args], env or clean_env(tmp_path / "config")
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def serve(spawn: Callable[..., Process]) -> Callable[..., tuple[Process, int]]:
+    """Start a real server process on 127.0.0.1:0 and return it with the port it printed."""
+
+    def start(*extra: str) -> tuple[Process, int]:
+        process = spawn("serve", "--port", "0", "--host", "127.0.0.1", "--name", "t", *extra)
+        line = process.wait_for_line(matching(LISTENING.pattern))
+        match = LISTENING.search(line)
+        assert match is not None
+        return process, int(match.group(1))
+
+    return start
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[[int], LineClient]]:
+    """Raw line clients to a server process on 127.0.0.1; closed when the test ends."""
+    opened: list[LineClient] = []
+
+    def connect(port: int) -> LineClient:
+        client = LineClient("127.0.0.1", port, TIMEOUT)
+        opened.append(client)
+        return client
+
+    yield connect
+    for client in opened:
+        client.close()
+
+
+def join_plain(client: LineClient, name: str) -> None:
+    """Join as `nc` would: read the banner, type a name, read up to the /help hint."""
+    banner = client.read_line()
+    assert not banner.startswith("{"), banner
+    client.send_line(name)
+    client.read_until(lambda line: "/help" in line)
+
+
+def join_json(client: LineClient, name: str) -> dict[str, Any]:
+    client.read_line()  # the banner
+    client.send_json({"type": "hello", "name": name, "version": 1})
+    return client.expect("welcome")
+
+
+def matching(pattern: str) -> Callable[[str], bool]:
+    return lambda line: re.search(pattern, line) is not None
+
+
+def local_port(client: LineClient) -> int:
+    return int(client.sock.getsockname()[1])
+
+
+def stderr_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- help and version ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_both_commands(flag: str) -> None:
+    result = invoke([flag])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: tcpchat ")
+    assert re.search(r"^\s+serve\s+\S", result.output, re.MULTILINE), result.output
+    assert re.search(r"^\s+join\s+\S", result.output, re.MULTILINE), result.output
+
+
+def test_serve_help_shows_every_option_with_its_environment_variable() -> None:
+    result = invoke(["serve", "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: tcpchat serve [OPTIONS]")
+    flat = " ".join(result.output.split())  # help text is wrapped at any width
+    for option in cli.serve.params:
+        assert isinstance(option, click.Option)
+        assert option.opts[0] in flat
+        assert option.envvar in flat
+
+
+def test_join_help_shows_host_and_every_option() -> None:
+    result = invoke(["join", "--help"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: tcpchat join [OPTIONS] [HOST]")
+    flat = " ".join(result.output.split())
+    for option in cli.join.params:
+        if isinstance(option, click.Option):
+            assert option.opts[0] in flat
+            assert option.envvar in flat
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_prints_program_and_version(flag: str) -> None:
+    result = invoke([flag])
+    assert result.exit_code == 0
+    assert result.output == f"tcpchat, version {__version__}\n"
+
+
+def test_python_dash_m_tcpchat_prints_version(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tcpchat", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+        env=clean_env(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"tcpchat, version {__version__}"
+
+
+# --- every option documented and configurable ---------------------------------------------------
+
+
+def _command_options() -> list[tuple[str, click.Option]]:
+    found = []
+    for command in [main, *main.commands.values()]:
+        for param in command.params:
+            # --version is an eager action, not a setting; it has nothing to read from the environment.
+            if isinstance(param, click.Option) and param.expose_value:
+                found.append((command.name or "tcpchat", param))
+    return found
+
+
+COMMAND_OPTIONS = _command_options()
+
+
+def test_the_group_has_serve_and_join() -> None:
+    assert {"serve", "join"} <= set(main.commands)
+    assert {name for name, _ in COMMAND_OPTIONS} >= {"serve", "join"}
+
+
+@pytest.mark.parametrize(
+    ("command", "option"), COMMAND_OPTIONS, ids=[f"{c} {o.opts[0]}" for c, o in COMMAND_OPTIONS]
+)
+def test_option_help_is_one_sentence_ending_with_a_period(
+    command: str, option: click.Option
+) -> None:
+    text = option.help
+    assert isinstance(text, str) and text == text.strip(), text
+    assert text[0].isupper() or text[0].isdigit(), text
+    assert text.endswith("."), text
+    assert not re.search(r"[.!?]\s", text), f"more than one sentence: {text!r}"
+
+
+@pytest.mark.parametrize(
+    ("command", "option"), COMMAND_OPTIONS, ids=[f"{c} {o.opts[0]}" for c, o in COMMAND_OPTIONS]
+)
+def test_option_can_be_set_by_a_tcpchat_environment_variable(
+    command: str, option: click.Option
+) -> None:
+    assert isinstance(option.envvar, str), option.envvar
+    assert re.fullmatch(r"TCPCHAT_[A-Z0-9_]+", option.envvar), option.envvar
+
+
+def test_no_two_options_share_an_environment_variable() -> None:
+    names = [option.envvar for _, option in COMMAND_OPTIONS]
+    assert len(names) == len(set(names)), names
+
+
+def test_serve_port_comes_from_tcpchat_serve_port(server_calls: list[dict[str, Any]]) -> None:
+    result = invoke(["serve"], env={"TCPCHAT_SERVE_PORT": "4321", "TCPCHAT_SERVE_NAME": "from-env"})
+    assert result.exit_code == 0, result.output
+    (call,) = server_calls
+    assert call["config"].port == 4321
+    assert call["config"].name == "from-env"
+
+
+def test_serve_port_option_overrides_the_environment(server_calls: list[dict[str, Any]]) -> None:
+    result = invoke(["serve", "--port", "5432"], env={"TCPCHAT_SERVE_PORT": "4321"})
+    assert result.exit_code == 0, result.output
+    assert server_calls[0]["config"].port == 5432
+
+
+def test_bad_port_in_the_environment_is_a_usage_error_naming_the_variable(
+    server_calls: list[dict[str, Any]],
+) -> None:
+    result = invoke(["serve"], env={"TCPCHAT_SERVE_PORT": "70000"})
+    assert result.exit_code == 2
+    assert "TCPCHAT_SERVE_PORT" in result.stderr
+    assert server_calls == []
+
+
+# --- bad values ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve", "--port", "70000"],
+        ["serve", "--port", "-1"],
+        ["serve", "--port", "http"],
+        ["serve", "--max-text", "0"],
+        ["serve", "--max-text", "100000"],
+        ["serve", "--max-clients", "0"],
+        ["serve", "--history", "-1"],
+        ["serve", "--idle-timeout", "0"],
+        ["serve", "--log-level", "loud"],
+        ["serve", "--no-such-option"],
+        ["join", "127.0.0.1", "--port", "0"],
+        ["join", "127.0.0.1", "--port", "70000"],
+        ["frobnicate"],
+    ],
+    ids=" ".join,
+)
+def test_bad_option_value_exits_2_with_usage_and_no_traceback(
+    args: list[str], server_calls: list[dict[str, Any]]
+) -> None:
+    result = invoke(args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith("Usage: tcpchat"), result.stderr
+    assert "Error:" in result.stderr
+    assert "Traceback" not in result.output
+    assert server_calls == []
+
+
+# --- start-up cost ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["serve", "--help"], ["join", "--help"]], ids=" ".join
+)
+def test_help_and_serve_do_not_import_prompt_toolkit(args: list[str], tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "import tcpchat.cli, tcpchat.server, tcpchat.console, tcpchat.sockets\n"
+        f"tcpchat.cli.main({args!r}, prog_name='tcpchat', standalone_mode=False)\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('prompt_toolkit'))\n"
+        "assert not loaded, loaded[:5]\n"
+        "print('clean')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+        env=clean_env(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("clean")
+
+
+# --- a real server process ----------------------------------------------------------------------
+
+
+def test_serve_welcome_names_the_server_and_how_to_join(
+    serve: Callable[..., tuple[Process, int]],
+) -> None:
+    process, port = serve()
+    process.wait_for_line(lambda line: "Ctrl-C" in line)
+    text = "\n".join(process.out)
+    assert "'t'" in process.out[0], process.out
+    assert f"tcpchat join 127.0.0.1 --port {port}" in text
+    assert f"nc 127.0.0.1 {port}" in text
+    assert "Traceback" not in "\n".join(process.err)
+
+
+def test_serve_prints_joins_and_leaves_with_member_counts(
+    serve: Callable[..., tuple[Process, int]], clients: Callable[[int], LineClient]
+) -> None:
+    process, port = serve()
+    alice = clients(port)
+    join_plain(alice, "alice")
+    process.wait_for_line(
+        matching(rf"alice joined from 127\.0\.0\.1:{local_port(alice)} \(1 member online\)$")
+    )
+    bob = clients(port)
+    join_plain(bob, "bob")
+    process.wait_for_line(
+        matching(rf"bob joined from 127\.0\.0\.1:{local_port(bob)} \(2 members online\)$")
+    )
+    bob.send_line("/quit")
+    bob.read_eof()
+    process.wait_for_line(matching(r"bob left \(quit\) .*\(1 member online\)$"))
+    alice.close()
+    process.wait_for_line(matching(r"alice left .*\(0 members online\)$"))
+
+
+@posix_signals
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_stop_signal_tells_members_and_exits_0_quickly(
+    signame: str,
+    serve: Callable[..., tuple[Process, int]],
+    clients: Callable[[int], LineClient],
+) -> None:
+    process, port = serve()
+    plain = clients(port)
+    join_plain(plain, "alice")
+    robot = clients(port)
+    join_json(robot, "robot")
+    plain.read_until(lambda line: "robot joined" in line)
+
+    process.popen.send_signal(getattr(signal, signame))
+    assert process.wait(SHUTDOWN_LIMIT) == 0, process.err
+    assert "Traceback" not in "\n".join(process.err)
+
+    json_lines = robot.read_eof().decode().splitlines()
+    assert json_lines, "the JSON member got nothing before the close"
+    last = json.loads(json_lines[-1])
+    assert last["type"] == "shutdown" and last["message"], last
+
+    plain_lines = [line for line in plain.read_eof().decode().splitlines() if line.strip()]
+    assert plain_lines, "the plain member got nothing before the close"
+    assert plain_lines[-1].rstrip("\r") == f"* {last['message']}"
+
+
+def test_log_file_is_private_and_holds_client_addresses(
+    serve: Callable[..., tuple[Process, int]],
+    clients: Callable[[int], LineClient],
+    tmp_path: Path,
+) -> None:
+    log_path = tmp_path / "server.log"
+    process, port = serve("--log-file", str(log_path))
+    assert log_path.exists()
+    if os.name == "posix":
+        assert log_path.stat().st_mode & 0o777 == 0o600
+    alice = clients(port)
+    join_plain(alice, "alice")
+    address = f"127.0.0.1:{local_port(alice)}"
+    process.wait_for_line(lambda line: "alice joined" in line)
+    # The console line comes first; the file gets the same record right after it: poll briefly.
+    deadline = time.monotonic() + TIMEOUT
+    while address not in log_path.read_text(encoding="utf-8"):
+        assert time.monotonic() < deadline, log_path.read_text(encoding="utf-8")
+        time.sleep(0.01)
+
+
+def test_log_file_in_a_missing_folder_exits_1_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcpchat",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--log-file",
+            str(tmp_path / "no" / "such" / "folder" / "server.log"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+        env=clean_env(tmp_path),
+    )
+    assert result.returncode == 1, result
+    assert len(stderr_lines(result.stderr)) == 1, result.stderr
+    assert "log file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", None], ids=["loopback", "all-interfaces"])
+def test_port_in_use_exits_1_with_one_readable_line(host: str | None, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [sys.executable, "-m", "tcpchat", "serve", "--port", str(port)]
+        if host:
+            args += ["--host", host]
+        try:
+            result = subprocess.run(
+                args, capture_output=True, text=True, timeout=3 * TIMEOUT, env=clean_env(tmp_path)
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AssertionError(f"serve kept running on a port in use: {exc.stdout!r}") from None
+    assert result.returncode == 1, result
+    lines = stderr_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert str(port) in lines[0] and "in use" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unresolvable_listen_host_exits_1_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tcpchat", "serve", "--host", "nohost.invalid", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=6 * TIMEOUT,
+        env=clean_env(tmp_path),
+    )
+    assert result.returncode == 1, result
+    lines = stderr_lines(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert "nohost.invalid" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_port_from_the_environment_in_a_real_process(
+    spawn: Callable[..., Process], tmp_path: Path, clients: Callable[[int], LineClient]
+) -> None:
+    port = free_port()
+    env = clean_env(tmp_path / "config")
+    env.update(TCPCHAT_SERVE_PORT=str(port), TCPCHAT_SERVE_HOST="127.0.0.1")
+    process = spawn("serve", "--name", "t", env=env)
+    process.wait_for_line(lambda line: f"port {port}." in line)
+    join_plain(clients(port), "alice")
+
+
+# --- shell completion ---------------------------------------------------------------------------
+
+
+def _load_generator() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "tcpchat_completions_generate", ROOT / "completions" / "generate.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_committed_completion_script_is_current(shell: str) -> None:
+    generator = _load_generator()
+    fresh = generator.completion_script(shell)
+    assert fresh.strip(), "the generator produced nothing"
+    committed = (ROOT / "completions" / f"tcpchat.{shell}").read_text(encoding="utf-8")
+    assert committed == fresh, f"run: python completions/generate.py ({shell} is stale)"
+
+
+def _complete(words: str, cword: int) -> list[str]:
+    result = invoke(
+        [],
+        env={"_TCPCHAT_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(cword)},
+    )
+    assert result.exit_code == 0, result.output
+    return [line.split(",", 1)[1] for line in result.stdout.splitlines() if "," in line]
+
+
+def test_completion_offers_serve_for_se() -> None:
+    assert _complete("tcpchat se", 1) == ["serve"]
+
+
+def test_completion_offers_options_of_join() -> None:
+    assert "--name" in _complete("tcpchat join --na", 2)

@@ -1,0 +1,1231 @@
+"""The server end to end over real loopback sockets: every row and rule of PROTOCOL.md.
+
+Each test starts a server in a thread (conftest's `start_server` / `chat`) and talks to it with
+blocking line clients.  Every wait is a read with a deadline, never a sleep: to show that *nothing
+else* reached a member, `sync` sends a ping and requires the pong to be the very next line (the
+server answers in order, so anything sent to that member before would come first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from conftest import TIMEOUT, RunningServer
+from wire import LineClient
+
+Event = dict[str, Any]
+
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+CLOCK = r"\[\d\d:\d\d\]"
+LINE_LIMIT = 16 * 1024
+MAX_TEXT = 1024
+HIGH_RATE = {"rate": 1e6, "burst": 10**6}  # so the token bucket never paces a test
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def hello(name: str, **fields: Any) -> Event:
+    return {"type": "hello", "name": name, "version": 1, **fields}
+
+
+def say(text: str, request_id: str | None = None) -> Event:
+    event: Event = {"type": "say", "text": text}
+    if request_id is not None:
+        event["id"] = request_id
+    return event
+
+
+def json_line(event: Event) -> bytes:
+    return json.dumps(event).encode() + b"\n"
+
+
+def join(server: RunningServer, name: str, host: str = "127.0.0.1") -> tuple[LineClient, Event]:
+    """A JSON member that has read its banner; returns it with its `welcome`."""
+    client = server.connect(host)
+    assert not client.read_line().startswith("{")
+    client.send_json(hello(name))
+    return client, client.expect("welcome")
+
+
+def sync(client: LineClient, tag: str = "sync") -> None:
+    """A ping round trip whose pong must be the next line: nothing else was pending."""
+    client.send_json({"type": "ping", "id": tag})
+    assert client.read_json() == {"type": "pong", "id": tag}
+
+
+def next_of(client: LineClient, kind: str, timeout: float | None = None) -> Event:
+    """The next event of type `kind`, skipping any others."""
+    lines = client.read_until(lambda line: json.loads(line)["type"] == kind, timeout)
+    return json.loads(lines[-1])
+
+
+def collect(
+    client: LineClient, kind: str, count: int, timeout: float | None = None
+) -> tuple[list[Event], list[Event]]:
+    """Read until `count` events of `kind` came; return them and every other event in between."""
+    deadline = time.monotonic() + (timeout or TIMEOUT)
+    wanted: list[Event] = []
+    others: list[Event] = []
+    while len(wanted) < count:
+        event = client.read_json(max(0.01, deadline - time.monotonic()))
+        (wanted if event["type"] == kind else others).append(event)
+    return wanted, others
+
+
+def expect_error(client: LineClient, code: str, request_id: str | None = None) -> Event:
+    error = client.expect("error")
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"].strip()
+    assert error.get("id") == request_id, error
+    return error
+
+
+def expect_closed(client: LineClient) -> list[str]:
+    """The lines the server sent before closing the connection (AssertionError if it stays open)."""
+    return client.read_eof().decode(errors="replace").splitlines()
+
+
+def plain_until(client: LineClient, pattern: str, timeout: float | None = None) -> list[str]:
+    """Plain-mode lines up to and including the first that matches the regex `pattern`."""
+    regex = re.compile(pattern)
+    return client.read_until(lambda line: regex.search(line) is not None, timeout)
+
+
+def plain_sync(client: LineClient, members: int) -> None:
+    """`/who` whose answer must be the next line: nothing else was pending for this plain member."""
+    client.send_line("/who")
+    assert re.match(rf"^\* {members} members? online: ", client.read_line())
+
+
+def has_ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+class SmallBufferClient(LineClient):
+    """A line client whose receive buffer is set before connecting (create_connection can't)."""
+
+    def __init__(self, port: int, timeout: float, receive_buffer: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            raise
+        self.timeout = timeout
+        self.sock = sock
+        self._buffer = b""
+        self.closed = False
+
+
+@pytest.fixture(autouse=True)
+def server_logs_no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """The server logs an exception it caught per connection; any such record is a bug."""
+    yield
+    # Autouse, so set up before the server and torn down after it: its shutdown is included.
+    records = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
+    errors = [
+        record
+        for record in records
+        if record.name.startswith("tcpchat") and record.levelno >= logging.ERROR
+    ]
+    assert not errors, [record.getMessage() for record in errors]
+
+
+@pytest.fixture
+def untracked() -> Iterator[Callable[..., LineClient]]:
+    """JSON members that RunningServer.stop() does not close first (to watch a shutdown)."""
+    clients: list[LineClient] = []
+
+    def connect(server: RunningServer, name: str, receive_buffer: int | None = None) -> LineClient:
+        if receive_buffer is None:
+            client = LineClient("127.0.0.1", server.port, TIMEOUT)
+        else:
+            client = SmallBufferClient(server.port, TIMEOUT, receive_buffer)
+        clients.append(client)
+        client.read_line()
+        client.send_json(hello(name))
+        client.expect("welcome")
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+# --- connection start ----------------------------------------------------------------------------
+
+
+def test_banner_is_the_first_line_and_not_json(chat):
+    client = chat.connect()
+    banner = client.read_line()
+    assert banner.strip()
+    assert not banner.startswith("{")
+
+
+def test_hello_sent_before_reading_the_banner_is_answered_after_it(chat):
+    client = chat.connect()
+    client.send_json(hello("early"))
+    assert not client.read_line().startswith("{")
+    assert client.expect("welcome")["name"] == "early"
+
+
+def test_crlf_line_ends_are_accepted_in_json_mode(chat):
+    client = chat.connect()
+    client.send_raw(json.dumps(hello("crlf")).encode() + b"\r\n")
+    client.read_line()
+    assert client.expect("welcome")["name"] == "crlf"
+
+
+# --- hello ---------------------------------------------------------------------------------------
+
+
+def test_hello_gets_welcome_and_the_others_get_joined(chat):
+    alice, first = join(chat, "alice")
+    assert first["members"] == 1
+    assert first["names"] == ["alice"]
+    bob, welcome = join(chat, "bob")
+    assert welcome == {
+        "type": "welcome",
+        "name": "bob",
+        "members": 2,
+        "names": ["alice", "bob"],
+        "server": "testserver",
+        "motd": None,
+        "max_text": MAX_TEXT,
+        "version": 1,
+        "history": [],
+    }
+    joined = alice.expect("joined")
+    assert (joined["name"], joined["members"]) == ("bob", 2)
+    assert TS.match(joined["ts"])
+    sync(bob)  # the joiner gets no `joined` about itself
+
+
+def test_welcome_carries_the_motd(start_server):
+    server = start_server(motd="Be kind.")
+    _, welcome = join(server, "alice")
+    assert welcome["motd"] == "Be kind."
+
+
+@pytest.mark.parametrize("name", ["x" * 32, "Zoë", "名前", "a_b-c.d", "R2D2", "٣"])
+def test_valid_names_are_accepted(chat, name):
+    _, welcome = join(chat, name)
+    assert welcome["name"] == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "   ", "a b", "x" * 33, "server", "SERVER", "bob!", "tab\tname", "a\u202eb"]
+)
+def test_bad_name_is_refused_and_a_second_hello_works(chat, name):
+    client = chat.connect()
+    client.read_line()
+    client.send_json(hello(name))
+    expect_error(client, "bad_name")
+    client.send_json(hello("second"))
+    assert client.expect("welcome")["name"] == "second"
+
+
+@pytest.mark.parametrize("variant", ["alice", "ALICE", "Alice", "ａｌｉｃｅ"])
+def test_taken_name_in_any_case_or_width_is_refused_and_a_second_hello_works(chat, variant):
+    join(chat, "alice")
+    client = chat.connect()
+    client.read_line()
+    client.send_json(hello(variant))
+    expect_error(client, "name_taken")
+    client.send_json(hello("second"))
+    assert client.expect("welcome")["names"] == ["alice", "second"]
+
+
+def test_composed_and_decomposed_accents_are_one_name(chat):
+    join(chat, "Jos\u00e9")
+    client = chat.connect()
+    client.read_line()
+    client.send_json(hello("Jose\u0301"))
+    expect_error(client, "name_taken")
+
+
+def test_second_hello_after_joining_is_already_joined(chat):
+    alice = chat.join("alice")
+    alice.send_json(hello("alice2"))
+    expect_error(alice, "already_joined")
+    alice.send_json({"type": "who"})
+    assert alice.expect("members")["names"] == ["alice"]
+
+
+# --- say -----------------------------------------------------------------------------------------
+
+
+def test_say_acks_the_sender_and_sends_message_to_every_other_member(chat):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    carol = chat.join("carol")
+    bob.send_json(say("hello all", "m1"))
+    ack = next_of(bob, "ack")
+    assert (ack["id"], ack["seq"], ack["delivered"]) == ("m1", 1, 2)
+    assert TS.match(ack["ts"])
+    for member in (alice, carol):
+        message = next_of(member, "message")
+        assert message == {
+            "type": "message",
+            "seq": 1,
+            "from": "bob",
+            "text": "hello all",
+            "ts": ack["ts"],
+        }
+        sync(member)
+    sync(bob)  # the sender gets the ack instead of its own message
+
+
+def test_say_without_id_is_acked_with_null_id(chat):
+    alice = chat.join("alice")
+    alice.send_json(say("solo"))
+    ack = alice.expect("ack")
+    assert ack["id"] is None
+    assert (ack["seq"], ack["delivered"]) == (1, 0)
+
+
+def test_seq_counts_only_accepted_messages(chat):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    alice.send_json(say("one"))
+    assert alice.expect("ack")["seq"] == 1
+    alice.send_json(say("   "))
+    expect_error(alice, "empty_text")
+    alice.send_json(say("x" * (MAX_TEXT + 1)))
+    expect_error(alice, "text_too_long")
+    alice.send_json(say("two"))
+    assert alice.expect("ack")["seq"] == 2
+    assert [m["seq"] for m in collect(bob, "message", 2)[0]] == [1, 2]
+    sync(bob)
+
+
+def test_unknown_extra_fields_are_ignored(chat):
+    alice = chat.join("alice")
+    alice.send_json({"type": "say", "text": "hi", "id": "e", "colour": "red", "n": [1, 2]})
+    assert alice.expect("ack")["id"] == "e"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x" * MAX_TEXT, "é" * MAX_TEXT, "line one\nline two", "tab\there", "emoji 🎉", "  padded  "],
+)
+def test_text_up_to_max_text_characters_is_delivered_intact(chat, text):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    alice.send_json(say(text, "t"))
+    assert alice.expect("ack")["id"] == "t"
+    assert next_of(bob, "message")["text"] == text
+
+
+def test_server_sends_compact_json_with_non_ascii_as_utf8(chat):
+    alice = chat.join("Zoë")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    alice.send_json(say("fête 🎉"))  # json.dumps escapes it as \\u...; the server must not
+    alice.expect("ack")
+    line = bob.read_line()
+    assert json.loads(line)["text"] == "fête 🎉"
+    assert "fête 🎉" in line and "Zoë" in line and "\\u" not in line
+    assert '": ' not in line and '", "' not in line
+
+
+def test_connections_that_have_not_joined_get_no_room_events(chat):
+    alice = chat.join("alice")
+    stranger = chat.connect()
+    stranger.read_line()
+    bob = chat.join("bob")
+    bob.send_json(say("members only"))
+    bob.expect("ack")
+    alice.send_json({"type": "bye"})
+    expect_closed(alice)
+    sync(stranger)
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\t  \n"])
+def test_blank_text_is_empty_text(chat, text):
+    alice = chat.join("alice")
+    alice.send_json(say(text, "b"))
+    expect_error(alice, "empty_text", "b")
+
+
+@pytest.mark.parametrize("length", [MAX_TEXT + 1, 5000])
+def test_text_over_max_text_is_text_too_long(chat, length):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    alice.send_json(say("x" * length, "long"))
+    expect_error(alice, "text_too_long", "long")
+    sync(bob)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nul\x00",
+        "bell\x07",
+        "a\rb",
+        "\x1b[31mred",
+        "del\x7f",
+        "c1\x85",
+        "\u202eevil",
+        "\u2066iso",
+        "x\u2069",
+    ],
+)
+def test_forbidden_characters_are_bad_text_and_not_delivered(chat, text):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    alice.send_json(say(text, "c"))
+    expect_error(alice, "bad_text", "c")
+    sync(bob)
+
+
+# --- dm ------------------------------------------------------------------------------------------
+
+
+def test_dm_acks_delivered_one_and_reaches_only_the_target(chat):
+    alice = chat.join("alice")
+    bob = chat.join("Bob")
+    carol = chat.join("carol")
+    collect(alice, "joined", 2)
+    alice.send_json({"type": "dm", "to": "BOB", "text": "psst", "id": "d1"})
+    ack = alice.expect("ack")
+    assert (ack["id"], ack["delivered"]) == ("d1", 1)
+    assert ack.get("seq") is None
+    private = next_of(bob, "private")
+    assert (private["from"], private["to"], private["text"]) == ("alice", "Bob", "psst")
+    assert TS.match(private["ts"])
+    sync(bob)
+    sync(carol)
+    alice.send_json(say("public"))
+    assert alice.expect("ack")["seq"] == 1  # a dm takes no seq
+
+
+def test_dm_to_an_unknown_member_is_no_such_member(chat):
+    alice = chat.join("alice")
+    alice.send_json({"type": "dm", "to": "nobody", "text": "hi", "id": "d2"})
+    expect_error(alice, "no_such_member", "d2")
+
+
+def test_dm_text_is_checked_like_say(chat):
+    alice = chat.join("alice")
+    chat.join("bob")
+    alice.expect("joined")
+    alice.send_json({"type": "dm", "to": "bob", "text": " ", "id": "d3"})
+    expect_error(alice, "empty_text", "d3")
+    alice.send_json({"type": "dm", "to": "bob", "text": "x" * (MAX_TEXT + 1), "id": "d4"})
+    expect_error(alice, "text_too_long", "d4")
+
+
+# --- nick ----------------------------------------------------------------------------------------
+
+
+def test_nick_is_announced_to_everyone_including_the_sender(chat):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    bob.send_json({"type": "nick", "name": "robert"})
+    for member in (alice, bob):
+        renamed = member.expect("renamed")
+        assert (renamed["old"], renamed["new"]) == ("bob", "robert")
+        assert TS.match(renamed["ts"])
+    bob.send_json(say("new name"))
+    bob.expect("ack")
+    assert alice.expect("message")["from"] == "robert"
+    _, welcome = join(chat, "bob")  # the old name is free again
+    assert welcome["names"] == ["alice", "bob", "robert"]
+
+
+def test_nick_may_change_only_the_case(chat):
+    alice = chat.join("alice")
+    alice.send_json({"type": "nick", "name": "Alice"})
+    assert alice.expect("renamed")["new"] == "Alice"
+
+
+@pytest.mark.parametrize(("name", "code"), [("BOB", "name_taken"), ("no way", "bad_name")])
+def test_refused_nick_keeps_the_old_name(chat, name, code):
+    alice = chat.join("alice")
+    chat.join("bob")
+    alice.expect("joined")
+    alice.send_json({"type": "nick", "name": name})
+    expect_error(alice, code)
+    alice.send_json({"type": "who"})
+    assert alice.expect("members")["names"] == ["alice", "bob"]
+
+
+# --- who, ping, bye ------------------------------------------------------------------------------
+
+
+def test_who_lists_members_sorted_with_the_count(chat):
+    for name in ("carol", "alice", "Bob"):
+        chat.join(name)
+    dave = chat.join("dave")
+    dave.send_json({"type": "who"})
+    assert dave.expect("members") == {
+        "type": "members",
+        "names": ["alice", "Bob", "carol", "dave"],
+        "members": 4,
+    }
+
+
+def test_ping_before_joining_gets_pong_with_the_same_id(chat):
+    client = chat.connect()
+    client.read_line()
+    client.send_json({"type": "ping", "id": "p-1"})
+    assert client.read_json() == {"type": "pong", "id": "p-1"}
+    client.send_json({"type": "ping"})
+    assert client.read_json() == {"type": "pong", "id": None}
+    client.send_json(hello("late"))
+    assert client.expect("welcome")["name"] == "late"
+
+
+def test_bye_closes_the_connection_and_the_others_get_left_quit(chat):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    bob.send_json({"type": "bye"})
+    assert expect_closed(bob) == []
+    left = alice.expect("left")
+    assert (left["name"], left["members"], left["reason"]) == ("bob", 1, "quit")
+    assert TS.match(left["ts"])
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (b"{oops", "bad_json"),
+        (b"not json at all", "bad_json"),
+        (b'{"type": "say", "text": "unterminated', "bad_json"),
+        (b"[]", "bad_message"),
+        (b'"hello"', "bad_message"),
+        (b"42", "bad_message"),
+        (b"{}", "bad_message"),
+        (b'{"type": 5}', "bad_message"),
+        (b'{"type": null}', "bad_message"),
+        (b'{"type": "say"}', "bad_message"),
+        (b'{"type": "say", "text": 5}', "bad_message"),
+        (b'{"type": "say", "text": ["a"]}', "bad_message"),
+        (b'{"type": "dm", "text": "no target"}', "bad_message"),
+        (b'{"type": "nick", "name": null}', "bad_message"),
+        (b'{"type": "ping", "id": 5}', "bad_message"),
+        (b'{"type": "hello", "name": "noversion"}', "bad_message"),
+        (b'{"type": "dance"}', "unknown_type"),
+        (b'{"type": "SAY", "text": "x"}', "unknown_type"),
+    ],
+)
+def test_malformed_line_gets_one_error_and_the_connection_stays_open(chat, line, code):
+    alice = chat.join("alice")
+    alice.send_raw(line + b"\n")
+    expect_error(alice, code)
+    sync(alice)
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        ({"type": "dance"}, "unknown_type"),
+        ({"type": "say"}, "bad_message"),
+        ({"type": "say", "text": 3}, "bad_message"),
+        ({"type": "say", "text": ""}, "empty_text"),
+        ({"type": "say", "text": "x" * (MAX_TEXT + 1)}, "text_too_long"),
+        ({"type": "say", "text": "\x07"}, "bad_text"),
+        ({"type": "dm", "to": "nobody", "text": "hi"}, "no_such_member"),
+    ],
+)
+def test_error_carries_the_request_id(chat, event, code):
+    alice = chat.join("alice")
+    alice.send_json({**event, "id": "req-7"})
+    expect_error(alice, code, "req-7")
+
+
+def test_error_without_a_request_id_has_none(chat):
+    alice = chat.join("alice")
+    alice.send_json(say(""))
+    assert alice.expect("error").get("id") is None
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        say("too soon", "r"),
+        {"type": "dm", "to": "x", "text": "hi", "id": "r"},
+        {"type": "nick", "name": "nobody"},
+        {"type": "who"},
+        {"type": "bye"},
+    ],
+)
+def test_anything_but_hello_or_ping_before_joining_is_not_joined(chat, event):
+    observer = chat.join("observer")
+    client = chat.connect()
+    client.read_line()
+    client.send_json(event)
+    expect_error(client, "not_joined", event.get("id"))
+    client.send_json(hello("now"))
+    assert client.expect("welcome")["members"] == 2
+    assert observer.expect("joined")["name"] == "now"  # nothing reached the room before
+
+
+def test_line_over_the_limit_is_line_too_long_and_the_connection_stays_open(chat):
+    alice = chat.join("alice")
+    alice.send_raw(b'{"type": "say", "text": "' + b"x" * (100 * 1024) + b'"}\n')
+    expect_error(alice, "line_too_long")
+    sync(alice)
+    alice.send_json(say("still here"))
+    assert alice.expect("ack")["seq"] == 1
+
+
+def test_line_limit_counts_bytes_before_the_terminator(chat):
+    alice = chat.join("alice")
+    padding = LINE_LIMIT - len(json.dumps({"type": "ping", "id": ""}).encode())
+    exact = json.dumps({"type": "ping", "id": "x" * padding}).encode()
+    assert len(exact) == LINE_LIMIT
+    alice.send_raw(exact + b"\r\n")
+    assert alice.expect("pong")["id"] == "x" * padding
+    alice.send_raw(exact[:-2] + b'x"}\n')  # one byte more
+    expect_error(alice, "line_too_long")
+    sync(alice)
+
+
+def test_endless_line_gets_one_line_too_long_and_is_discarded(chat):
+    alice = chat.join("alice")
+    alice.send_raw(b"y" * (1024 * 1024))
+    alice.send_raw(b"\n")
+    expect_error(alice, "line_too_long")
+    sync(alice)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe",
+        b'{"type": "say", "text": "caf\xe9"}',
+        b"\xc3",
+        b"\xed\xa0\x80",
+        b"\xf8\x88\x80\x80\x80",
+    ],
+)
+def test_invalid_utf8_is_bad_utf8_and_the_connection_stays_open(chat, raw):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    alice.send_raw(raw + b"\n")
+    expect_error(alice, "bad_utf8")
+    sync(alice)
+    sync(bob)  # nothing was delivered
+
+
+def test_unsupported_version_is_fatal(chat):
+    client = chat.connect()
+    client.read_line()
+    client.send_json({"type": "hello", "name": "future", "version": 2})
+    expect_error(client, "version_unsupported")
+    assert expect_closed(client) == []
+
+
+@pytest.mark.parametrize("password", [None, "wrong", ""])
+def test_wrong_password_is_auth_failed_and_fatal(start_server, password):
+    server = start_server(password="s3cret")
+    client = server.connect()
+    client.read_line()
+    fields = {} if password is None else {"password": password}
+    client.send_json(hello("alice", **fields))
+    expect_error(client, "auth_failed")
+    assert expect_closed(client) == []
+
+
+def test_right_password_joins(start_server):
+    server = start_server(password="s3cret")
+    client = server.connect()
+    client.read_line()
+    client.send_json(hello("alice", password="s3cret"))
+    assert client.expect("welcome")["members"] == 1
+
+
+def test_server_full_is_fatal_and_a_place_frees_when_a_member_leaves(start_server):
+    server = start_server(max_clients=1)
+    alice, _ = join(server, "alice")
+    bob = server.connect()
+    bob.read_line()
+    bob.send_json(hello("bob"))
+    expect_error(bob, "server_full")
+    assert expect_closed(bob) == []
+    sync(alice)  # the member saw nothing of it
+    alice.send_json({"type": "bye"})
+    expect_closed(alice)
+    _, welcome = join(server, "carol")
+    assert welcome["members"] == 1
+
+
+# --- member counts and history -------------------------------------------------------------------
+
+
+def test_member_counts_are_the_count_after_the_change(chat):
+    alice, welcome = join(chat, "alice")
+    assert welcome["members"] == 1
+    bob, welcome = join(chat, "bob")
+    assert welcome["members"] == 2
+    assert alice.expect("joined")["members"] == 2
+    carol, welcome = join(chat, "carol")
+    assert welcome["members"] == 3
+    assert alice.expect("joined")["members"] == 3
+    assert bob.expect("joined")["members"] == 3
+    carol.send_json({"type": "bye"})
+    assert alice.expect("left")["members"] == 2
+    assert bob.expect("left")["members"] == 2
+    bob.close()
+    assert alice.expect("left")["members"] == 1
+    alice.send_json({"type": "who"})
+    assert alice.expect("members")["members"] == 1
+
+
+def test_joiner_gets_the_recent_history_oldest_first(start_server):
+    server = start_server(history=3)
+    alice, _ = join(server, "alice")
+    for n in range(1, 6):
+        alice.send_json(say(f"message {n}"))
+        assert alice.expect("ack")["seq"] == n
+    _, welcome = join(server, "bob")
+    history = welcome["history"]
+    assert [(m["type"], m["seq"], m["from"], m["text"]) for m in history] == [
+        ("message", 3, "alice", "message 3"),
+        ("message", 4, "alice", "message 4"),
+        ("message", 5, "alice", "message 5"),
+    ]
+    assert all(TS.match(m["ts"]) for m in history)
+
+
+def test_history_zero_sends_an_empty_history(start_server):
+    server = start_server(history=0)
+    alice, _ = join(server, "alice")
+    alice.send_json(say("forgotten"))
+    alice.expect("ack")
+    _, welcome = join(server, "bob")
+    assert welcome["history"] == []
+
+
+# --- transport -----------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_ipv6_loopback_members_chat(start_server):
+    server = start_server(host="::1")
+    alice, _ = join(server, "alice", host="::1")
+    bob, welcome = join(server, "bob", host="::1")
+    assert welcome["members"] == 2
+    bob.send_json(say("over v6"))
+    bob.expect("ack")
+    assert next_of(alice, "message")["text"] == "over v6"
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_disconnect_without_bye_is_left_disconnected(chat, how):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    if how == "reset":  # SO_LINGER 0: close sends RST instead of FIN
+        bob.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    bob.close()
+    left = alice.expect("left")
+    assert (left["name"], left["members"], left["reason"]) == ("bob", 1, "disconnected")
+    sync(alice)
+
+
+def test_half_closed_client_gets_its_answers_then_the_close(chat):
+    alice = chat.join("alice")
+    bob = chat.connect()
+    bob.send_raw(json_line(hello("bob")) + json_line(say("last words", "w")))
+    bob.sock.shutdown(socket.SHUT_WR)
+    lines = expect_closed(bob)
+    events = [json.loads(line) for line in lines[1:]]
+    assert [e["type"] for e in events] == ["welcome", "ack"]
+    assert events[1]["id"] == "w"
+    assert [e["type"] for e in collect(alice, "left", 1)[1]] == ["joined", "message"]
+
+
+# --- timeouts ------------------------------------------------------------------------------------
+
+
+def test_connection_that_never_joins_is_closed_after_the_registration_timeout(start_server):
+    server = start_server(registration_timeout=0.3)
+    member, _ = join(server, "member")
+    started = time.monotonic()
+    silent = server.connect()
+    refused = server.connect()
+    refused.send_json(hello(""))
+    assert not silent.read_line().startswith("{")
+    expect_closed(silent)
+    assert time.monotonic() - started >= 0.29  # not before its time
+    refused.read_line()
+    expect_error(refused, "bad_name")
+    expect_closed(refused)
+    sync(member)  # joined in time: never closed, though its own deadline has passed too
+
+
+def test_idle_member_is_dropped_with_reason_timeout(start_server):
+    server = start_server(idle_timeout=0.5)
+    alice, _ = join(server, "alice")
+    bob, _ = join(server, "bob")
+    alice.expect("joined")
+    sync(alice)  # alice's idle clock restarts after bob's, so bob times out first
+    left = alice.expect("left", timeout=TIMEOUT)
+    assert (left["name"], left["members"], left["reason"]) == ("bob", 1, "timeout")
+    lines = expect_closed(bob)
+    assert json.loads(lines[-1])["type"] == "shutdown"
+
+
+# --- ordering, flooding, slow members ------------------------------------------------------------
+
+
+def test_concurrent_senders_keep_seq_in_order_without_gaps(start_server, capsys):
+    senders_count, per_sender, receivers_count = 8, 100, 3
+    total = senders_count * per_sender
+    server = start_server(**HIGH_RATE)
+    senders = [server.join(f"sender{n}") for n in range(senders_count)]
+    receivers = [server.join(f"receiver{n}") for n in range(receivers_count)]
+    start = threading.Barrier(senders_count + receivers_count, timeout=TIMEOUT)
+    deadline = 6 * TIMEOUT
+
+    def send_all(n: int) -> tuple[list[int], list[Event]]:
+        client = senders[n]
+        lines = b"".join(json_line(say(f"s{n} m{i}", f"{n}-{i}")) for i in range(per_sender))
+        start.wait()
+        client.send_raw(lines)
+        seqs: list[int] = []
+        acks: list[Event] = []
+        ends = time.monotonic() + deadline
+        while len(seqs) < total:
+            event = client.read_json(max(0.01, ends - time.monotonic()))
+            if event["type"] == "ack":
+                acks.append(event)
+            if event["type"] in ("ack", "message"):
+                seqs.append(event["seq"])
+        return seqs, acks
+
+    def receive_all(n: int) -> list[Event]:
+        start.wait()
+        return collect(receivers[n], "message", total, deadline)[0]
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=senders_count + receivers_count) as pool:
+        sent = [pool.submit(send_all, n) for n in range(senders_count)]
+        received = [pool.submit(receive_all, n) for n in range(receivers_count)]
+        sender_results = [future.result(timeout=deadline + TIMEOUT) for future in sent]
+        receiver_results = [future.result(timeout=deadline + TIMEOUT) for future in received]
+    elapsed = time.monotonic() - began
+
+    everything = list(range(1, total + 1))
+    for n, (seqs, acks) in enumerate(sender_results):
+        assert seqs == everything  # its own as acks, everyone else's as messages
+        assert [ack["id"] for ack in acks] == [f"{n}-{i}" for i in range(per_sender)]
+        assert {ack["delivered"] for ack in acks} == {senders_count + receivers_count - 1}
+    for messages in receiver_results:
+        assert [m["seq"] for m in messages] == everything
+        for n in range(senders_count):  # each sender's messages in the order it sent them
+            texts = [m["text"] for m in messages if m["from"] == f"sender{n}"]
+            assert texts == [f"s{n} m{i}" for i in range(per_sender)]
+    assert server.call(lambda: server.server.room.seq) == total
+    with capsys.disabled():
+        deliveries = total * (senders_count + receivers_count)
+        print(
+            f"\n[concurrency] {total} messages to {senders_count + receivers_count} members in "
+            f"{elapsed:.2f} s: {total / elapsed:.0f} messages/s, {deliveries / elapsed:.0f} "
+            "deliveries/s"
+        )
+
+
+def test_flooding_member_is_slowed_but_loses_nothing(chat, capsys):
+    count = 300
+    config = chat.config
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    began = time.monotonic()
+    alice.send_raw(b"".join(json_line(say(f"flood {i}", str(i))) for i in range(count)))
+    paced = (count - config.burst) / config.rate  # seconds the token bucket must take at least
+    acks, others = collect(alice, "ack", count, timeout=paced + 2 * TIMEOUT)
+    elapsed = time.monotonic() - began
+    assert others == []
+    assert [ack["id"] for ack in acks] == [str(i) for i in range(count)]
+    assert [ack["seq"] for ack in acks] == list(range(1, count + 1))
+    messages = collect(bob, "message", count)[0]
+    assert [m["text"] for m in messages] == [f"flood {i}" for i in range(count)]
+    assert elapsed >= 0.9 * paced, "the flood was not slowed"
+    with capsys.disabled():
+        print(f"\n[flood] {count} lines acked in {elapsed:.2f} s ({count / elapsed:.1f} lines/s)")
+
+
+def test_member_that_stops_reading_is_dropped_as_slow_and_the_others_miss_nothing(
+    start_server, capsys
+):
+    server = start_server(outgoing_limit=64 * 1024, **HIGH_RATE)
+    sleeper = SmallBufferClient(server.port, TIMEOUT, receive_buffer=4096)
+    server.clients.append(sleeper)
+    sleeper.read_line()
+    sleeper.send_json(hello("sleeper"))
+    sleeper.expect("welcome")
+    talker, _ = join(server, "talker")
+    watcher, _ = join(server, "watcher")
+    collect(talker, "joined", 1)
+
+    big = "z" * MAX_TEXT
+    batch = 20
+    acked: list[int] = []
+    watched: list[int] = []
+    left: list[Event] = []
+    for _ in range(500):  # at most 10,000 messages of 1 KiB; the drop comes long before
+        talker.send_raw(b"".join(json_line(say(big)) for _ in range(batch)))
+        acks, _ = collect(talker, "ack", batch)
+        acked += [ack["seq"] for ack in acks]
+        messages, others = collect(watcher, "message", batch)
+        watched += [m["seq"] for m in messages]
+        left += [e for e in others if e["type"] == "left"]
+        if left:
+            break
+    assert left, "the member that stopped reading was never dropped"
+    assert [(e["name"], e["reason"], e["members"]) for e in left] == [("sleeper", "slow", 2)]
+    sent_before_drop = len(acked)
+
+    talker.send_json(say("after the drop", "after"))  # the room goes on without it
+    ack = next_of(talker, "ack")
+    assert ack["delivered"] == 1
+    watched.append(next_of(watcher, "message")["seq"])
+    acked.append(ack["seq"])
+    assert watched == acked == list(range(1, len(acked) + 1))
+    assert server.call(lambda: server.server.room.count) == 2
+    # What reached it before the cut is every message from the first on, none skipped.
+    complete_lines = sleeper.read_eof().split(b"\n")[:-1]
+    events = [json.loads(line) for line in complete_lines]
+    got = [e["seq"] for e in events if e["type"] == "message"]
+    assert got == list(range(1, len(got) + 1))
+    with capsys.disabled():
+        print(f"\n[slow] dropped after {sent_before_drop} messages of {MAX_TEXT} characters")
+
+
+# --- bad input in bulk ---------------------------------------------------------------------------
+
+
+def garbage_lines(rng: random.Random) -> list[bytes]:
+    """Hand-made nasty lines, JSON and plain: each must be answered or ignored, never fatal to us."""
+    deep = b'{"type": "say", "text": "x", "deep": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    return [
+        deep,
+        b'{"type": "say", "text": "x", "n": 1' + b"0" * 5000 + b"}",
+        b'{"type": "say", "text": "x", "n": 1e999999}',
+        b'{"type": "say", "text": NaN}',
+        b'{"type": "ping", "id": {"a": [1, 2, {"b": null}]}}',
+        b'{"type": "hello", "name": ["x"], "version": "1"}',
+        b'{"type": "hello", "name": "x", "version": true}',
+        b'{"type": "hello", "name": "x", "version": 1.0}',
+        b'{"type": "hello", "name": "x", "password": 5}',
+        b'{"type": "dm", "to": 5, "text": 6}',
+        b'{"type": "nick", "name": "' + b"n" * 5000 + b'"}',
+        b"\x00" * 1000,
+        b"\r" * 1000,
+        b"{" * 16000,
+        b"/quit now please",
+        b"/nick",
+        b"/msg",
+        "\u202e\u2066名\x85".encode(),
+        bytes(rng.randrange(256) for _ in range(3000)),
+    ]
+
+
+def test_garbage_in_any_amount_never_disturbs_the_server(start_server):
+    server = start_server(**HIGH_RATE)
+    rng = random.Random(20261124)
+    alice, _ = join(server, "alice")
+    pat = server.join_plain("pat")
+    cases: list[bytes] = [rng.randbytes(64 * 1024) for _ in range(8)]
+    cases += [b"{" + rng.randbytes(32 * 1024) for _ in range(4)]
+    cases.append(b"\n".join(garbage_lines(rng)) + b"\n")
+    cases.append(json_line(hello("mallory")) + b"\n".join(garbage_lines(rng)) + b"\n")
+    cases.append(b"plainmallory\n" + b"\n".join(garbage_lines(rng)) + b"\n")
+    cases.append(b"x" * (300 * 1024))  # no newline at all
+    for data in cases:
+        client = server.connect()
+        try:
+            client.send_raw(data)
+            client.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may close after a fatal error: allowed
+        client.read_eof()  # the server answered all of it and closed: nothing is left to process
+        client.close()
+
+    assert server.thread is not None and server.thread.is_alive()
+    alice.send_json({"type": "ping", "id": "alive"})
+    assert next_of(alice, "pong")["id"] == "alive"
+    pat.send_line("/who")
+    assert plain_until(pat, r"^\* \d+ members? online: ")[-1] == "* 2 members online: alice, pat"
+    zed, welcome = join(server, "zed")
+    assert welcome["names"] == ["alice", "pat", "zed"]  # no garbage member stayed behind
+    zed.send_json(say("after the storm"))
+    zed.expect("ack")
+    alice.read_until(lambda line: json.loads(line).get("text") == "after the storm")
+    plain_until(pat, rf"^{CLOCK} zed: after the storm$")
+
+
+def test_lone_surrogate_text_is_refused_without_using_a_seq(chat):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    alice.send_raw(b'{"type": "say", "text": "bad \\ud800 half", "id": "s"}\n')
+    alice.expect("error")
+    alice.send_json(say("fine", "f"))
+    assert alice.expect("ack")["seq"] == 1, "the refused message used up a seq"
+    assert bob.expect("message")["seq"] == 1
+
+
+def test_lone_surrogate_text_does_not_break_later_joins(chat):
+    alice = chat.join("alice")
+    alice.send_raw(b'{"type": "say", "text": "bad \\udc00 half"}\n')
+    alice.expect("error")
+    client = chat.connect()
+    client.read_line()
+    client.send_json(hello("bob"))
+    welcome = client.expect("welcome")
+    assert welcome["members"] == 2
+    assert alice.expect("joined")["name"] == "bob"
+
+
+def test_say_with_an_unencodable_id_is_not_half_accepted(chat):
+    alice = chat.join("alice")
+    bob = chat.join("bob")
+    alice.expect("joined")
+    alice.send_raw(b'{"type": "say", "text": "hello", "id": "\\ud800"}\n')
+    reply = alice.read_json()
+    if reply["type"] == "error":  # refused: then nobody may have got the message
+        sync(bob)
+    else:
+        assert reply["type"] == "ack"
+        assert bob.expect("message")["text"] == "hello"
+
+
+# --- plain mode (nc, telnet) ---------------------------------------------------------------------
+
+
+def test_plain_client_names_itself_and_is_greeted_with_members_and_help(chat):
+    chat.join("alice")
+    carol = chat.connect()
+    assert not carol.read_line().startswith("{")
+    carol.send_line("carol")
+    lines = plain_until(carol, "/help")
+    greeting = "\n".join(lines)
+    assert "carol" in greeting and "alice" in greeting
+    assert "2 members" in greeting
+    assert not any(line.startswith("{") for line in lines)
+
+
+def test_plain_client_on_telnet_line_ends(chat):
+    dave = chat.connect()
+    dave.read_line()
+    dave.send_raw(b"dave\r\n")
+    plain_until(dave, "/help")
+    dave.send_raw(b"/who\r\n")
+    assert dave.read_line() == "* 1 member online: dave"
+
+
+def test_plain_and_json_members_see_each_other(chat):
+    carol = chat.join_plain("carol")
+    bob = chat.join("bob")
+    assert carol.read_line() == "* bob joined (2 members online)"
+    bob.send_json(say("hi"))
+    bob.expect("ack")
+    assert re.match(rf"^{CLOCK} bob: hi$", carol.read_line())
+    carol.send_line("hello json")
+    message = bob.expect("message")
+    assert (message["from"], message["text"]) == ("carol", "hello json")
+    plain_sync(carol, 2)  # its own line is not echoed back
+    bob.send_json({"type": "bye"})
+    assert carol.read_line() == "* bob left (1 member online)"
+
+
+def test_plain_taken_name_is_asked_again_on_the_same_connection(chat):
+    chat.join("alice")
+    client = chat.connect()
+    client.read_line()
+    client.send_line("ALICE")
+    refused = plain_until(client, "(?i)name")
+    assert not any("Welcome to" in line for line in refused)
+    client.send_line("bad name!")
+    plain_until(client, "(?i)name")
+    client.send_line("alice2")
+    greeting = "\n".join(plain_until(client, "/help"))
+    assert "alice2" in greeting and "2 members" in greeting
+
+
+def test_plain_commands_who_nick_msg_help_quit(chat):
+    alice = chat.join("alice")
+    carol = chat.join_plain("carol")
+    alice.expect("joined")
+
+    carol.send_line("/who")
+    assert carol.read_line() == "* 2 members online: alice, carol"
+
+    carol.send_line("/nick caz")
+    assert carol.read_line() == "* carol is now known as caz"
+    renamed = alice.expect("renamed")
+    assert (renamed["old"], renamed["new"]) == ("carol", "caz")
+
+    carol.send_line("/msg alice just between us")
+    private = alice.expect("private")
+    assert (private["from"], private["to"], private["text"]) == ("caz", "alice", "just between us")
+    plain_until(carol, "just between us")  # the sender's own copy
+
+    carol.send_line("/help")
+    carol.send_line("/who")  # its answer marks the end of the help text
+    help_text = "\n".join(plain_until(carol, r"^\* 2 members online: ")[:-1])
+    for command in ("/who", "/nick", "/msg", "/quit", "/help"):
+        assert command in help_text
+
+    carol.send_line("/quit")
+    expect_closed(carol)
+    left = alice.expect("left")
+    assert (left["name"], left["reason"], left["members"]) == ("caz", "quit", 1)
+
+
+def test_plain_member_receives_private_messages_as_lines(chat):
+    carol = chat.join_plain("carol")
+    alice = chat.join("alice")
+    carol.read_line()  # alice joined
+    alice.send_json({"type": "dm", "to": "carol", "text": "psst", "id": "p"})
+    assert alice.expect("ack")["delivered"] == 1
+    line = carol.read_line()
+    assert re.match(rf"^{CLOCK} alice\b.*\bcarol\b.*: psst$", line), line
+
+
+def test_plain_text_too_long_is_explained(chat):
+    carol = chat.join_plain("carol")
+    carol.send_line("x" * 1500)
+    assert carol.read_line() == "! message too long (1500 > 1024 characters)"
+    plain_sync(carol, 1)
+
+
+def test_plain_password_is_asked_for(start_server):
+    server = start_server(password="s3cret")
+    carol = server.connect()
+    carol.read_line()
+    carol.send_line("carol")
+    assert carol.read_line() == "Password:"
+    carol.send_line("s3cret")
+    assert "carol" in "\n".join(plain_until(carol, "/help"))
+
+    eve = server.connect()
+    eve.read_line()
+    eve.send_line("eve")
+    assert eve.read_line() == "Password:"
+    eve.send_line("guess")
+    lines = expect_closed(eve)
+    assert lines and lines[0].startswith("!")
+    plain_sync(carol, 1)
+
+
+# --- shutdown and scale --------------------------------------------------------------------------
+
+
+def test_shutdown_tells_every_member_then_closes_promptly(start_server, untracked):
+    server = start_server()
+    alice = untracked(server, "alice")
+    carol = LineClient("127.0.0.1", server.port, TIMEOUT)
+    try:
+        carol.read_line()
+        carol.send_line("carol")
+        plain_until(carol, "/help")
+        alice.expect("joined")
+        plain_lines = shut_down_and_read(server, carol)
+    finally:
+        carol.close()
+    assert len(plain_lines) == 1 and plain_lines[0].startswith("* ")
+    json_lines = expect_closed(alice)
+    assert [json.loads(line)["type"] for line in json_lines] == ["shutdown"]
+    assert isinstance(json.loads(json_lines[0])["message"], str)
+
+
+def shut_down_and_read(server: RunningServer, client: LineClient) -> list[str]:
+    """Stop the server, which must take no longer than its grace; return what `client` got."""
+    began = time.monotonic()
+    server.stop()
+    assert time.monotonic() - began < server.config.shutdown_grace + 1.0
+    return expect_closed(client)
+
+
+def test_shutdown_does_not_wait_past_its_grace_for_a_member_that_stopped_reading(
+    start_server, untracked
+):
+    server = start_server(outgoing_limit=1 << 30, shutdown_grace=0.5, **HIGH_RATE)
+    untracked(server, "sleeper", receive_buffer=4096)
+    talker = untracked(server, "talker")
+
+    def backlog() -> int:
+        """Bytes the server holds for its members beyond what their sockets took."""
+        return server.call(
+            lambda: sum(c.transport.get_write_buffer_size() for c in server.server.connections)
+        )
+
+    for _ in range(500):  # at most 10,000 messages of 1 KiB
+        talker.send_raw(b"".join(json_line(say("w" * MAX_TEXT)) for _ in range(20)))
+        collect(talker, "ack", 20)
+        if backlog():
+            break
+    assert backlog(), "the member that stopped reading never had a backlog"
+    lines = shut_down_and_read(server, talker)
+    assert [json.loads(line)["type"] for line in lines] == ["shutdown"]
+
+
+def test_three_hundred_members_are_all_counted(chat):
+    count = 300
+    clients = []
+    for n in range(count):
+        client, welcome = join(chat, f"m{n:03}")
+        assert welcome["members"] == n + 1
+        clients.append(client)
+    assert len(welcome["names"]) == count
+    joined = collect(clients[0], "joined", count - 1)[0]
+    assert [e["members"] for e in joined] == list(range(2, count + 1))
+    clients[0].send_json({"type": "who"})
+    assert next_of(clients[0], "members")["members"] == count
+    assert chat.call(lambda: chat.server.room.count) == count
+
+
+def test_plain_name_and_first_message_in_one_packet_as_piped_into_nc(chat):
+    alice = chat.join("alice")
+    bob = chat.connect()  # printf 'bob\nhi there\n' | nc HOST PORT
+    bob.send_raw(b"bob\nhi there\n")
+    plain_until(bob, "/help")
+    assert alice.expect("joined")["name"] == "bob"
+    message = alice.expect("message")
+    assert (message["from"], message["text"]) == ("bob", "hi there")
+
+
+def test_plain_name_and_password_in_one_packet_as_piped_into_nc(start_server):
+    server = start_server(password="s3cret")
+    carol = server.connect()  # printf 'carol\ns3cret\n/who\n' | nc HOST PORT
+    carol.send_raw(b"carol\ns3cret\n/who\n")
+    plain_until(carol, "/help")
+    assert carol.read_line() == "* 1 member online: carol"
