@@ -78,7 +78,8 @@ class LeaveReason(str, enum.Enum):
     SHUTDOWN = "shutdown"
 
 
-_LEAVE_WORDS = {
+# How a leave reads to people, in plain mode and on the chat screen.
+LEAVE_WORDS = {
     LeaveReason.QUIT: "left",
     LeaveReason.DISCONNECTED: "lost the connection",
     LeaveReason.TIMEOUT: "timed out",
@@ -662,7 +663,7 @@ def _plain_text(event: ServerEvent, hints: bool = True) -> str:
     if isinstance(event, Joined):
         return f"* {event.name} joined ({_plural_members(event.members)})"
     if isinstance(event, Left):
-        return f"* {event.name} {_LEAVE_WORDS[event.reason]} ({_plural_members(event.members)})"
+        return f"* {event.name} {LEAVE_WORDS[event.reason]} ({_plural_members(event.members)})"
     if isinstance(event, Renamed):
         return f"* {event.old} is now known as {event.new}"
     if isinstance(event, Members):

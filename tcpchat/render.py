@@ -12,9 +12,9 @@ import zlib
 from datetime import datetime
 
 from tcpchat.protocol import (
+    LEAVE_WORDS,
     Error,
     Joined,
-    LeaveReason,
     Left,
     Members,
     Message,
@@ -30,15 +30,6 @@ Fragments = list[tuple[str, str]]
 
 NAME_COLOURS = 8
 CONTINUATION = "\n      "  # lines after the first of a multi-line message line up under the text
-
-_LEAVE_TEXT = {
-    LeaveReason.QUIT: "left",
-    LeaveReason.DISCONNECTED: "lost the connection",
-    LeaveReason.TIMEOUT: "timed out",
-    LeaveReason.KICKED: "was removed",
-    LeaveReason.SLOW: "was dropped (too slow)",
-    LeaveReason.SHUTDOWN: "left (server shutdown)",
-}
 
 
 def name_style(name: str) -> str:
@@ -122,7 +113,7 @@ def render_event(event: object, me: str) -> Fragments | None:
             event.ts, f"→ {strip_unsafe(event.name)} joined · {plural_members(event.members)}"
         )
     if isinstance(event, Left):
-        words = _LEAVE_TEXT.get(event.reason, "left")
+        words = LEAVE_WORDS[event.reason]
         return _notice(
             event.ts, f"← {strip_unsafe(event.name)} {words} · {plural_members(event.members)}"
         )

@@ -66,8 +66,19 @@ class Member:
 async def run(members: int, senders: int, messages: int, deadline: float) -> dict[str, float]:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--quiet", "--history", "0"],
+        [
+            sys.executable,
+            "-m",
+            "tcpchat",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--quiet",
+            "--history",
+            "0",
+        ],
     )
     try:
         for _ in range(200):
@@ -130,7 +141,7 @@ def main() -> None:
     try:
         import resource
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     except (ImportError, ValueError, OSError):
         pass

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from wire import LineClient
 
 from tcpchat.server import ChatServer, ServerConfig, serve
-from wire import LineClient
 
 # One unit for every wait in the tests; raise it on a slow machine (as websockets' MS).
 TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))

@@ -424,7 +424,7 @@ def test_first_line_starting_with_brace_chooses_json_mode() -> None:
         Hello("alice", 1)
     ]
     assert conn.mode is Mode.JSON
-    invalid(list(conn.receive_data(b"hello everyone\n"))[0], ErrorCode.BAD_JSON)
+    invalid(next(iter(conn.receive_data(b"hello everyone\n"))), ErrorCode.BAD_JSON)
 
 
 def test_json_mode_lines_stay_json_after_welcome() -> None:
@@ -432,7 +432,7 @@ def test_json_mode_lines_stay_json_after_welcome() -> None:
     list(conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1})))
     conn.encode(Welcome("alice", 1, ["alice"], "host", None, 1024, 1))
     assert conn.encode(Joined("bob", 2, TS)) == encode_json(Joined("bob", 2, TS))
-    invalid(list(conn.receive_data(b"/who\n"))[0], ErrorCode.BAD_JSON)
+    invalid(next(iter(conn.receive_data(b"/who\n"))), ErrorCode.BAD_JSON)
 
 
 def test_mode_is_undecided_until_a_line_is_complete() -> None:
@@ -459,7 +459,9 @@ def test_first_line_not_starting_with_brace_is_a_plain_hello(first: bytes, name:
 
 def test_plain_lines_before_joining_are_names_then_commands() -> None:
     conn = ServerConnection()
-    assert list(conn.receive_data(b"server\n")) == [Hello("server")]  # refused by the room: ask again
+    assert list(conn.receive_data(b"server\n")) == [
+        Hello("server")
+    ]  # refused by the room: ask again
     assert list(conn.receive_data(b"alice\n")) == [Hello("alice")]
     welcome = Welcome("alice", 1, ["alice"], "host", None, 1024, 1)
     assert conn.encode(welcome).startswith(b"* Welcome to host, alice!")

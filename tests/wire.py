@@ -41,7 +41,7 @@ class LineClient:
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not chunk:
                 raise AssertionError(f"connection closed; have {self._buffer[:200]!r}")
@@ -82,7 +82,7 @@ class LineClient:
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except ConnectionResetError:
                 return data
