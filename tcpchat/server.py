@@ -362,7 +362,8 @@ class ChatServer:
             deliveries = room.say(connection, event, now)
             if isinstance(deliveries[0].event, Message):
                 self.messages_accepted += 1
-                log.info("%s: %s", room.name_of(connection), event.text)
+                # Continuation lines indented, so no message can pass for a console line of ours.
+                log.info("%s: %s", room.name_of(connection), event.text.replace("\n", "\n    "))
         elif isinstance(event, Dm):
             deliveries = room.dm(connection, event, now)
             if isinstance(deliveries[0].event, Private):

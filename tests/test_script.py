@@ -432,3 +432,28 @@ def _read_line(connection: socket.socket) -> bytes:
         data += chunk
         assert len(data) < 64 * 1024
     return data.split(b"\n", 1)[0]
+
+
+def test_version_mismatch_exits_1_with_one_line(
+    env: dict[str, str], popen: Callable[[list[str]], subprocess.Popen[str]]
+) -> None:
+    """A server of another protocol version refuses `hello`: one readable line, exit 1."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(RUN_LIMIT)
+        bot = popen(join_args(listener.getsockname()[1]))
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(TIMEOUT)
+            connection.sendall(b"Welcome to a future tcpchat! Enter your name:\n")
+            assert json.loads(_read_line(connection))["type"] == "hello"
+            refusal = {
+                "type": "error",
+                "code": "version_unsupported",
+                "message": "This server speaks protocol version 2, not 1.",
+            }
+            connection.sendall(json.dumps(refusal).encode() + b"\n")
+    code, _, stderr = wait_exit(bot)
+    assert code == 1
+    assert "version 2" in " ".join(readable_failure(stderr))
