@@ -167,6 +167,11 @@ class ChatConnection:
                 self.abort()
                 return
 
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection is closed or closing, by either side."""
+        return self._writer.transport.is_closing()
+
     def abort(self) -> None:
         """Drop the connection at once (the server sees it as `disconnected`)."""
         self._writer.transport.abort()

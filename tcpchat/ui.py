@@ -188,6 +188,7 @@ class ChatScreen:
         self.transcript: deque[str] = deque(maxlen=1000)
         self._ids = (str(n) for n in itertools.count(1))
         self._first_welcome = welcome
+        self._settled = asyncio.Event()  # set whenever a pending message is settled
         self.session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(self),
             complete_while_typing=False,
@@ -277,6 +278,11 @@ class ChatScreen:
 
     def on_event(self, event: object) -> None:
         """Update the state for one server event and show it."""
+        self._on_event(event)
+        self._settled.set()
+        self.refresh()
+
+    def _on_event(self, event: object) -> None:
         if isinstance(event, Ack):
             self._confirmed(event)
         elif isinstance(event, Error) and event.id in self.pending:
@@ -291,7 +297,6 @@ class ChatScreen:
             fragments = render_event(event, self.name)
             if fragments:
                 self.show(fragments)
-        self.refresh()
 
     def _track(self, event: object) -> None:
         if isinstance(event, Message):
@@ -417,6 +422,7 @@ class ChatScreen:
                 reason = str(lost)
             finally:
                 keepalive.cancel()
+            connection.abort()  # it is gone; free the socket now, not at garbage collection
             self._lost(reason)
             await self._reconnect()
 
@@ -432,6 +438,7 @@ class ChatScreen:
                         f"not confirmed before the connection was lost; it may not have arrived: {item.text[:80]}"
                     )
                 )
+        self._settled.set()
         self.refresh()
 
     async def _reconnect(self) -> None:
@@ -478,11 +485,18 @@ class ChatScreen:
             if self.pending:
                 self.refresh()
 
-    async def leave(self) -> None:
-        """Wait briefly for the last confirmations, report any left, say `bye`, close."""
+    async def _await_confirmations(self) -> None:
+        """Give the server up to QUIT_WAIT to confirm what was sent (the reader must be running)."""
         deadline = time.monotonic() + QUIT_WAIT
-        while any(item.sent for item in self.pending.values()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        while any(item.sent for item in self.pending.values()):
+            self._settled.clear()
+            try:
+                await asyncio.wait_for(self._settled.wait(), deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                return
+
+    async def leave(self) -> None:
+        """Report what was never confirmed, say `bye`, close."""
         for item in self.pending.values():
             why = "not confirmed" if item.sent else "not sent (offline)"
             self.show(render_problem(f"{why}: {item.text[:80]}"))
@@ -506,8 +520,10 @@ class ChatScreen:
                         break
                     if not await self.handle_input(typed):
                         break
+                await self._await_confirmations()  # the network task still reads the acks
                 network.cancel()
                 ticker.cancel()
+                await asyncio.gather(network, ticker, return_exceptions=True)
                 await self.leave()
         finally:
             network.cancel()
