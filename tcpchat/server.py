@@ -3,9 +3,10 @@
 Sockets stop here.  Parsing and rendering are `protocol`'s job and the rules of the room are
 `room`'s; this module moves bytes between them and the network and decides nothing about chat.
 
-Writing: every connection writes straight into its transport's buffer and never awaits a peer,
-so a fan-out costs one `write` per member.  A member whose buffer passes `outgoing_limit` has
-stopped reading and is dropped with reason `slow` (as `websockets.broadcast` does), so nobody
+Writing: a fan-out only appends the (once-encoded) bytes to each member's outbox and never
+awaits a peer; each outbox goes to its transport in one write at the end of the event-loop turn,
+so a burst costs one system call per member.  A member whose queued bytes pass `outgoing_limit`
+has stopped reading and is dropped with reason `slow` (as `websockets.broadcast` does), so nobody
 waits for it.  Reading: one task per connection, slowed by a token bucket; while it waits it does
 not read, so a flooder's own TCP window fills and nothing it sent is lost.
 """
@@ -153,18 +154,39 @@ class Connection:
         self.peer = sockets.format_address(writer.get_extra_info("peername"))
         self.bucket = TokenBucket(server.config.rate, server.config.burst)
         self.done = False
+        # Bytes written during one turn of the event loop go out in one send (see `write`).
+        self._outbox: list[bytes] = []
+        self._outbox_size = 0
 
     @property
     def name(self) -> str | None:
         return self.server.room.name_of(self)
 
     def write(self, data: bytes) -> None:
-        """Queue bytes for the peer without waiting; past the limit the member is `slow`."""
+        """Queue bytes for the peer without waiting; past the limit the member is `slow`.
+
+        The bytes are sent at the end of this turn of the event loop, together with whatever
+        else this member gets in the same turn: a burst of messages costs one system call per
+        member, not one per message and member.
+        """
         if self.done or not data or self.transport.is_closing():
             return
-        self.writer.write(data)
-        if self.transport.get_write_buffer_size() > self.server.config.outgoing_limit:
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._outbox.append(data)
+        self._outbox_size += len(data)
+        waiting = self._outbox_size + self.transport.get_write_buffer_size()
+        if waiting > self.server.config.outgoing_limit:
             self.server.drop_later(self, LeaveReason.SLOW)
+
+    def flush(self) -> None:
+        """Hand everything queued to the transport."""
+        if self._outbox:
+            data = b"".join(self._outbox)
+            self._outbox.clear()
+            self._outbox_size = 0
+            if not self.transport.is_closing():
+                self.writer.write(data)
 
     def send(self, event: ServerEvent) -> None:
         self.write(self.codec.encode(event))
@@ -175,6 +197,7 @@ class Connection:
         if abort:
             self.transport.abort()
         else:
+            self.flush()
             self.writer.close()
 
     async def run(self) -> None:
@@ -235,7 +258,6 @@ class ChatServer:
         self.ports: list[int] = []
         self.addresses: list[str] = []
         self.started = asyncio.Event()
-        self.messages_accepted = 0
 
     # --- serving -------------------------------------------------------------------------------
 
@@ -361,7 +383,6 @@ class ChatServer:
         if isinstance(event, Say):
             deliveries = room.say(connection, event, now)
             if isinstance(deliveries[0].event, Message):
-                self.messages_accepted += 1
                 # Continuation lines indented, so no message can pass for a console line of ours.
                 log.info("%s: %s", room.name_of(connection), event.text.replace("\n", "\n    "))
         elif isinstance(event, Dm):
@@ -396,6 +417,7 @@ class ChatServer:
         deliveries = room.join(connection, hello, self.clock())
         first = deliveries[0].event
         if isinstance(first, Welcome):
+            connection.codec.joined = True  # from now on, plain lines are messages and commands
             log.info(
                 "%s joined from %s (%d member%s online)",
                 first.name,
@@ -447,8 +469,6 @@ class ChatServer:
             for connection in delivery.to:
                 assert isinstance(connection, Connection)
                 connection.write(outgoing.bytes_for(connection.codec.mode))
-                if isinstance(delivery.event, Welcome):
-                    connection.codec.joined = True
         self._run_drops()
 
 
