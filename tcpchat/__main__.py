@@ -2,4 +2,4 @@
 
 from tcpchat.cli import main
 
-main()
+main(prog_name="tcpchat")

@@ -77,13 +77,14 @@ def welcome_text(
     notes: Sequence[str] = (),
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
-    where = "every interface (IPv4 and IPv6)" if all_interfaces else ", ".join(listening)
+    listening_hosts = [address.rsplit(":", 1)[0] for address in listening]  # "host:port" each
+    where = "every interface (IPv4 and IPv6)" if all_interfaces else ", ".join(listening_hosts)
     hosts = (
         [a for a in local_addresses() if not a.startswith(("127.", "::1"))]
         if all_interfaces
         else []
     )
-    join_host = socket.gethostname() if all_interfaces else listening[0].rsplit(":", 1)[0]
+    join_host = socket.gethostname() if all_interfaces else listening_hosts[0].strip("[]")
     port_part = "" if port == 1024 else f" --port {port}"
     lines = [
         f"Welcome! tcpchat server {server_name!r} is running.",
