@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import itertools
+import math
 import random
 import time
 from collections import deque
@@ -442,32 +443,24 @@ class ChatScreen:
         self.refresh()
 
     async def _reconnect(self) -> None:
+        """Try again with growing, jittered delays until rejoined under the same name."""
         delay = RECONNECT_FIRST
+        problem = ""
         while True:
             wait_until = time.monotonic() + delay * random.uniform(1.0, 1.25)
             while (left := wait_until - time.monotonic()) > 0:
-                self.status = f"offline · retrying in {left:.0f} s"
+                self.status = f"offline{problem} · retrying in {math.ceil(left)} s"
                 self.refresh()
                 await asyncio.sleep(min(1.0, left))
             self.status = "connecting…"
             self.refresh()
             try:
-                connection = await ChatConnection.open(self.host, self.port)
-            except ChatError:
-                delay = min(delay * 2, RECONNECT_MAX)
-                continue
-            try:
-                welcome = await connection.join(self.name, self.password)
+                connection, welcome = await self._rejoin()
             except ChatError as error:
-                await connection.close()
-                if (
-                    isinstance(error, JoinRefused)
-                    and error.error.code is ErrorCode.VERSION_UNSUPPORTED
-                ):
-                    self.show(render_problem(str(error)))
-                delay = min(delay * 2, RECONNECT_MAX)
-                continue
-            except ConnectionLost:
+                # A refused rejoin (name taken, server full) is worth a word; a refused
+                # connection is what "offline" already says.
+                refused = isinstance(error, JoinRefused)
+                problem = f" ({str(error).rstrip('.')})" if refused else ""
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
             self.connection = connection
@@ -477,6 +470,14 @@ class ChatScreen:
                 if not item.sent:
                     await self._send_outgoing(item)
             return
+
+    async def _rejoin(self) -> tuple[ChatConnection, Welcome]:
+        connection = await ChatConnection.open(self.host, self.port)
+        try:
+            return connection, await connection.join(self.name, self.password)
+        except BaseException:
+            await connection.close()
+            raise
 
     async def tick(self) -> None:
         """Redraw once a second while something is waiting, so its state stays true."""
