@@ -1,0 +1,109 @@
+"""The client connection (tcpchat.client) without a UI: keepalive and readable connect errors."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import pytest
+from conftest import TIMEOUT, RunningServer
+
+from tcpchat.client import ChatConnection, ChatError, ConnectionLost, describe_connect_error
+from tcpchat.protocol import Pong, Welcome
+
+
+def test_keepalive_keeps_a_live_connection_open(chat: RunningServer) -> None:
+    """Pings answered by a real server: after several rounds the connection is still open."""
+
+    async def scenario() -> int:
+        connection = await ChatConnection.open("127.0.0.1", chat.port)
+        await connection.join("alice")
+        keepalive = asyncio.ensure_future(connection.keepalive(interval=0.02, grace=TIMEOUT))
+        pongs = 0
+
+        async def count_pongs() -> None:
+            nonlocal pongs
+            while pongs < 5:
+                pongs += isinstance(await connection.next_event(), Pong)
+
+        try:
+            await asyncio.wait_for(count_pongs(), TIMEOUT)
+            assert not connection.is_closed
+        finally:
+            keepalive.cancel()
+            await connection.close()
+        return pongs
+
+    assert asyncio.run(scenario()) == 5
+
+
+def test_keepalive_drops_a_server_that_stops_answering() -> None:
+    """A server that takes the connection but never answers `ping`: lost within the grace."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        accepted: list[socket.socket] = []
+        accepting = threading.Thread(target=lambda: accepted.append(listener.accept()[0]))
+        accepting.start()
+
+        async def scenario() -> None:
+            connection = await ChatConnection.open("127.0.0.1", port)
+            keepalive = asyncio.ensure_future(connection.keepalive(interval=0.01, grace=0.05))
+            try:
+
+                async def read_forever() -> None:
+                    while True:
+                        await connection.next_event()
+
+                with pytest.raises(ConnectionLost):
+                    await asyncio.wait_for(read_forever(), TIMEOUT)
+            finally:
+                keepalive.cancel()
+                await asyncio.gather(keepalive, return_exceptions=True)
+            assert connection.is_closed
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            accepting.join(TIMEOUT)
+            for sock in accepted:
+                sock.close()
+
+
+def test_join_returns_the_welcome(chat: RunningServer) -> None:
+    async def scenario() -> Welcome:
+        connection = await ChatConnection.open("127.0.0.1", chat.port)
+        try:
+            return await connection.join("alice")
+        finally:
+            await connection.close()
+
+    welcome = asyncio.run(scenario())
+    assert welcome.name == "alice"
+    assert welcome.members == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (socket.gaierror(-2, "Name or service not known"), "cannot find the host"),
+        (ConnectionRefusedError(111, "Connection refused"), "refused the connection"),
+        (TimeoutError(), "did not answer"),
+        (OSError(113, "No route to host"), "no route to host"),
+    ],
+)
+def test_connect_errors_read_as_one_sentence(error: BaseException, words: str) -> None:
+    sentence = describe_connect_error("example.test", 1024, error)
+    assert words in sentence
+    assert sentence.endswith((".", "?"))
+    assert "\n" not in sentence
+
+
+def test_opening_a_closed_port_raises_a_readable_chat_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ChatError, match="refused the connection"):
+        asyncio.run(ChatConnection.open("127.0.0.1", port))
