@@ -112,13 +112,19 @@ def raise_open_file_limit(wanted: int = WANTED_OPEN_FILES) -> tuple[int | None, 
     except ImportError:
         return None, None  # Windows: no per-process soft limit of this kind
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
+    # macOS refuses more than its per-process maximum (often 10240) even under an infinite hard
+    # limit, so fall back step by step.
+    for target in (wanted, 10240, 4096):
+        if hard != resource.RLIM_INFINITY:
+            target = min(target, hard)
+        if soft == resource.RLIM_INFINITY or soft >= target:
+            break
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
         except (OSError, ValueError):
-            pass
+            continue
+        soft = target
+        break
     if soft != resource.RLIM_INFINITY and soft < 4096:
         return soft, (
             f"the open-files limit is {soft}, so at most about {max(soft - 32, 1)} members "
