@@ -99,6 +99,14 @@ class Room:
             return Error(ErrorCode.NAME_TAKEN, f"The name {name!r} is taken; choose another.")
         return None
 
+    def wants_password_for(self, handle: Handle, hello: Hello) -> bool:
+        """True when a plain-mode `hello` could join but for the password it has not given yet."""
+        return (
+            self.limits.password is not None
+            and handle not in self._names
+            and self.name_error(normalize_name(hello.name)) is None
+        )
+
     def password_matches(self, password: str | None) -> bool:
         expected = self.limits.password
         if expected is None:

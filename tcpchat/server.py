@@ -58,6 +58,7 @@ from tcpchat.room import Delivery, Room, RoomLimits
 
 SECONDS = 1.0
 READ_CHUNK = 64 * KIB
+CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 
 log = logging.getLogger("tcpchat.server")
 
@@ -171,13 +172,16 @@ class Connection:
         """
         if self.done or not data or self.transport.is_closing():
             return
+        # The backlog before this write decides: one event of any size (a `welcome` with a long
+        # history) always fits, and a member is `slow` only when it left earlier bytes unread.
+        backlog = self._outbox_size + self.transport.get_write_buffer_size()
+        if backlog > self.server.config.outgoing_limit:
+            self.server.drop_later(self, LeaveReason.SLOW)
+            return
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self.flush)
         self._outbox.append(data)
         self._outbox_size += len(data)
-        waiting = self._outbox_size + self.transport.get_write_buffer_size()
-        if waiting > self.server.config.outgoing_limit:
-            self.server.drop_later(self, LeaveReason.SLOW)
 
     def flush(self) -> None:
         """Hand everything queued to the transport."""
@@ -199,17 +203,20 @@ class Connection:
         else:
             self.flush()
             self.writer.close()
+            # A peer that never reads would keep the socket open for ever: abort after a grace.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE, self.transport.abort)
 
     async def run(self) -> None:
         """Read lines until the peer leaves, times out, or the server stops."""
         config = self.server.config
         self.write(banner(config.name, self.server.room.count))
-        deadline = asyncio.get_running_loop().time() + config.registration_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.registration_timeout
         while not self.done:
             if self.server.room.is_member(self):
                 timeout = config.idle_timeout
             else:
-                timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+                timeout = max(0.0, deadline - loop.time())
             try:
                 data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
             except asyncio.TimeoutError:
@@ -226,6 +233,9 @@ class Connection:
                 if delay:
                     await asyncio.sleep(delay)
                 if self.done:
+                    return
+                if not self.server.room.is_member(self) and loop.time() > deadline:
+                    self._timed_out()  # many lines in one read must not stretch the deadline
                     return
                 self.server.handle(self, event)
 
@@ -300,7 +310,9 @@ class ChatServer:
         try:
             await connection.run()
         except asyncio.CancelledError:
-            raise
+            # Cancelled by the shutdown deadline.  Ending normally keeps asyncio (3.11) from
+            # logging a traceback for every cancelled connection.
+            return
         except Exception:
             log.exception("unexpected error on the connection of %s", connection.peer)
             self.leave(connection, LeaveReason.DISCONNECTED)
@@ -408,12 +420,10 @@ class ChatServer:
     def _hello(self, connection: Connection, hello: Hello) -> None:
         room = self.room
         plain = connection.codec.mode is Mode.PLAIN
-        if plain and hello.password is None and room.limits.password is not None:
-            error = room.name_error(hello.name.strip()) if not room.is_member(connection) else None
-            if error is None and not room.is_member(connection):
-                connection.codec.ask_password(hello.name)
-                connection.write(b"Password:\n")
-                return
+        if plain and hello.password is None and room.wants_password_for(connection, hello):
+            connection.codec.ask_password(hello.name)
+            connection.write(b"Password:\n")
+            return
         deliveries = room.join(connection, hello, self.clock())
         first = deliveries[0].event
         if isinstance(first, Welcome):
@@ -454,6 +464,8 @@ class ChatServer:
         """Mark a member to drop once the current fan-out is over (never in the middle of one)."""
         if not connection.done:
             connection.done = True
+            if not self._pending_drops:  # drained after the current fan-out, or just after it
+                asyncio.get_running_loop().call_soon(self._run_drops)
             self._pending_drops.append((connection, reason))
 
     def _run_drops(self) -> None:

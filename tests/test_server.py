@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import socket
@@ -147,7 +148,8 @@ def server_logs_no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator
     errors = [
         record
         for record in records
-        if record.name.startswith("tcpchat") and record.levelno >= logging.ERROR
+        # asyncio's own errors too: a connection task must never end with a logged traceback.
+        if record.name.startswith(("tcpchat", "asyncio")) and record.levelno >= logging.ERROR
     ]
     assert not errors, [record.getMessage() for record in errors]
 
@@ -1229,3 +1231,59 @@ def test_plain_name_and_password_in_one_packet_as_piped_into_nc(start_server):
     carol.send_raw(b"carol\ns3cret\n/who\n")
     plain_until(carol, "/help")
     assert carol.read_line() == "* 1 member online: carol"
+
+
+# --- limits that a hostile member must not get round ----------------------------------------------
+
+
+def test_a_welcome_larger_than_the_outgoing_limit_still_reaches_the_joiner(start_server):
+    """One event bigger than the slow limit (a long history) is sent, not taken for slowness."""
+    server = start_server(history=40, outgoing_limit=16 * 1024, rate=1e6, burst=10**6)
+    mallory = server.join("mallory")
+    for n in range(40):
+        mallory.send_json(say("😀" * 1024, str(n)))
+    for _ in range(40):
+        mallory.expect("ack")
+    bob = server.connect()
+    bob.read_line()
+    bob.send_json(hello("bob"))
+    welcome = bob.expect("welcome")
+    assert len(welcome["history"]) == 40
+    assert mallory.expect("joined")["name"] == "bob"
+
+
+def test_many_lines_in_one_packet_do_not_stretch_the_registration_timeout(start_server):
+    """Thousands of empty name lines, read later by the token bucket, still end at the deadline."""
+    server = start_server(registration_timeout=0.5)
+    client = server.connect()
+    client.read_line()
+    started = time.monotonic()
+    client.send_raw(b"\n" * 4000)
+    client.read_eof(timeout=TIMEOUT)
+    assert time.monotonic() - started < TIMEOUT
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+def test_a_closing_connection_that_never_reads_is_cut_after_a_grace(start_server, monkeypatch):
+    """`bye` from a member that reads nothing: the server may not keep its socket for ever."""
+    import tcpchat.server
+
+    monkeypatch.setattr(tcpchat.server, "CLOSE_GRACE", 0.2)
+    server = start_server(rate=1e6, burst=10**6, outgoing_limit=64 * 1024 * 1024)
+    sleeper = SmallBufferClient(server.port, TIMEOUT, 4096)
+    server.clients.append(sleeper)
+    sleeper.read_line()
+    sleeper.send_json(hello("sleeper"))
+    talker = server.join("talker")
+    # More than the kernel buffers take (a few MB on Linux), so some stays in the server's own.
+    burst = 5000
+    talker.send_raw(b"".join(json_line(say("x" * 1000, str(n))) for n in range(burst)))
+    for _ in range(burst):
+        talker.expect("ack")
+    open_files = len(os.listdir("/proc/self/fd"))  # the server runs in this process
+    sleeper.send_json({"type": "bye"})
+    assert talker.expect("left")["reason"] == "quit"
+    deadline = time.monotonic() + TIMEOUT
+    while len(os.listdir("/proc/self/fd")) >= open_files:
+        assert time.monotonic() < deadline, "the server kept the connection open"
+        time.sleep(0.02)  # polling the process's open files with a deadline
