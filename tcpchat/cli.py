@@ -209,6 +209,7 @@ def join(
     command ends once each has been acknowledged.
     """
     from tcpchat.client import ChatError
+    from tcpchat.protocol import strip_unsafe
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     try:
@@ -228,8 +229,10 @@ def join(
             from tcpchat.script import run_script
 
             asyncio.run(run_script(host, port, name, password, as_json=as_json))
-    except ChatError as error:
-        raise click.ClickException(str(error)) from None
+    except (
+        ChatError
+    ) as error:  # its words may come from the server: never let them drive the terminal
+        raise click.ClickException(strip_unsafe(str(error))) from None
     except KeyboardInterrupt:
         sys.exit(130)
 

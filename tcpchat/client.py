@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import time
 from collections import deque
 
 from tcpchat.protocol import (
@@ -22,7 +23,6 @@ from tcpchat.protocol import (
     Hello,
     Invalid,
     Ping,
-    Pong,
     ServerEvent,
     Welcome,
 )
@@ -80,7 +80,9 @@ class ChatConnection:
         self._codec = ClientConnection()
         self._ready: deque[IncomingEvent] = deque()
         self._ping_ids = (str(n) for n in itertools.count(1))
-        self._pongs: dict[str, asyncio.Event] = {}
+        self._heard = asyncio.Event()  # set whenever bytes arrive: any of them proves life
+        self._last_heard = time.monotonic()
+        self._lost_reason: str | None = None  # why we cut the connection ourselves
         self.banner: str | None = None
         self.welcome: Welcome | None = None
 
@@ -118,15 +120,16 @@ class ChatConnection:
             try:
                 data = await self._reader.read(READ_CHUNK)
             except OSError as exc:
-                raise ConnectionLost("lost the connection to the server.") from exc
+                reason = self._lost_reason or "lost the connection to the server."
+                raise ConnectionLost(reason) from exc
             if not data:
-                raise ConnectionLost("the server closed the connection.")
+                raise ConnectionLost(self._lost_reason or "the server closed the connection.")
+            self._last_heard = time.monotonic()
+            self._heard.set()
             self._ready.extend(self._codec.receive_data(data))
         event = self._ready.popleft()
         if isinstance(event, Banner):
             self.banner = event.text
-        elif isinstance(event, Pong) and event.id in self._pongs:
-            self._pongs.pop(event.id).set()
         return event
 
     async def join(self, name: str, password: str | None = None) -> Welcome:
@@ -151,19 +154,25 @@ class ChatConnection:
                 raise ChatError("the server does not speak the tcpchat protocol.")
 
     async def keepalive(self, interval: float = PING_INTERVAL, grace: float = PONG_TIMEOUT) -> None:
-        """Ping every `interval`; close the connection when a `pong` is `grace` late.
+        """After `interval` of silence send `ping`; cut the connection if `grace` passes silent too.
 
-        The reader then gets ConnectionLost, so a dead server is noticed even without TCP errors.
-        Someone must be calling `next_event()` for pongs to be seen.
+        Any bytes from the server count as an answer, not only the `pong`: a server working
+        through a long backlog of our lines answers pings late but is alive.  Cutting the
+        connection makes the reader raise ConnectionLost, so a dead server is noticed even
+        without TCP errors.  Someone must be calling `next_event()` for bytes to be seen.
         """
         while not self._writer.is_closing():
-            await asyncio.sleep(interval)
-            ping_id = next(self._ping_ids)
-            answered = self._pongs[ping_id] = asyncio.Event()
+            await asyncio.sleep(max(0.0, self._last_heard + interval - time.monotonic()))
+            if time.monotonic() - self._last_heard < interval:
+                continue
+            self._heard.clear()
             try:
-                await self.send(Ping(id=ping_id))
-                await asyncio.wait_for(answered.wait(), grace)
+                await self.send(Ping(id=next(self._ping_ids)))
+                await asyncio.wait_for(self._heard.wait(), grace)
             except (asyncio.TimeoutError, ConnectionLost):
+                self._lost_reason = (
+                    f"the server stopped answering (nothing for {interval + grace:g} seconds)."
+                )
                 self.abort()
                 return
 

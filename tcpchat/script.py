@@ -9,6 +9,7 @@ message was refused, or the server was lost.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from typing import BinaryIO, TextIO
@@ -34,15 +35,36 @@ from tcpchat.protocol import (
 def _feed_lines(
     stream: BinaryIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None]
 ) -> None:
-    """Read `stream` in a thread (blocking reads work on every OS) and hand lines to the loop."""
+    """Read `stream` in a thread (blocking reads work on every OS) and hand lines to the loop.
+
+    Plain `os.read` on the file descriptor, not the buffered file: a daemon thread blocked
+    inside a buffered read holds its lock, and Python aborts at exit when it finds it held.
+    """
     try:
-        for raw in stream:
-            loop.call_soon_threadsafe(queue.put_nowait, raw)
+        descriptor = stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        descriptor = None  # an in-memory stream (tests): nothing blocks, iterate it
+
+    def hand_over(line: bytes | None) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, line)
+
+    try:
+        if descriptor is None:
+            for raw in stream:
+                hand_over(raw)
+        else:
+            pending = b""
+            while chunk := os.read(descriptor, 65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    hand_over(line + b"\n")
+            if pending:
+                hand_over(pending)
     except (OSError, ValueError):
         pass
     finally:
         try:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
+            hand_over(None)
         except RuntimeError:
             pass  # the loop has already ended
 
@@ -70,8 +92,11 @@ class ScriptSession:
         else:
             text = strip_unsafe(render_plain(event, hints=False).decode())  # type: ignore[arg-type]
         if text:
-            self.out.write(text)
-            self.out.flush()
+            try:
+                self.out.write(text)
+                self.out.flush()
+            except (BrokenPipeError, ValueError):  # `| head -1` has read all it wants
+                raise ChatError("standard output was closed.") from None
 
     def _check_finished(self) -> None:
         if self.input_over and not self.pending:
@@ -97,7 +122,7 @@ class ScriptSession:
 
     def refuse(self, text: str, reason: str) -> None:
         self.refused += 1
-        self.err.write(f"tcpchat: not sent ({reason}): {strip_unsafe(text)[:80]}\n")
+        self.err.write(f"tcpchat: not sent ({strip_unsafe(reason)}): {strip_unsafe(text)[:80]}\n")
         self.err.flush()
 
     async def send_input(self, lines: asyncio.Queue[bytes | None]) -> None:

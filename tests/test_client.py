@@ -10,7 +10,7 @@ import pytest
 from conftest import TIMEOUT, RunningServer
 
 from tcpchat.client import ChatConnection, ChatError, ConnectionLost, describe_connect_error
-from tcpchat.protocol import Pong, Welcome
+from tcpchat.protocol import Ack, Pong, Say, Welcome
 
 
 def test_keepalive_keeps_a_live_connection_open(chat: RunningServer) -> None:
@@ -107,3 +107,32 @@ def test_opening_a_closed_port_raises_a_readable_chat_error() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(ChatError, match="refused the connection"):
         asyncio.run(ChatConnection.open("127.0.0.1", port))
+
+
+def test_keepalive_counts_a_busy_server_as_alive(chat: RunningServer) -> None:
+    """A backlog of our own lines delays the `pong` (the server answers lines in order, slowed
+    to its rate), but the acks arriving meanwhile prove the server alive: no cut."""
+    lines = 100  # 40 past the burst of 60: about 2 s at 20 lines a second
+
+    async def scenario() -> int:
+        connection = await ChatConnection.open("127.0.0.1", chat.port)
+        await connection.join("bulk")
+        keepalive = asyncio.ensure_future(connection.keepalive(interval=0.2, grace=0.3))
+        acks = 0
+
+        async def count_acks() -> None:
+            nonlocal acks
+            while acks < lines:
+                acks += isinstance(await connection.next_event(), Ack)
+
+        try:
+            for n in range(lines):
+                await connection.send(Say(text=f"line {n}", id=str(n)))
+            await asyncio.wait_for(count_acks(), 10 * TIMEOUT)
+            assert not connection.is_closed
+        finally:
+            keepalive.cancel()
+            await connection.close()
+        return acks
+
+    assert asyncio.run(scenario()) == lines

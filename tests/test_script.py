@@ -389,9 +389,10 @@ def test_server_shutdown_mid_run_exits_non_zero_with_the_reason(
     assert alice.expect("message")["text"] == "first"
     chat.stop()
     code, _, stderr = wait_exit(bot)  # its input is still open: only the server's end stops it
-    assert code != 0
+    assert code == 1, stderr  # not 134: a reader blocked on open input must not abort the exit
     lines = readable_failure(stderr)
     assert "shut" in " ".join(lines), lines
+    assert "Fatal Python error" not in stderr
 
 
 def test_server_vanishing_mid_run_exits_non_zero_with_the_reason(
@@ -457,3 +458,25 @@ def test_version_mismatch_exits_1_with_one_line(
     code, _, stderr = wait_exit(bot)
     assert code == 1
     assert "version 2" in " ".join(readable_failure(stderr))
+
+
+def test_a_servers_words_cannot_drive_the_terminal_through_stderr(
+    env: dict[str, str], popen: Callable[[list[str]], subprocess.Popen[str]]
+) -> None:
+    """A hostile server's refusal with an OSC title sequence and a bell: shown without them."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(RUN_LIMIT)
+        bot = popen(join_args(listener.getsockname()[1]))
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(TIMEOUT)
+            connection.sendall(b"Welcome!\n")
+            assert json.loads(_read_line(connection))["type"] == "hello"
+            refusal = {"type": "error", "code": "bad_name", "message": "\x1b]0;PWNED\x07red"}
+            connection.sendall(json.dumps(refusal).encode() + b"\n")
+    code, _, stderr = wait_exit(bot)
+    assert code == 1
+    assert "\x1b" not in stderr and "\x07" not in stderr
+    assert "PWNED" in stderr  # the words stay, made harmless
