@@ -40,6 +40,15 @@ def _complete_name(ctx: click.Context, param: click.Parameter, incomplete: str) 
     return [n for n in recent_names() if n.startswith(incomplete)]
 
 
+def _printable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse text that would break the banner line or drive members' terminals."""
+    from tcpchat.protocol import is_forbidden_char
+
+    if value is not None and any(is_forbidden_char(char) or char == "\n" for char in value):
+        raise click.BadParameter("may not hold line breaks or control characters.")
+    return value
+
+
 @click.group(name="tcpchat", context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="tcpchat")
 def main() -> None:
@@ -71,12 +80,14 @@ def main() -> None:
     default=socket.gethostname,
     envvar="TCPCHAT_SERVE_NAME",
     show_default="this machine's host name",
+    callback=_printable,
     help="The server's name, shown to everyone who joins.",
 )
 @option(
     "--motd",
     default=None,
     envvar="TCPCHAT_SERVE_MOTD",
+    callback=_printable,
     help="A message of the day shown to everyone who joins.",
 )
 @option(

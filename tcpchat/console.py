@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from tcpchat.protocol import DEFAULT_PORT
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_FORMAT = "[%(asctime)s] %(message)s"
 
@@ -85,7 +87,7 @@ def welcome_text(
         else []
     )
     join_host = socket.gethostname() if all_interfaces else listening_hosts[0].strip("[]")
-    port_part = "" if port == 1024 else f" --port {port}"
+    port_part = "" if port == DEFAULT_PORT else f" --port {port}"
     lines = [
         f"Welcome! tcpchat server {server_name!r} is running.",
         f"  Listening on {where}, port {port}.",

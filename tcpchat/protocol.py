@@ -29,6 +29,8 @@ DEFAULT_LINE_LIMIT = 16 * KIB
 DEFAULT_MAX_TEXT = 1024
 MAX_NAME_LENGTH = 32
 RESERVED_NAMES = frozenset({"server"})
+# Letters (category Lo) that draw nothing: a name made of them would look empty or like another.
+INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 NAME_PUNCTUATION = frozenset("_-.")
 
 
@@ -321,7 +323,7 @@ def name_problem(name: str) -> str | None:
         if char in NAME_PUNCTUATION:
             continue
         category = unicodedata.category(char)
-        if not (category.startswith("L") or category == "Nd"):
+        if not (category.startswith("L") or category == "Nd") or char in INVISIBLE_LETTERS:
             return "A name may hold only letters, digits, '_', '-' and '.'."
     if fold_name(name) in RESERVED_NAMES:
         return f"The name {name!r} is reserved."
@@ -379,8 +381,8 @@ LINE_TOO_LONG = LineTooLong()
 class LineFramer:
     """Splits a byte stream into lines of at most `limit` bytes, without the `\\r\\n` or `\\n`.
 
-    A longer line yields `LINE_TOO_LONG` once and the rest of it is dropped as it arrives, so the
-    buffer never holds more than `limit + 1` bytes whatever the peer sends.
+    A longer line yields `LINE_TOO_LONG` once and the rest of it is dropped as it arrives, so
+    between calls the buffer never holds more than `limit + 1` bytes whatever the peer sends.
     """
 
     def __init__(self, limit: int = DEFAULT_LINE_LIMIT) -> None:
@@ -441,6 +443,8 @@ def parse_ts(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
+    if not 2 <= parsed.year <= 9998:  # so that any time zone can still show it
+        raise ValueError(f"timestamp out of range: {value}")
     return parsed
 
 
@@ -630,12 +634,13 @@ def parse_plain_command(text: str) -> ClientEvent | Invalid:
     return Invalid(ErrorCode.UNKNOWN_TYPE, f"unknown command /{command}; type /help for the list")
 
 
-def _plural_members(count: int) -> str:
+def plural_members(count: int) -> str:
+    """`1 member online`, `3 members online`."""
     return f"{count} member{'s' if count != 1 else ''} online"
 
 
-def _clock(ts: datetime) -> str:
-    # Plain lines show the server's local time: one rendering serves every plain member.
+def clock(ts: datetime) -> str:
+    """`HH:MM` in this machine's time zone (the server's, in plain mode: one rendering for all)."""
     return ts.astimezone().strftime("%H:%M")
 
 
@@ -654,20 +659,20 @@ def render_plain(event: ServerEvent, *, hints: bool = True) -> bytes:
 
 def _plain_text(event: ServerEvent, hints: bool = True) -> str:
     if isinstance(event, Message):
-        return f"[{_clock(event.ts)}] {event.sender}: {_indent_continuations(event.text)}"
+        return f"[{clock(event.ts)}] {event.sender}: {_indent_continuations(event.text)}"
     if isinstance(event, Private):
         return (
-            f"[{_clock(event.ts)}] {event.sender} → {event.to} (private): "
+            f"[{clock(event.ts)}] {event.sender} → {event.to} (private): "
             f"{_indent_continuations(event.text)}"
         )
     if isinstance(event, Joined):
-        return f"* {event.name} joined ({_plural_members(event.members)})"
+        return f"* {event.name} joined ({plural_members(event.members)})"
     if isinstance(event, Left):
-        return f"* {event.name} {LEAVE_WORDS[event.reason]} ({_plural_members(event.members)})"
+        return f"* {event.name} {LEAVE_WORDS[event.reason]} ({plural_members(event.members)})"
     if isinstance(event, Renamed):
         return f"* {event.old} is now known as {event.new}"
     if isinstance(event, Members):
-        return f"* {_plural_members(event.members)}: {', '.join(event.names)}"
+        return f"* {plural_members(event.members)}: {', '.join(event.names)}"
     if isinstance(event, Error):
         return f"! {event.message}"
     if isinstance(event, Shutdown):
@@ -675,7 +680,7 @@ def _plain_text(event: ServerEvent, hints: bool = True) -> str:
     if isinstance(event, Welcome):
         lines = [
             f"* Welcome to {event.server}, {event.name}! "
-            f"{_plural_members(event.members)}: {', '.join(event.names)}."
+            f"{plural_members(event.members)}: {', '.join(event.names)}."
         ]
         if event.motd:
             lines.append(f"* {event.motd}")
@@ -691,7 +696,7 @@ def _plain_text(event: ServerEvent, hints: bool = True) -> str:
 
 def banner(server_name: str, members: int) -> bytes:
     """The first line the server sends: for people, never starting with `{`."""
-    return f"Welcome to tcpchat on {server_name}! {_plural_members(members)}. Enter your name:\n".encode()
+    return f"Welcome to tcpchat on {server_name}! {plural_members(members)}. Enter your name:\n".encode()
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,6 +735,7 @@ class ServerConnection:
                 f"That line was longer than {self._framer.limit} bytes and was discarded.",
             )
         if self.mode is Mode.UNDECIDED:
+            line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM some Windows tools send first
             self.mode = Mode.JSON if line.startswith(b"{") else Mode.PLAIN
         try:
             text = line.decode("utf-8")
@@ -747,7 +753,10 @@ class ServerConnection:
         return Hello(name=text.strip())
 
     def encode(self, event: ServerEvent) -> bytes:
-        """The bytes of one event for this connection, in its mode."""
+        """The bytes of one event for this connection, in its mode.
+
+        Sending `welcome` marks the connection joined: from then on plain lines are messages.
+        """
         if isinstance(event, Welcome):
             self.joined = True
         if self.mode is Mode.JSON:

@@ -22,7 +22,9 @@ from tcpchat.protocol import (
     Renamed,
     Shutdown,
     Welcome,
+    clock,
     fold_name,
+    plural_members,
     strip_unsafe,
 )
 
@@ -37,18 +39,10 @@ def name_style(name: str) -> str:
     return f"class:name.c{zlib.crc32(fold_name(name).encode()) % NAME_COLOURS}"
 
 
-def clock(ts: datetime) -> str:
-    return ts.astimezone().strftime("%H:%M")
-
-
 def mentions(text: str, me: str) -> bool:
     """True when `text` names `me` as a word (case and width folded)."""
     pattern = rf"(?<![\w.-]){re.escape(fold_name(me))}(?![\w-])"
     return re.search(pattern, fold_name(text)) is not None
-
-
-def plural_members(count: int) -> str:
-    return f"{count} member{'' if count == 1 else 's'} online"
 
 
 def _speaker(name: str, me: str) -> tuple[str, str]:
@@ -155,7 +149,7 @@ def render_problem(text: str) -> Fragments:
 
 
 def render_notice(text: str) -> Fragments:
-    return [("class:notice", f"* {text}")]
+    return [("class:notice", f"* {strip_unsafe(text)}")]
 
 
 def _notice(ts: datetime, text: str) -> Fragments:

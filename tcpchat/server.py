@@ -427,7 +427,6 @@ class ChatServer:
         deliveries = room.join(connection, hello, self.clock())
         first = deliveries[0].event
         if isinstance(first, Welcome):
-            connection.codec.joined = True  # from now on, plain lines are messages and commands
             log.info(
                 "%s joined from %s (%d member%s online)",
                 first.name,
@@ -477,6 +476,11 @@ class ChatServer:
     def dispatch(self, deliveries: Iterable[Delivery]) -> None:
         """Write each delivery to its members, encoding each event once per mode."""
         for delivery in deliveries:
+            if len(delivery.to) == 1:  # through the codec, which follows what its peer was sent
+                (connection,) = delivery.to
+                assert isinstance(connection, Connection)
+                connection.send(delivery.event)
+                continue
             outgoing = Outgoing(delivery.event)
             for connection in delivery.to:
                 assert isinstance(connection, Connection)

@@ -52,6 +52,7 @@ from tcpchat.protocol import (
     fold_name,
     name_problem,
     normalize_name,
+    plural_members,
     strip_unsafe,
     text_problem,
 )
@@ -59,7 +60,6 @@ from tcpchat.render import (
     Fragments,
     fragments_text,
     mentions,
-    plural_members,
     render_event,
     render_notice,
     render_own,
@@ -258,23 +258,23 @@ class ChatScreen:
         self.members = welcome.members
         self.names = set(welcome.names)
         history = welcome.history
+        lines = render_welcome(welcome, history=history)
         if rejoined:
             newest = max((m.seq for m in history), default=0)
             if newest < self.last_seq:  # the server restarted: its seq began again
                 self.last_seq = 0
             history = [m for m in history if m.seq > self.last_seq]
+            lines = render_welcome(welcome, history=history)[1:]  # not the greeting again
             self.show(render_notice(f"Back online as {self.name}; {plural_members(self.members)}."))
+            missed = history[0].seq - self.last_seq - 1 if history and self.last_seq else 0
+            if missed > 0:
+                self.show(render_problem(f"{missed} message(s) from while you were away are lost."))
             if history:
                 self.show(render_notice(f"{len(history)} message(s) while you were away:"))
-        if not rejoined:
-            for line in render_welcome(welcome, history=history):
-                self.show(line)
-        else:
-            for line in render_welcome(welcome, history=history)[1:]:
-                self.show(line)
+        for line in lines:
+            self.show(line)
         for message in history:
             self.last_seq = max(self.last_seq, message.seq)
-        self.status = "online"
         self.refresh()
 
     def on_event(self, event: object) -> None:
@@ -389,23 +389,30 @@ class ChatScreen:
         await self._send_outgoing(item)
         self.refresh()
 
-    async def _send_outgoing(self, item: Outgoing) -> None:
+    async def _send_outgoing(self, item: Outgoing, via: ChatConnection | None = None) -> None:
         event = (
             Dm(to=item.to, text=item.text, id=item.id)
             if item.to
             else Say(text=item.text, id=item.id)
         )
         item.typed_at = time.monotonic()
-        item.sent = await self._send(event)
+        item.sent = await self._send(event, via)
 
-    async def _send(self, event: Say | Dm | Nick | Who | Bye) -> bool:
-        """Send if online; False when there is no connection right now."""
-        if self.connection is None or self.status != "online":
+    async def _send(
+        self, event: Say | Dm | Nick | Who | Bye, via: ChatConnection | None = None
+    ) -> bool:
+        """Send if online (or on `via`); False when nothing was handed to a connection.
+
+        True also when the connection broke while the bytes were on their way: they may have
+        arrived, so the message waits for its ack and is reported if none comes, never resent.
+        """
+        connection = via or (self.connection if self.status == "online" else None)
+        if connection is None or connection.is_closed:
             return False
         try:
-            await self.connection.send(event)
+            await connection.send(event)
         except ConnectionLost:
-            return False
+            pass
         return True
 
     # --- the connection ------------------------------------------------------------------------
@@ -464,11 +471,15 @@ class ChatScreen:
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
             self.connection = connection
-            self.status = "online"
             self.on_welcome(welcome, rejoined=True)
-            for item in list(self.pending.values()):
+            # What was typed offline goes out in the order typed, lines typed meanwhile
+            # included, before the state says online (a new line could overtake an old one).
+            while item := next((i for i in self.pending.values() if not i.sent), None):
+                await self._send_outgoing(item, connection)
                 if not item.sent:
-                    await self._send_outgoing(item)
+                    break  # lost again: the reader notices and we come back here
+            self.status = "online"
+            self.refresh()
             return
 
     async def _rejoin(self) -> tuple[ChatConnection, Welcome]:
