@@ -965,3 +965,25 @@ def test_hello_without_version_is_bad_message() -> None:
 def test_only_whitespace_controls_is_bad_text_not_empty_text() -> None:
     assert text_problem("\x1c", 1024) is not None
     assert text_problem("\x1c", 1024)[0] is ErrorCode.BAD_TEXT  # type: ignore[index]
+
+
+def test_a_bom_before_the_first_line_does_not_hide_json_mode() -> None:
+    conn = ServerConnection()
+    events = list(
+        conn.receive_data(b'\xef\xbb\xbf{"type": "hello", "name": "alice", "version": 1}\n')
+    )
+    assert events == [Hello("alice", 1)]
+    assert conn.mode is Mode.JSON
+
+
+@pytest.mark.parametrize("filler", ["\u3164", "\u115f", "\u1160", "\uffa0"])
+def test_invisible_letters_do_not_make_a_name(filler: str) -> None:
+    assert name_problem(filler) is not None
+    assert name_problem(f"a{filler}b") is not None
+
+
+def test_a_timestamp_no_time_zone_can_show_is_a_bad_message() -> None:
+    line = '{"type":"joined","name":"bob","members":2,"ts":"9999-12-31T23:59:59Z"}'
+    result = decode_server_json(line)
+    assert isinstance(result, Invalid)
+    assert result.code is ErrorCode.BAD_MESSAGE
