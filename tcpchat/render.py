@@ -51,9 +51,20 @@ def _speaker(name: str, me: str) -> tuple[str, str]:
 
 
 def _body(text: str, me: str, extra_style: str = "") -> Fragments:
+    """The text, with each mention of `me` highlighted (the whole text if only folding finds it)."""
     safe = strip_unsafe(text).replace("\t", "    ").replace("\n", CONTINUATION)
-    style = "class:text" + (" class:mention" if mentions(text, me) else "") + extra_style
-    return [(style, safe)]
+    style = "class:text" + extra_style
+    if not mentions(text, me):
+        return [(style, safe)]
+    pattern = re.compile(rf"(?<![\w.-]){re.escape(me)}(?![\w-])", re.IGNORECASE)
+    pieces = pattern.split(safe)
+    if len(pieces) == 1:  # found only after width or compatibility folding (ａｌｉｃｅ)
+        return [(style + " class:mention", safe)]
+    found = pattern.findall(safe)
+    fragments: Fragments = [(style, pieces[0])]
+    for name, after in zip(found, pieces[1:], strict=True):
+        fragments += [(style + " class:mention", name), (style, after)]
+    return [fragment for fragment in fragments if fragment[1]]
 
 
 def render_message(message: Message, me: str, *, earlier: bool = False) -> Fragments:

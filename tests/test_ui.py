@@ -652,3 +652,21 @@ def test_rejoin_says_how_many_messages_the_history_no_longer_holds(start_server,
             await ui.quit()
 
     run(main())
+
+
+def test_a_mention_highlights_the_name_not_the_whole_message():
+    message = Message(seq=1, sender="bob", text="hey Alice, look", ts=datetime.now(timezone.utc))
+    fragments = render_event(message, "alice")
+    assert fragments is not None
+    highlighted = [text for style, text in fragments if "mention" in style]
+    assert highlighted == ["Alice"]
+    assert fragments_text(fragments).endswith("bob: hey Alice, look")
+
+
+def test_a_name_inside_another_word_is_no_mention():
+    message = Message(
+        seq=1, sender="bob", text="malice aforethought", ts=datetime.now(timezone.utc)
+    )
+    fragments = render_event(message, "alice")
+    assert fragments is not None
+    assert not any("mention" in style for style, _ in fragments)
