@@ -203,8 +203,18 @@ class Connection:
         else:
             self.flush()
             self.writer.close()
-            # A peer that never reads would keep the socket open for ever: abort after a grace.
-            asyncio.get_running_loop().call_later(CLOSE_GRACE, self.transport.abort)
+
+    async def finish_closing(self) -> None:
+        """Close, give the peer CLOSE_GRACE to take what is left, then cut the connection.
+
+        Without the deadline a peer that never reads would hold its socket for ever.
+        """
+        if not self.transport.is_closing():
+            self.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), CLOSE_GRACE)
+        except (asyncio.TimeoutError, OSError):
+            self.transport.abort()
 
     async def run(self) -> None:
         """Read lines until the peer leaves, times out, or the server stops."""
@@ -279,7 +289,12 @@ class ChatServer:
         try:
             for sock in listeners:
                 servers.append(
-                    await asyncio.start_server(self._accept, sock=sock, limit=READ_CHUNK * 2)
+                    await asyncio.start_server(
+                        self._accept,
+                        sock=sock,
+                        limit=READ_CHUNK * 2,
+                        backlog=sockets.LISTEN_BACKLOG,
+                    )
                 )
         except BaseException:
             for sock in listeners:
@@ -308,19 +323,21 @@ class ChatServer:
         self.connections.add(connection)
         self._tasks.add(task)
         try:
-            await connection.run()
+            try:
+                await connection.run()
+            except Exception:
+                log.exception("unexpected error on the connection of %s", connection.peer)
+                self.leave(connection, LeaveReason.DISCONNECTED)
+                self._fail(connection)
+            await connection.finish_closing()
         except asyncio.CancelledError:
             # Cancelled by the shutdown deadline.  Ending normally keeps asyncio (3.11) from
             # logging a traceback for every cancelled connection.
-            return
-        except Exception:
-            log.exception("unexpected error on the connection of %s", connection.peer)
-            self.leave(connection, LeaveReason.DISCONNECTED)
-            self._fail(connection)
+            pass
         finally:
             self.connections.discard(connection)
             self._tasks.discard(task)
-            if not connection.done:
+            if not connection.transport.is_closing():
                 connection.close(abort=True)
 
     def _fail(self, connection: Connection) -> None:
