@@ -17,11 +17,9 @@ import json
 import os
 import socket
 import struct
-import subprocess
-import sys
 import time
 
-from bench_load import free_port, rss_kib
+from bench_load import free_port, rss_kib, start_server_process
 
 
 def open_files(pid: int) -> int:
@@ -63,28 +61,8 @@ async def one(port: int, n: int) -> None:
 
 async def run(rounds: int, batch: int) -> None:
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tcpchat",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--quiet",
-            "--history",
-            "10",
-        ],
-    )
+    server = await start_server_process(port, "--history", "10")
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
         baseline = open_files(server.pid)
         print(f"start: files {baseline}, rss {rss_kib(server.pid)} KiB")
         started = time.perf_counter()

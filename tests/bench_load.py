@@ -37,6 +37,22 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
+async def start_server_process(port: int, *options: str) -> subprocess.Popen[bytes]:
+    """`tcpchat serve` on 127.0.0.1:`port` as a child process, once it accepts connections."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--quiet", *options],
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            await asyncio.sleep(0.05)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
 class Member:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -65,28 +81,8 @@ class Member:
 
 async def run(members: int, senders: int, messages: int, deadline: float) -> dict[str, float]:
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tcpchat",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--quiet",
-            "--history",
-            "0",
-        ],
-    )
+    server = await start_server_process(port, "--history", "0")
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
         rss_idle = rss_kib(server.pid)
         crowd = [Member(f"m{i}") for i in range(members)]
         started = time.perf_counter()

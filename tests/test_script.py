@@ -8,6 +8,7 @@ deadline and is killed when its test ends.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -399,6 +400,32 @@ def test_server_vanishing_mid_run_exits_non_zero_with_the_reason(
     env: dict[str, str], popen: Callable[[list[str]], subprocess.Popen[str]]
 ) -> None:
     """A server that closes without a word (crash, reboot): the client says it lost it."""
+    with fake_server(popen) as (bot, connection):
+        connection.sendall(b"Welcome to tcpchat on fake! 0 members online. Enter your name:\n")
+        hello = _read_line(connection)
+        assert json.loads(hello)["type"] == "hello"
+        welcome = {
+            "type": "welcome", "name": "bot", "members": 1, "names": ["bot"],
+            "server": "fake", "motd": None, "max_text": 1024, "version": 1, "history": [],
+        }  # fmt: skip
+        connection.sendall(json.dumps(welcome).encode() + b"\n")
+        send_input(bot, "first\n")
+        said = json.loads(_read_line(connection))
+        assert said["type"] == "say" and said["text"] == "first"
+        # closed here, without an ack: the bot owes one and has input still open
+    code, _, stderr = wait_exit(bot)
+    assert code != 0
+    readable_failure(stderr)
+
+
+@contextlib.contextmanager
+def fake_server(
+    popen: Callable[[list[str]], subprocess.Popen[str]],
+) -> Iterator[tuple[subprocess.Popen[str], socket.socket]]:
+    """A listening socket standing in for a server (to misbehave on purpose), and a bot joining it.
+
+    Yields the bot's process and the accepted connection; both sockets close at the end.
+    """
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -407,21 +434,7 @@ def test_server_vanishing_mid_run_exits_non_zero_with_the_reason(
         connection, _ = listener.accept()
         with connection:
             connection.settimeout(TIMEOUT)
-            connection.sendall(b"Welcome to tcpchat on fake! 0 members online. Enter your name:\n")
-            hello = _read_line(connection)
-            assert json.loads(hello)["type"] == "hello"
-            welcome = {
-                "type": "welcome", "name": "bot", "members": 1, "names": ["bot"],
-                "server": "fake", "motd": None, "max_text": 1024, "version": 1, "history": [],
-            }  # fmt: skip
-            connection.sendall(json.dumps(welcome).encode() + b"\n")
-            send_input(bot, "first\n")
-            said = json.loads(_read_line(connection))
-            assert said["type"] == "say" and said["text"] == "first"
-        # closed here, without an ack: the bot owes one and has input still open
-    code, _, stderr = wait_exit(bot)
-    assert code != 0
-    readable_failure(stderr)
+            yield bot, connection
 
 
 def _read_line(connection: socket.socket) -> bytes:
@@ -439,22 +452,15 @@ def test_version_mismatch_exits_1_with_one_line(
     env: dict[str, str], popen: Callable[[list[str]], subprocess.Popen[str]]
 ) -> None:
     """A server of another protocol version refuses `hello`: one readable line, exit 1."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        listener.settimeout(RUN_LIMIT)
-        bot = popen(join_args(listener.getsockname()[1]))
-        connection, _ = listener.accept()
-        with connection:
-            connection.settimeout(TIMEOUT)
-            connection.sendall(b"Welcome to a future tcpchat! Enter your name:\n")
-            assert json.loads(_read_line(connection))["type"] == "hello"
-            refusal = {
-                "type": "error",
-                "code": "version_unsupported",
-                "message": "This server speaks protocol version 2, not 1.",
-            }
-            connection.sendall(json.dumps(refusal).encode() + b"\n")
+    with fake_server(popen) as (bot, connection):
+        connection.sendall(b"Welcome to a future tcpchat! Enter your name:\n")
+        assert json.loads(_read_line(connection))["type"] == "hello"
+        refusal = {
+            "type": "error",
+            "code": "version_unsupported",
+            "message": "This server speaks protocol version 2, not 1.",
+        }
+        connection.sendall(json.dumps(refusal).encode() + b"\n")
     code, _, stderr = wait_exit(bot)
     assert code == 1
     assert "version 2" in " ".join(readable_failure(stderr))
@@ -464,18 +470,11 @@ def test_a_servers_words_cannot_drive_the_terminal_through_stderr(
     env: dict[str, str], popen: Callable[[list[str]], subprocess.Popen[str]]
 ) -> None:
     """A hostile server's refusal with an OSC title sequence and a bell: shown without them."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        listener.settimeout(RUN_LIMIT)
-        bot = popen(join_args(listener.getsockname()[1]))
-        connection, _ = listener.accept()
-        with connection:
-            connection.settimeout(TIMEOUT)
-            connection.sendall(b"Welcome!\n")
-            assert json.loads(_read_line(connection))["type"] == "hello"
-            refusal = {"type": "error", "code": "bad_name", "message": "\x1b]0;PWNED\x07red"}
-            connection.sendall(json.dumps(refusal).encode() + b"\n")
+    with fake_server(popen) as (bot, connection):
+        connection.sendall(b"Welcome!\n")
+        assert json.loads(_read_line(connection))["type"] == "hello"
+        refusal = {"type": "error", "code": "bad_name", "message": "\x1b]0;PWNED\x07red"}
+        connection.sendall(json.dumps(refusal).encode() + b"\n")
     code, _, stderr = wait_exit(bot)
     assert code == 1
     assert "\x1b" not in stderr and "\x07" not in stderr
