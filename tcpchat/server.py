@@ -14,6 +14,7 @@ not read, so a flooder's own TCP window fills and nothing it sent is lost.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import time
@@ -58,6 +59,7 @@ from tcpchat.room import Delivery, Room, RoomLimits
 
 SECONDS = 1.0
 READ_CHUNK = 64 * KIB
+FLUSH_AT = 64 * KIB  # an outbox this full goes to the kernel at once, not at the end of the turn
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 
 log = logging.getLogger("tcpchat.server")
@@ -137,6 +139,19 @@ class Outgoing:
         return self._plain
 
 
+CONSOLE_LINES = 3
+
+
+def console_text(text: str) -> str:
+    """A message for the console: continuation lines indented (so none passes for a console line
+    of ours) and at most CONSOLE_LINES of them (so one paste cannot flood the operator)."""
+    lines = text.split("\n")
+    shown = "\n    ".join(lines[:CONSOLE_LINES])
+    if len(lines) > CONSOLE_LINES:
+        shown += f"\n    (+{len(lines) - CONSOLE_LINES} more lines)"
+    return shown
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -158,6 +173,7 @@ class Connection:
         # Bytes written during one turn of the event loop go out in one send (see `write`).
         self._outbox: list[bytes] = []
         self._outbox_size = 0
+        self._largest_write = 0
 
     @property
     def name(self) -> str | None:
@@ -166,25 +182,28 @@ class Connection:
     def write(self, data: bytes) -> None:
         """Queue bytes for the peer without waiting; past the limit the member is `slow`.
 
-        The bytes are sent at the end of this turn of the event loop, together with whatever
-        else this member gets in the same turn: a burst of messages costs one system call per
-        member, not one per message and member.
+        The bytes go to the transport at the end of this turn of the event loop (or as soon as
+        FLUSH_AT bytes are waiting), together with whatever else this member gets meanwhile: a
+        burst of messages costs one system call per member, not one per message and member.
         """
         if self.done or not data or self.transport.is_closing():
             return
-        # The backlog before this write decides: one event of any size (a `welcome` with a long
-        # history) always fits, and a member is `slow` only when it left earlier bytes unread.
-        backlog = self._outbox_size + self.transport.get_write_buffer_size()
-        if backlog > self.server.config.outgoing_limit:
+        # Only bytes the kernel would not take count: the member left them unread.  The largest
+        # single write is allowed on top, so one event of any size (a long `welcome`) fits.
+        self._largest_write = max(self._largest_write, len(data))
+        allowed = self.server.config.outgoing_limit + self._largest_write
+        if self.transport.get_write_buffer_size() > allowed:
             self.server.drop_later(self, LeaveReason.SLOW)
             return
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self.flush)
         self._outbox.append(data)
         self._outbox_size += len(data)
+        if self._outbox_size >= FLUSH_AT:
+            self.flush()
 
     def flush(self) -> None:
-        """Hand everything queued to the transport."""
+        """Hand everything queued to the transport (the kernel takes what it can at once)."""
         if self._outbox:
             data = b"".join(self._outbox)
             self._outbox.clear()
@@ -273,7 +292,8 @@ class ChatServer:
         self.clock = clock
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pending_drops: list[tuple[Connection, LeaveReason]] = []
+        self._pending_drops: collections.deque[tuple[Connection, LeaveReason]] = collections.deque()
+        self._dropping = False
         self._stopping = False
         self.ports: list[int] = []
         self.addresses: list[str] = []
@@ -412,8 +432,7 @@ class ChatServer:
         if isinstance(event, Say):
             deliveries = room.say(connection, event, now)
             if isinstance(deliveries[0].event, Message):
-                # Continuation lines indented, so no message can pass for a console line of ours.
-                log.info("%s: %s", room.name_of(connection), event.text.replace("\n", "\n    "))
+                log.info("%s: %s", room.name_of(connection), console_text(event.text))
         elif isinstance(event, Dm):
             deliveries = room.dm(connection, event, now)
             if isinstance(deliveries[0].event, Private):
@@ -463,7 +482,7 @@ class ChatServer:
         if self._stopping:
             return
         name = self.room.name_of(connection)
-        deliveries = self.room.leave(connection, reason, self.clock())
+        self.dispatch(self.room.leave(connection, reason, self.clock()))
         if name is not None:
             count = self.room.count
             log.info(
@@ -474,7 +493,6 @@ class ChatServer:
                 count,
                 "" if count == 1 else "s",
             )
-        self.dispatch(deliveries)
 
     def drop_later(self, connection: Connection, reason: LeaveReason) -> None:
         """Mark a member to drop once the current fan-out is over (never in the middle of one)."""
@@ -485,10 +503,21 @@ class ChatServer:
             self._pending_drops.append((connection, reason))
 
     def _run_drops(self) -> None:
-        while self._pending_drops:
-            connection, reason = self._pending_drops.pop(0)
-            connection.transport.abort()
-            self.leave(connection, reason)
+        """Drop the members marked slow, one after another (a drop's `left` may mark more).
+
+        Not re-entered from the fan-outs it causes: the loop here takes those too, so hundreds
+        of drops at once are a loop, not a recursion.
+        """
+        if self._dropping:
+            return
+        self._dropping = True
+        try:
+            while self._pending_drops:
+                connection, reason = self._pending_drops.popleft()
+                connection.transport.abort()
+                self.leave(connection, reason)
+        finally:
+            self._dropping = False
 
     def dispatch(self, deliveries: Iterable[Delivery]) -> None:
         """Write each delivery to its members, encoding each event once per mode."""

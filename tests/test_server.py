@@ -25,6 +25,8 @@ import pytest
 from conftest import TIMEOUT, RunningServer
 from wire import LineClient
 
+from tcpchat.protocol import LeaveReason
+
 Event = dict[str, Any]
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -1287,3 +1289,47 @@ def test_a_closing_connection_that_never_reads_is_cut_after_a_grace(start_server
     while len(os.listdir("/proc/self/fd")) >= open_files:
         assert time.monotonic() < deadline, "the server kept the connection open"
         time.sleep(0.02)  # polling the process's open files with a deadline
+
+
+def test_a_burst_of_long_multiline_messages_does_not_make_a_reading_member_slow(start_server):
+    """60 legal messages of 1,024 characters, nearly all line breaks, in one packet: a plain
+    member that reads everything (each break costs it 5 bytes) is not taken for slow.  (A
+    smaller slow limit than the default, so that what one read of the burst renders passes it.)"""
+    server = start_server(outgoing_limit=64 * 1024)
+    watcher = server.join_plain("watcher")
+    observer = server.join("observer")
+    sender = server.join("sender")
+    assert observer.expect("joined")["name"] == "sender"
+    text = "x" + "\n" * 1022 + "x"
+    sender.send_raw(b"".join(json_line(say(text, str(n))) for n in range(60)))
+    for _ in range(60):
+        sender.expect("ack")
+    for _ in range(60):
+        observer.expect("message")  # after the burst: nobody was dropped in between
+    watcher.read_until(lambda line: "sender joined" in line)
+    seen = 0
+    while seen < 60:
+        seen += watcher.read_line().startswith("[")
+    assert server.call(lambda: server.server.room.count) == 3  # nobody was dropped
+
+
+def test_hundreds_of_members_dropped_at_once_are_each_announced(start_server):
+    """Drops run as a loop, not a recursion: 400 at once, each `left` reaches the observer."""
+    server = start_server()
+    observer = server.join("observer")
+    doomed = [server.join(f"m{n}") for n in range(400)]
+    for _ in doomed:
+        observer.expect("joined")
+    assert server.server is not None
+    chat_server = server.server
+
+    def drop_all() -> int:
+        for connection in list(chat_server.connections):
+            if chat_server.room.name_of(connection) != "observer":
+                chat_server.drop_later(connection, LeaveReason.SLOW)
+        chat_server._run_drops()
+        return chat_server.room.count
+
+    assert server.call(drop_all) == 1
+    names = {observer.expect("left")["name"] for _ in doomed}
+    assert names == {f"m{n}" for n in range(400)}
