@@ -273,6 +273,7 @@ def run_server(config: Any, *, quiet: bool, log_file: str | None, log_level: str
             max_text=config.max_text,
             max_clients=config.max_clients,
             history=config.history,
+            password=config.password is not None,
             notes=[limit_note] if limit_note else [],
         )
         click.echo(text)

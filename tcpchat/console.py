@@ -76,6 +76,7 @@ def welcome_text(
     max_text: int,
     max_clients: int | None,
     history: int,
+    password: bool = False,
     notes: Sequence[str] = (),
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
@@ -97,9 +98,11 @@ def welcome_text(
     lines += [
         f"  Join with:  tcpchat join {join_host}{port_part}    or    nc {join_host} {port}",
         f"  Messages up to {max_text} characters; "
-        f"{'no member limit' if max_clients is None else f'at most {max_clients} members'}; "
+        f"{'no member limit' if max_clients is None else f'at most {max_clients} member' + ('' if max_clients == 1 else 's')}; "
         f"{'no history' if history == 0 else f'the last {history} messages shown to joiners'}.",
     ]
+    if password:
+        lines.append("  Members need the password (--password) to join.")
     lines += [f"  Note: {note}." for note in notes]
     lines.append("  Press Ctrl-C to stop.")
     return "\n".join(lines)

@@ -31,6 +31,9 @@ from tcpchat.protocol import (
 Fragments = list[tuple[str, str]]
 
 NAME_COLOURS = 8
+# A name ends where no name character follows; a full stop ends it only before a non-word
+# ("alice." is a mention, "alice.txt" is not).
+_NAME_END = r"(?![\w-]|\.\w)"
 CONTINUATION = "\n      "  # lines after the first of a multi-line message line up under the text
 
 
@@ -39,9 +42,14 @@ def name_style(name: str) -> str:
     return f"class:name.c{zlib.crc32(fold_name(name).encode()) % NAME_COLOURS}"
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 message`, `3 messages`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def mentions(text: str, me: str) -> bool:
     """True when `text` names `me` as a word (case and width folded)."""
-    pattern = rf"(?<![\w.-]){re.escape(fold_name(me))}(?![\w-])"
+    pattern = rf"(?<![\w.-]){re.escape(fold_name(me))}{_NAME_END}"
     return re.search(pattern, fold_name(text)) is not None
 
 
@@ -56,7 +64,7 @@ def _body(text: str, me: str, extra_style: str = "") -> Fragments:
     style = "class:text" + extra_style
     if not mentions(text, me):
         return [(style, safe)]
-    pattern = re.compile(rf"(?<![\w.-]){re.escape(me)}(?![\w-])", re.IGNORECASE)
+    pattern = re.compile(rf"(?<![\w.-]){re.escape(me)}{_NAME_END}", re.IGNORECASE)
     pieces = pattern.split(safe)
     if len(pieces) == 1:  # found only after width or compatibility folding (ａｌｉｃｅ)
         return [(style + " class:mention", safe)]

@@ -139,7 +139,7 @@ class Room:
                 _error_to(
                     handle,
                     ErrorCode.SERVER_FULL,
-                    f"The server is full ({limit} members); try later.",
+                    f"The server is full ({limit} member{'' if limit == 1 else 's'}); try later.",
                 )
             ]
         name = normalize_name(hello.name)

@@ -17,14 +17,16 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.application import get_app_or_none
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
@@ -58,6 +60,7 @@ from tcpchat.protocol import (
 )
 from tcpchat.render import (
     Fragments,
+    counted,
     fragments_text,
     mentions,
     render_event,
@@ -74,13 +77,15 @@ QUIT_WAIT = 5 * SECONDS  # how long /quit waits for the last confirmations
 RECONNECT_FIRST = 1 * SECONDS
 RECONNECT_MAX = 30 * SECONDS
 
-COMMANDS = {
-    "/help": "show the commands",
-    "/who": "list who is here",
-    "/nick": "/nick NAME: change your name",
-    "/msg": "/msg NAME TEXT: a private message",
-    "/quit": "leave the chat (also Ctrl-D or Ctrl-C)",
+COMMANDS = {  # command: (how to type it, what it does)
+    "/help": ("/help", "show the commands"),
+    "/who": ("/who", "list who is here"),
+    "/nick": ("/nick NAME", "change your name"),
+    "/msg": ("/msg NAME TEXT", "a private message"),
+    "/quit": ("/quit", "leave the chat (also Ctrl-D, or Ctrl-C on an empty line)"),
 }
+PASSWORD_TRIES = 3
+DM_WAIT = 30 * SECONDS  # how long a private message typed offline waits for its recipient
 
 STYLE = Style.from_dict(
     {
@@ -123,6 +128,23 @@ class Outgoing:
     to: str | None
     typed_at: float
     sent: bool = False
+    resent_at: float | None = None  # sent again after a reconnect (typed while offline)
+    waiting_for: str | None = None  # a private message waiting for this (folded) name to rejoin
+
+
+def _chat_keys() -> KeyBindings:
+    """Ctrl-C clears a typed line, as in a shell; on an empty line it leaves the chat."""
+    keys = KeyBindings()
+
+    @keys.add("c-c")
+    def _clear_or_leave(event: KeyPressEvent) -> None:
+        buffer = event.app.current_buffer
+        if buffer.text:
+            buffer.reset(append_to_history=True)
+        else:
+            event.app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    return keys
 
 
 def default_name() -> str:
@@ -145,7 +167,7 @@ class ChatCompleter(Completer):
     ) -> Iterable[Completion]:
         before = document.text_before_cursor
         if before.startswith("/") and " " not in before:
-            for command, meta in COMMANDS.items():
+            for command, (_, meta) in COMMANDS.items():
                 if command.startswith(before.lower()):
                     yield Completion(
                         command + " ", -len(before), display=command, display_meta=meta
@@ -190,8 +212,10 @@ class ChatScreen:
         self._ids = (str(n) for n in itertools.count(1))
         self._first_welcome = welcome
         self._settled = asyncio.Event()  # set whenever a pending message is settled
+        self._tasks: set[asyncio.Task[None]] = set()
         self.session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(self),
+            key_bindings=_chat_keys(),
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
             style=STYLE,
@@ -222,7 +246,9 @@ class ChatScreen:
         lines: Fragments = []
         now = time.monotonic()
         for item in self.pending.values():
-            if not item.sent:
+            if item.waiting_for:
+                state = f"waiting for {strip_unsafe(item.to or '')} to come back"
+            elif not item.sent:
                 state = "waiting for the connection"
             elif now - item.typed_at < ACK_PATIENCE:
                 state = "sending"
@@ -232,18 +258,16 @@ class ChatScreen:
         return [*lines, ("class:prompt", f"{strip_unsafe(self.name)}› ")]
 
     def toolbar(self) -> AnyFormattedText:
-        state_style = "class:toolbar.online" if self.status == "online" else "class:toolbar.offline"
-        mark = "●" if self.status == "online" else "○"
+        """The state first (a narrow window cuts the end), then where, who and how many."""
+        online = self.status == "online"
+        count = plural_members(self.members)
         return [
-            (
-                "",
-                f" {strip_unsafe(self.server)} ({self.host}:{self.port}) · you: {strip_unsafe(self.name)} · ",
-            ),
-            ("class:toolbar.count", plural_members(self.members)),
-            ("", " · "),
-            (state_style, f"{mark} {self.status}"),
-            ("", "   Tab completes · /help"),
-        ]
+            ("class:toolbar.online" if online else "class:toolbar.offline",
+             f" {'●' if online else '○'} {self.status} "),
+            ("", f" {strip_unsafe(self.server)} · you: {strip_unsafe(self.name)} · "),
+            ("class:toolbar.count", count if online else f"last known: {count}"),
+            ("", f" · {self.host}:{self.port} · /help"),
+        ]  # fmt: skip
 
     def names_by_recency(self) -> list[str]:
         recent_first = [name for name in self.speakers if name in self.names]
@@ -268,9 +292,13 @@ class ChatScreen:
             self.show(render_notice(f"Back online as {self.name}; {plural_members(self.members)}."))
             missed = history[0].seq - self.last_seq - 1 if history and self.last_seq else 0
             if missed > 0:
-                self.show(render_problem(f"{missed} message(s) from while you were away are lost."))
+                self.show(
+                    render_problem(
+                        f"{counted(missed, 'message')} from while you were away are lost."
+                    )
+                )
             if history:
-                self.show(render_notice(f"{len(history)} message(s) while you were away:"))
+                self.show(render_notice(f"{counted(len(history), 'message')} while you were away:"))
         for line in lines:
             self.show(line)
         for message in history:
@@ -287,8 +315,18 @@ class ChatScreen:
         if isinstance(event, Ack):
             self._confirmed(event)
         elif isinstance(event, Error) and event.id in self.pending:
-            item = self.pending.pop(event.id)
-            self.show(render_problem(f"not sent ({event.message}): {item.text[:80]}"))
+            item = self.pending[event.id]
+            if self._may_wait_for_recipient(item, event):
+                item.sent = False
+                item.waiting_for = fold_name(item.to or "")
+                self.show(
+                    render_notice(
+                        f"{item.to} is not back yet; your private message waits for them."
+                    )
+                )
+            else:
+                del self.pending[event.id]
+                self.show(render_problem(f"not sent ({event.message}): {item.text[:80]}"))
         elif isinstance(event, (Banner, Welcome)):
             pass
         elif isinstance(event, Invalid):
@@ -298,6 +336,23 @@ class ChatScreen:
             fragments = render_event(event, self.name)
             if fragments:
                 self.show(fragments)
+
+    def _may_wait_for_recipient(self, item: Outgoing, error: Error) -> bool:
+        """A private message typed offline, refused just after we rejoined: its recipient has
+        probably not rejoined yet either, so it waits a little instead of failing."""
+        return (
+            error.code is ErrorCode.NO_SUCH_MEMBER
+            and item.to is not None
+            and item.resent_at is not None
+            and time.monotonic() - item.resent_at < DM_WAIT
+        )
+
+    async def _send_to_returning(self, name: str) -> None:
+        """Send the private messages that waited for `name` to rejoin."""
+        for item in list(self.pending.values()):
+            if item.waiting_for == fold_name(name):
+                item.waiting_for = None
+                await self._send_outgoing(item)
 
     def _track(self, event: object) -> None:
         if isinstance(event, Message):
@@ -312,6 +367,8 @@ class ChatScreen:
             self.members = event.members
             if isinstance(event, Joined):
                 self.names.add(event.name)
+                if any(item.waiting_for for item in self.pending.values()):
+                    self._background(self._send_to_returning(event.name))
             elif isinstance(event, Left):
                 self.names.discard(event.name)
             else:
@@ -319,10 +376,17 @@ class ChatScreen:
         elif isinstance(event, Renamed):
             self.names.discard(event.old)
             self.names.add(event.new)
+            if event.old in self.speakers:
+                self.speakers[self.speakers.index(event.old)] = event.new
             if fold_name(event.old) == fold_name(self.name):
                 self.name = event.new
         elif isinstance(event, Shutdown):
             self.status = "server shutting down"
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _spoke(self, name: str) -> None:
         if name in self.speakers:
@@ -356,8 +420,8 @@ class ChatScreen:
         if command == "/quit":
             return False
         if command == "/help":
-            for name, meta in COMMANDS.items():
-                self.show(render_notice(f"{name:<6} {meta}"))
+            for usage, meta in COMMANDS.values():
+                self.show(render_notice(f"{usage:<15} {meta}"))
             self.show(render_notice("A line starting with // sends a message that starts with /."))
         elif command == "/who":
             if not await self._send(Who()):
@@ -367,7 +431,7 @@ class ChatScreen:
             if not rest:
                 self.show(render_problem("usage: /nick NAME"))
             elif not await self._send(Nick(name=rest)):
-                self.show(render_problem("offline: try /nick again once reconnected."))
+                self._nick_offline(rest)
         elif command == "/msg":
             to, _, message = rest.partition(" ")
             if not to or not message.strip():
@@ -378,11 +442,22 @@ class ChatScreen:
             self.show(render_problem(f"unknown command {command}; /help lists them."))
         return True
 
+    def _nick_offline(self, wanted: str) -> None:
+        """Offline, /nick chooses the name the next rejoin uses (the old one may be taken)."""
+        name = normalize_name(wanted)
+        problem = name_problem(name)
+        if problem:
+            self.show(render_problem(problem))
+        else:
+            self.name = name
+            self.show(render_notice(f"You will rejoin as {name}."))
+            self.refresh()
+
     async def queue(self, text: str, to: str | None = None) -> None:
         """Check a message, show it as pending and send it (or keep it until reconnected)."""
         problem = text_problem(text, self.max_text)
         if problem:
-            self.show(render_problem(problem[1]))
+            self.show(render_problem(f"{problem[1]}; ↑ brings the line back to edit"))
             return
         item = Outgoing(id=next(self._ids), text=text, to=to, typed_at=time.monotonic())
         self.pending[item.id] = item
@@ -453,6 +528,7 @@ class ChatScreen:
         """Try again with growing, jittered delays until rejoined under the same name."""
         delay = RECONNECT_FIRST
         problem = ""
+        told = ""  # the name we last said was refused
         while True:
             wait_until = time.monotonic() + delay * random.uniform(1.0, 1.25)
             while (left := wait_until - time.monotonic()) > 0:
@@ -468,6 +544,9 @@ class ChatScreen:
                 # connection is what "offline" already says.
                 refused = isinstance(error, JoinRefused)
                 problem = f" ({str(error).rstrip('.')})" if refused else ""
+                if isinstance(error, JoinRefused) and error.can_retry and told != self.name:
+                    told = self.name
+                    self.show(render_problem(f"{error} Type /nick NAME to rejoin as someone else."))
                 delay = min(delay * 2, RECONNECT_MAX)
                 continue
             self.connection = connection
@@ -475,6 +554,7 @@ class ChatScreen:
             # What was typed offline goes out in the order typed, lines typed meanwhile
             # included, before the state says online (a new line could overtake an old one).
             while item := next((i for i in self.pending.values() if not i.sent), None):
+                item.resent_at = time.monotonic()
                 await self._send_outgoing(item, connection)
                 if not item.sent:
                     break  # lost again: the reader notices and we come back here
@@ -494,12 +574,24 @@ class ChatScreen:
         """Redraw once a second while something is waiting, so its state stays true."""
         while True:
             await asyncio.sleep(1.0)
+            for key, item in list(self.pending.items()):
+                waited = time.monotonic() - (item.resent_at or item.typed_at)
+                if item.waiting_for and waited > DM_WAIT:
+                    del self.pending[key]
+                    self.show(
+                        render_problem(f"not sent ({item.to} did not come back): {item.text[:80]}")
+                    )
             if self.pending:
                 self.refresh()
 
     async def _await_confirmations(self) -> None:
         """Give the server up to QUIT_WAIT to confirm what was sent (the reader must be running)."""
         deadline = time.monotonic() + QUIT_WAIT
+        waiting = sum(item.sent for item in self.pending.values())
+        if waiting:
+            self.show(render_notice(
+                f"Waiting up to {QUIT_WAIT:g} s for {counted(waiting, 'message')} to be confirmed…"
+            ))  # fmt: skip
         while any(item.sent for item in self.pending.values()):
             self._settled.clear()
             try:
@@ -540,7 +632,9 @@ class ChatScreen:
         finally:
             network.cancel()
             ticker.cancel()
-            await asyncio.gather(network, ticker, return_exceptions=True)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(network, ticker, *self._tasks, return_exceptions=True)
 
 
 async def _ask(
@@ -548,8 +642,8 @@ async def _ask(
 ) -> str:
     try:
         answer = await session.prompt_async(f"{question}: ", default=default, is_password=secret)
-    except (EOFError, KeyboardInterrupt):
-        raise ChatError("cancelled.") from None
+    except EOFError:
+        raise KeyboardInterrupt from None  # the person gave up: leave quietly, as Ctrl-C does
     return answer.strip()
 
 
@@ -561,6 +655,7 @@ async def run_interactive(
     while not host:
         host = await _ask(asker, "Server host", (recent.recent_hosts() or ["127.0.0.1"])[0])
     connection = await ChatConnection.open(host, port)
+    password_tries = 0
     while True:
         while not name:
             name = await _ask(asker, "Your name", (recent.recent_names() or [default_name()])[0])
@@ -574,7 +669,10 @@ async def run_interactive(
                 name = None
                 continue
             await connection.close()
-            if code is ErrorCode.AUTH_FAILED and password is None:
+            if code is ErrorCode.AUTH_FAILED and password_tries < PASSWORD_TRIES:
+                if password is not None:
+                    print_formatted_text(FormattedText(render_problem(str(refused))), style=STYLE)
+                password_tries += 1
                 password = await _ask(asker, "This server needs a password", secret=True)
                 connection = await ChatConnection.open(host, port)
                 continue

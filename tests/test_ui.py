@@ -646,7 +646,7 @@ def test_rejoin_says_how_many_messages_the_history_no_longer_holds(start_server,
                 bob.send_json({"type": "say", "text": f"away {n}", "id": str(n)})
                 await in_thread(bob.expect, "ack")
             await until(lambda: ui.screen.status == "online", "the online status", 3 * TIMEOUT)
-            await ui.wait_line("3 message(s) from while you were away are lost")
+            await ui.wait_line("3 messages from while you were away are lost")
             await ui.wait_line("bob: away 5")
             assert not ui.has_line("bob: away 3")
             await ui.quit()
@@ -670,3 +670,78 @@ def test_a_name_inside_another_word_is_no_mention():
     fragments = render_event(message, "alice")
     assert fragments is not None
     assert not any("mention" in style for style, _ in fragments)
+
+
+def test_ctrl_c_on_a_typed_line_clears_it_and_stays(chat):
+    """As in a shell: Ctrl-C throws the half-typed line away; only on an empty line it leaves."""
+
+    async def main() -> None:
+        async with chat_screen(chat.port) as ui:
+            ui.type("a line I regret")
+            buffer = ui.screen.session.default_buffer
+            await until(lambda: buffer.text == "a line I regret", "the typed line")
+            ui.type("\x03")
+            await until(lambda: buffer.text == "", "the line to be cleared")
+            assert not ui.task.done()
+            assert ui.screen.pending == {}
+            await ui.quit("\x03")
+            assert ui.lines[-1] == "* You left the chat."
+
+    run(main())
+
+
+def test_nick_while_offline_chooses_the_name_to_rejoin_with(start_server, monkeypatch):
+    """The old name was taken while we were away: /nick offline, and the rejoin uses the new one."""
+    fast_reconnect(monkeypatch)
+    first = start_server()
+    port = first.port
+
+    async def main() -> None:
+        async with chat_screen(port) as ui:
+            lost = ui.screen.connection
+            assert lost is not None
+            try:
+                await in_thread(first.stop)
+                await until(lambda: ui.screen.status.startswith("offline"), "the offline status")
+                ui.type("/nick alicia\r")
+                await ui.wait_line("You will rejoin as alicia")
+                second = await in_thread(lambda: start_server(port=port))
+                bob = await in_thread(second.join, "bob")
+                await until(lambda: ui.screen.status == "online", "the online status", 3 * TIMEOUT)
+                assert (await in_thread(bob.expect, "joined"))["name"] == "alicia"
+                assert ui.screen.name == "alicia"
+                await ui.quit()
+            finally:
+                await lost.close()
+
+    run(main())
+
+
+def test_private_message_typed_offline_waits_for_its_recipient_to_rejoin(start_server, monkeypatch):
+    """Both were cut off; we are back first: the /msg waits for bob instead of failing."""
+    fast_reconnect(monkeypatch)
+    first = start_server()
+    port = first.port
+
+    async def main() -> None:
+        async with chat_screen(port) as ui:
+            lost = ui.screen.connection
+            assert lost is not None
+            try:
+                await in_thread(first.stop)
+                await until(lambda: ui.screen.status.startswith("offline"), "the offline status")
+                ui.type("/msg bob see you soon\r")
+                await until(lambda: len(ui.screen.pending) == 1, "the private message to wait")
+                second = await in_thread(lambda: start_server(port=port))
+                await until(lambda: ui.screen.status == "online", "the online status", 3 * TIMEOUT)
+                await ui.wait_line("bob is not back yet")
+                bob = await in_thread(second.join, "bob")
+                private = await in_thread(bob.expect, "private")
+                assert (private["from"], private["text"]) == ("alice", "see you soon")
+                await ui.wait_line("alice → bob (private): see you soon", "✓ delivered to 1")
+                assert ui.screen.pending == {}
+                await ui.quit()
+            finally:
+                await lost.close()
+
+    run(main())
