@@ -215,23 +215,45 @@ class Connection:
         self.write(self.codec.encode(event))
 
     def close(self, *, abort: bool = False) -> None:
-        """Stop taking events; close after the buffer is flushed (or at once with `abort`)."""
+        """Stop taking events and send what is queued, then end our side (or cut at once).
+
+        Our side ends with a half-close: the peer gets everything, then end of file, while
+        `finish_closing` goes on reading (see there).
+        """
         self.done = True
         if abort:
             self.transport.abort()
-        else:
-            self.flush()
-            self.writer.close()
+            return
+        self.flush()
+        if self.transport.is_closing():
+            return
+        if self.server.stopping or not self.transport.can_write_eof():
+            self.writer.close()  # all of it: while stopping, a quick exit matters more
+            return
+        try:
+            self.transport.write_eof()
+        except OSError:  # the peer is already gone (reset, not connected)
+            self.transport.abort()
 
     async def finish_closing(self) -> None:
-        """Close, give the peer CLOSE_GRACE to take what is left, then cut the connection.
+        """Close, let the peer take what is left within CLOSE_GRACE, then cut the connection.
 
-        Without the deadline a peer that never reads would hold its socket for ever.
+        Until the peer closes too, what it still sends is read and dropped: a socket closed with
+        unread input makes the kernel reset the connection, and a reset can destroy our last
+        words (the `error` before a fatal close, `shutdown`) on their way.  Without the deadline
+        a peer that never reads, or never closes, would hold its socket for ever.
         """
-        if not self.transport.is_closing():
+        if not self.done:
             self.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_GRACE
         try:
-            await asyncio.wait_for(self.writer.wait_closed(), CLOSE_GRACE)
+            while not self.transport.is_closing():
+                remaining = max(0.0, deadline - loop.time())
+                if not await asyncio.wait_for(self.reader.read(READ_CHUNK), remaining):
+                    break
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), max(0.0, deadline - loop.time()))
         except (asyncio.TimeoutError, OSError):
             self.transport.abort()
 
@@ -294,7 +316,7 @@ class ChatServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending_drops: collections.deque[tuple[Connection, LeaveReason]] = collections.deque()
         self._dropping = False
-        self._stopping = False
+        self.stopping = False
         self.ports: list[int] = []
         self.addresses: list[str] = []
         self.started = asyncio.Event()
@@ -333,7 +355,7 @@ class ChatServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if self._stopping:
+        if self.stopping:
             writer.transport.abort()
             return
         sock = writer.get_extra_info("socket")
@@ -372,7 +394,7 @@ class ChatServer:
 
     async def _shut_down(self) -> None:
         """Tell every member, flush with a deadline, then close whatever is left."""
-        self._stopping = True
+        self.stopping = True
         goodbye = Outgoing(Shutdown(message=f"The server {self.config.name} is shutting down."))
         count = self.room.count
         for connection in list(self.connections):
@@ -479,7 +501,7 @@ class ChatServer:
 
     def leave(self, connection: Connection, reason: LeaveReason) -> None:
         """Take a connection out of the room and tell the others (nothing if it never joined)."""
-        if self._stopping:
+        if self.stopping:
             return
         name = self.room.name_of(connection)
         self.dispatch(self.room.leave(connection, reason, self.clock()))

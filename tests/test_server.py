@@ -1333,3 +1333,24 @@ def test_hundreds_of_members_dropped_at_once_are_each_announced(start_server):
     assert server.call(drop_all) == 1
     names = {observer.expect("left")["name"] for _ in doomed}
     assert names == {f"m{n}" for n in range(400)}
+
+
+def test_a_fatal_error_ends_with_a_clean_close_even_while_the_peer_still_sends(start_server):
+    """`server_full` to a client that sent more after its hello: the server reads and drops the
+    rest instead of closing on unread input, which would reset the connection (and could
+    destroy the error on its way over a real network).  The client sees the error, then EOF."""
+    server = start_server(max_clients=1)
+    server.join("first")
+    late = server.connect()
+    late.read_line()
+    # Far more than the server's own buffers hold, so some is still unread in the kernel.
+    junk = json_line(say("x" * 1000)) * 4000
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(late.send_raw, json_line(hello("late")) + junk)
+        expect_error(late, "server_full")
+        late.sock.settimeout(TIMEOUT)
+        data = b""
+        while chunk := late.sock.recv(65536):  # ConnectionResetError here is the failure
+            data += chunk
+        assert data == b""
+        sending.result(TIMEOUT)  # and no reset on the way in either
