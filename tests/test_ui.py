@@ -627,7 +627,7 @@ def test_rendered_welcome_holds_no_escape_control_or_bidi_characters():
 
 def test_rejoin_says_how_many_messages_the_history_no_longer_holds(start_server, monkeypatch):
     """Away while bob sent 5 messages and the server keeps 2: 2 shown, 3 reported lost."""
-    monkeypatch.setattr(tcpchat.ui, "RECONNECT_FIRST", 0.5)
+    monkeypatch.setattr(tcpchat.ui, "RECONNECT_FIRST", 1.5)  # room for bob to send 5 meanwhile
     server = start_server(history=2)
 
     async def main() -> None:
