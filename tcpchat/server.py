@@ -440,6 +440,8 @@ class ChatServer:
             room.is_member(connection) or connection.codec.mode is Mode.PLAIN
         ):  # `/quit` at the name prompt leaves; a JSON `bye` before `hello` is `not_joined`
             self.leave(connection, LeaveReason.QUIT)
+            if connection.codec.mode is Mode.PLAIN:  # nc shows no sign of a close: say it
+                connection.write(b"* Goodbye! You can close the connection now.\n")
             connection.close()
             return
         if isinstance(event, Hello):
