@@ -298,6 +298,10 @@ class Connection:
         else:
             log.debug("%s did not join in time", self.peer)
             message = f"No name was chosen within {self.server.config.registration_timeout:g} seconds; closing."
+        self.close_with(message)
+
+    def close_with(self, message: str) -> None:
+        """Close after one sentence of why: `shutdown` in JSON mode, a `!` line in plain mode."""
         if self.codec.mode is Mode.JSON:
             self.send(Shutdown(message=message))
         else:
@@ -386,11 +390,7 @@ class ChatServer:
         message = (
             "The server hit an internal error on your connection and closed it; please reconnect."
         )
-        if connection.codec.mode is Mode.JSON:
-            connection.send(Shutdown(message=message))
-        else:
-            connection.write(f"! {message}\n".encode())
-        connection.close()
+        connection.close_with(message)
 
     async def _shut_down(self) -> None:
         """Tell every member, flush with a deadline, then close whatever is left."""
