@@ -21,7 +21,13 @@ from tcpchat import __version__
 from tcpchat.protocol import DEFAULT_LINE_LIMIT, DEFAULT_MAX_TEXT, DEFAULT_PORT
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
-LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+SHELLS = ("bash", "zsh", "fish")
+# The variable Click's completion scripts set when they ask `tcpchat` for candidates.
+COMPLETE_VAR = "_TCPCHAT_COMPLETE"
+EXIT_CODES = (
+    "Exit status: 0 done, 1 failed (the reason is on stderr), 2 wrong usage, 130 interrupted."
+)
 # Every option can also come from the environment; the help says from which variable.
 option = functools.partial(click.option, show_envvar=True)
 
@@ -49,20 +55,21 @@ def _printable(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
-@click.group(name="tcpchat", context_settings=CONTEXT_SETTINGS)
+@click.group(name="tcpchat", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.version_option(__version__, "-V", "--version", prog_name="tcpchat")
 def main() -> None:
     """A small chat server and client for a LAN or the internet.
 
     Start a server with 'tcpchat serve'; people join it with 'tcpchat join HOST' or with
-    'nc HOST 1024'.
+    'nc HOST 1024'.  'tcpchat completion' sets up Tab completion for your shell.
     """
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+@main.command(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @option(
     "--host",
     default=None,
+    metavar="ADDRESS",
     envvar="TCPCHAT_SERVE_HOST",
     show_default="every interface, IPv4 and IPv6",
     help="Address or host name to listen on.",
@@ -71,6 +78,7 @@ def main() -> None:
     "--port",
     "-p",
     type=click.IntRange(0, 65535),
+    metavar="PORT",
     default=DEFAULT_PORT,
     envvar="TCPCHAT_SERVE_PORT",
     help="TCP port to listen on; 0 picks a free one.",
@@ -78,6 +86,7 @@ def main() -> None:
 @option(
     "--name",
     default=socket.gethostname,
+    metavar="TEXT",
     envvar="TCPCHAT_SERVE_NAME",
     show_default="this machine's host name",
     callback=_printable,
@@ -86,6 +95,7 @@ def main() -> None:
 @option(
     "--motd",
     default=None,
+    show_default="none",
     envvar="TCPCHAT_SERVE_MOTD",
     callback=_printable,
     help="A message of the day shown to everyone who joins.",
@@ -93,6 +103,7 @@ def main() -> None:
 @option(
     "--max-text",
     type=click.IntRange(1, 65536),
+    metavar="CHARS",
     default=DEFAULT_MAX_TEXT,
     envvar="TCPCHAT_SERVE_MAX_TEXT",
     help="Longest message, in characters.",
@@ -100,6 +111,7 @@ def main() -> None:
 @option(
     "--max-clients",
     type=click.IntRange(1),
+    metavar="N",
     default=None,
     envvar="TCPCHAT_SERVE_MAX_CLIENTS",
     show_default="no limit",
@@ -108,6 +120,7 @@ def main() -> None:
 @option(
     "--history",
     type=click.IntRange(0),
+    metavar="N",
     default=50,
     envvar="TCPCHAT_SERVE_HISTORY",
     help="Recent messages shown to each member who joins; 0 shows none.",
@@ -122,6 +135,7 @@ def main() -> None:
 @option(
     "--idle-timeout",
     type=click.FloatRange(0, min_open=True),
+    metavar="SECONDS",
     default=None,
     envvar="TCPCHAT_SERVE_IDLE_TIMEOUT",
     show_default="never",
@@ -130,6 +144,7 @@ def main() -> None:
 @option(
     "--log-file",
     type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE",
     default=None,
     envvar="TCPCHAT_SERVE_LOG_FILE",
     show_default="none",
@@ -138,7 +153,7 @@ def main() -> None:
 @option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    default="INFO",
+    default="info",
     envvar="TCPCHAT_SERVE_LOG_LEVEL",
     help="Least severe level written to the log file.",
 )
@@ -176,12 +191,13 @@ def serve(**options: Any) -> None:
     )
 
 
-@main.command(context_settings=CONTEXT_SETTINGS)
+@main.command(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.argument("host", required=False, envvar="TCPCHAT_HOST", shell_complete=_complete_host)
 @option(
     "--port",
     "-p",
     type=click.IntRange(1, 65535),
+    metavar="PORT",
     default=DEFAULT_PORT,
     envvar="TCPCHAT_PORT",
     help="The server's TCP port.",
@@ -190,6 +206,7 @@ def serve(**options: Any) -> None:
     "--name",
     "-n",
     default=None,
+    metavar="NAME",
     envvar="TCPCHAT_NAME",
     show_default="asked for",
     shell_complete=_complete_name,
@@ -246,6 +263,44 @@ def join(
         raise click.ClickException(strip_unsafe(str(error))) from None
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@main.command(
+    context_settings=CONTEXT_SETTINGS,
+    epilog=EXIT_CODES,
+    short_help="Print the Tab completion script for your shell.",
+)
+@click.argument("shell", type=click.Choice(SHELLS), required=False, metavar="[SHELL]")
+def completion(shell: str | None) -> None:
+    """Print the Tab completion script for SHELL (default: your login shell).
+
+    It completes commands, options, their choices and files, the hosts you joined and the names
+    you used.  To turn it on, run the line for your shell once, then open a new shell:
+
+    \b
+    bash  tcpchat completion bash > ~/.tcpchat-complete.bash && echo '. ~/.tcpchat-complete.bash' >> ~/.bashrc
+    zsh   tcpchat completion zsh > ~/.tcpchat-complete.zsh && echo 'autoload -Uz compinit && compinit && . ~/.tcpchat-complete.zsh' >> ~/.zshrc
+    fish  mkdir -p ~/.config/fish/completions && tcpchat completion fish > ~/.config/fish/completions/tcpchat.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    shell = shell or _login_shell()
+    completer = get_completion_class(shell)
+    assert completer is not None  # every name in SHELLS is one of Click's
+    # Exactly what `_TCPCHAT_COMPLETE={shell}_source tcpchat` prints, so completions/ can be compared.
+    click.echo(completer(main, {}, "tcpchat", COMPLETE_VAR).source(), nl=False)
+
+
+def _login_shell() -> str:
+    """The shell named by $SHELL, when it is one we have a script for."""
+    import os
+
+    shell = os.path.basename(os.environ.get("SHELL", ""))
+    if shell not in SHELLS:
+        raise click.UsageError(
+            "cannot tell your shell from $SHELL; give one of: " + ", ".join(SHELLS) + "."
+        )
+    return shell
 
 
 def run_server(config: Any, *, quiet: bool, log_file: str | None, log_level: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import click
@@ -49,8 +50,20 @@ def remember(host: str, name: str) -> None:
         items = [value, *(item for item in data.get(key, []) if item != value)]
         data[key] = items[:KEEP]
     try:
-        path = _path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        _write_atomically(_path(), json.dumps(data, indent=1))
     except OSError:
         pass
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a sibling file, then rename it over `path`: a reader (a shell completing in another
+    terminal, a second client) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".recent-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -617,3 +617,87 @@ def test_completion_offers_serve_for_se() -> None:
 
 def test_completion_offers_options_of_join() -> None:
     assert "--name" in _complete("tcpchat join --na", 2)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_completion_command_prints_the_committed_script(shell: str) -> None:
+    result = invoke(["completion", shell])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (ROOT / "completions" / f"tcpchat.{shell}").read_text(encoding="utf-8")
+
+
+def test_completion_command_defaults_to_the_login_shell() -> None:
+    result = invoke(["completion"], env={"SHELL": "/usr/bin/zsh"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("#compdef tcpchat")
+
+
+def test_completion_command_explains_an_unknown_login_shell() -> None:
+    result = invoke(["completion"], env={"SHELL": "/bin/tcsh"})
+    assert result.exit_code == 2
+    assert "cannot tell your shell from $SHELL; give one of: bash, zsh, fish." in result.stderr
+
+
+def test_completion_offers_log_levels() -> None:
+    assert _complete("tcpchat serve --log-level w", 3) == ["warning"]
+
+
+def test_completion_offers_recent_hosts_then_this_machine(tmp_path: Path, monkeypatch) -> None:
+    from tcpchat import recent
+
+    monkeypatch.setenv("TCPCHAT_CONFIG_DIR", str(tmp_path))
+    recent.remember("chat.example.org", "alice")
+    recent.remember("10.0.0.7", "bob")
+    assert _complete("tcpchat join ", 2) == [
+        "10.0.0.7",
+        "chat.example.org",
+        "127.0.0.1",
+        "localhost",
+    ]
+    assert _complete("tcpchat join --name ", 3) == ["bob", "alice"]
+    assert _complete("tcpchat join --name a", 3) == ["alice"]
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["join"], ["completion"]])
+def test_every_help_states_the_exit_codes(command: list[str]) -> None:
+    result = invoke([*command, "--help"])
+    assert result.exit_code == 0
+    assert "Exit status: 0 done, 1 failed" in " ".join(result.output.split())
+
+
+def test_python_dash_m_is_the_same_command_as_the_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "tcpchat"
+    if not script.exists():
+        pytest.skip("the tcpchat script is not installed beside this Python")
+    env = clean_env(tmp_path)
+    for args in (["--help"], ["--version"], ["join", "--help"], ["serve", "--port", "x"]):
+        by_module = subprocess.run(
+            [sys.executable, "-m", "tcpchat", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=4 * TIMEOUT,
+        )
+        by_script = subprocess.run(
+            [str(script), *args], env=env, capture_output=True, text=True, timeout=4 * TIMEOUT
+        )
+        assert (by_module.returncode, by_module.stdout, by_module.stderr) == (
+            by_script.returncode,
+            by_script.stdout,
+            by_script.stderr,
+        ), args
+
+
+@pytest.mark.parametrize("command", ["serve", "join"])
+def test_every_option_has_help_and_an_environment_variable(command: str) -> None:
+    options = [p for p in main.commands[command].params if isinstance(p, click.Option)]
+    for option in options:
+        if option.name == "help":
+            continue
+        assert option.help, option.name
+        assert isinstance(option.envvar, str) and option.envvar.startswith("TCPCHAT_"), option.name
+        assert option.show_envvar, option.name
+        # The context shows defaults; an option without one says in words what happens instead.
+        assert (
+            option.is_flag or option.default is not None or isinstance(option.show_default, str)
+        ), option.name

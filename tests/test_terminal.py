@@ -1,16 +1,13 @@
 """End to end in a real pseudo-terminal: `tcpchat join` as a person sees it.
 
-The child is the real command in a pty (pexpect); everything it writes is fed to a pyte screen,
-which also answers the terminal's cursor-position requests as a real terminal would. The server
-and the other member (a raw JSON line client) run in this process, on 127.0.0.1.
+The child is the real command in a pty, drawn on a pyte screen (tests/screen.py). The server and
+the other member (a raw JSON line client) run in this process, on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,62 +16,14 @@ if sys.platform == "win32":
     pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
 
 import pexpect
-import pyte
+from screen import COLUMNS, ROWS, TIMEOUT, Terminal
 
-TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
-SCREEN_WAIT = 2 * TIMEOUT  # ~10 s: starting Python and prompt_toolkit in a child takes a moment
-ROWS, COLUMNS = 24, 100
 PROMPT = "alice› "
 REPO = Path(__file__).resolve().parent.parent
 
 
-class Terminal:
-    """A child process in a pty and the pyte screen that shows what it wrote."""
-
-    def __init__(self, child: pexpect.spawn) -> None:
-        self.child = child
-        self.screen = pyte.Screen(COLUMNS, ROWS)
-        # Answer device status / cursor position requests (prompt_toolkit asks) as a terminal does.
-        self.screen.write_process_input = self._answer
-        self.stream = pyte.ByteStream(self.screen)
-        self.eof = False
-
-    def _answer(self, data: str) -> None:
-        if not self.eof:
-            self.child.send(data.encode())
-
-    def pump(self, wait: float = 0.05) -> None:
-        """Feed the screen whatever the child wrote (waiting at most `wait` for something)."""
-        try:
-            data = self.child.read_nonblocking(65536, timeout=wait)
-        except pexpect.TIMEOUT:
-            return
-        except pexpect.EOF:
-            self.eof = True
-            return
-        self.stream.feed(data)
-
-    @property
-    def lines(self) -> list[str]:
-        return [line.rstrip() for line in self.screen.display]
-
-    def dump(self) -> str:
-        cursor = self.screen.cursor
-        rows = "\n".join(f"{n:2}|{line}" for n, line in enumerate(self.lines))
-        return f"{rows}\n(cursor at row {cursor.y}, column {cursor.x})"
-
-    def wait_for(
-        self, holds: Callable[[], object], what: str, timeout: float = SCREEN_WAIT
-    ) -> None:
-        """Read until `holds()` is true of the screen; fail with the screen after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while not holds():
-            if time.monotonic() > deadline or self.eof:
-                raise AssertionError(f"the screen never showed {what}:\n{self.dump()}")
-            self.pump()
-
-    def wait_text(self, text: str, timeout: float = SCREEN_WAIT) -> None:
-        self.wait_for(lambda: any(text in line for line in self.lines), repr(text), timeout)
+class ChatTerminal(Terminal):
+    """The chat screen: an input line starting with the prompt, and a toolbar at the bottom."""
 
     def row_of(self, text: str) -> int:
         return next(n for n, line in enumerate(self.lines) if text in line)
@@ -92,9 +41,6 @@ class Terminal:
 
     def toolbar(self) -> str:
         return self.lines[-1]
-
-    def type(self, text: str) -> None:
-        self.child.send(text.encode())
 
 
 def spawn_join(port: int, config_dir: Path) -> pexpect.spawn:
@@ -117,7 +63,7 @@ def spawn_join(port: int, config_dir: Path) -> pexpect.spawn:
 
 def test_incoming_message_appears_above_a_half_typed_line_without_corrupting_it(chat, tmp_path):
     child = spawn_join(chat.port, tmp_path)
-    term = Terminal(child)
+    term = ChatTerminal(child)
     try:
         term.wait_for(
             lambda: "1 member online" in term.toolbar() and term.input_line() is not None,
