@@ -16,9 +16,13 @@ import click
 KEEP = 10
 
 
+def config_dir() -> Path:
+    """tcpchat's per-user folder (it may not exist yet): `TCPCHAT_CONFIG_DIR`, or Click's app dir."""
+    return Path(os.environ.get("TCPCHAT_CONFIG_DIR") or click.get_app_dir("tcpchat"))
+
+
 def _path() -> Path:
-    folder = os.environ.get("TCPCHAT_CONFIG_DIR") or click.get_app_dir("tcpchat")
-    return Path(folder) / "recent.json"
+    return config_dir() / "recent.json"
 
 
 def _load() -> dict[str, list[str]]:
@@ -50,12 +54,12 @@ def remember(host: str, name: str) -> None:
         items = [value, *(item for item in data.get(key, []) if item != value)]
         data[key] = items[:KEEP]
     try:
-        _write_atomically(_path(), json.dumps(data, indent=1))
+        write_atomically(_path(), json.dumps(data, indent=1))
     except OSError:
         pass
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     """Write a sibling file, then rename it over `path`: a reader (a shell completing in another
     terminal, a second client) sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)

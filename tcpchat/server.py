@@ -17,6 +17,7 @@ import asyncio
 import collections
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ from tcpchat.room import Delivery, Room, RoomLimits
 SECONDS = 1.0
 READ_CHUNK = 64 * KIB
 FLUSH_AT = 64 * KIB  # an outbox this full goes to the kernel at once, not at the end of the turn
+TLS_HANDSHAKE_TIMEOUT = 15 * SECONDS  # a TLS client that has not finished its handshake by then is cut
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 
 log = logging.getLogger("tcpchat.server")
@@ -86,6 +88,15 @@ class ServerConfig:
     rate: float = 20.0
     burst: int = 60
     shutdown_grace: float = 1.5 * SECONDS
+    # Per client address (an IPv6 /64 counts as one address): connections open at once, and new
+    # connections a minute.  None turns a limit off.
+    max_per_address: int | None = 32
+    connect_rate: int | None = 60
+    # Wrong passwords from one address (in ten minutes) before it must wait `auth_lockout`.
+    auth_failures: int = 5
+    auth_lockout: float = 60 * SECONDS
+    # With a context, every connection is TLS (tcpchat.tls makes one from a certificate).
+    tls: ssl.SSLContext | None = None
 
     def room_limits(self) -> RoomLimits:
         return RoomLimits(
@@ -340,6 +351,8 @@ class ChatServer:
                         sock=sock,
                         limit=READ_CHUNK * 2,
                         backlog=sockets.LISTEN_BACKLOG,
+                        ssl=self.config.tls,
+                        ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self.config.tls else None,
                     )
                 )
         except BaseException:
