@@ -28,7 +28,9 @@ KIB = 1024
 DEFAULT_LINE_LIMIT = 16 * KIB
 DEFAULT_MAX_TEXT = 1024
 MAX_NAME_LENGTH = 32
-RESERVED_NAMES = frozenset({"server"})
+# The sender of the operator's announcements and warnings; no member may take it.
+RESERVED_NAME = "server"
+RESERVED_NAMES = frozenset({RESERVED_NAME})
 # Letters (category Lo) that draw nothing: a name made of them would look empty or like another.
 INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 NAME_PUNCTUATION = frozenset("_-.")

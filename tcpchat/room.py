@@ -15,6 +15,7 @@ from datetime import datetime
 
 from tcpchat.protocol import (
     PROTOCOL_VERSION,
+    RESERVED_NAME,
     Ack,
     Dm,
     Error,
@@ -81,6 +82,10 @@ class Room:
 
     def name_of(self, handle: Handle) -> str | None:
         return self._names.get(handle)
+
+    def handle_named(self, name: str) -> Handle | None:
+        """The member called `name` (any case or width), or None."""
+        return self._by_key.get(fold_name(normalize_name(name)))
 
     def sorted_names(self) -> list[str]:
         """Names in folded order (the folded keys are kept, so no name is folded again here)."""
@@ -177,6 +182,20 @@ class Room:
         others = [member for member in self._names if member != handle]
         ack = Ack(id=say.id, seq=self.seq, ts=now, delivered=len(others))
         return [Delivery(message, others), Delivery(ack, (handle,))]
+
+    def announce(self, text: str, now: datetime) -> list[Delivery]:
+        """A message from the server's operator: sender `server` (a name no member can take),
+        the next `seq` like any message, to every member."""
+        self.seq += 1
+        message = Message(seq=self.seq, sender=RESERVED_NAME, text=text, ts=now)
+        if self._history.maxlen:
+            self._history.append(message)
+        return [Delivery(message, list(self._names))]
+
+    def notify(self, handle: Handle, text: str, now: datetime) -> list[Delivery]:
+        """A private word from the server to one member (an idle warning, say)."""
+        private = Private(sender=RESERVED_NAME, to=self._names[handle], text=text, ts=now)
+        return [Delivery(private, (handle,))]
 
     def dm(self, handle: Handle, dm: Dm, now: datetime) -> list[Delivery]:
         """`dm`: `private` to the one named and `ack` (delivered 1) to the sender."""

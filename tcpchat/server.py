@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tcpchat import sockets
+from tcpchat.guard import AddressGuard, GuardLimits, address_key
 from tcpchat.protocol import (
     DEFAULT_LINE_LIMIT,
     DEFAULT_MAX_TEXT,
     DEFAULT_PORT,
     KIB,
     PLAIN_HELP,
+    RESERVED_NAME,
     Bye,
     Dm,
     Error,
@@ -63,6 +65,9 @@ READ_CHUNK = 64 * KIB
 FLUSH_AT = 64 * KIB  # an outbox this full goes to the kernel at once, not at the end of the turn
 TLS_HANDSHAKE_TIMEOUT = 15 * SECONDS  # a TLS client that has not finished its handshake by then is cut
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
+REFUSE_GRACE = 2 * SECONDS  # the same for a connection refused at the door (it never joined)
+MAX_REFUSING = 256  # refused connections being told why at once; past that, cut without a word
+IDLE_WARNING = 60 * SECONDS  # an idle member is warned this long (at most half the timeout) before
 
 log = logging.getLogger("tcpchat.server")
 
@@ -97,6 +102,14 @@ class ServerConfig:
     auth_lockout: float = 60 * SECONDS
     # With a context, every connection is TLS (tcpchat.tls makes one from a certificate).
     tls: ssl.SSLContext | None = None
+
+    def guard_limits(self) -> GuardLimits:
+        return GuardLimits(
+            max_per_address=self.max_per_address,
+            connect_rate=self.connect_rate,
+            auth_failures=self.auth_failures,
+            auth_lockout=self.auth_lockout,
+        )
 
     def room_limits(self) -> RoomLimits:
         return RoomLimits(
@@ -178,7 +191,15 @@ class Connection:
         self.writer = writer
         self.transport = writer.transport
         self.codec = ServerConnection(server.config.line_limit)
-        self.peer = sockets.format_address(writer.get_extra_info("peername"))
+        peername = writer.get_extra_info("peername")
+        self.peer = sockets.format_address(peername)
+        # The address limits and bans apply to (the peer's IP; a test's socket pair has none).
+        self.host = str(peername[0]) if isinstance(peername, tuple) else self.peer
+        self.loop = asyncio.get_running_loop()
+        # The last message or command (pings do not count) and whether the idle warning went out.
+        self.last_active = self.loop.time()
+        self.warned = False
+        self._cut_timer: asyncio.TimerHandle | None = None
         self.bucket = TokenBucket(server.config.rate, server.config.burst)
         self.done = False
         # Bytes written during one turn of the event loop go out in one send (see `write`).
@@ -246,8 +267,8 @@ class Connection:
         except OSError:  # the peer is already gone (reset, not connected)
             self.transport.abort()
 
-    async def finish_closing(self) -> None:
-        """Close, let the peer take what is left within CLOSE_GRACE, then cut the connection.
+    async def finish_closing(self, grace: float = CLOSE_GRACE) -> None:
+        """Close, let the peer take what is left within `grace`, then cut the connection.
 
         Until the peer closes too, what it still sends is read and dropped: a socket closed with
         unread input makes the kernel reset the connection, and a reset can destroy our last
@@ -257,7 +278,7 @@ class Connection:
         if not self.done:
             self.close()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + CLOSE_GRACE
+        deadline = loop.time() + grace
         try:
             while not self.transport.is_closing():
                 remaining = max(0.0, deadline - loop.time())
@@ -272,20 +293,21 @@ class Connection:
         """Read lines until the peer leaves, times out, or the server stops."""
         config = self.server.config
         self.write(banner(config.name, self.server.room.count))
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         deadline = loop.time() + config.registration_timeout
         while not self.done:
-            if self.server.room.is_member(self):
-                timeout = config.idle_timeout
-            else:
-                timeout = max(0.0, deadline - loop.time())
             try:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
+                data = await asyncio.wait_for(
+                    self.reader.read(READ_CHUNK), self._read_timeout(deadline)
+                )
             except asyncio.TimeoutError:
-                self._timed_out()
-                return
+                if self.done or self._on_timeout(deadline):
+                    return
+                continue
             except OSError:
                 data = b""
+            if self.done:  # ended from outside (kicked, banned) while this read waited
+                return
             if not data:  # the peer closed (or half-closed): answer what it sent, then close
                 self.server.leave(self, LeaveReason.DISCONNECTED)
                 self.close()
@@ -301,11 +323,66 @@ class Connection:
                     return
                 self.server.handle(self, event)
 
+    def _read_timeout(self, deadline: float) -> float | None:
+        """Seconds until the next thing to do if nothing arrives: the registration deadline for
+        a stranger, the idle warning or removal for a member (None: wait for ever)."""
+        now = self.loop.time()
+        if not self.server.room.is_member(self):
+            return max(0.0, deadline - now)
+        idle_timeout = self.server.config.idle_timeout
+        if idle_timeout is None:
+            return None
+        due = idle_timeout if self.warned else idle_timeout - _warning_lead(idle_timeout)
+        return max(0.0, self.last_active + due - now)
+
+    def _on_timeout(self, deadline: float) -> bool:
+        """A read timed out: warn an idle member, or close; True when the connection is over."""
+        idle_timeout = self.server.config.idle_timeout
+        if not self.server.room.is_member(self) or idle_timeout is None:
+            self._timed_out()
+            return True
+        idle = self.loop.time() - self.last_active
+        if idle >= idle_timeout:
+            self._timed_out()
+            return True
+        lead = _warning_lead(idle_timeout)
+        if not self.warned and idle >= idle_timeout - lead:
+            self.warned = True
+            self.server.dispatch(
+                self.server.room.notify(
+                    self,
+                    f"You have been idle for {_duration(idle)}; you will be disconnected in "
+                    f"{_duration(idle_timeout - idle)} unless you send a message or a command.",
+                    self.server.clock(),
+                )
+            )
+        return False
+
+    def mark_active(self) -> None:
+        self.last_active = self.loop.time()
+        self.warned = False
+
+    def end(self, message: str) -> None:
+        """Close from outside the reading task (kick, ban): say why, and cut the connection
+        after CLOSE_GRACE if the peer neither closes nor sends anything (its read would wait
+        for ever otherwise)."""
+        if self.done:
+            return
+        self.close_with(message)
+        if not self.transport.is_closing():
+            self._cut_timer = self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+
+    def forget_timers(self) -> None:
+        if self._cut_timer is not None:
+            self._cut_timer.cancel()
+            self._cut_timer = None
+
     def _timed_out(self) -> None:
         if self.server.room.is_member(self):
             log.info("%s (%s) was idle too long", self.name, self.peer)
             self.server.leave(self, LeaveReason.TIMEOUT)
-            message = "You were idle too long; closing the connection."
+            idle_timeout = self.server.config.idle_timeout or 0
+            message = f"You were idle for {_duration(idle_timeout)}; closing the connection."
         else:
             log.debug("%s did not join in time", self.peer)
             message = f"No name was chosen within {self.server.config.registration_timeout:g} seconds; closing."
@@ -320,12 +397,27 @@ class Connection:
         self.close()
 
 
+def _warning_lead(idle_timeout: float) -> float:
+    return min(IDLE_WARNING, idle_timeout / 2)
+
+
+def _duration(seconds: float) -> str:
+    """`45 seconds`, `1 minute`, `10 minutes`: how a person says an idle time."""
+    if seconds < 90:
+        count, unit = max(1, round(seconds)), "second"
+    else:
+        count, unit = round(seconds / 60), "minute"
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
 class ChatServer:
     """The room plus the live connections; `serve()` runs it until `shutdown_trigger` completes."""
 
     def __init__(self, config: ServerConfig, clock: Callable[[], datetime] = _now) -> None:
         self.config = config
         self.room = Room(config.room_limits())
+        self.guard = AddressGuard(config.guard_limits())
+        self._refusing = 0
         self.clock = clock
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -379,21 +471,39 @@ class ChatServer:
         if sock is not None:
             sockets.enable_keepalive(sock)
         connection = Connection(self, reader, writer)
+        refusal = self.guard.admit(connection.host)
+        if refusal is not None and self._refusing >= MAX_REFUSING:
+            writer.transport.abort()  # a flood: telling each one why would be the flood's win
+            return
         self.connections.add(connection)
         self._tasks.add(task)
         try:
             try:
-                await connection.run()
+                if refusal is None:
+                    await connection.run()
+                    grace = CLOSE_GRACE
+                else:
+                    self._refusing += 1
+                    log.info("refused %s: %s", connection.peer, refusal)
+                    connection.write(f"! {refusal}\n".encode())  # in place of the banner
+                    connection.close()
+                    grace = REFUSE_GRACE
             except Exception:
                 log.exception("unexpected error on the connection of %s", connection.peer)
                 self.leave(connection, LeaveReason.DISCONNECTED)
                 self._fail(connection)
-            await connection.finish_closing()
+                grace = CLOSE_GRACE
+            await connection.finish_closing(grace)
         except asyncio.CancelledError:
             # Cancelled by the shutdown deadline.  Ending normally keeps asyncio (3.11) from
             # logging a traceback for every cancelled connection.
             pass
         finally:
+            if refusal is None:
+                self.guard.release(connection.host)
+            else:
+                self._refusing -= 1
+            connection.forget_timers()
             self.connections.discard(connection)
             self._tasks.discard(task)
             if not connection.transport.is_closing():
@@ -448,7 +558,8 @@ class ChatServer:
             return
         if isinstance(event, Ping):
             connection.send(Pong(id=event.id))
-            return
+            return  # a ping is a client's keepalive, not a person: it does not stop the idle clock
+        connection.mark_active()
         if isinstance(event, Bye) and (
             room.is_member(connection) or connection.codec.mode is Mode.PLAIN
         ):  # `/quit` at the name prompt leaves; a JSON `bye` before `hello` is `not_joined`
@@ -509,10 +620,45 @@ class ChatServer:
             )
         self.dispatch(deliveries)
         if isinstance(first, Error):
+            if first.code is ErrorCode.AUTH_FAILED:
+                log.info("wrong password from %s", connection.peer)
+                self.guard.password_failed(connection.host)
             if first.code.is_fatal:
                 connection.close()
             elif plain and first.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN):
                 connection.write(b"Enter another name:\n")
+
+    # --- the operator's commands (tcpchat.moderation) -------------------------------------------
+
+    def member(self, name: str) -> Connection | None:
+        handle = self.room.handle_named(name)
+        assert handle is None or isinstance(handle, Connection)
+        return handle
+
+    def kick(self, connection: Connection, reason: str | None) -> None:
+        """Remove a member: `left` with reason `kicked` to the others, the why to them."""
+        self.leave(connection, LeaveReason.KICKED)
+        why = f": {reason}" if reason else "."
+        connection.end(f"You were removed from the chat by the server's operator{why}")
+
+    def ban(self, host: str, seconds: float | None) -> list[str]:
+        """Refuse `host`'s address from now on and remove every connection from it; their names."""
+        key = self.guard.ban(host, seconds)
+        removed = []
+        for connection in list(self.connections):
+            if address_key(connection.host) != key or connection.done:
+                continue
+            name = connection.name
+            if name is not None:
+                removed.append(name)
+                self.leave(connection, LeaveReason.KICKED)
+            connection.end("Your address was banned from this server by its operator.")
+        return removed
+
+    def announce(self, text: str) -> None:
+        """A message to everyone from `server`, in the room's `seq` order."""
+        log.info("%s: %s", RESERVED_NAME, console_text(text))
+        self.dispatch(self.room.announce(text, self.clock()))
 
     def leave(self, connection: Connection, reason: LeaveReason) -> None:
         """Take a connection out of the room and tell the others (nothing if it never joined)."""

@@ -119,7 +119,15 @@ def start_server() -> Iterator[Callable[..., RunningServer]]:
     running: list[RunningServer] = []
 
     def start(**overrides: Any) -> RunningServer:
-        settings: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "name": "testserver"}
+        # Every test client comes from 127.0.0.1, so the per-address limits are off unless a
+        # test sets them (test_limits.py does, and checks the defaults).
+        settings: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "name": "testserver",
+            "max_per_address": None,
+            "connect_rate": None,
+        }
         settings.update(overrides)
         server = RunningServer(ServerConfig(**settings)).start()
         running.append(server)

@@ -792,16 +792,50 @@ def test_connection_that_never_joins_is_closed_after_the_registration_timeout(st
     sync(member)  # joined in time: never closed, though its own deadline has passed too
 
 
-def test_idle_member_is_dropped_with_reason_timeout(start_server):
-    server = start_server(idle_timeout=0.5)
-    alice, _ = join(server, "alice")
+def test_idle_member_is_warned_then_dropped_with_reason_timeout(start_server):
+    server = start_server(idle_timeout=0.6)  # the warning comes half-way, at 0.3 s
     bob, _ = join(server, "bob")
-    alice.expect("joined")
-    sync(alice)  # alice's idle clock restarts after bob's, so bob times out first
-    left = alice.expect("left", timeout=TIMEOUT)
+    started = time.monotonic()
+    alice, _ = join(server, "alice")  # joined later, so idle for less time than bob
+    warning = next_of(bob, "private", timeout=TIMEOUT)
+    assert time.monotonic() - started >= 0.25
+    assert (warning["from"], warning["to"]) == ("server", "bob")
+    assert "idle" in warning["text"] and "disconnected in" in warning["text"]
+    left = next_of(alice, "left", timeout=TIMEOUT)
     assert (left["name"], left["members"], left["reason"]) == ("bob", 1, "timeout")
     lines = expect_closed(bob)
     assert json.loads(lines[-1])["type"] == "shutdown"
+    assert "idle" in json.loads(lines[-1])["message"]
+
+
+def test_pings_do_not_keep_an_idle_member_in_the_room(start_server):
+    server = start_server(idle_timeout=0.6)
+    alice, _ = join(server, "alice")
+    seen: list[str] = []
+    for n in range(400):  # a keepalive every ~0.05 s until the server gives up on her
+        alice.send_json({"type": "ping", "id": str(n)})
+        try:
+            event = alice.read_json(timeout=0.05)
+        except AssertionError as nothing:
+            assert "no line within the deadline" in str(nothing)
+            continue
+        seen.append(event["type"])
+        if event["type"] == "shutdown":
+            break
+    assert "private" in seen and seen[-1] == "shutdown", seen
+
+
+def test_a_message_restarts_the_idle_clock(start_server):
+    server = start_server(idle_timeout=0.6)
+    alice, _ = join(server, "alice")
+    next_of(alice, "private", timeout=TIMEOUT)  # warned
+    alice.send_json(say("still here", "1"))
+    assert alice.expect("ack")["id"] == "1"
+    active = time.monotonic()
+    warning = alice.expect("private", timeout=TIMEOUT)  # warned again, not dropped at once
+    assert time.monotonic() - active >= 0.25
+    assert "idle" in warning["text"]
+    assert alice.expect("shutdown", timeout=TIMEOUT)
 
 
 # --- ordering, flooding, slow members ------------------------------------------------------------

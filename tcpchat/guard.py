@@ -1,0 +1,173 @@
+"""Who may connect: per-address limits, wrong-password lockouts and bans.
+
+No I/O and no event loop: the server asks `admit` when a connection arrives and reports what
+happened; the clock is passed in, so the tests can move time.  An "address" is an IPv4 address,
+or an IPv6 /64 network: one IPv6 host usually holds a whole /64, so counting single IPv6
+addresses would let one machine pass every limit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+MINUTE = 60.0
+FAILURE_WINDOW = 10 * MINUTE  # wrong passwords older than this are forgotten
+PRUNE_AT = 4096  # per-address records kept before idle ones are swept out
+
+
+@dataclass(frozen=True)
+class GuardLimits:
+    """None turns a limit off."""
+
+    max_per_address: int | None = 32
+    connect_rate: int | None = 60  # new connections a minute, in bursts of as many
+    auth_failures: int = 5  # wrong passwords allowed in FAILURE_WINDOW before a lockout
+    auth_lockout: float = MINUTE
+
+
+def address_key(host: str) -> str:
+    """The unit limits and bans apply to: an IPv4 address (also when IPv4-mapped), an IPv6 /64."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host  # not an IP address (a Unix socket path, a test's name): itself
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        if ip.is_loopback:
+            return str(ip)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+@dataclass
+class _Record:
+    open: int = 0
+    tokens: float = 0.0
+    refilled: float = 0.0
+    failures: list[float] | None = None
+    locked_until: float = 0.0
+
+
+class AddressGuard:
+    """Counts connections per address and answers whether one more may come in."""
+
+    def __init__(self, limits: GuardLimits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.clock = clock
+        self._records: dict[str, _Record] = {}
+        self._bans: dict[str, float | None] = {}  # key -> until (clock time), None: until restart
+
+    # --- connections -------------------------------------------------------------------------
+
+    def admit(self, host: str) -> str | None:
+        """Count a new connection from `host`; or, when it may not come in, say why (a sentence).
+
+        An admitted connection must be `release`d when it closes.
+        """
+        key = address_key(host)
+        now = self.clock()
+        ban = self.banned_for(key, now)
+        if ban is not None:
+            return ban
+        record = self._records.get(key)
+        if record is None:
+            if len(self._records) >= PRUNE_AT:
+                self._prune(now)
+            record = self._records[key] = _Record(tokens=self._rate_burst(), refilled=now)
+        if record.locked_until > now:
+            wait = int(record.locked_until - now) + 1
+            return f"Too many wrong passwords from your address; try again in {wait} seconds."
+        limit = self.limits.max_per_address
+        if limit is not None and record.open >= limit:
+            return f"Too many connections from your address (at most {limit}); close one first."
+        if self.limits.connect_rate is not None:
+            self._refill(record, now)
+            if record.tokens < 1:
+                return "Too many new connections from your address; try again in a minute."
+            record.tokens -= 1
+        record.open += 1
+        return None
+
+    def release(self, host: str) -> None:
+        """A connection `admit` let in has closed."""
+        record = self._records.get(address_key(host))
+        if record is not None and record.open > 0:
+            record.open -= 1
+
+    def open_from(self, host: str) -> int:
+        record = self._records.get(address_key(host))
+        return record.open if record else 0
+
+    # --- passwords ---------------------------------------------------------------------------
+
+    def password_failed(self, host: str) -> None:
+        """One wrong password from `host`; past the allowance the address is locked out a while."""
+        key = address_key(host)
+        now = self.clock()
+        record = self._records.setdefault(key, _Record(tokens=self._rate_burst(), refilled=now))
+        recent = [t for t in record.failures or [] if now - t < FAILURE_WINDOW]
+        recent.append(now)
+        record.failures = recent
+        if len(recent) >= self.limits.auth_failures:
+            record.locked_until = now + self.limits.auth_lockout
+
+    # --- bans --------------------------------------------------------------------------------
+
+    def ban(self, host: str, seconds: float | None) -> str:
+        """Refuse `host`'s address for `seconds` (None: until the server restarts); its key."""
+        key = address_key(host)
+        self._bans[key] = None if seconds is None else self.clock() + seconds
+        return key
+
+    def unban(self, host: str) -> bool:
+        return self._bans.pop(address_key(host), False) is not False
+
+    def bans(self) -> dict[str, float | None]:
+        """Active bans: key -> seconds left (None: until restart)."""
+        now = self.clock()
+        return {
+            key: None if until is None else until - now
+            for key, until in list(self._bans.items())
+            if self.banned_for(key, now) is not None
+        }
+
+    def banned_for(self, key: str, now: float) -> str | None:
+        if key not in self._bans:
+            return None
+        until = self._bans[key]
+        if until is None:
+            return "Your address is banned from this server."
+        if until <= now:
+            del self._bans[key]
+            return None
+        minutes = max(1, round((until - now) / MINUTE))
+        return f"Your address is banned from this server for {minutes} more minute{'s' if minutes != 1 else ''}."
+
+    # --- upkeep ------------------------------------------------------------------------------
+
+    def _rate_burst(self) -> float:
+        return float(self.limits.connect_rate or 0)
+
+    def _refill(self, record: _Record, now: float) -> None:
+        rate = self.limits.connect_rate or 0
+        record.tokens = min(float(rate), record.tokens + (now - record.refilled) * rate / MINUTE)
+        record.refilled = now
+
+    def _prune(self, now: float) -> None:
+        """Forget addresses with nothing open, a full allowance, and no lockout or recent failure:
+        remembering them would tell `admit` nothing, and a scan from many addresses must not grow
+        this table without bound."""
+        for key, record in list(self._records.items()):
+            if record.open or record.locked_until > now:
+                continue
+            if record.failures and now - record.failures[-1] < FAILURE_WINDOW:
+                continue
+            if self.limits.connect_rate is not None:
+                self._refill(record, now)
+                if record.tokens < self.limits.connect_rate:
+                    continue
+            del self._records[key]
