@@ -13,6 +13,7 @@ import functools
 import signal
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -53,6 +54,18 @@ def _printable(ctx: click.Context, param: click.Parameter, value: str | None) ->
     if value is not None and any(is_forbidden_char(char) or char == "\n" for char in value):
         raise click.BadParameter("may not hold line breaks or control characters.")
     return value
+
+
+def _fingerprint(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A fingerprint in any form people paste, as the canonical `SHA256:...`."""
+    if value is None:
+        return None
+    from tcpchat.tls import parse_fingerprint
+
+    try:
+        return parse_fingerprint(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group(name="tcpchat", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
@@ -128,18 +141,85 @@ def main() -> None:
 @option(
     "--password",
     default=None,
-    envvar="TCPCHAT_SERVE_PASSWORD",
+    envvar=["TCPCHAT_SERVE_PASSWORD", "TCPCHAT_PASSWORD"],
     show_default="none",
-    help="A password every member must give to join.",
+    help="A password every member must give to join (compared in constant time).",
+)
+@option(
+    "--tls",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_SERVE_TLS",
+    help="Encrypt every connection, with a self-signed certificate made on first use.",
+)
+@option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    default=None,
+    envvar="TCPCHAT_SERVE_TLS_CERT",
+    show_default="none",
+    help="Certificate chain (PEM) for TLS; needs --tls-key.",
+)
+@option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
+    default=None,
+    envvar="TCPCHAT_SERVE_TLS_KEY",
+    show_default="none",
+    help="Private key (PEM) of --tls-cert.",
 )
 @option(
     "--idle-timeout",
     type=click.FloatRange(0, min_open=True),
-    metavar="SECONDS",
+    metavar="MINUTES",
     default=None,
     envvar="TCPCHAT_SERVE_IDLE_TIMEOUT",
     show_default="never",
-    help="Seconds after which a member that sent nothing is disconnected.",
+    help="Minutes without a message or command (pings do not count) after which a member is "
+    "warned, then removed.",
+)
+@option(
+    "--max-per-address",
+    type=click.IntRange(0),
+    metavar="N",
+    default=32,
+    envvar="TCPCHAT_SERVE_MAX_PER_ADDRESS",
+    help="Connections open at once from one address (an IPv6 /64); 0 for no limit.",
+)
+@option(
+    "--connect-rate",
+    type=click.IntRange(0),
+    metavar="N",
+    default=60,
+    envvar="TCPCHAT_SERVE_CONNECT_RATE",
+    help="New connections a minute from one address; 0 for no limit.",
+)
+@option(
+    "--register-timeout",
+    type=click.FloatRange(0, min_open=True),
+    metavar="SECONDS",
+    default=60.0,
+    envvar="TCPCHAT_SERVE_REGISTER_TIMEOUT",
+    help="Time a new connection has to choose a name before it is closed.",
+)
+@option(
+    "--rate",
+    type=click.FloatRange(0),
+    metavar="LINES",
+    default=20.0,
+    envvar="TCPCHAT_SERVE_RATE",
+    help="Lines a second one member may send (in bursts of three times as many) before its "
+    "reading is slowed; 0 for no limit.",
+)
+@option(
+    "--send-buffer",
+    type=click.IntRange(1),
+    metavar="KIB",
+    default=256,
+    envvar="TCPCHAT_SERVE_SEND_BUFFER",
+    help="Unread data a member may leave waiting before it is dropped as slow, in KiB.",
 )
 @option(
     "--log-file",
@@ -167,9 +247,15 @@ def main() -> None:
 )
 def serve(**options: Any) -> None:
     """Run a chat server (one room) until Ctrl-C."""
+    from tcpchat.protocol import KIB
     from tcpchat.server import ServerConfig
 
     max_text = options["max_text"]
+    rate = options["rate"]
+    tls_context, fingerprint = _server_tls(
+        options["tls"], options["tls_cert"], options["tls_key"], options["name"]
+    )
+    idle_minutes = options["idle_timeout"]
     config = ServerConfig(
         host=options["host"],
         port=options["port"],
@@ -179,7 +265,14 @@ def serve(**options: Any) -> None:
         max_clients=options["max_clients"],
         history=options["history"],
         password=options["password"],
-        idle_timeout=options["idle_timeout"],
+        idle_timeout=None if idle_minutes is None else idle_minutes * 60,
+        max_per_address=options["max_per_address"] or None,
+        connect_rate=options["connect_rate"] or None,
+        registration_timeout=options["register_timeout"],
+        rate=rate,
+        burst=max(1, round(3 * rate)),
+        outgoing_limit=options["send_buffer"] * KIB,
+        tls=tls_context,
         # Room for the longest text even when every character is sent as a 12-byte JSON escape.
         line_limit=max(DEFAULT_LINE_LIMIT, 12 * max_text + 1024),
     )
@@ -188,7 +281,29 @@ def serve(**options: Any) -> None:
         quiet=options["quiet"],
         log_file=options["log_file"],
         log_level=options["log_level"],
+        tls_fingerprint=fingerprint,
     )
+
+
+def _server_tls(
+    tls: bool, cert_file: str | None, key_file: str | None, server_name: str
+) -> tuple[Any, str | None]:
+    """The TLS context `serve` asked for, and its certificate's fingerprint; (None, None) without."""
+    if cert_file is None and key_file is None and not tls:
+        return None, None
+    if (cert_file is None) != (key_file is None):
+        raise click.UsageError("give --tls-cert and --tls-key together.")
+    from tcpchat import tls as tls_files
+    from tcpchat.recent import config_dir
+
+    try:
+        if cert_file is None or key_file is None:
+            cert, key = tls_files.self_signed_certificate(config_dir(), server_name)
+        else:
+            cert, key = Path(cert_file), Path(key_file)
+        return tls_files.server_context(cert, key), tls_files.certificate_fingerprint(cert)
+    except tls_files.TlsError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
@@ -227,8 +342,41 @@ def serve(**options: Any) -> None:
     envvar="TCPCHAT_JSON",
     help="Print the server's events as JSON lines (when input is not a terminal).",
 )
+@option(
+    "--tls",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_TLS",
+    help="Connect with TLS; a self-signed certificate is pinned on first use, as SSH does.",
+)
+@option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    default=None,
+    envvar="TCPCHAT_CA",
+    show_default="the system's certificate authorities",
+    help="Verify the server with only the certificate authorities in this PEM file (implies --tls).",
+)
+@option(
+    "--fingerprint",
+    metavar="SHA256:...",
+    default=None,
+    envvar="TCPCHAT_FINGERPRINT",
+    show_default="none",
+    callback=_fingerprint,
+    help="Accept only the server certificate with this fingerprint (implies --tls).",
+)
 def join(
-    host: str | None, port: int, name: str | None, password: str | None, as_json: bool
+    host: str | None,
+    port: int,
+    name: str | None,
+    password: str | None,
+    as_json: bool,
+    tls: bool,
+    ca_file: Path | None,
+    fingerprint: str | None,
 ) -> None:
     """Join the chat on HOST.
 
@@ -236,15 +384,18 @@ def join(
     not given.  Otherwise (a pipe or a file) every input line is sent as a message and the
     command ends once each has been acknowledged.
     """
-    from tcpchat.client import ChatError
+    from tcpchat.client import ChatError, TlsSettings
     from tcpchat.protocol import strip_unsafe
 
+    settings = None
+    if tls or ca_file is not None or fingerprint is not None:
+        settings = TlsSettings(ca_file=ca_file, fingerprint=fingerprint)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     try:
         if interactive:
             from tcpchat.ui import run_interactive
 
-            asyncio.run(run_interactive(host, port, name, password))
+            asyncio.run(run_interactive(host, port, name, password, settings))
         else:
             if not host:
                 raise click.UsageError(
@@ -256,7 +407,7 @@ def join(
                 )
             from tcpchat.script import run_script
 
-            asyncio.run(run_script(host, port, name, password, as_json=as_json))
+            asyncio.run(run_script(host, port, name, password, as_json=as_json, tls=settings))
     except (
         ChatError
     ) as error:  # its words may come from the server: never let them drive the terminal
@@ -303,7 +454,14 @@ def _login_shell() -> str:
     return shell
 
 
-def run_server(config: Any, *, quiet: bool, log_file: str | None, log_level: str) -> None:
+def run_server(
+    config: Any,
+    *,
+    quiet: bool,
+    log_file: str | None,
+    log_level: str,
+    tls_fingerprint: str | None = None,
+) -> None:
     """Set up the console and the log, run the server until a stop signal, exit 0."""
     from tcpchat import console, sockets
     from tcpchat.server import ChatServer
@@ -318,6 +476,7 @@ def run_server(config: Any, *, quiet: bool, log_file: str | None, log_level: str
     _, limit_note = sockets.raise_open_file_limit()
 
     def started(server: ChatServer) -> None:
+        _take_operator_commands(server)
         if quiet:
             return
         text = console.welcome_text(
@@ -329,6 +488,8 @@ def run_server(config: Any, *, quiet: bool, log_file: str | None, log_level: str
             max_clients=config.max_clients,
             history=config.history,
             password=config.password is not None,
+            tls_fingerprint=tls_fingerprint,
+            commands=sys.stdin is not None and sys.stdin.isatty(),
             notes=[limit_note] if limit_note else [],
         )
         click.echo(text)
@@ -344,6 +505,33 @@ def run_server(config: Any, *, quiet: bool, log_file: str | None, log_level: str
         pass  # a second Ctrl-C during shutdown, or Windows before the handler is in place
     except OSError as exc:
         raise click.ClickException(_listen_error(config.host, config.port, exc)) from None
+
+
+def _take_operator_commands(server: Any) -> None:
+    """Read the operator's /commands from standard input, if there is one (tcpchat.moderation).
+
+    The end of input ends only the commands, never the server: under a service manager standard
+    input is often /dev/null.
+    """
+    if sys.stdin is None:
+        return
+    import logging
+
+    from tcpchat import moderation
+    from tcpchat.stdin import start_feeding
+
+    def on_line(line: bytes | None) -> None:
+        if line is None:
+            return
+        try:
+            answer = moderation.execute(server, line.decode("utf-8", "replace"))
+        except Exception:  # a bug in a command must not stop the server
+            logging.getLogger("tcpchat.server").exception("the command %r failed", line)
+            answer = "That command failed because of an internal error (see the log)."
+        if answer:
+            click.echo(answer)
+
+    start_feeding(sys.stdin.buffer, asyncio.get_running_loop(), on_line, wait_in_background=True)
 
 
 def _on_stop_signal(stop: asyncio.Event) -> None:

@@ -77,6 +77,8 @@ def welcome_text(
     max_clients: int | None,
     history: int,
     password: bool = False,
+    tls_fingerprint: str | None = None,
+    commands: bool = False,
     notes: Sequence[str] = (),
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
@@ -95,14 +97,26 @@ def welcome_text(
     ]
     if hosts:
         lines.append(f"  This machine's addresses: {', '.join(hosts)}.")
+    if tls_fingerprint is None:
+        join_line = f"tcpchat join {join_host}{port_part}    or    nc {join_host} {port}"
+    else:
+        join_line = (
+            f"tcpchat join {join_host}{port_part} --tls    or    "
+            f"openssl s_client -quiet -connect {join_host}:{port}"
+        )
     lines += [
-        f"  Join with:  tcpchat join {join_host}{port_part}    or    nc {join_host} {port}",
+        f"  Join with:  {join_line}",
         f"  Messages up to {max_text} characters; "
         f"{'no member limit' if max_clients is None else f'at most {max_clients} member' + ('' if max_clients == 1 else 's')}; "
         f"{'no history' if history == 0 else f'the last {history} messages shown to joiners'}.",
     ]
+    if tls_fingerprint is not None:
+        lines.append(f"  Every connection is TLS. Certificate fingerprint: {tls_fingerprint}")
+        lines.append("  (people joining can compare it with the one their client shows).")
     if password:
         lines.append("  Members need the password (--password) to join.")
     lines += [f"  Note: {note}." for note in notes]
+    if commands:
+        lines.append("  Type /help for the operator's commands (/who, /say, /kick, /ban).")
     lines.append("  Press Ctrl-C to stop.")
     return "\n".join(lines)

@@ -40,8 +40,10 @@ def rss_kib(pid: int) -> int | None:
 async def start_server_process(port: int, *options: str) -> subprocess.Popen[bytes]:
     """`tcpchat serve` on 127.0.0.1:`port` as a child process, once it accepts connections."""
     server = subprocess.Popen(
+        # Every load connection comes from 127.0.0.1: the per-address limits are off here.
         [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--quiet", *options],
+         "--quiet", "--max-per-address", "0", "--connect-rate", "0", *options],
+        stdin=subprocess.DEVNULL,
     )  # fmt: skip
     for _ in range(200):
         try:

@@ -257,7 +257,8 @@ def test_serve_help_shows_every_option_with_its_environment_variable() -> None:
     for option in cli.serve.params:
         assert isinstance(option, click.Option)
         assert option.opts[0] in flat
-        assert option.envvar in flat
+        for variable in [option.envvar] if isinstance(option.envvar, str) else option.envvar:
+            assert variable in flat
 
 
 def test_join_help_shows_host_and_every_option() -> None:
@@ -330,13 +331,27 @@ def test_option_help_is_one_sentence_ending_with_a_period(
 def test_option_can_be_set_by_a_tcpchat_environment_variable(
     command: str, option: click.Option
 ) -> None:
-    assert isinstance(option.envvar, str), option.envvar
-    assert re.fullmatch(r"TCPCHAT_[A-Z0-9_]+", option.envvar), option.envvar
+    variables = _variables(option)
+    assert variables, option.opts
+    for variable in variables:
+        assert re.fullmatch(r"TCPCHAT_[A-Z0-9_]+", variable), variable
 
 
-def test_no_two_options_share_an_environment_variable() -> None:
-    names = [option.envvar for _, option in COMMAND_OPTIONS]
-    assert len(names) == len(set(names)), names
+def _variables(option: click.Option) -> list[str]:
+    return [option.envvar] if isinstance(option.envvar, str) else list(option.envvar or [])
+
+
+def test_no_two_options_share_an_environment_variable_but_the_password() -> None:
+    # TCPCHAT_PASSWORD is the one both ask for: the server's, and the one to join with (issue 5).
+    names = [v for _, option in COMMAND_OPTIONS for v in _variables(option)]
+    shared = {name for name in names if names.count(name) > 1}
+    assert shared == {"TCPCHAT_PASSWORD"}, names
+
+
+def test_serve_takes_its_password_from_tcpchat_password(server_calls: list[dict[str, Any]]) -> None:
+    result = invoke(["serve"], env={"TCPCHAT_PASSWORD": "s3cret"})
+    assert result.exit_code == 0, result.output
+    assert server_calls[-1]["config"].password == "s3cret"
 
 
 def test_serve_port_comes_from_tcpchat_serve_port(server_calls: list[dict[str, Any]]) -> None:
@@ -688,16 +703,12 @@ def test_python_dash_m_is_the_same_command_as_the_script(tmp_path: Path) -> None
         ), args
 
 
-@pytest.mark.parametrize("command", ["serve", "join"])
-def test_every_option_has_help_and_an_environment_variable(command: str) -> None:
-    options = [p for p in main.commands[command].params if isinstance(p, click.Option)]
-    for option in options:
-        if option.name == "help":
-            continue
-        assert option.help, option.name
-        assert isinstance(option.envvar, str) and option.envvar.startswith("TCPCHAT_"), option.name
-        assert option.show_envvar, option.name
-        # The context shows defaults; an option without one says in words what happens instead.
-        assert (
-            option.is_flag or option.default is not None or isinstance(option.show_default, str)
-        ), option.name
+@pytest.mark.parametrize(
+    ("command", "option"), COMMAND_OPTIONS, ids=[f"{c} {o.opts[0]}" for c, o in COMMAND_OPTIONS]
+)
+def test_option_shows_its_default_or_says_what_happens_without(
+    command: str, option: click.Option
+) -> None:
+    # The context shows defaults; an option without one says in words what happens instead.
+    assert option.show_envvar
+    assert option.is_flag or option.default is not None or isinstance(option.show_default, str)
