@@ -63,7 +63,9 @@ from tcpchat.room import Delivery, Room, RoomLimits
 SECONDS = 1.0
 READ_CHUNK = 64 * KIB
 FLUSH_AT = 64 * KIB  # an outbox this full goes to the kernel at once, not at the end of the turn
-TLS_HANDSHAKE_TIMEOUT = 15 * SECONDS  # a TLS client that has not finished its handshake by then is cut
+TLS_HANDSHAKE_TIMEOUT = (
+    15 * SECONDS
+)  # a TLS client that has not finished its handshake by then is cut
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 REFUSE_GRACE = 2 * SECONDS  # the same for a connection refused at the door (it never joined)
 MAX_REFUSING = 256  # refused connections being told why at once; past that, cut without a word
@@ -89,7 +91,7 @@ class ServerConfig:
     idle_timeout: float | None = None
     # Room for ~60 of the longest messages, or hundreds of ordinary ones, before `slow`.
     outgoing_limit: int = 256 * KIB
-    # Lines a member may send per second, and in one burst, before its reading is slowed.
+    # Lines a member may send per second, and in one burst, before its reading is slowed (0: never).
     rate: float = 20.0
     burst: int = 60
     shutdown_grace: float = 1.5 * SECONDS
@@ -200,7 +202,10 @@ class Connection:
         self.last_active = self.loop.time()
         self.warned = False
         self._cut_timer: asyncio.TimerHandle | None = None
-        self.bucket = TokenBucket(server.config.rate, server.config.burst)
+        # No bucket with rate 0: flooding is not slowed (benchmarks, trusted bots).
+        self.bucket = (
+            TokenBucket(server.config.rate, server.config.burst) if server.config.rate > 0 else None
+        )
         self.done = False
         # Bytes written during one turn of the event loop go out in one send (see `write`).
         self._outbox: list[bytes] = []
@@ -313,7 +318,7 @@ class Connection:
                 self.close()
                 return
             for event in self.codec.receive_data(data):
-                delay = self.bucket.delay()
+                delay = self.bucket.delay() if self.bucket is not None else 0.0
                 if delay:
                     await asyncio.sleep(delay)
                 if self.done:

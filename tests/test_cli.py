@@ -57,10 +57,12 @@ def clean_env(config_dir: Path) -> dict[str, str]:
 class Process:
     """A subprocess whose stdout and stderr lines are gathered by threads, to wait on with deadlines."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], stdin: int = subprocess.DEVNULL
+    ) -> None:
         self.popen = subprocess.Popen(
             args,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -107,6 +109,16 @@ class Process:
                     )
                 self._changed.wait(remaining)
 
+    def type(self, text: str) -> None:
+        """Write to the process's standard input (started with stdin=subprocess.PIPE)."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(text)
+        self.popen.stdin.flush()
+
+    def close_stdin(self) -> None:
+        if self.popen.stdin is not None:
+            self.popen.stdin.close()
+
     def wait(self, timeout: float) -> int:
         """The exit code; AssertionError if the process is still running after `timeout`."""
         try:
@@ -123,6 +135,7 @@ class Process:
             thread.join(TIMEOUT)
 
     def stop(self) -> None:
+        self.close_stdin()
         if self.popen.poll() is None:
             self.popen.kill()
         try:
