@@ -347,7 +347,7 @@ def _server_tls(
     is_flag=True,
     default=False,
     envvar="TCPCHAT_TLS",
-    help="Connect with TLS; a self-signed certificate is pinned on first use, as SSH does.",
+    help="Connect with TLS, verified by the system's certificate authorities, or else pinned on first use as SSH does.",
 )
 @option(
     "--ca",

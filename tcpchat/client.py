@@ -1,8 +1,10 @@
 """A JSON-mode connection to a tcpchat server: connect, join, send, and read events. No UI.
 
 The interactive screen (`ui`) and script mode (`script`) both sit on this.  Failures a person can
-cause or meet (unknown host, refused, refused join, lost server) surface as `ChatError` with one
-readable sentence; the UI decides how to show it.
+cause or meet (unknown host, refused, refused join, lost server, a refused certificate) surface as
+`ChatError` with one readable sentence; the UI decides how to show it.  With TLS, `open` decides
+whom to trust (`TlsSettings`): a fingerprint given, else one pinned before, else the certificate
+authorities, else the server's certificate pinned on first use, as SSH does with host keys.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import ssl
 import time
 from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from tcpchat.protocol import (
     PROTOCOL_VERSION,
@@ -25,6 +30,16 @@ from tcpchat.protocol import (
     Ping,
     ServerEvent,
     Welcome,
+)
+from tcpchat.tls import (
+    CA_VERIFIED,
+    KnownHosts,
+    NewPin,
+    TlsError,
+    client_context,
+    fingerprint,
+    host_key,
+    pinning_context,
 )
 
 SECONDS = 1.0
@@ -43,6 +58,10 @@ class ChatError(Exception):
 
 class ConnectionLost(ChatError):
     """The server closed the connection or stopped answering."""
+
+
+class TlsRefused(ChatError):
+    """TLS could not be set up with the server, or its certificate was not trusted."""
 
 
 class JoinRefused(ChatError):
@@ -71,10 +90,24 @@ def describe_connect_error(host: str, port: int, exc: BaseException) -> str:
     return f"cannot connect to {host} port {port}: {exc}."
 
 
+@dataclass(frozen=True)
+class TlsSettings:
+    """How `ChatConnection.open` trusts a TLS server (`join --tls`, `--ca`, `--fingerprint`)."""
+
+    ca_file: Path | None = None  # verify with only these authorities, never pin instead
+    fingerprint: str | None = None  # canonical (tls.parse_fingerprint): accept only this one
+    known_hosts: KnownHosts = field(default_factory=KnownHosts)
+
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class ChatConnection:
     """One open connection in JSON mode; `next_event()` reads, `send()` writes."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool = False
+    ) -> None:
         self._reader = reader
         self._writer = writer
         self._codec = ClientConnection()
@@ -83,26 +116,37 @@ class ChatConnection:
         self._heard = asyncio.Event()  # set whenever bytes arrive: any of them proves life
         self._last_heard = time.monotonic()
         self._lost_reason: str | None = None  # why we cut the connection ourselves
+        self._received = False  # any bytes at all from the server yet
         self.banner: str | None = None
         self.welcome: Welcome | None = None
+        self.is_tls = tls
+        # Set by `open` when it trusted a certificate on first use: the UI must say so.
+        self.new_pin: NewPin | None = None
 
     @classmethod
     async def open(
-        cls, host: str, port: int, *, timeout: float = CONNECT_TIMEOUT
+        cls,
+        host: str,
+        port: int,
+        *,
+        timeout: float = CONNECT_TIMEOUT,
+        tls: TlsSettings | None = None,
     ) -> ChatConnection:
-        """Connect; raises ChatError with a readable reason."""
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=READ_CHUNK * 2), timeout
-            )
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise ChatError(describe_connect_error(host, port, exc)) from None
+        """Connect, over TLS when `tls` is given; raises ChatError with a readable reason
+        (TlsRefused when the server's certificate is not trusted)."""
+        new_pin = None
+        if tls is None:
+            reader, writer = await _connect(host, port, timeout, None)
+        else:
+            (reader, writer), new_pin = await _open_tls(host, port, timeout, tls)
         sock = writer.get_extra_info("socket")
         if sock is not None:
             from tcpchat.sockets import enable_keepalive
 
             enable_keepalive(sock)
-        return cls(reader, writer)
+        connection = cls(reader, writer, tls=tls is not None)
+        connection.new_pin = new_pin
+        return connection
 
     async def send(self, event: ClientEvent) -> None:
         """Write one event; raises ConnectionLost when the server is gone."""
@@ -123,7 +167,12 @@ class ChatConnection:
                 reason = self._lost_reason or "lost the connection to the server."
                 raise ConnectionLost(reason) from exc
             if not data:
-                raise ConnectionLost(self._lost_reason or "the server closed the connection.")
+                raise ConnectionLost(self._lost_reason or self._closed_reason())
+            if not self._received and not self.is_tls and data[:1] in (b"\x15", b"\x16"):
+                # A TLS record (an alert or a handshake) where a banner line should be.
+                self.abort()
+                raise ConnectionLost("the server answered in TLS; join with --tls.")
+            self._received = True
             self._last_heard = time.monotonic()
             self._heard.set()
             self._ready.extend(self._codec.receive_data(data))
@@ -131,6 +180,16 @@ class ChatConnection:
         if isinstance(event, Banner):
             self.banner = event.text
         return event
+
+    def _closed_reason(self) -> str:
+        if self._received:
+            return "the server closed the connection."
+        if self.is_tls:
+            return "the server closed the connection before its greeting."
+        # A TLS server drops a plain client's first line without a word.
+        return (
+            "the server closed the connection before its greeting; if it uses TLS, join with --tls."
+        )
 
     async def join(self, name: str, password: str | None = None) -> Welcome:
         """Send `hello` and wait for `welcome`; raises JoinRefused or ChatError."""
@@ -194,3 +253,127 @@ class ChatConnection:
             await asyncio.wait_for(self._writer.wait_closed(), 2 * SECONDS)
         except (OSError, asyncio.TimeoutError):
             self._writer.transport.abort()
+
+
+# --- connecting, with TLS when asked --------------------------------------------------------------
+
+
+async def _connect(host: str, port: int, timeout: float, context: ssl.SSLContext | None) -> Streams:
+    """A TCP connection, TLS on top when `context` is given; ssl.SSLCertVerificationError is left
+    to the caller (it decides between refusing and pinning), anything else is a ChatError."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(
+                host,
+                port,
+                limit=READ_CHUNK * 2,
+                ssl=context,
+                server_hostname=host if context is not None else None,
+                ssl_handshake_timeout=timeout if context is not None else None,
+            ),
+            timeout,
+        )
+    except ssl.SSLCertVerificationError:
+        raise
+    except ssl.SSLError as exc:
+        raise TlsRefused(describe_tls_error(host, port, exc)) from None
+    except (ConnectionResetError, ConnectionAbortedError) as exc:
+        if context is None:
+            raise ChatError(describe_connect_error(host, port, exc)) from None
+        raise TlsRefused(
+            f"{host} port {port} ended the TLS handshake; it may accept only another TLS "
+            "version (tcpchat needs 1.2 or newer) or not be a TLS server."
+        ) from None
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise ChatError(describe_connect_error(host, port, exc)) from None
+
+
+def describe_tls_error(host: str, port: int, exc: ssl.SSLError) -> str:
+    """One sentence for a failed TLS handshake (a certificate that failed verification aside)."""
+    reason = exc.reason or ""
+    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+        return (
+            f"{host} port {port} does not answer in TLS; if it is a tcpchat server without TLS, "
+            "join without --tls."
+        )
+    if reason in ("TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE"):
+        return f"{host} port {port} offers only TLS older than 1.2, which tcpchat refuses."
+    if isinstance(exc, ssl.SSLEOFError):
+        return f"{host} port {port} closed the connection during the TLS handshake."
+    return f"the TLS handshake with {host} port {port} failed ({reason or exc})."
+
+
+def _offered(streams: Streams) -> str:
+    """The fingerprint of the certificate the server presented on this connection."""
+    ssl_object = streams[1].get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        streams[1].transport.abort()
+        raise TlsRefused("the server presented no TLS certificate; not connecting.")
+    return fingerprint(der)
+
+
+async def _open_tls(
+    host: str, port: int, timeout: float, settings: TlsSettings
+) -> tuple[Streams, NewPin | None]:
+    """Connect over TLS and decide whether to trust the server; see the module's docstring.
+
+    A pinned certificate is checked before a byte of ours is sent, so a refused server never
+    sees the password.
+    """
+    address = host_key(host, port)
+    known_hosts = settings.known_hosts
+    if settings.fingerprint is not None:
+        streams = await _connect(host, port, timeout, pinning_context())
+        offered = _offered(streams)
+        if offered != settings.fingerprint:
+            streams[1].transport.abort()
+            raise TlsRefused(
+                f"{address} presented the certificate {offered}, not {settings.fingerprint} as "
+                "given with --fingerprint; someone may be intercepting the connection, so "
+                "tcpchat refuses it."
+            )
+        return streams, None
+    known = known_hosts.get(host, port)
+    if known is not None and known != CA_VERIFIED:
+        streams = await _connect(host, port, timeout, pinning_context())
+        offered = _offered(streams)
+        if offered != known:
+            streams[1].transport.abort()
+            raise TlsRefused(
+                f"the certificate of {address} has changed! It was {known} when tcpchat first "
+                f"met this server; now it is {offered}. Someone may be intercepting the "
+                "connection, so tcpchat refuses it. If the server's certificate was changed on "
+                f"purpose, delete the line for {address} from {known_hosts.path} and join again."
+            )
+        return streams, None
+    try:
+        context = client_context(settings.ca_file)
+    except TlsError as exc:
+        raise TlsRefused(str(exc)) from None
+    try:
+        streams = await _connect(host, port, timeout, context)
+    except ssl.SSLCertVerificationError as exc:
+        reason = (exc.verify_message or exc.reason or "not verified").rstrip(".")
+        if settings.ca_file is not None:
+            raise TlsRefused(
+                f"the certificate of {address} cannot be verified with {settings.ca_file} "
+                f"({reason}); not connecting."
+            ) from None
+        if known == CA_VERIFIED:
+            raise TlsRefused(
+                f"{address} had a certificate verified by a certificate authority before, but "
+                f"now its certificate cannot be verified ({reason}). Someone may be intercepting "
+                "the connection, so tcpchat refuses it. If the server switched to a self-signed "
+                "certificate on purpose, join with --fingerprint (the one the server printed), "
+                f"or delete the line for {address} from {known_hosts.path} and join again."
+            ) from None
+        streams = await _connect(host, port, timeout, pinning_context())
+        offered = _offered(streams)
+        try:
+            known_hosts.pin(host, port, offered)
+        except TlsError as problem:
+            return streams, NewPin(address, offered, reason, None, str(problem).rstrip("."))
+        return streams, NewPin(address, offered, reason, known_hosts.path)
+    known_hosts.mark_verified(host, port)
+    return streams, None

@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import BinaryIO, TextIO
 
-from tcpchat.client import ChatConnection, ChatError, ConnectionLost, JoinRefused
+from tcpchat.client import ChatConnection, ChatError, ConnectionLost, JoinRefused, TlsSettings
 from tcpchat.protocol import (
     DEFAULT_MAX_TEXT,
     Ack,
@@ -154,10 +154,15 @@ async def run_script(
     stdin: BinaryIO | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    tls: TlsSettings | None = None,
 ) -> None:
     """Join, send every input line, wait for every ack, leave. Raises ChatError on failure."""
-    connection = await ChatConnection.open(host, port)
+    connection = await ChatConnection.open(host, port, tls=tls)
     try:
+        if connection.new_pin is not None:  # on stderr: stdout may be a JSON consumer
+            errors = err or sys.stderr
+            errors.write(f"tcpchat: {connection.new_pin.notice()}\n")
+            errors.flush()
         try:
             welcome = await connection.join(name, password)
         except JoinRefused as refused:

@@ -31,7 +31,14 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
 from tcpchat import recent
-from tcpchat.client import ChatConnection, ChatError, ConnectionLost, JoinRefused
+from tcpchat.client import (
+    ChatConnection,
+    ChatError,
+    ConnectionLost,
+    JoinRefused,
+    TlsRefused,
+    TlsSettings,
+)
 from tcpchat.protocol import (
     Ack,
     Banner,
@@ -194,10 +201,12 @@ class ChatScreen:
         password: str | None,
         connection: ChatConnection,
         welcome: Welcome,
+        tls: TlsSettings | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.password = password
+        self.tls = tls  # every reconnection checks the certificate again
         self.connection: ChatConnection | None = connection
         self.name = welcome.name
         self.server = welcome.server
@@ -529,6 +538,7 @@ class ChatScreen:
         delay = RECONNECT_FIRST
         problem = ""
         told = ""  # the name we last said was refused
+        warned = ""  # the certificate problem we last showed
         while True:
             wait_until = time.monotonic() + delay * random.uniform(1.0, 1.25)
             while (left := wait_until - time.monotonic()) > 0:
@@ -541,9 +551,15 @@ class ChatScreen:
                 connection, welcome = await self._rejoin()
             except ChatError as error:
                 # A refused rejoin (name taken, server full) is worth a word; a refused
-                # connection is what "offline" already says.
+                # connection is what "offline" already says.  A refused certificate is
+                # worth the whole warning, once.
                 refused = isinstance(error, JoinRefused)
                 problem = f" ({str(error).rstrip('.')})" if refused else ""
+                if isinstance(error, TlsRefused):
+                    problem = " (TLS refused)"
+                    if warned != str(error):
+                        warned = str(error)
+                        self.show(render_problem(str(error)))
                 if isinstance(error, JoinRefused) and error.can_retry and told != self.name:
                     told = self.name
                     self.show(render_problem(f"{error} Type /nick NAME to rejoin as someone else."))
@@ -563,7 +579,9 @@ class ChatScreen:
             return
 
     async def _rejoin(self) -> tuple[ChatConnection, Welcome]:
-        connection = await ChatConnection.open(self.host, self.port)
+        connection = await ChatConnection.open(self.host, self.port, tls=self.tls)
+        if connection.new_pin is not None:
+            self.show(render_notice(connection.new_pin.notice()))
         try:
             return connection, await connection.join(self.name, self.password)
         except BaseException:
@@ -647,14 +665,27 @@ async def _ask(
     return answer.strip()
 
 
+async def _open(host: str, port: int, tls: TlsSettings | None) -> ChatConnection:
+    """Connect, telling the person when a certificate was trusted on first use."""
+    connection = await ChatConnection.open(host, port, tls=tls)
+    if connection.new_pin is not None:
+        notice = render_notice(connection.new_pin.notice())
+        print_formatted_text(FormattedText(notice), style=STYLE)
+    return connection
+
+
 async def run_interactive(
-    host: str | None, port: int, name: str | None, password: str | None
+    host: str | None,
+    port: int,
+    name: str | None,
+    password: str | None,
+    tls: TlsSettings | None = None,
 ) -> None:
     """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
     asker: PromptSession[str] = PromptSession()
     while not host:
         host = await _ask(asker, "Server host", (recent.recent_hosts() or ["127.0.0.1"])[0])
-    connection = await ChatConnection.open(host, port)
+    connection = await _open(host, port, tls)
     password_tries = 0
     while True:
         while not name:
@@ -674,11 +705,11 @@ async def run_interactive(
                     print_formatted_text(FormattedText(render_problem(str(refused))), style=STYLE)
                 password_tries += 1
                 password = await _ask(asker, "This server needs a password", secret=True)
-                connection = await ChatConnection.open(host, port)
+                connection = await _open(host, port, tls)
                 continue
             raise ChatError(f"could not join: {refused}") from None
         except BaseException:
             await connection.close()
             raise
     recent.remember(host, welcome.name)
-    await ChatScreen(host, port, password, connection, welcome).run()
+    await ChatScreen(host, port, password, connection, welcome, tls).run()
