@@ -559,7 +559,7 @@ class ChatScreen:
                     problem = " (TLS refused)"
                     if warned != str(error):
                         warned = str(error)
-                        self.show(render_problem(str(error)))
+                        self.show(render_problem(f"{warned[0].upper()}{warned[1:]}"))
                 if isinstance(error, JoinRefused) and error.can_retry and told != self.name:
                     told = self.name
                     self.show(render_problem(f"{error} Type /nick NAME to rejoin as someone else."))
