@@ -437,7 +437,11 @@ class LineFramer:
 def format_ts(ts: datetime) -> str:
     """RFC 3339 UTC with milliseconds: `2026-11-24T09:30:00.123Z`."""
     ts = ts.astimezone(timezone.utc)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y does not pad years before 1000 on every platform (glibc writes "999").
+    return (
+        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:"
+        f"{ts.second:02d}.{ts.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_ts(value: str) -> datetime:

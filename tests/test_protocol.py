@@ -6,8 +6,11 @@ split at every offset, and the results must not depend on how the bytes arrived.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import types
+import typing
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -987,3 +990,69 @@ def test_a_timestamp_no_time_zone_can_show_is_a_bad_message() -> None:
     result = decode_server_json(line)
     assert isinstance(result, Invalid)
     assert result.code is ErrorCode.BAD_MESSAGE
+
+
+# Every event type, with any field values the wire can carry, round-trips through JSON.
+WIRE_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)  # no lone surrogates
+WIRE_TIMES = st.datetimes(
+    min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(timezone.utc)
+).map(lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+
+
+WIRE_VALUES: dict[object, st.SearchStrategy[Any]] = {
+    str: WIRE_TEXT,
+    datetime: WIRE_TIMES,
+    int: st.integers(0, 2**53),
+}
+
+
+def _event_strategy(cls: type[Event]) -> st.SearchStrategy[Event]:
+    """Instances of `cls`: strings any text, times whole milliseconds in UTC (as on the wire)."""
+    hints = typing.get_type_hints(cls)
+    fields = {field.name: _strategy_for(hints[field.name]) for field in dataclasses.fields(cls)}
+    return st.builds(cls, **fields)
+
+
+def _strategy_for(hint: Any) -> st.SearchStrategy[Any]:
+    if hint in WIRE_VALUES:
+        return WIRE_VALUES[hint]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return st.one_of([_strategy_for(arg) for arg in typing.get_args(hint)])
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return st.lists(_strategy_for(item), max_size=4)
+    if hint is type(None):
+        return st.none()
+    if dataclasses.is_dataclass(hint):
+        return _event_strategy(hint)  # a welcome's history of messages
+    return st.from_type(hint)  # the enums
+
+
+ALL_EVENTS = {**CLIENT_EVENTS, **SERVER_EVENTS}
+
+
+@PROPERTY_SETTINGS
+@given(st.data())
+@pytest.mark.parametrize("kind", sorted(ALL_EVENTS))
+def test_every_event_round_trips_through_json(kind: str, data: st.DataObject) -> None:
+    cls = ALL_EVENTS[kind]
+    event = data.draw(_event_strategy(cls))
+    line = encode_json(event).decode()
+    assert line.endswith("\n") and "\n" not in line[:-1]  # one line, whatever the text holds
+    decode = decode_json if kind in CLIENT_EVENTS else decode_server_json
+    assert decode(line) == event
+
+
+SERVER_RESULT_TYPES = (Invalid, Banner, *SERVER_EVENTS.values())
+
+
+@PROPERTY_SETTINGS
+@given(stream_and_cuts(), st.integers(1, 40))
+def test_a_client_given_any_bytes_gets_only_events_or_invalid(
+    data_cuts: tuple[bytes, list[int]], limit: int
+) -> None:
+    data, cuts = data_cuts
+    results = receive(chunked(data, cuts), ClientConnection(line_limit=limit))
+    assert all(isinstance(result, SERVER_RESULT_TYPES) for result in results)
+    assert results == receive([data], ClientConnection(line_limit=limit))
