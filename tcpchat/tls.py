@@ -52,6 +52,7 @@ def fingerprint(der: bytes) -> str:
 _OPENSSL_PREFIX = re.compile(r"sha-?256\s+fingerprint\s*=\s*", re.IGNORECASE)
 _HEX = re.compile(r"(?:[0-9a-f]{2}:){31}[0-9a-f]{2}|[0-9a-f]{64}", re.IGNORECASE)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{43}=?")
+_DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 
 def parse_fingerprint(text: str) -> str:
@@ -213,8 +214,8 @@ def _general_name(name: str) -> x509.GeneralName | None:
         ascii_name = name.encode("idna").decode("ascii")
     except UnicodeError:
         return None
-    if not ascii_name or ascii_name.startswith(".") or len(ascii_name) > 253:
-        return None
+    if len(ascii_name) > 253 or not _DNS_NAME.fullmatch(ascii_name):
+        return None  # a server --name such as "lobby room" is no host name
     return x509.DNSName(ascii_name)
 
 

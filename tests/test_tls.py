@@ -267,6 +267,15 @@ def test_self_signed_certificate_is_made_once_with_a_private_key(
     assert tls.certificate_fingerprint(other) != first
 
 
+def test_self_signed_certificate_names_only_real_host_names(tmp_path: Path) -> None:
+    """`serve --name "lobby room"` names the certificate too: no host name is made of it."""
+    cert, _ = tls.self_signed_certificate(tmp_path, "lobby room")
+    certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert certificate.subject.rfc4514_string() == "CN=lobby room"
+
+
 def test_fingerprint_is_ssh_style() -> None:
     digest = hashlib.sha256(b"certificate").digest()
     expected = "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
