@@ -182,6 +182,10 @@ class ChatConnection:
         return event
 
     def _closed_reason(self) -> str:
+        if self.welcome is None and self.banner is not None and self.banner.startswith("! "):
+            # Refused at the door (too many connections, a lockout, a ban): the why, in place of
+            # the banner (README, "The protocol").
+            return f"the server refused the connection: {self.banner[2:]}"
         if self._received:
             return "the server closed the connection."
         if self.is_tls:

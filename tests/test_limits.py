@@ -8,6 +8,9 @@ client comes from 127.0.0.1; here they are set explicitly.)
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -235,3 +238,33 @@ def test_without_a_rate_a_flood_is_read_at_once(start_server) -> None:
     acks = [alice.expect("ack", timeout=TIMEOUT) for _ in range(300)]
     assert [ack["id"] for ack in acks] == [str(n) for n in range(300)]
     assert server.call(lambda: [c.bucket for c in server.server.connections]) == [None]
+
+
+def test_tcpchat_join_says_why_it_was_refused(start_server, tmp_path) -> None:
+    server = start_server(max_per_address=1)
+    banner_of(server)  # the one connection this address may have
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TCPCHAT_")}
+    env["TCPCHAT_CONFIG_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tcpchat",
+            "join",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--name",
+            "bob",
+        ],
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=6 * TIMEOUT,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: the server refused the connection: Too many connections from your address "
+        "(at most 1); close one first.\n"
+    )
