@@ -9,9 +9,7 @@ message was refused, or the server was lost.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-import threading
 from typing import BinaryIO, TextIO
 
 from tcpchat.client import ChatConnection, ChatError, ConnectionLost, JoinRefused, TlsSettings
@@ -30,43 +28,7 @@ from tcpchat.protocol import (
     strip_unsafe,
     text_problem,
 )
-
-
-def _feed_lines(
-    stream: BinaryIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes | None]
-) -> None:
-    """Read `stream` in a thread (blocking reads work on every OS) and hand lines to the loop.
-
-    Plain `os.read` on the file descriptor, not the buffered file: a daemon thread blocked
-    inside a buffered read holds its lock, and Python aborts at exit when it finds it held.
-    """
-    try:
-        descriptor = stream.fileno()
-    except (OSError, ValueError, AttributeError):
-        descriptor = None  # an in-memory stream (tests): nothing blocks, iterate it
-
-    def hand_over(line: bytes | None) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, line)
-
-    try:
-        if descriptor is None:
-            for raw in stream:
-                hand_over(raw)
-        else:
-            pending = b""
-            while chunk := os.read(descriptor, 65536):
-                *lines, pending = (pending + chunk).split(b"\n")
-                for line in lines:
-                    hand_over(line + b"\n")
-            if pending:
-                hand_over(pending)
-    except (OSError, ValueError):
-        pass
-    finally:
-        try:
-            hand_over(None)
-        except RuntimeError:
-            pass  # the loop has already ended
+from tcpchat.stdin import start_feeding
 
 
 class ScriptSession:
@@ -173,9 +135,7 @@ async def run_script(
         session.show(welcome)
         lines: asyncio.Queue[bytes | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        threading.Thread(
-            target=_feed_lines, args=(stdin or sys.stdin.buffer, loop, lines), daemon=True
-        ).start()
+        start_feeding(stdin or sys.stdin.buffer, loop, lines.put_nowait)
         reader = asyncio.ensure_future(session.read_events())
         sender = asyncio.ensure_future(session.send_input(lines))
         keepalive = asyncio.ensure_future(connection.keepalive())
