@@ -489,6 +489,7 @@ def run_server(
             history=config.history,
             password=config.password is not None,
             tls_fingerprint=tls_fingerprint,
+            idle_minutes=None if config.idle_timeout is None else config.idle_timeout / 60,
             commands=sys.stdin is not None and sys.stdin.isatty(),
             notes=[limit_note] if limit_note else [],
         )

@@ -78,6 +78,7 @@ def welcome_text(
     history: int,
     password: bool = False,
     tls_fingerprint: str | None = None,
+    idle_minutes: float | None = None,
     commands: bool = False,
     notes: Sequence[str] = (),
 ) -> str:
@@ -115,6 +116,8 @@ def welcome_text(
         lines.append("  (people joining can compare it with the one their client shows).")
     if password:
         lines.append("  Members need the password (--password) to join.")
+    if idle_minutes is not None:
+        lines.append(f"  Members silent for {idle_minutes:g} minutes are warned, then removed.")
     lines += [f"  Note: {note}." for note in notes]
     if commands:
         lines.append("  Type /help for the operator's commands (/who, /say, /kick, /ban).")

@@ -465,6 +465,21 @@ def test_serve_welcome_names_the_server_and_how_to_join(
     assert "Traceback" not in "\n".join(process.err)
 
 
+def test_serve_tls_welcome_shows_the_certificate_fingerprint_and_the_idle_rule(
+    serve: Callable[..., tuple[Process, int]], tmp_path: Path
+) -> None:
+    from tcpchat.tls import certificate_fingerprint
+
+    process, port = serve("--tls", "--idle-timeout", "10")
+    process.wait_for_line(lambda line: "Ctrl-C" in line)
+    text = "\n".join(process.out)
+    fingerprint = certificate_fingerprint(tmp_path / "config" / "tls-cert.pem")
+    assert f"Certificate fingerprint: {fingerprint}" in text
+    assert f"tcpchat join 127.0.0.1 --port {port} --tls" in text
+    assert f"openssl s_client -quiet -connect 127.0.0.1:{port}" in text
+    assert "Members silent for 10 minutes are warned, then removed." in text
+
+
 def test_serve_prints_joins_and_leaves_with_member_counts(
     serve: Callable[..., tuple[Process, int]], clients: Callable[[int], LineClient]
 ) -> None:
