@@ -261,6 +261,10 @@ class Error(Event):
 class Shutdown(Event):
     TYPE: ClassVar[str] = "shutdown"
     message: str
+    # tcpchat's addition (PROTOCOL.md: unknown extra fields are ignored): why this connection
+    # ends when it is not the whole server stopping (`kicked`, `timeout`), so that a client
+    # knows not to reconnect.  Omitted when the server stops.
+    reason: LeaveReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,6 +485,8 @@ def encode_json(event: Event) -> bytes:
     obj = event_to_dict(event)
     if isinstance(event, Error) and event.id is None:
         del obj["id"]  # `id` only "when the request had one"
+    if isinstance(event, Shutdown) and event.reason is None:
+        del obj["reason"]  # the specification's own form
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 

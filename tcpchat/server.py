@@ -259,7 +259,7 @@ class Connection:
         """
         self.done = True
         if abort:
-            self.transport.abort()
+            sockets.reset(self.transport)
             return
         self.flush()
         if self.transport.is_closing():
@@ -270,7 +270,7 @@ class Connection:
         try:
             self.transport.write_eof()
         except OSError:  # the peer is already gone (reset, not connected)
-            self.transport.abort()
+            sockets.reset(self.transport)
 
     async def finish_closing(self, grace: float = CLOSE_GRACE) -> None:
         """Close, let the peer take what is left within `grace`, then cut the connection.
@@ -292,7 +292,7 @@ class Connection:
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), max(0.0, deadline - loop.time()))
         except (asyncio.TimeoutError, OSError):
-            self.transport.abort()
+            sockets.reset(self.transport)
 
     async def run(self) -> None:
         """Read lines until the peer leaves, times out, or the server stops."""
@@ -367,15 +367,15 @@ class Connection:
         self.last_active = self.loop.time()
         self.warned = False
 
-    def end(self, message: str) -> None:
+    def end(self, message: str, reason: LeaveReason = LeaveReason.KICKED) -> None:
         """Close from outside the reading task (kick, ban): say why, and cut the connection
         after CLOSE_GRACE if the peer neither closes nor sends anything (its read would wait
         for ever otherwise)."""
         if self.done:
             return
-        self.close_with(message)
+        self.close_with(message, reason)
         if not self.transport.is_closing():
-            self._cut_timer = self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+            self._cut_timer = self.loop.call_later(CLOSE_GRACE, sockets.reset, self.transport)
 
     def forget_timers(self) -> None:
         if self._cut_timer is not None:
@@ -391,12 +391,16 @@ class Connection:
         else:
             log.debug("%s did not join in time", self.peer)
             message = f"No name was chosen within {self.server.config.registration_timeout:g} seconds; closing."
-        self.close_with(message)
+        self.close_with(message, LeaveReason.TIMEOUT)
 
-    def close_with(self, message: str) -> None:
-        """Close after one sentence of why: `shutdown` in JSON mode, a `!` line in plain mode."""
+    def close_with(self, message: str, reason: LeaveReason | None = None) -> None:
+        """Close after one sentence of why: `shutdown` in JSON mode, a `!` line in plain mode.
+
+        `reason` tells a JSON client it was removed (kicked, timed out) rather than the server
+        stopping, so that it does not reconnect.
+        """
         if self.codec.mode is Mode.JSON:
-            self.send(Shutdown(message=message))
+            self.send(Shutdown(message=message, reason=reason))
         else:
             self.write(f"! {message}\n".encode())
         self.close()
@@ -470,7 +474,7 @@ class ChatServer:
         task = asyncio.current_task()
         assert task is not None
         if self.stopping:
-            writer.transport.abort()
+            sockets.reset(writer.transport)
             return
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -478,7 +482,9 @@ class ChatServer:
         connection = Connection(self, reader, writer)
         refusal = self.guard.admit(connection.host)
         if refusal is not None and self._refusing >= MAX_REFUSING:
-            writer.transport.abort()  # a flood: telling each one why would be the flood's win
+            sockets.reset(
+                writer.transport
+            )  # a flood: telling each one why would be the flood's win
             return
         self.connections.add(connection)
         self._tasks.add(task)
@@ -535,7 +541,7 @@ class ChatServer:
             for task in pending:
                 task.cancel()
             for connection in list(self.connections):
-                connection.transport.abort()
+                sockets.reset(connection.transport)
             if pending:
                 await asyncio.wait(pending, timeout=0.5)
 
@@ -702,7 +708,7 @@ class ChatServer:
         try:
             while self._pending_drops:
                 connection, reason = self._pending_drops.popleft()
-                connection.transport.abort()
+                sockets.reset(connection.transport)
                 self.leave(connection, reason)
         finally:
             self._dropping = False

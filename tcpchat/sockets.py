@@ -6,8 +6,10 @@ Linux, macOS and Windows; this module hides that so the server reads the same ev
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
+import struct
 import sys
 
 # Probe a dead peer after a minute of silence, then every 15 s, giving up after 4 probes.
@@ -15,6 +17,8 @@ KEEPALIVE_IDLE = 60
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT = 4
 LISTEN_BACKLOG = 1024
+# SO_LINGER on, with a zero timeout: close() resets the connection (struct linger; u_short on Windows).
+_RESET_ON_CLOSE = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
 WANTED_OPEN_FILES = 65536
 
 
@@ -143,3 +147,19 @@ def format_address(address: object) -> str:
     if ":" in host:
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+def reset(transport: asyncio.WriteTransport) -> None:
+    """Cut a connection with a TCP reset, dropping what the kernel still holds for the peer.
+
+    asyncio's `abort()` alone only closes the socket: the kernel then goes on, for minutes,
+    trying to deliver what it had already accepted (megabytes, for a peer that stopped reading)
+    to a connection nobody owns any more.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        except OSError:
+            pass  # already closed: nothing left to drop
+    transport.abort()

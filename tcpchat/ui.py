@@ -48,6 +48,7 @@ from tcpchat.protocol import (
     ErrorCode,
     Invalid,
     Joined,
+    LeaveReason,
     Left,
     Members,
     Message,
@@ -216,6 +217,8 @@ class ChatScreen:
         self.speakers: list[str] = []  # most recent first
         self.last_seq = 0
         self.status = "online"
+        # Set when the server removed us (kicked, idle too long): then we do not reconnect.
+        self.removed: str | None = None
         self.pending: dict[str, Outgoing] = {}
         self.transcript: deque[str] = deque(maxlen=1000)
         self._ids = (str(n) for n in itertools.count(1))
@@ -390,7 +393,11 @@ class ChatScreen:
             if fold_name(event.old) == fold_name(self.name):
                 self.name = event.new
         elif isinstance(event, Shutdown):
-            self.status = "server shutting down"
+            if event.reason in (LeaveReason.KICKED, LeaveReason.TIMEOUT):
+                self.removed = event.message
+                self.status = "removed"
+            else:
+                self.status = "server shutting down"
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -515,8 +522,20 @@ class ChatScreen:
             finally:
                 keepalive.cancel()
             connection.abort()  # it is gone; free the socket now, not at garbage collection
+            if self.removed is not None:
+                self._stop_after_removal()
+                return
             self._lost(reason)
             await self._reconnect()
+
+    def _stop_after_removal(self) -> None:
+        """Kicked or timed out: reconnecting would undo the operator's decision, so stop."""
+        self.connection = None
+        self.status = "removed"
+        self.show(render_problem("Not reconnecting: the server removed you from the chat."))
+        app = self.session.app
+        if app.is_running and not app.future.done():  # type: ignore[union-attr]
+            app.exit(exception=EOFError())
 
     def _lost(self, reason: str) -> None:
         self.connection = None

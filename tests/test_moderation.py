@@ -64,6 +64,7 @@ def test_kick_removes_a_member_with_the_reason(chat: RunningServer) -> None:
     assert last == {
         "type": "shutdown",
         "message": "You were removed from the chat by the server's operator: spamming links",
+        "reason": "kicked",
     }
     join(chat, "bob")  # a kick is not a ban
     assert alice.expect("joined")["name"] == "bob"

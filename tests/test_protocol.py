@@ -1056,3 +1056,15 @@ def test_a_client_given_any_bytes_gets_only_events_or_invalid(
     results = receive(chunked(data, cuts), ClientConnection(line_limit=limit))
     assert all(isinstance(result, SERVER_RESULT_TYPES) for result in results)
     assert results == receive([data], ClientConnection(line_limit=limit))
+
+
+def test_shutdown_carries_a_reason_only_when_a_member_was_removed() -> None:
+    assert encode_json(Shutdown("The server is shutting down.")) == (
+        b'{"type":"shutdown","message":"The server is shutting down."}\n'
+    )
+    kicked = Shutdown("You were removed.", LeaveReason.KICKED)
+    assert (
+        encode_json(kicked)
+        == b'{"type":"shutdown","message":"You were removed.","reason":"kicked"}\n'
+    )
+    assert decode_server_json('{"type":"shutdown","message":"bye"}') == Shutdown("bye")

@@ -25,8 +25,8 @@ The storms and their sizes:
   and reset, at most 100 at once, while a sender sends 200 messages; 10 members hold half a line
   through the whole storm and finish it at the end.
 
-One more test, marked xfail, shows what the never-reader storm turned up: a member dropped as
-`slow` is closed rather than reset, so the server's kernel goes on holding its backlog.
+One more test guards what the never-reader storm turned up (fixed since): a member dropped as
+`slow` must be reset, not closed, or the server's kernel goes on holding its backlog for minutes.
 
 Per-address limits are off (every connection comes from 127.0.0.1) and the token bucket is opened
 wide (`STORM`), so the storms measure the server, not its pacing.  Every wait is a read or a poll
@@ -757,10 +757,8 @@ SLOW_MAX_MESSAGES = 1500
 def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
     """What a never-reader was sent before the server dropped it (blocking, in a worker thread).
 
-    While the server closes a dropped member instead of resetting it (see the xfail test
-    below), its kernel still holds what it had accepted for this peer (megabytes) and sends it
-    before the end of file, so the window is opened wide first: through the smallest one that
-    takes tens of seconds.
+    The drop is a reset, which ends the read; the window is opened wide first so what the
+    kernels already hold arrives quickly (through the smallest window that takes seconds).
     """
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024 * 1024)
     data = b""
@@ -884,16 +882,6 @@ async def slow_drop_leftovers(running: RunningServer) -> None:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's socket table")
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a member dropped as slow is closed, not reset. ChatServer._run_drops calls "
-        "transport.abort(), and asyncio's abort only close()s the socket (no SO_LINGER 0), so the "
-        "kernel keeps the server's end as an orphan in FIN-WAIT-1 with everything it had accepted "
-        "(about 1.6 MB here) and goes on probing the shut window for minutes; the peer gets that "
-        "stale backlog, then an end of file, whenever it reads again"
-    ),
-)
 def test_a_member_dropped_as_slow_leaves_no_backlog_behind_in_the_kernel(start_server):
     running = start_server(**STORM, outgoing_limit=SLOW_LIMIT, max_text=SLOW_TEXT, history=0)
     run_storm(slow_drop_leftovers(running))

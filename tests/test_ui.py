@@ -8,6 +8,7 @@ messages, members, status) and what raw members receive, never rendered bytes.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -743,5 +744,38 @@ def test_private_message_typed_offline_waits_for_its_recipient_to_rejoin(start_s
                 await ui.quit()
             finally:
                 await lost.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("removal", ["kick", "idle"])
+def test_removed_by_the_server_says_why_and_does_not_reconnect(start_server, monkeypatch, removal):
+    fast_reconnect(monkeypatch)
+    from tcpchat import moderation
+
+    server = start_server(idle_timeout=0.4 if removal == "idle" else None)
+
+    async def main() -> None:
+        async with chat_screen(server.port) as ui:
+            watcher = await in_thread(server.join, "bob")
+            if removal == "kick":
+                answer = await in_thread(
+                    server.call, lambda: moderation.execute(server.server, "/kick alice flooding")
+                )
+                assert answer == "Removed alice."
+                await ui.wait_line("removed from the chat by the server's operator: flooding")
+            else:
+                await ui.wait_line("server", "idle")  # the private warning first
+                await ui.wait_line("You were idle")
+            await ui.wait_line("Not reconnecting")
+            await asyncio.wait_for(asyncio.shield(ui.task), TIMEOUT)  # the screen ends itself
+            assert ui.screen.status == "removed"
+            lines = await in_thread(watcher.read_until, lambda line: '"type":"left"' in line)
+            left = json.loads(lines[-1])
+            assert (left["name"], left["reason"]) == (
+                "alice",
+                "kicked" if removal == "kick" else "timeout",
+            )
+            assert not any("Reconnecting" in line for line in ui.lines)
 
     run(main())
