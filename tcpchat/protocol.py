@@ -345,6 +345,15 @@ def is_forbidden_char(char: str) -> bool:
     return 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or char in _BIDI_CONTROLS
 
 
+# The same set as is_forbidden_char, searched in C: every message is checked, char by char in
+# Python it was a tenth of the server's time per message.
+_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff"
+    + "".join(sorted(_BIDI_CONTROLS))
+    + "]"
+)
+
+
 def text_problem(text: str, max_text: int) -> tuple[ErrorCode, str] | None:
     """Why `text` may not be sent as a message, as (code, sentence); None when it may."""
     if len(text) > max_text:
@@ -352,12 +361,12 @@ def text_problem(text: str, max_text: int) -> tuple[ErrorCode, str] | None:
             ErrorCode.TEXT_TOO_LONG,
             f"message too long ({len(text)} > {max_text} characters)",
         )
-    for char in text:
-        if is_forbidden_char(char):
-            return (
-                ErrorCode.BAD_TEXT,
-                f"A message may not hold the control character U+{ord(char):04X}.",
-            )
+    forbidden = _FORBIDDEN.search(text)
+    if forbidden is not None:
+        return (
+            ErrorCode.BAD_TEXT,
+            f"A message may not hold the control character U+{ord(forbidden.group()):04X}.",
+        )
     if not text.strip():
         return ErrorCode.EMPTY_TEXT, "A message needs some text that is not only spaces."
     return None

@@ -223,30 +223,43 @@ class Connection:
         FLUSH_AT bytes are waiting), together with whatever else this member gets meanwhile: a
         burst of messages costs one system call per member, not one per message and member.
         """
-        if self.done or not data or self.transport.is_closing():
+        # The hot path of every fan-out: as little as possible per member (checks are in flush).
+        if self.done:
             return
-        # Only bytes the kernel would not take count: the member left them unread.  The largest
-        # single write is allowed on top, so one event of any size (a long `welcome`) fits.
-        self._largest_write = max(self._largest_write, len(data))
-        allowed = self.server.config.outgoing_limit + self._largest_write
-        if self.transport.get_write_buffer_size() > allowed:
-            self.server.drop_later(self, LeaveReason.SLOW)
-            return
-        if not self._outbox:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._outbox.append(data)
+        outbox = self._outbox
+        if not outbox:
+            self.loop.call_soon(self.flush)
+        outbox.append(data)
         self._outbox_size += len(data)
         if self._outbox_size >= FLUSH_AT:
             self.flush()
 
     def flush(self) -> None:
-        """Hand everything queued to the transport (the kernel takes what it can at once)."""
-        if self._outbox:
-            data = b"".join(self._outbox)
-            self._outbox.clear()
-            self._outbox_size = 0
-            if not self.transport.is_closing():
-                self.writer.write(data)
+        """Hand everything queued to the transport (the kernel takes what it can at once),
+        unless the member left too much unread: then it is dropped as `slow`.
+
+        Only bytes the kernel would not take count: the member left them unread.  The largest
+        single write is allowed on top, so one event of any size (a long `welcome`) fits.
+        """
+        outbox = self._outbox
+        if not outbox:
+            return
+        largest = max(map(len, outbox))
+        if largest > self._largest_write:
+            self._largest_write = largest
+        data = b"".join(outbox)
+        outbox.clear()
+        self._outbox_size = 0
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if (
+            transport.get_write_buffer_size()
+            > self.server.config.outgoing_limit + self._largest_write
+        ):
+            self.server.drop_later(self, LeaveReason.SLOW)
+            return
+        transport.write(data)
 
     def send(self, event: ServerEvent) -> None:
         self.write(self.codec.encode(event))
@@ -722,9 +735,13 @@ class ChatServer:
                 connection.send(delivery.event)
                 continue
             outgoing = Outgoing(delivery.event)
-            for connection in delivery.to:
-                assert isinstance(connection, Connection)
-                connection.write(outgoing.bytes_for(connection.codec.mode))
+            encoded: dict[Mode, bytes] = {}
+            for connection in delivery.to:  # the hot loop: each member's bytes, no encoding
+                mode = connection.codec.mode  # type: ignore[attr-defined]
+                data = encoded.get(mode)
+                if data is None:
+                    data = encoded[mode] = outgoing.bytes_for(mode)
+                connection.write(data)  # type: ignore[attr-defined]
         self._run_drops()
 
 

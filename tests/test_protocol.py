@@ -1068,3 +1068,14 @@ def test_shutdown_carries_a_reason_only_when_a_member_was_removed() -> None:
         == b'{"type":"shutdown","message":"You were removed.","reason":"kicked"}\n'
     )
     assert decode_server_json('{"type":"shutdown","message":"bye"}') == Shutdown("bye")
+
+
+def test_the_text_check_forbids_exactly_the_forbidden_characters() -> None:
+    """Every code point: the message check (a regular expression) and the character rule agree."""
+    from tcpchat.protocol import is_forbidden_char
+
+    for code in range(0x110000):
+        char = chr(code)
+        problem = text_problem(char + "x", 2)
+        refused = problem is not None and problem[0] is ErrorCode.BAD_TEXT
+        assert refused == is_forbidden_char(char), hex(code)
