@@ -13,6 +13,7 @@ import functools
 import signal
 import socket
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +246,13 @@ def main() -> None:
     envvar="TCPCHAT_SERVE_QUIET",
     help="Print only warnings and errors on the console.",
 )
+@option(
+    "--event-loop",
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    default="auto",
+    envvar="TCPCHAT_SERVE_EVENT_LOOP",
+    help="The event loop to run on; auto takes uvloop when it is installed (pip install 'tcpchat[fast]').",
+)
 def serve(**options: Any) -> None:
     """Run a chat server (one room) until Ctrl-C."""
     from tcpchat.protocol import KIB
@@ -282,6 +290,7 @@ def serve(**options: Any) -> None:
         log_file=options["log_file"],
         log_level=options["log_level"],
         tls_fingerprint=fingerprint,
+        event_loop=options["event_loop"],
     )
 
 
@@ -626,6 +635,7 @@ def run_server(
     log_file: str | None,
     log_level: str,
     tls_fingerprint: str | None = None,
+    event_loop: str = "asyncio",
 ) -> None:
     """Set up the console and the log, run the server until a stop signal, exit 0."""
     from tcpchat import console, sockets
@@ -666,11 +676,26 @@ def run_server(
         await serve_forever(config, stop.wait, started)
 
     try:
-        asyncio.run(main())
+        _loop_runner(event_loop)(main())
     except KeyboardInterrupt:
         pass  # a second Ctrl-C during shutdown, or Windows before the handler is in place
     except OSError as exc:
         raise click.ClickException(_listen_error(config.host, config.port, exc)) from None
+
+
+def _loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """`asyncio.run`, or uvloop's when it is wanted and installed (POSIX only)."""
+    if choice == "asyncio":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise click.UsageError(
+                "uvloop is not installed here; pip install 'tcpchat[fast]' (not on Windows)."
+            ) from None
+        return asyncio.run
+    return uvloop.run
 
 
 def _take_operator_commands(server: Any) -> None:

@@ -740,3 +740,25 @@ def test_option_shows_its_default_or_says_what_happens_without(
     # The context shows defaults; an option without one says in words what happens instead.
     assert option.show_envvar
     assert option.is_flag or option.default is not None or isinstance(option.show_default, str)
+
+
+@posix_signals
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_serve_runs_on_either_event_loop(
+    loop: str, serve: Callable[..., tuple[Process, int]], clients: Callable[[int], LineClient]
+) -> None:
+    if loop == "uvloop":
+        pytest.importorskip(
+            "uvloop", reason="uvloop is not installed (pip install 'tcpchat[fast]')"
+        )
+    process, port = serve("--event-loop", loop)
+    alice, bob = clients(port), clients(port)
+    for client, name in ((alice, "alice"), (bob, "bob")):
+        client.read_line()
+        client.send_json({"type": "hello", "name": name, "version": 1})
+        client.expect("welcome")
+    alice.send_json({"type": "say", "text": "on " + loop, "id": "1"})
+    assert alice.read_until(lambda line: '"ack"' in line)
+    assert bob.read_until(lambda line: f'"text":"on {loop}"' in line)
+    process.popen.send_signal(signal.SIGTERM)
+    assert process.wait(SHUTDOWN_LIMIT + TIMEOUT) == 0
