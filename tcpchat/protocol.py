@@ -348,9 +348,7 @@ def is_forbidden_char(char: str) -> bool:
 # The same set as is_forbidden_char, searched in C: every message is checked, char by char in
 # Python it was a tenth of the server's time per message.
 _FORBIDDEN = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff"
-    + "".join(sorted(_BIDI_CONTROLS))
-    + "]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff" + "".join(sorted(_BIDI_CONTROLS)) + "]"
 )
 
 
@@ -449,12 +447,11 @@ class LineFramer:
 
 def format_ts(ts: datetime) -> str:
     """RFC 3339 UTC with milliseconds: `2026-11-24T09:30:00.123Z`."""
-    ts = ts.astimezone(timezone.utc)
-    # Not strftime: its %Y does not pad years before 1000 on every platform (glibc writes "999").
-    return (
-        f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:"
-        f"{ts.second:02d}.{ts.microsecond // 1000:03d}Z"
-    )
+    if ts.tzinfo is not timezone.utc:
+        ts = ts.astimezone(timezone.utc)
+    # isoformat, not strftime: it is done in C, and it pads years before 1000 to four digits
+    # where glibc's %Y writes "999".  Its "+00:00" becomes "Z".
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_ts(value: str) -> datetime:
@@ -479,11 +476,46 @@ def _to_wire(value: Any) -> Any:
     return value
 
 
+_PLAIN_VALUES = (str, int, bool, type(None))
+
+
+_ENCODING_PLANS: dict[type[Event], tuple[tuple[str, str, bool], ...]] = {}
+_DECODING_PLANS: dict[type[Event], tuple[tuple[str, str, Any, bool], ...]] = {}
+
+
+def _encoding_plan(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
+    """Per field of `cls`: its name, its wire name, and whether its value needs converting.
+
+    Worked out once per class: every message and ack is encoded with it, and asking
+    `dataclasses.fields` and testing each value's type every time was most of the cost.
+    """
+    plan = _ENCODING_PLANS.get(cls)
+    if plan is None:
+        plan = _ENCODING_PLANS[cls] = _work_out_encoding(cls)
+    return plan
+
+
+def _work_out_encoding(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for f in fields(cls):
+        hint = hints[f.name]
+        kinds = (
+            typing.get_args(hint)
+            if typing.get_origin(hint) in (Union, types.UnionType)
+            else (hint,)
+        )
+        plain = all(kind in _PLAIN_VALUES for kind in kinds)
+        plan.append((f.name, _WIRE_NAMES.get(f.name, f.name), not plain))
+    return tuple(plan)
+
+
 def event_to_dict(event: Event) -> dict[str, Any]:
     """The JSON object of an event, `type` first."""
     obj: dict[str, Any] = {"type": event.TYPE}
-    for f in fields(event):
-        obj[_WIRE_NAMES.get(f.name, f.name)] = _to_wire(getattr(event, f.name))
+    for name, wire, convert in _encoding_plan(type(event)):
+        value = getattr(event, name)
+        obj[wire] = _to_wire(value) if convert else value
     return obj
 
 
@@ -496,7 +528,11 @@ def encode_json(event: Event) -> bytes:
         del obj["id"]  # `id` only "when the request had one"
     if isinstance(event, Shutdown) and event.reason is None:
         del obj["reason"]  # the specification's own form
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    return _ENCODER.encode(obj).encode() + b"\n"
+
+
+# One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class _BadField(Exception):
@@ -541,22 +577,36 @@ def _check(value: Any, hint: Any) -> Any:
     return value
 
 
-_HINTS: dict[type[Event], dict[str, Any]] = {}
+def _decoding_plan(cls: type[Event]) -> tuple[tuple[str, str, Any, bool], ...]:
+    """Per field of `cls`: its name, its wire name, its type hint, and whether it must be there."""
+    plan = _DECODING_PLANS.get(cls)
+    if plan is None:
+        plan = _DECODING_PLANS[cls] = _work_out_decoding(cls)
+    return plan
+
+
+def _work_out_decoding(cls: type[Event]) -> tuple[tuple[str, str, Any, bool], ...]:
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for f in fields(cls):
+        wire = _WIRE_NAMES.get(f.name, f.name)
+        has_default = f.default is not f.default_factory  # both MISSING when required
+        plan.append((f.name, wire, hints[f.name], not has_default or wire in cls.WIRE_REQUIRED))
+    return tuple(plan)
 
 
 def _build(cls: type[Event], obj: dict[str, Any]) -> Event:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        wire = _WIRE_NAMES.get(f.name, f.name)
+    for name, wire, hint, required in _decoding_plan(cls):
         if wire not in obj:
-            has_default = f.default is not f.default_factory  # both MISSING when required
-            if not has_default or wire in cls.WIRE_REQUIRED:
+            if required:
                 raise _BadField(wire)
             continue
-        kwargs[f.name] = _check(obj[wire], hints[f.name])
+        value = obj[wire]
+        if hint is str and type(value) is str:  # the common case, without the general check
+            kwargs[name] = value
+        else:
+            kwargs[name] = _check(value, hint)
     return cls(**kwargs)
 
 

@@ -603,7 +603,7 @@ class ChatServer:
             return
         if isinstance(event, Say):
             deliveries = room.say(connection, event, now)
-            if isinstance(deliveries[0].event, Message):
+            if isinstance(deliveries[0].event, Message) and log.isEnabledFor(logging.INFO):
                 log.info("%s: %s", room.name_of(connection), console_text(event.text))
         elif isinstance(event, Dm):
             deliveries = room.dm(connection, event, now)
