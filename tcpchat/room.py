@@ -43,10 +43,16 @@ Handle = Hashable
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One event and the members it goes to (encoded once, whatever their number)."""
+    """One event and the members it goes to (encoded once, whatever their number).
+
+    `everyone` says that `to` is every member but `exclude` (if any) at this moment: the
+    server can then send it without going through the list member by member.
+    """
 
     event: ServerEvent
     to: Sequence[Handle]
+    everyone: bool = False
+    exclude: Handle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +172,7 @@ class Room:
         )
         return [
             Delivery(welcome, (handle,)),
-            Delivery(Joined(name=name, members=self.count, ts=now), others),
+            Delivery(Joined(name=name, members=self.count, ts=now), others, True, handle),
         ]
 
     def say(self, handle: Handle, say: Say, now: datetime) -> list[Delivery]:
@@ -181,7 +187,7 @@ class Room:
             self._history.append(message)
         others = [member for member in self._names if member != handle]
         ack = Ack(id=say.id, seq=self.seq, ts=now, delivered=len(others))
-        return [Delivery(message, others), Delivery(ack, (handle,))]
+        return [Delivery(message, others, True, handle), Delivery(ack, (handle,))]
 
     def announce(self, text: str, now: datetime) -> list[Delivery]:
         """A message from the server's operator: sender `server` (a name no member can take),
@@ -190,7 +196,7 @@ class Room:
         message = Message(seq=self.seq, sender=RESERVED_NAME, text=text, ts=now)
         if self._history.maxlen:
             self._history.append(message)
-        return [Delivery(message, list(self._names))]
+        return [Delivery(message, list(self._names), True)]
 
     def notify(self, handle: Handle, text: str, now: datetime) -> list[Delivery]:
         """A private word from the server to one member (an idle warning, say)."""
@@ -227,7 +233,7 @@ class Room:
         del self._by_key[fold_name(old)]
         self._names[handle] = new
         self._by_key[fold_name(new)] = handle
-        return [Delivery(Renamed(old=old, new=new, ts=now), list(self._names))]
+        return [Delivery(Renamed(old=old, new=new, ts=now), list(self._names), True)]
 
     def who(self, handle: Handle) -> list[Delivery]:
         return [Delivery(Members(names=self.sorted_names(), members=self.count), (handle,))]
@@ -239,7 +245,7 @@ class Room:
             return []
         del self._by_key[fold_name(name)]
         left = Left(name=name, members=self.count, reason=reason, ts=now)
-        return [Delivery(left, list(self._names))]
+        return [Delivery(left, list(self._names), True)]
 
 
 def _error_to(

@@ -3,9 +3,11 @@
 Sockets stop here.  Parsing and rendering are `protocol`'s job and the rules of the room are
 `room`'s; this module moves bytes between them and the network and decides nothing about chat.
 
-Writing: a fan-out only appends the (once-encoded) bytes to each member's outbox and never
-awaits a peer; each outbox goes to its transport in one write at the end of the event-loop turn,
-so a burst costs one system call per member.  A member whose queued bytes pass `outgoing_limit`
+Writing: nothing awaits a peer.  An event to everyone is encoded once and kept in the turn's
+list of broadcasts; at the end of the event-loop turn the list is joined once and handed to every
+member in one write (a member that got something of its own meanwhile, or is left out of one,
+gets its own copy in the right order).  So a burst costs one system call per member and almost no
+Python per member and message.  A member whose queued bytes pass `outgoing_limit`
 has stopped reading and is dropped with reason `slow` (as `websockets.broadcast` does), so nobody
 waits for it.  Reading: one task per connection, slowed by a token bucket; while it waits it does
 not read, so a flooder's own TCP window fills and nothing it sent is lost.
@@ -211,6 +213,9 @@ class Connection:
         self._outbox: list[bytes] = []
         self._outbox_size = 0
         self._largest_write = 0
+        # How many of the turn's broadcasts this member has in its outbox already; -1 while it
+        # is not a member (they are not for it).
+        self.turn_index = -1
 
     @property
     def name(self) -> str | None:
@@ -223,15 +228,38 @@ class Connection:
         FLUSH_AT bytes are waiting), together with whatever else this member gets meanwhile: a
         burst of messages costs one system call per member, not one per message and member.
         """
-        # The hot path of every fan-out: as little as possible per member (checks are in flush).
         if self.done:
             return
+        if 0 <= self.turn_index < len(self.server.turn.entries):
+            self.catch_up()  # what went to everyone before this comes first
+        self._queue(data, len(data))
+
+    def _queue(self, data: bytes, largest: int) -> None:
+        """Add to the outbox; `largest` is the longest single event in `data`."""
         outbox = self._outbox
         if not outbox:
             self.loop.call_soon(self.flush)
         outbox.append(data)
+        if largest > self._largest_write:
+            self._largest_write = largest
         self._outbox_size += len(data)
         if self._outbox_size >= FLUSH_AT:
+            self.flush()
+
+    def catch_up(self) -> None:
+        """Queue the turn's broadcasts this member has not had yet, in order."""
+        entries = self.server.turn.entries
+        mode = self.codec.mode
+        for outgoing, exclude in entries[self.turn_index :]:
+            if exclude is not self:
+                data = outgoing.bytes_for(mode)
+                self._queue(data, len(data))
+        self.turn_index = len(entries)
+
+    def take_broadcasts(self, data: bytes, largest: int) -> None:
+        """The turn's broadcasts, all of them and joined once for every member alike; sent now."""
+        if not self.done:
+            self._queue(data, largest)
             self.flush()
 
     def flush(self) -> None:
@@ -244,9 +272,6 @@ class Connection:
         outbox = self._outbox
         if not outbox:
             return
-        largest = max(map(len, outbox))
-        if largest > self._largest_write:
-            self._largest_write = largest
         data = b"".join(outbox)
         outbox.clear()
         self._outbox_size = 0
@@ -438,6 +463,7 @@ class ChatServer:
     def __init__(self, config: ServerConfig, clock: Callable[[], datetime] = _now) -> None:
         self.config = config
         self.room = Room(config.room_limits())
+        self.turn = TurnBroadcasts()
         self.guard = AddressGuard(config.guard_limits())
         self._refusing = 0
         self.clock = clock
@@ -643,6 +669,8 @@ class ChatServer:
                 "" if first.members == 1 else "s",
             )
         self.dispatch(deliveries)
+        if isinstance(first, Welcome):  # the turn's broadcasts from now on are for it too
+            connection.turn_index = len(self.turn.entries)
         if isinstance(first, Error):
             if first.code is ErrorCode.AUTH_FAILED:
                 log.info("wrong password from %s", connection.peer)
@@ -688,6 +716,9 @@ class ChatServer:
         """Take a connection out of the room and tell the others (nothing if it never joined)."""
         if self.stopping:
             return
+        if connection.turn_index >= 0:  # what went to everyone while it was here, then no more
+            connection.catch_up()
+            connection.turn_index = -1
         name = self.room.name_of(connection)
         self.dispatch(self.room.leave(connection, reason, self.clock()))
         if name is not None:
@@ -729,6 +760,9 @@ class ChatServer:
     def dispatch(self, deliveries: Iterable[Delivery]) -> None:
         """Write each delivery to its members, encoding each event once per mode."""
         for delivery in deliveries:
+            if delivery.everyone:
+                self._broadcast(delivery.event, delivery.exclude)
+                continue
             if len(delivery.to) == 1:  # through the codec, which follows what its peer was sent
                 (connection,) = delivery.to
                 assert isinstance(connection, Connection)
@@ -743,6 +777,52 @@ class ChatServer:
                     data = encoded[mode] = outgoing.bytes_for(mode)
                 connection.write(data)  # type: ignore[attr-defined]
         self._run_drops()
+
+    def _broadcast(self, event: ServerEvent, exclude: object) -> None:
+        """Keep an event to every member but `exclude` for the end of this turn (`_end_turn`)."""
+        entries = self.turn.entries
+        if not entries:
+            asyncio.get_running_loop().call_soon(self._end_turn)
+        entries.append((Outgoing(event), exclude))
+        if exclude is not None:
+            self.turn.excluded.add(exclude)
+
+    def _end_turn(self) -> None:
+        """Send the turn's broadcasts: joined once per mode and written whole to every member
+        that had nothing else this turn; the others catch up one event at a time."""
+        entries = self.turn.entries
+        if not entries:
+            return
+        excluded = self.turn.excluded
+        shared: dict[Mode, tuple[bytes, int]] = {}
+        for member in self.room.handles():
+            assert isinstance(member, Connection)
+            if member.done:
+                continue
+            if member.turn_index == 0 and member not in excluded:
+                mode = member.codec.mode
+                joined = shared.get(mode)
+                if joined is None:
+                    pieces = [outgoing.bytes_for(mode) for outgoing, _ in entries]
+                    joined = shared[mode] = (b"".join(pieces), max(map(len, pieces)))
+                member.take_broadcasts(*joined)
+            else:
+                member.catch_up()
+                member.flush()
+            member.turn_index = 0
+        entries.clear()
+        excluded.clear()
+        self._run_drops()
+
+
+class TurnBroadcasts:
+    """The events to every member (but one, maybe) during this turn of the event loop."""
+
+    __slots__ = ("entries", "excluded")
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[Outgoing, object]] = []
+        self.excluded: set[object] = set()
 
 
 async def serve(

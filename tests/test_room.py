@@ -522,3 +522,22 @@ def test_every_member_gets_every_message_of_its_stay_in_order(
 
     for handle in room.handles():
         check_stay(handle)
+
+
+def test_deliveries_to_everyone_say_so_and_whom_they_leave_out() -> None:
+    """The server sends an `everyone` delivery without walking its list: it must be exact."""
+    room = Room(RoomLimits(server_name="s", max_text=100, history=5))
+    handles = ["a", "b", "c"]
+    for handle in handles:
+        deliveries = room.join(handle, Hello(name=f"n{handle}", version=1), NOW)
+    joined = deliveries[1]
+    assert joined.everyone and joined.exclude == "c" and set(joined.to) == {"a", "b"}
+    message, ack = room.say("a", Say(text="hi"), NOW)
+    assert message.everyone and message.exclude == "a" and set(message.to) == {"b", "c"}
+    assert not ack.everyone
+    (renamed,) = room.nick("b", Nick(name="bee"), NOW)
+    assert renamed.everyone and renamed.exclude is None and set(renamed.to) == set(handles)
+    (left,) = room.leave("c", LeaveReason.QUIT, NOW)
+    assert left.everyone and left.exclude is None and set(left.to) == {"a", "b"}
+    (announced,) = room.announce("notice", NOW)
+    assert announced.everyone and announced.exclude is None and set(announced.to) == {"a", "b"}
