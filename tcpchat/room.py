@@ -185,7 +185,8 @@ class Room:
         message = Message(seq=self.seq, sender=sender, text=say.text, ts=now)
         if self._history.maxlen:
             self._history.append(message)
-        others = [member for member in self._names if member != handle]
+        others = list(self._names)  # copied and searched in C: this runs for every message
+        others.remove(handle)
         ack = Ack(id=say.id, seq=self.seq, ts=now, delivered=len(others))
         return [Delivery(message, others, True, handle), Delivery(ack, (handle,))]
 
