@@ -429,9 +429,9 @@ class Bench:
                     )
                 )
             except OSError as exc:
+                why = os.strerror(exc.errno) if exc.errno else str(exc)  # not asyncio's wording
                 raise BenchError(
-                    f"cannot connect to {self.settings.host} port {self.settings.port}: "
-                    f"{exc.strerror or exc}."
+                    f"cannot connect to {self.settings.host} port {self.settings.port}: {why}."
                 ) from None
             await asyncio.gather(*(c.joined for c in batch))
         return time.perf_counter() - started
