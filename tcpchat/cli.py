@@ -7,7 +7,6 @@ Heavy imports happen inside the commands so `tcpchat --help` and `tcpchat serve`
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import functools
 import signal
@@ -15,12 +14,15 @@ import socket
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    import asyncio
+
 from tcpchat import __version__
-from tcpchat.protocol import DEFAULT_LINE_LIMIT, DEFAULT_MAX_TEXT, DEFAULT_PORT
+from tcpchat.defaults import DEFAULT_LINE_LIMIT, DEFAULT_MAX_TEXT, DEFAULT_PORT
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 LOG_LEVELS = ["debug", "info", "warning", "error"]
@@ -558,6 +560,8 @@ def join(
     not given.  Otherwise (a pipe or a file) every input line is sent as a message and the
     command ends once each has been acknowledged.
     """
+    import asyncio
+
     from tcpchat.client import ChatError, TlsSettings
     from tcpchat.protocol import strip_unsafe
 
@@ -638,6 +642,8 @@ def run_server(
     event_loop: str = "asyncio",
 ) -> None:
     """Set up the console and the log, run the server until a stop signal, exit 0."""
+    import asyncio
+
     from tcpchat import console, sockets
     from tcpchat.server import ChatServer
     from tcpchat.server import serve as serve_forever
@@ -685,6 +691,8 @@ def run_server(
 
 def _loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
     """`asyncio.run`, or uvloop's when it is wanted and installed (POSIX only)."""
+    import asyncio
+
     if choice == "asyncio":
         return asyncio.run
     try:
@@ -704,6 +712,8 @@ def _take_operator_commands(server: Any) -> None:
     The end of input ends only the commands, never the server: under a service manager standard
     input is often /dev/null.
     """
+    import asyncio
+
     if sys.stdin is None:
         return
     import logging
@@ -727,6 +737,8 @@ def _take_operator_commands(server: Any) -> None:
 
 def _on_stop_signal(stop: asyncio.Event) -> None:
     """Set `stop` on Ctrl-C or SIGTERM; signal.signal where the loop cannot (Windows)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
         signum = getattr(signal, name, None)

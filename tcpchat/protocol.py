@@ -19,14 +19,13 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
 
-PROTOCOL_VERSION = 1
-DEFAULT_PORT = 1024
-KIB = 1024
-# A line limit well above the longest valid message (1024 characters of up to 4 UTF-8 bytes each,
-# plus JSON escaping) but small enough that a peer cannot make us buffer much: the same 16 KiB
-# h11 uses for its header limit.
-DEFAULT_LINE_LIMIT = 16 * KIB
-DEFAULT_MAX_TEXT = 1024
+# The protocol's numbers live in tcpchat.defaults (cheap to import) and are part of this module too.
+from tcpchat.defaults import DEFAULT_LINE_LIMIT as DEFAULT_LINE_LIMIT
+from tcpchat.defaults import DEFAULT_MAX_TEXT as DEFAULT_MAX_TEXT
+from tcpchat.defaults import DEFAULT_PORT as DEFAULT_PORT
+from tcpchat.defaults import KIB as KIB
+from tcpchat.defaults import PROTOCOL_VERSION as PROTOCOL_VERSION
+
 MAX_NAME_LENGTH = 32
 # The sender of the operator's announcements and warnings; no member may take it.
 RESERVED_NAME = "server"

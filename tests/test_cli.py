@@ -450,6 +450,31 @@ def test_help_and_serve_do_not_import_prompt_toolkit(args: list[str], tmp_path: 
     assert result.stdout.rstrip().endswith("clean")
 
 
+@pytest.mark.parametrize(
+    "args", [["--help"], ["serve", "--help"], ["join", "--help"], ["bench", "--help"]], ids=" ".join
+)
+def test_help_loads_neither_asyncio_nor_the_protocol(args: list[str], tmp_path: Path) -> None:
+    """What makes `tcpchat --help` quick (issue 6: under 150 ms): only Click and the numbers."""
+    code = (
+        "import sys\n"
+        "import tcpchat.cli\n"
+        f"tcpchat.cli.main({args!r}, prog_name='tcpchat', standalone_mode=False)\n"
+        "heavy = {'asyncio', 'ssl', 'tcpchat.protocol', 'cryptography', 'prompt_toolkit'}\n"
+        "loaded = sorted(heavy & set(sys.modules))\n"
+        "assert not loaded, loaded\n"
+        "print('light')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+        env=clean_env(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("light")
+
+
 # --- a real server process ----------------------------------------------------------------------
 
 

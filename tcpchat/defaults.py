@@ -1,0 +1,11 @@
+"""The protocol's numbers, in a module of their own so that `tcpchat --help` can show them
+without loading the protocol machinery (and asyncio) it does not need."""
+
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 1024
+KIB = 1024
+# A line limit well above the longest valid message (1024 characters of up to 4 UTF-8 bytes each,
+# plus JSON escaping) but small enough that a peer cannot make us buffer much: the same 16 KiB
+# h11 uses for its header limit.
+DEFAULT_LINE_LIMIT = 16 * KIB
+DEFAULT_MAX_TEXT = 1024
