@@ -504,7 +504,11 @@ def _work_out_encoding(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
             if typing.get_origin(hint) in (Union, types.UnionType)
             else (hint,)
         )
-        plain = all(kind in _PLAIN_VALUES for kind in kinds)
+        plain = all(
+            kind in _PLAIN_VALUES
+            or (typing.get_origin(kind) is list and typing.get_args(kind)[0] in _PLAIN_VALUES)
+            for kind in kinds
+        )  # a list of names is plain; a list of messages is not
         plan.append((f.name, _WIRE_NAMES.get(f.name, f.name), not plain))
     return tuple(plan)
 

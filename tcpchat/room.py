@@ -7,6 +7,7 @@ handles (the server's connection objects) so this module never sees a socket.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import hmac
 from collections.abc import Hashable, Sequence
@@ -74,6 +75,10 @@ class Room:
         self.limits = limits
         self._names: dict[Handle, str] = {}
         self._by_key: dict[str, Handle] = {}
+        # Folded keys in order, and the names in the same order: every welcome lists every
+        # name, so the order is kept up to date instead of sorted again for each joiner.
+        self._keys_in_order: list[str] = []
+        self._names_in_order: list[str] = []
         self._history: collections.deque[Message] = collections.deque(maxlen=limits.history or 0)
         self.seq = 0
 
@@ -95,7 +100,17 @@ class Room:
 
     def sorted_names(self) -> list[str]:
         """Names in folded order (the folded keys are kept, so no name is folded again here)."""
-        return [self._names[self._by_key[key]] for key in sorted(self._by_key)]
+        return list(self._names_in_order)
+
+    def _add_name(self, key: str, name: str) -> None:
+        at = bisect.bisect_left(self._keys_in_order, key)
+        self._keys_in_order.insert(at, key)
+        self._names_in_order.insert(at, name)
+
+    def _remove_name(self, key: str) -> None:
+        at = bisect.bisect_left(self._keys_in_order, key)
+        del self._keys_in_order[at]
+        del self._names_in_order[at]
 
     def handles(self) -> list[Handle]:
         return list(self._names)
@@ -159,7 +174,9 @@ class Room:
             return [Delivery(error, (handle,))]
         others = list(self._names)
         self._names[handle] = name
-        self._by_key[fold_name(name)] = handle
+        key = fold_name(name)
+        self._by_key[key] = handle
+        self._add_name(key, name)
         welcome = Welcome(
             name=name,
             members=self.count,
@@ -231,9 +248,12 @@ class Room:
         error = self.name_error(new, renaming=handle)
         if error:
             return [Delivery(error, (handle,))]
-        del self._by_key[fold_name(old)]
+        old_key, new_key = fold_name(old), fold_name(new)
+        del self._by_key[old_key]
+        self._remove_name(old_key)
         self._names[handle] = new
-        self._by_key[fold_name(new)] = handle
+        self._by_key[new_key] = handle
+        self._add_name(new_key, new)
         return [Delivery(Renamed(old=old, new=new, ts=now), list(self._names), True)]
 
     def who(self, handle: Handle) -> list[Delivery]:
@@ -244,7 +264,9 @@ class Room:
         name = self._names.pop(handle, None)
         if name is None:
             return []
-        del self._by_key[fold_name(name)]
+        key = fold_name(name)
+        del self._by_key[key]
+        self._remove_name(key)
         left = Left(name=name, members=self.count, reason=reason, ts=now)
         return [Delivery(left, list(self._names), True)]
 

@@ -28,6 +28,7 @@ from tcpchat.protocol import (
     Renamed,
     Say,
     Welcome,
+    fold_name,
 )
 from tcpchat.room import Delivery, Room, RoomLimits
 
@@ -518,7 +519,11 @@ def test_every_member_gets_every_message_of_its_stay_in_order(
                     seen[target].append(event.seq)
             if isinstance(event, Welcome | Joined | Left | Members):
                 assert event.members == room.count
+            if delivery.everyone:  # the server trusts this instead of the list
+                assert set(delivery.to) == set(room.handles()) - {delivery.exclude}
         assert room.count == len(set(room.handles()))
+        names = [room.name_of(h) for h in room.handles()]
+        assert room.sorted_names() == sorted(names, key=lambda n: fold_name(n or ""))
 
     for handle in room.handles():
         check_stay(handle)
