@@ -263,23 +263,33 @@ class Connection:
 
     def take_broadcasts(self, data: bytes, largest: int) -> None:
         """The turn's broadcasts, all of them and joined once for every member alike; sent now."""
-        if not self.done:
-            self._queue(data, largest)
+        if self.done:
+            return
+        if largest > self._largest_write:
+            self._largest_write = largest
+        if self._outbox:
+            self._outbox.append(data)
             self.flush()
+        else:  # the common case: straight to the transport, nothing scheduled
+            self._hand_over(data)
 
     def flush(self) -> None:
-        """Hand everything queued to the transport (the kernel takes what it can at once),
-        unless the member left too much unread: then it is dropped as `slow`.
-
-        Only bytes the kernel would not take count: the member left them unread.  The largest
-        single write is allowed on top, so one event of any size (a long `welcome`) fits.
-        """
+        """Hand everything queued to the transport (see `_hand_over`)."""
         outbox = self._outbox
         if not outbox:
             return
         data = b"".join(outbox)
         outbox.clear()
         self._outbox_size = 0
+        self._hand_over(data)
+
+    def _hand_over(self, data: bytes) -> None:
+        """Write to the transport (the kernel takes what it can at once), unless the member
+        left too much unread: then it is dropped as `slow`.
+
+        Only bytes the kernel would not take count: the member left them unread.  The largest
+        single event is allowed on top, so one event of any size (a long `welcome`) fits.
+        """
         transport = self.transport
         if transport.is_closing():
             return
