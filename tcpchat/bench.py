@@ -32,6 +32,8 @@ _TCPCHAT_MESSAGE = re.compile(
     rb'\{"type":"message","seq":(\d+),"from":"([^"\\]*)","text":"B(\d+) (\d+) (\d+) '
 )
 _TCPCHAT_ACK = re.compile(rb'\{"type":"ack","id":(?:null|"[^"]*"),"seq":(\d+)')
+# A benchmark PRIVMSG, read without splitting the line (as tcpchat's have their fast path).
+_IRC_MESSAGE = re.compile(rb":[^ ]+ PRIVMSG [^ ]+ :B(\d+) (\d+) (\d+) ")
 _TCPCHAT_IGNORED = (b'{"type":"ack"', b'{"type":"joined"', b'{"type":"left"', b'{"type":"pong"')
 
 
@@ -118,6 +120,11 @@ class IrcDialect:
         return f"{password}NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode()
 
     def on_line(self, client: BenchClient, line: bytes) -> None:
+        fast = _IRC_MESSAGE.match(line)
+        if fast is not None:
+            sender, number, sent = fast.groups()
+            client.on_message(int(sender), int(number), int(sent), None)
+            return
         line = line.rstrip(b"\r")
         if line.startswith(b"PING"):
             client.write(b"PONG" + line[4:] + b"\r\n")
