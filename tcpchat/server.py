@@ -65,9 +65,11 @@ from tcpchat.room import Delivery, Room, RoomLimits
 SECONDS = 1.0
 READ_CHUNK = 64 * KIB
 FLUSH_AT = 64 * KIB  # an outbox this full goes to the kernel at once, not at the end of the turn
-TLS_HANDSHAKE_TIMEOUT = (
-    15 * SECONDS
-)  # a TLS client that has not finished its handshake by then is cut
+# StreamWriter.start_tls (Python 3.11+) lets TLS start after the door; 3.10 does it before.
+TLS_AFTER_ACCEPT = hasattr(asyncio.StreamWriter, "start_tls")
+MAX_HANDSHAKES = 256  # TLS handshakes in progress at once; more connections are cut
+MAX_TLS_REFUSING = 16  # refused TLS connections told why at once (each costs a handshake)
+TLS_HANDSHAKE_TIMEOUT = 15 * SECONDS  # a TLS client that has not finished by then is cut
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 REFUSE_GRACE = 2 * SECONDS  # the same for a connection refused at the door (it never joined)
 MAX_REFUSING = 256  # refused connections being told why at once; past that, cut without a word
@@ -202,8 +204,7 @@ class Connection:
         self.codec = ServerConnection(server.config.line_limit)
         peername = writer.get_extra_info("peername")
         self.peer = sockets.format_address(peername)
-        # The address limits and bans apply to (the peer's IP; a test's socket pair has none).
-        self.host = str(peername[0]) if isinstance(peername, tuple) else self.peer
+        self.host = peer_host(peername)
         self.loop = asyncio.get_running_loop()
         # The last message or command (pings do not count) and whether the idle warning went out.
         self.last_active = self.loop.time()
@@ -342,7 +343,8 @@ class Connection:
                 remaining = max(0.0, deadline - loop.time())
                 if not await asyncio.wait_for(self.reader.read(READ_CHUNK), remaining):
                     break
-            self.writer.close()
+            if not self.transport.is_closing():  # closing twice upsets asyncio's TLS transport
+                self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), max(0.0, deadline - loop.time()))
         except (asyncio.TimeoutError, OSError):
             sockets.reset(self.transport)
@@ -459,6 +461,11 @@ class Connection:
         self.close()
 
 
+def peer_host(peername: object) -> str:
+    """The address limits and bans apply to: the peer's IP (a test's socket pair has none)."""
+    return str(peername[0]) if isinstance(peername, tuple) else sockets.format_address(peername)
+
+
 def _warning_lead(idle_timeout: float) -> float:
     return min(IDLE_WARNING, idle_timeout / 2)
 
@@ -481,6 +488,7 @@ class ChatServer:
         self.turn = TurnBroadcasts()
         self.guard = AddressGuard(config.guard_limits())
         self._refusing = 0
+        self._handshaking = 0
         self.clock = clock
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -506,8 +514,13 @@ class ChatServer:
                         sock=sock,
                         limit=READ_CHUNK * 2,
                         backlog=sockets.LISTEN_BACKLOG,
-                        ssl=self.config.tls,
-                        ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self.config.tls else None,
+                        # TLS after the door (see `_handshake`) where Python can; else before it.
+                        ssl=None if TLS_AFTER_ACCEPT else self.config.tls,
+                        ssl_handshake_timeout=(
+                            TLS_HANDSHAKE_TIMEOUT
+                            if self.config.tls and not TLS_AFTER_ACCEPT
+                            else None
+                        ),
                     )
                 )
         except BaseException:
@@ -533,13 +546,21 @@ class ChatServer:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sockets.enable_keepalive(sock)
-        connection = Connection(self, reader, writer)
-        refusal = self.guard.admit(connection.host)
+        host = peer_host(writer.get_extra_info("peername"))
+        refusal = self.guard.admit(host)
         if refusal is not None and self._refusing >= MAX_REFUSING:
-            sockets.reset(
-                writer.transport
-            )  # a flood: telling each one why would be the flood's win
+            sockets.reset(writer.transport)  # a flood: telling each one why would be its win
             return
+        tls = self.config.tls
+        if (
+            tls is not None
+            and TLS_AFTER_ACCEPT
+            and not await self._handshake(writer, tls, refused=refusal is not None)
+        ):
+            if refusal is None:
+                self.guard.release(host)
+            return
+        connection = Connection(self, reader, writer)
         self.connections.add(connection)
         self._tasks.add(task)
         try:
@@ -573,6 +594,30 @@ class ChatServer:
             self._tasks.discard(task)
             if not connection.transport.is_closing():
                 connection.close(abort=True)
+
+    async def _handshake(
+        self, writer: asyncio.StreamWriter, tls: ssl.SSLContext, *, refused: bool
+    ) -> bool:
+        """TLS on a connection the door let in (or one being told why not); False if it failed.
+
+        After the door, not before: a handshake costs the server memory and CPU, so a peer over
+        its address's limits must not get one for the asking.  Handshakes at once are capped.
+        """
+        if self._handshaking >= MAX_HANDSHAKES or (refused and self._refusing >= MAX_TLS_REFUSING):
+            sockets.reset(writer.transport)
+            return False
+        self._handshaking += 1
+        try:
+            await writer.start_tls(  # type: ignore[attr-defined,unused-ignore]
+                tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
+            )
+        except (OSError, asyncio.TimeoutError, EOFError) as exc:
+            log.debug("TLS handshake failed: %s", exc)
+            sockets.reset(writer.transport)
+            return False
+        finally:
+            self._handshaking -= 1
+        return True
 
     def _fail(self, connection: Connection) -> None:
         message = (

@@ -156,10 +156,15 @@ def reset(transport: asyncio.WriteTransport) -> None:
     trying to deliver what it had already accepted (megabytes, for a peer that stopped reading)
     to a connection nobody owns any more.
     """
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
+    try:
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.fileno() >= 0:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
-        except OSError:
-            pass  # already closed: nothing left to drop
-    transport.abort()
+    except (OSError, ValueError, AttributeError):
+        # Already closed: uvloop's socket has no descriptor left; asyncio's TLS transport, once
+        # closed, has no protocol to ask.  Nothing is left to drop then.
+        pass
+    try:
+        transport.abort()
+    except AttributeError:  # asyncio's TLS transport, closed already
+        pass

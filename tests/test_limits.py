@@ -9,6 +9,7 @@ client comes from 127.0.0.1; here they are set explicitly.)
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -268,3 +269,33 @@ def test_tcpchat_join_says_why_it_was_refused(start_server, tmp_path) -> None:
         "Error: the server refused the connection: Too many connections from your address "
         "(at most 1); close one first.\n"
     )
+
+
+def test_with_tls_the_door_counts_connections_before_their_handshake(
+    start_server, tmp_path
+) -> None:
+    """Silent connections that never start TLS still count: a handshake is no way around the limit."""
+    import ssl
+
+    from tcpchat import tls
+
+    cert, key = tls.self_signed_certificate(tmp_path, "localhost")
+    server = start_server(max_per_address=2, tls=tls.server_context(cert, key))
+    silent = [
+        socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) for _ in range(2)
+    ]
+    deadline = time.monotonic() + TIMEOUT
+    while server.call(lambda: server.server.guard.open_from("127.0.0.1")) < 2:
+        assert time.monotonic() < deadline, "the silent connections were never counted"
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    with client.wrap_socket(raw) as wrapped:  # the refusal still comes inside TLS
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = wrapped.recv(4096)
+            assert chunk, data
+            data += chunk
+    assert data == b"! Too many connections from your address (at most 2); close one first.\n"
+    for sock in silent:
+        sock.close()
