@@ -78,9 +78,9 @@ class AddressGuard:
             if len(self._records) >= PRUNE_AT:
                 self._prune(now)
             record = self._records[key] = _Record(tokens=self._rate_burst(), refilled=now)
-        if record.locked_until > now:
-            wait = int(record.locked_until - now) + 1
-            return f"Too many wrong passwords from your address; try again in {wait} seconds."
+        locked = self.locked_out(host)
+        if locked is not None:
+            return locked
         limit = self.limits.max_per_address
         if limit is not None and record.open >= limit:
             return f"Too many connections from your address (at most {limit}); close one first."
@@ -103,6 +103,15 @@ class AddressGuard:
         return record.open if record else 0
 
     # --- passwords ---------------------------------------------------------------------------
+
+    def locked_out(self, host: str) -> str | None:
+        """Why `host` may not try a password now (a connection opened before the lockout)."""
+        record = self._records.get(address_key(host))
+        now = self.clock()
+        if record is None or record.locked_until <= now:
+            return None
+        wait = int(record.locked_until - now) + 1
+        return f"Too many wrong passwords from your address; try again in {wait} seconds."
 
     def password_failed(self, host: str) -> None:
         """One wrong password from `host`; past the allowance the address is locked out a while."""

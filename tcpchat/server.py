@@ -718,6 +718,11 @@ class ChatServer:
             connection.codec.ask_password(hello.name)
             connection.write(b"Password:\n")
             return
+        locked = self.guard.locked_out(connection.host) if room.limits.password else None
+        if locked is not None:  # no guessing on connections opened before the lockout either
+            connection.send(Error(ErrorCode.AUTH_FAILED, locked))
+            connection.close()
+            return
         deliveries = room.join(connection, hello, self.clock())
         first = deliveries[0].event
         if isinstance(first, Welcome):

@@ -299,3 +299,20 @@ def test_with_tls_the_door_counts_connections_before_their_handshake(
     assert data == b"! Too many connections from your address (at most 2); close one first.\n"
     for sock in silent:
         sock.close()
+
+
+def test_connections_opened_before_a_lockout_cannot_go_on_guessing(start_server) -> None:
+    server = start_server(password="pw", auth_failures=2, auth_lockout=60)
+    opened = [server.connect() for _ in range(5)]
+    for client in opened:
+        client.read_line()
+    for client in opened[:2]:
+        client.send_json(hello("mallory", password="guess"))
+        expect_error(client, "auth_failed")
+    for client in opened[2:]:  # even the right password: the address is locked
+        client.send_json(hello("mallory", password="pw"))
+        error = expect_error(client, "auth_failed")
+        assert error["message"].startswith(
+            "Too many wrong passwords from your address; try again in"
+        )
+        expect_closed(client)
