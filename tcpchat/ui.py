@@ -527,12 +527,14 @@ class ChatScreen:
                 return
             self._lost(reason)
             await self._reconnect()
+            if self.removed is not None:
+                return
 
-    def _stop_after_removal(self) -> None:
+    def _stop_after_removal(self, why: str = "the server removed you from the chat") -> None:
         """Kicked or timed out: reconnecting would undo the operator's decision, so stop."""
         self.connection = None
         self.status = "removed"
-        self.show(render_problem("Not reconnecting: the server removed you from the chat."))
+        self.show(render_problem(f"Not reconnecting: {why}."))
         app = self.session.app
         if app.is_running and not app.future.done():  # type: ignore[union-attr]
             app.exit(exception=EOFError())
@@ -573,7 +575,18 @@ class ChatScreen:
                 # connection is what "offline" already says.  A refused certificate is
                 # worth the whole warning, once.
                 refused = isinstance(error, JoinRefused)
-                problem = f" ({str(error).rstrip('.')})" if refused else ""
+                if isinstance(error, JoinRefused) and error.error.code is ErrorCode.AUTH_FAILED:
+                    # Retrying a password the server no longer takes would only lock this
+                    # address out (the server counts wrong passwords), so stop here.
+                    self.removed = str(error)
+                    self.show(render_problem(f"{error} The server's password has changed."))
+                    self._stop_after_removal("join again with the new password")
+                    return
+                door = str(error).startswith("the server refused the connection")
+                problem = f" ({str(error).rstrip('.')})" if refused or door else ""
+                if door and told != str(error):
+                    told = str(error)
+                    self.show(render_problem(f"{told[0].upper()}{told[1:]}"))
                 if isinstance(error, TlsRefused):
                     problem = " (TLS refused)"
                     if warned != str(error):

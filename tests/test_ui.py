@@ -779,3 +779,26 @@ def test_removed_by_the_server_says_why_and_does_not_reconnect(start_server, mon
             assert not any("Reconnecting" in line for line in ui.lines)
 
     run(main())
+
+
+def test_a_password_the_restarted_server_refuses_stops_the_retries(start_server, monkeypatch):
+    fast_reconnect(monkeypatch)
+    first = start_server(password="old")
+    port = first.port
+
+    async def main() -> None:
+        with create_pipe_input() as keys, create_app_session(input=keys, output=DummyOutput()):
+            connection = await ChatConnection.open(HOST, port)
+            welcome = await connection.join("alice", "old")
+            screen = ChatScreen(HOST, port, "old", connection, welcome)
+            task = asyncio.ensure_future(screen.run())
+            ui = Screen(screen, keys, task)
+            await until(lambda: screen.session.app.is_running, "the prompt to start")
+            await in_thread(first.stop)
+            await in_thread(lambda: start_server(port=port, password="new"))
+            await ui.wait_line("Wrong password", "password has changed", timeout=3 * TIMEOUT)
+            await ui.wait_line("Not reconnecting")
+            await asyncio.wait_for(asyncio.shield(task), TIMEOUT)
+            assert screen.status == "removed"
+
+    run(main())
