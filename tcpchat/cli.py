@@ -36,6 +36,16 @@ EXIT_CODES = (
 option = functools.partial(click.option, show_envvar=True)
 
 
+class Finite(click.FloatRange):
+    """A float range that also refuses `nan` (which no comparison with a bound would catch)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:  # nan
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return number
+
+
 def _complete_host(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """Hosts joined before, most recent first, then this machine."""
     from tcpchat.recent import recent_hosts
@@ -126,7 +136,7 @@ def main() -> None:
 )
 @option(
     "--max-clients",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 10_000_000),
     metavar="N",
     default=None,
     envvar="TCPCHAT_SERVE_MAX_CLIENTS",
@@ -135,7 +145,7 @@ def main() -> None:
 )
 @option(
     "--history",
-    type=click.IntRange(0),
+    type=click.IntRange(0, 100_000),
     metavar="N",
     default=50,
     envvar="TCPCHAT_SERVE_HISTORY",
@@ -175,7 +185,7 @@ def main() -> None:
 )
 @option(
     "--idle-timeout",
-    type=click.FloatRange(0, min_open=True),
+    type=Finite(0, 525_600, min_open=True),  # a year
     metavar="MINUTES",
     default=None,
     envvar="TCPCHAT_SERVE_IDLE_TIMEOUT",
@@ -185,7 +195,7 @@ def main() -> None:
 )
 @option(
     "--max-per-address",
-    type=click.IntRange(0),
+    type=click.IntRange(0, 1_000_000),
     metavar="N",
     default=32,
     envvar="TCPCHAT_SERVE_MAX_PER_ADDRESS",
@@ -193,7 +203,7 @@ def main() -> None:
 )
 @option(
     "--connect-rate",
-    type=click.IntRange(0),
+    type=click.IntRange(0, 1_000_000),
     metavar="N",
     default=60,
     envvar="TCPCHAT_SERVE_CONNECT_RATE",
@@ -201,7 +211,7 @@ def main() -> None:
 )
 @option(
     "--register-timeout",
-    type=click.FloatRange(0, min_open=True),
+    type=Finite(0, 3600, min_open=True),
     metavar="SECONDS",
     default=60.0,
     envvar="TCPCHAT_SERVE_REGISTER_TIMEOUT",
@@ -209,7 +219,7 @@ def main() -> None:
 )
 @option(
     "--rate",
-    type=click.FloatRange(0),
+    type=Finite(0, 1_000_000),
     metavar="LINES",
     default=20.0,
     envvar="TCPCHAT_SERVE_RATE",
@@ -218,7 +228,7 @@ def main() -> None:
 )
 @option(
     "--send-buffer",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 1024 * 1024),  # a GiB
     metavar="KIB",
     default=256,
     envvar="TCPCHAT_SERVE_SEND_BUFFER",
@@ -353,7 +363,7 @@ BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
 @option(
     "--window",
     "-w",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 1_000_000),
     metavar="N",
     default=50,
     envvar="TCPCHAT_BENCH_WINDOW",
@@ -390,7 +400,7 @@ BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
 )
 @option(
     "--server-pid",
-    type=click.IntRange(1),
+    type=click.IntRange(1, 2**22),
     metavar="PID",
     default=None,
     envvar="TCPCHAT_BENCH_SERVER_PID",
@@ -399,7 +409,7 @@ BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
 )
 @option(
     "--timeout",
-    type=click.FloatRange(0, min_open=True),
+    type=Finite(0, 86_400, min_open=True),
     metavar="SECONDS",
     default=120.0,
     envvar="TCPCHAT_BENCH_TIMEOUT",

@@ -16,6 +16,9 @@ from tcpchat.protocol import strip_unsafe, text_problem
 if TYPE_CHECKING:
     from tcpchat.server import ChatServer
 
+MAX_REASON = 300  # characters in a /kick reason
+MAX_BAN_MINUTES = 10 * 365 * 24 * 60  # ten years: longer is "until restart"
+
 HELP = """\
 Commands for the server's operator:
   /who                       who is here, with their addresses
@@ -70,6 +73,9 @@ def _kick(server: ChatServer, rest: str) -> str:
     member = server.member(name)
     if member is None:
         return f"Nobody called {strip_unsafe(name)!r} is here."
+    problem = text_problem(reason.strip(), MAX_REASON) if reason.strip() else None
+    if problem:  # the reason reaches the member's terminal, so it is checked like a message
+        return f"Not removed: the reason is refused ({problem[1]})"
     real_name = member.name
     server.kick(member, reason.strip() or None)
     return f"Removed {real_name}."
@@ -85,8 +91,11 @@ def _ban(server: ChatServer, rest: str) -> str:
             minutes = float(minutes_text)
         except ValueError:
             minutes = math.nan
-        if not (minutes > 0 and math.isfinite(minutes)):
-            return f"Minutes must be a number above 0, not {strip_unsafe(minutes_text.strip())!r}."
+        if not (0 < minutes <= MAX_BAN_MINUTES):  # also refuses nan and inf
+            return (
+                f"Minutes must be a number above 0 and at most {MAX_BAN_MINUTES:,}, "
+                f"not {strip_unsafe(minutes_text.strip())!r}."
+            )
         seconds = minutes * 60
     member = server.member(target)
     if member is not None:
@@ -125,8 +134,12 @@ def _help(server: ChatServer, rest: str) -> str:
 
 
 def _minutes(seconds: float) -> str:
-    minutes = max(1, math.ceil(seconds / 60 - 1e-9))
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    """`45 seconds`, `1 minute`, `90 minutes`: a ban's length as a person says it."""
+    if seconds < 60:
+        whole = max(1, math.ceil(seconds - 1e-9))
+        return f"{whole} second{'s' if whole != 1 else ''}"
+    minutes = math.ceil(seconds / 60 - 1e-9)
+    return f"{minutes:,} minute{'s' if minutes != 1 else ''}"
 
 
 _COMMANDS = {

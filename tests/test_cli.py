@@ -787,3 +787,25 @@ def test_serve_runs_on_either_event_loop(
     assert bob.read_until(lambda line: f'"text":"on {loop}"' in line)
     process.popen.send_signal(signal.SIGTERM)
     assert process.wait(SHUTDOWN_LIMIT + TIMEOUT) == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--idle-timeout", "nan"],
+        ["--idle-timeout", "inf"],
+        ["--register-timeout", "nan"],
+        ["--rate", "inf"],
+        ["--rate", "nan"],
+        ["--rate", "1e308"],
+        ["--history", "1" + "0" * 20],
+        ["--connect-rate", "9" * 400],
+        ["--send-buffer", "0"],
+    ],
+    ids=" ".join,
+)
+def test_serve_refuses_numbers_that_would_break_it(args: list[str], server_calls) -> None:
+    result = invoke(["serve", *args])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for" in result.stderr and "Traceback" not in result.output
+    assert not server_calls

@@ -108,6 +108,10 @@ def test_ban_by_name_removes_every_connection_from_the_address_and_refuses_new_o
     assert run(chat, "/bans") == "No bans."
 
 
+def test_a_short_ban_says_its_seconds(chat: RunningServer) -> None:
+    assert run(chat, "/ban 127.0.0.1 0.05") == "Banned 127.0.0.1 for 3 seconds."
+
+
 def test_ban_by_address_lasts_until_restart(chat: RunningServer) -> None:
     assert run(chat, "/ban 127.0.0.1") == "Banned 127.0.0.1 until the server restarts."
     assert expect_closed(chat.connect()) == ["! Your address is banned from this server."]
@@ -133,9 +137,23 @@ def test_who_lists_members_with_their_addresses(chat: RunningServer) -> None:
         ("/kick nobody", "Nobody called 'nobody' is here."),
         ("/ban", "Usage: /ban NAME|ADDRESS [MINUTES]"),
         ("/ban nobody", "'nobody' is neither a member's name nor an IP address."),
-        ("/ban 127.0.0.1 soon", "Minutes must be a number above 0, not 'soon'."),
-        ("/ban 127.0.0.1 -5", "Minutes must be a number above 0, not '-5'."),
-        ("/ban 127.0.0.1 nan", "Minutes must be a number above 0, not 'nan'."),
+        (
+            "/ban 127.0.0.1 soon",
+            "Minutes must be a number above 0 and at most 5,256,000, not 'soon'.",
+        ),
+        ("/ban 127.0.0.1 -5", "Minutes must be a number above 0 and at most 5,256,000, not '-5'."),
+        (
+            "/ban 127.0.0.1 1e308",
+            "Minutes must be a number above 0 and at most 5,256,000, not '1e308'.",
+        ),
+        (
+            "/kick alice \x1b]0;pwned\x07",
+            "Not removed: the reason is refused (A message may not hold the control character U+001B.)",
+        ),
+        (
+            "/ban 127.0.0.1 nan",
+            "Minutes must be a number above 0 and at most 5,256,000, not 'nan'.",
+        ),
         ("/unban", "Usage: /unban ADDRESS"),
         ("/unban 192.0.2.1", "192.0.2.1 is not banned."),
         ("/bans", "No bans."),
