@@ -575,6 +575,11 @@ def join(
     from tcpchat.client import ChatError, TlsSettings
     from tcpchat.protocol import strip_unsafe
 
+    if ca_file is not None and fingerprint is not None:
+        raise click.UsageError(
+            "give --ca (trust what that authority signed) or --fingerprint (trust this one "
+            "certificate), not both."
+        )
     settings = None
     if tls or ca_file is not None or fingerprint is not None:
         settings = TlsSettings(ca_file=ca_file, fingerprint=fingerprint)

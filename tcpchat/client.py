@@ -338,8 +338,11 @@ async def _open_tls(
                 "tcpchat refuses it."
             )
         return streams, None
-    known = known_hosts.get(host, port)
-    if known is not None and known != CA_VERIFIED:
+    try:
+        known = known_hosts.get(host, port)
+    except TlsError as error:
+        raise TlsRefused(str(error)) from None
+    if known is not None and known != CA_VERIFIED and settings.ca_file is None:  # --ca decides
         streams = await _connect(host, port, timeout, pinning_context())
         offered = _offered(streams)
         if offered != known:

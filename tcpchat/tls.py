@@ -324,11 +324,20 @@ class KnownHosts:
     path: Path = field(default_factory=lambda: config_dir() / KNOWN_HOSTS_FILE)
 
     def entries(self) -> dict[str, str]:
-        """Every `host:port` and what is known of it; an unreadable file knows nothing."""
+        """Every `host:port` and what is known of it; no file knows nothing.
+
+        A file that exists but cannot be read raises TlsError: treating it as empty would
+        trust a changed certificate on "first use" and then overwrite every other pin.
+        """
         try:
             text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeError):
+        except FileNotFoundError:
             return {}
+        except (OSError, UnicodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not text"
+            raise TlsError(
+                f"cannot read the pinned certificates in {self.path} ({why}); fix or delete it."
+            ) from None
         found: dict[str, str] = {}
         for line in text.splitlines():
             words = line.split()

@@ -501,15 +501,18 @@ def test_certificate_authority_verifies_and_refuses_a_downgrade(
     assert isinstance(error, TlsRefused) and "cannot be verified with" in str(error)
 
 
-def test_pin_that_cannot_be_saved_is_said(start_server: StartServer, tmp_path: Path) -> None:
+def test_a_known_hosts_that_is_a_folder_is_refused(
+    start_server: StartServer, tmp_path: Path
+) -> None:
     cert, key = self_signed(tmp_path)
     server = tls_server(start_server, cert, key)
     blocked = tmp_path / "known_hosts"
     blocked.mkdir()  # a folder where the file should be
     settings = TlsSettings(known_hosts=tls.KnownHosts(blocked))
-    connection = join_once(server.port, settings)
-    assert connection.new_pin is not None and connection.new_pin.saved_in is None
-    assert "could not be remembered" in connection.new_pin.notice()
+    # It cannot be read either: refused, rather than trusted as if nothing were pinned.
+    error = refusal(server.port, settings)
+    assert isinstance(error, TlsRefused)
+    assert "cannot read the pinned certificates in" in str(error) and "Is a directory" in str(error)
 
 
 def test_tls_client_against_a_plain_server_says_so(chat: RunningServer, config: Path) -> None:
@@ -716,3 +719,43 @@ def test_message_event_over_tls_is_the_usual_one(start_server: StartServer, conf
 
     message = asyncio.run(scenario())
     assert (message.sender, message.text) == ("alice", "hi bob")
+
+
+def test_an_unreadable_known_hosts_is_refused_not_overwritten(tmp_path) -> None:
+    from tcpchat.client import TlsRefused
+    from tcpchat.tls import KnownHosts, TlsError
+
+    path = tmp_path / "known_hosts"
+    path.write_bytes(b"127.0.0.1:1024 SHA256:abc\n\xff broken\n")
+    store = KnownHosts(path)
+    with pytest.raises(
+        TlsError, match=r"cannot read the pinned certificates in .*fix or delete it"
+    ):
+        store.get("127.0.0.1", 1024)
+    assert path.read_bytes().endswith(b"\xff broken\n")  # nothing was rewritten
+    assert issubclass(TlsRefused, Exception)
+
+
+def test_ca_and_fingerprint_together_are_a_usage_error(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from tcpchat.cli import main
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    result = CliRunner().invoke(
+        main,
+        [
+            "join",
+            "127.0.0.1",
+            "--name",
+            "a",
+            "--ca",
+            str(ca),
+            "--fingerprint",
+            "SHA256:" + "A" * 43,
+        ],
+        prog_name="tcpchat",
+    )
+    assert result.exit_code == 2
+    assert "give --ca" in result.stderr and "not both" in result.stderr
