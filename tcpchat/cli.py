@@ -29,6 +29,7 @@ LOG_LEVELS = ["debug", "info", "warning", "error"]
 SHELLS = ("bash", "zsh", "fish")
 # The variable Click's completion scripts set when they ask `tcpchat` for candidates.
 COMPLETE_VAR = "_TCPCHAT_COMPLETE"
+MAX_COMMAND_LINE = 64 * 1024  # a longer console line is dropped (no command is that long)
 EXIT_CODES = (
     "Exit status: 0 done, 1 failed (the reason is on stderr), 2 wrong usage, 130 interrupted."
 )
@@ -657,6 +658,7 @@ def run_server(
     event_loop: str = "asyncio",
 ) -> None:
     """Set up the console and the log, run the server until a stop signal, exit 0."""
+    _standard_descriptors_open()
     import asyncio
 
     from tcpchat import console, sockets
@@ -704,6 +706,22 @@ def run_server(
         raise click.ClickException(_listen_error(config.host, config.port, exc)) from None
 
 
+def _standard_descriptors_open() -> None:
+    """Give a closed standard descriptor (`tcpchat serve <&-`) /dev/null: otherwise the next
+    socket or file opened takes its number, and code that means the terminal (or uvloop, which
+    refuses to close descriptors 0 to 2) gets a connection instead."""
+    import os
+
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+
+
 def _loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
     """`asyncio.run`, or uvloop's when it is wanted and installed (POSIX only)."""
     import asyncio
@@ -745,9 +763,18 @@ def _take_operator_commands(server: Any) -> None:
             logging.getLogger("tcpchat.server").exception("the command %r failed", line)
             answer = "That command failed because of an internal error (see the log)."
         if answer:
-            click.echo(answer)
+            try:
+                click.echo(answer)
+            except OSError:  # a terminal we may not write to (a background job): drop it
+                pass
 
-    start_feeding(sys.stdin.buffer, asyncio.get_running_loop(), on_line, wait_in_background=True)
+    start_feeding(
+        sys.stdin.buffer,
+        asyncio.get_running_loop(),
+        on_line,
+        wait_in_background=True,
+        max_line=MAX_COMMAND_LINE,
+    )
 
 
 def _on_stop_signal(stop: asyncio.Event) -> None:

@@ -9,6 +9,7 @@ addresses would let one machine pass every limit.
 from __future__ import annotations
 
 import ipaddress
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,7 +88,11 @@ class AddressGuard:
         if self.limits.connect_rate is not None:
             self._refill(record, now)
             if record.tokens < 1:
-                return "Too many new connections from your address; try again in a minute."
+                wait = math.ceil((1 - record.tokens) * MINUTE / self.limits.connect_rate)
+                return (
+                    "Too many new connections from your address; try again in "
+                    f"{wait} second{'s' if wait != 1 else ''}."
+                )
             record.tokens -= 1
         record.open += 1
         return None

@@ -72,6 +72,7 @@ MAX_TLS_REFUSING = 16  # refused TLS connections told why at once (each costs a 
 TLS_HANDSHAKE_TIMEOUT = 15 * SECONDS  # a TLS client that has not finished by then is cut
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 REFUSE_GRACE = 2 * SECONDS  # the same for a connection refused at the door (it never joined)
+REFUSAL_LOG_EVERY = 60 * SECONDS
 MAX_REFUSING = 256  # refused connections being told why at once; past that, cut without a word
 # In a room this big, events to everyone are gathered for GATHER_TIME before they are written: a
 # crowd joining (each join is news to every member) costs one system call per member per few
@@ -489,6 +490,7 @@ class ChatServer:
         self.guard = AddressGuard(config.guard_limits())
         self._refusing = 0
         self._handshaking = 0
+        self._refusals_logged: dict[str, float] = {}
         self.clock = clock
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -570,7 +572,7 @@ class ChatServer:
                     grace = CLOSE_GRACE
                 else:
                     self._refusing += 1
-                    log.info("refused %s: %s", connection.peer, refusal)
+                    self._log_refusal(connection, refusal)
                     connection.write(f"! {refusal}\n".encode())  # in place of the banner
                     connection.close()
                     grace = REFUSE_GRACE
@@ -594,6 +596,23 @@ class ChatServer:
             self._tasks.discard(task)
             if not connection.transport.is_closing():
                 connection.close(abort=True)
+
+    def _log_refusal(self, connection: Connection, refusal: str) -> None:
+        """One console line per address and minute; the rest at debug level (a flood of
+        refusals must not become a flood of log lines, nor fill a disk)."""
+        key = address_key(connection.host)
+        now = time.monotonic()
+        if now - self._refusals_logged.get(key, -REFUSAL_LOG_EVERY) >= REFUSAL_LOG_EVERY:
+            if len(self._refusals_logged) >= 1024:
+                self._refusals_logged.clear()
+            self._refusals_logged[key] = now
+            log.info(
+                "refused %s: %s (more from this address within a minute are not shown)",
+                connection.peer,
+                refusal,
+            )
+        else:
+            log.debug("refused %s: %s", connection.peer, refusal)
 
     async def _handshake(
         self, writer: asyncio.StreamWriter, tls: ssl.SSLContext, *, refused: bool

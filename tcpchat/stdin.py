@@ -26,9 +26,13 @@ def feed_lines(
     on_line: Callable[[bytes | None], object],
     *,
     wait_in_background: bool = False,
+    max_line: int | None = None,
 ) -> None:
     """Call `on_line(line)` in `loop` for each line of `stream` (with its `\\n`), then
     `on_line(None)` at the end.  Blocks: run it in a daemon thread (`start_feeding`).
+
+    With `max_line`, a line longer than that is dropped whole as it arrives (so `< /dev/zero`
+    cannot fill memory).
 
     With `wait_in_background`, a terminal read refused because the job is in the background
     (EIO, with SIGTTIN ignored) is tried again each second instead of ending the input.
@@ -47,11 +51,17 @@ def feed_lines(
                 hand_over(raw)
         else:
             pending = b""
+            skipping = False  # inside a line over max_line
             while chunk := _read(descriptor, wait_in_background):
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
+                    if skipping:
+                        skipping = False  # the end of the over-long line
+                        continue
                     hand_over(line + b"\n")
-            if pending:
+                if max_line is not None and len(pending) > max_line:
+                    pending, skipping = b"", True
+            if pending and not skipping:
                 hand_over(pending)
     except (OSError, ValueError):
         pass
@@ -78,16 +88,19 @@ def start_feeding(
     on_line: Callable[[bytes | None], object],
     *,
     wait_in_background: bool = False,
+    max_line: int | None = None,
 ) -> threading.Thread:
     """`feed_lines` in a daemon thread (it may stay blocked in a read until the process ends)."""
     if wait_in_background and hasattr(signal, "SIGTTIN"):
-        # A background job reading its terminal is stopped by SIGTTIN, and the whole server
-        # with it; ignored, the read fails with EIO instead and is tried again later.
+        # A background job reading its terminal is stopped by SIGTTIN (and, with `stty
+        # tostop`, writing to it by SIGTTOU), and the whole server with it; ignored, the read
+        # fails with EIO instead and is tried again later, and a write fails and is dropped.
         signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     thread = threading.Thread(
         target=feed_lines,
         args=(stream, loop, on_line),
-        kwargs={"wait_in_background": wait_in_background},
+        kwargs={"wait_in_background": wait_in_background, "max_line": max_line},
         name="tcpchat-stdin",
         daemon=True,
     )
