@@ -576,6 +576,8 @@ def join(
     from tcpchat.client import ChatError, TlsSettings
     from tcpchat.protocol import strip_unsafe
 
+    if host and host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # an IPv6 address as tcpchat writes it ([::1]), for copy and paste
     if ca_file is not None and fingerprint is not None:
         raise click.UsageError(
             "give --ca (trust what that authority signed) or --fingerprint (trust this one "
