@@ -65,8 +65,9 @@ def parse_fingerprint(text: str) -> str:
     value = _OPENSSL_PREFIX.sub("", text.strip(), count=1)
     if value[: len(PREFIX)].upper() == PREFIX:
         value = value[len(PREFIX) :]
-    if _HEX.fullmatch(value):
-        digest = bytes.fromhex(value.replace(":", ""))
+    spaced = value.replace(" ", ":")  # hex pairs copied from a report with spaces between
+    if _HEX.fullmatch(spaced):
+        digest = bytes.fromhex(spaced.replace(":", ""))
     elif _BASE64.fullmatch(value):
         digest = base64.b64decode(value.rstrip("=") + "=")
     else:
@@ -120,6 +121,10 @@ def server_context(
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise TlsError(
                 f"the TLS key in {key_path} does not belong to the certificate in {cert_path}."
+            ) from None
+        if "PEM lib" in str(exc) or exc.library == "PEM":  # OpenSSL's words for a damaged file
+            raise TlsError(
+                f"cannot read {cert_path} or {key_path}: a certificate or key in it is damaged."
             ) from None
         raise TlsError(
             f"cannot use {cert_path} and {key_path} as a TLS certificate and key "

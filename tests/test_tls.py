@@ -759,3 +759,21 @@ def test_ca_and_fingerprint_together_are_a_usage_error(tmp_path) -> None:
     )
     assert result.exit_code == 2
     assert "give --ca" in result.stderr and "not both" in result.stderr
+
+
+def test_a_damaged_certificate_file_is_one_plain_sentence(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    damaged = tmp_path / "damaged.pem"
+    text = cert.read_text()
+    damaged.write_text(text[:60] + "!!!!" + text[64:])  # base64 garbled inside the PEM block
+    with pytest.raises(tls.TlsError) as raised:
+        tls.server_context(damaged, key)
+    assert (
+        str(raised.value)
+        == f"cannot read {damaged} or {key}: a certificate or key in it is damaged."
+    )
+
+
+def test_hex_fingerprints_with_spaces_are_taken() -> None:
+    spaced = " ".join(["AB"] * 32)
+    assert tls.parse_fingerprint(spaced) == tls.parse_fingerprint(spaced.replace(" ", ":"))
