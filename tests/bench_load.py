@@ -19,22 +19,13 @@ import subprocess
 import sys
 import time
 
+from tcpchat.bench import server_rss_kib as rss_kib
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 async def start_server_process(port: int, *options: str) -> subprocess.Popen[bytes]:
