@@ -201,9 +201,10 @@ def self_signed_certificate(folder: Path, hostname: str) -> tuple[Path, Path]:
         # The certificate last: its presence says the pair is complete.
         write_atomically(cert_path, certificate.public_bytes(serialization.Encoding.PEM).decode())
     except OSError as exc:
-        raise TlsError(
-            f"cannot save a TLS certificate in {folder}: {exc.strerror or exc}."
-        ) from None
+        why = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError):  # a file where tcpchat's folder should be
+            why = f"{exc.filename or folder} is a file, not a folder"
+        raise TlsError(f"cannot save a TLS certificate in {folder}: {why}.") from None
     return cert_path, key_path
 
 

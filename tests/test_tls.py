@@ -777,3 +777,13 @@ def test_a_damaged_certificate_file_is_one_plain_sentence(tmp_path: Path) -> Non
 def test_hex_fingerprints_with_spaces_are_taken() -> None:
     spaced = " ".join(["AB"] * 32)
     assert tls.parse_fingerprint(spaced) == tls.parse_fingerprint(spaced.replace(" ", ":"))
+
+
+def test_a_file_where_the_certificate_folder_should_be_is_said_plainly(tmp_path: Path) -> None:
+    blocker = tmp_path / "tcpchat"
+    blocker.write_text("")
+    with pytest.raises(tls.TlsError) as raised:
+        tls.self_signed_certificate(blocker, "localhost")
+    assert str(raised.value) == (
+        f"cannot save a TLS certificate in {blocker}: {blocker} is a file, not a folder."
+    )
