@@ -752,9 +752,11 @@ class ChatServer:
                 first.members,
                 "" if first.members == 1 else "s",
             )
-        self.dispatch(deliveries)
-        if isinstance(first, Welcome):  # the turn's broadcasts from now on are for it too
+        if isinstance(first, Welcome):  # the turn's broadcasts from now on are for it too,
+            # counted before the dispatch: it ends with the pending drops, whose `left` the
+            # joiner needs, since its welcome still counted those members.
             connection.turn_index = len(self.turn.entries)
+        self.dispatch(deliveries)
         if isinstance(first, Error):
             if first.code is ErrorCode.AUTH_FAILED:
                 log.info("wrong password from %s", connection.peer)
@@ -883,23 +885,32 @@ class ChatServer:
             return
         excluded = self.turn.excluded
         shared: dict[Mode, tuple[bytes, int]] = {}
-        for member in self.room.handles():
-            assert isinstance(member, Connection)
-            if member.done:
-                continue
-            if member.turn_index == 0 and member not in excluded:
-                mode = member.codec.mode
-                joined = shared.get(mode)
-                if joined is None:
-                    pieces = [outgoing.bytes_for(mode) for outgoing, _ in entries]
-                    joined = shared[mode] = (b"".join(pieces), max(map(len, pieces)))
-                member.take_broadcasts(*joined)
-            else:
-                member.catch_up()
-                member.flush()
-            member.turn_index = 0
-        entries.clear()
-        excluded.clear()
+        try:
+            for member in self.room.handles():
+                assert isinstance(member, Connection)
+                if member.done:
+                    continue
+                if member.turn_index == 0 and member not in excluded:
+                    mode = member.codec.mode
+                    joined = shared.get(mode)
+                    if joined is None:
+                        pieces = [outgoing.bytes_for(mode) for outgoing, _ in entries]
+                        joined = shared[mode] = (b"".join(pieces), max(map(len, pieces)))
+                    member.take_broadcasts(*joined)
+                else:
+                    member.catch_up()
+                    member.flush()
+                member.turn_index = 0
+        except BaseException:
+            # Our bug, logged by the event loop: start the next turn afresh rather than stall
+            # every later broadcast behind a log that is never cleared.
+            for member in self.room.handles():
+                assert isinstance(member, Connection)
+                member.turn_index = 0
+            raise
+        finally:
+            entries.clear()
+            excluded.clear()
         self._run_drops()
 
 

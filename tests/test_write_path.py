@@ -17,7 +17,7 @@ Every scripted scenario runs with three kinds of turn:
   unicast answer (ack, pong, welcome, EOF...), which the catch-up path must deliver at once.
 
 Then: a member dropped `slow` while JSON and plain members keep every seq; a joiner whose hello
-is handled while a `slow` drop is pending (xfail: a bug, see that test); and a room of 520
+is handled while a `slow` drop is pending (a bug this found, fixed since); and a room of 520
 members, where the real 4 ms gathering is on, ending in a shutdown with a broadcast pending.
 
 Every wait is a read with a deadline.  Ending a turn and the operator's /say and /kick run in the
@@ -620,11 +620,6 @@ def test_a_member_dropped_slow_costs_the_others_nothing(start_server, monkeypatc
     assert watcher.expect("message")["seq"] == sent + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _hello sets the joiner's turn_index after dispatch() ran a pending slow drop, "
-    "so the joiner never gets that member's `left` (server.py _hello, lines 755-757)",
-)
 def test_a_joiner_sees_the_left_of_a_member_dropped_slow_while_it_joins(start_server):
     """A member marked slow (its `_hand_over` found too much unread: `drop_later`) is taken out
     of the room by `_run_drops`, which `dispatch` runs at its end.  When the drop is still
