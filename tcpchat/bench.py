@@ -524,57 +524,55 @@ async def _send_windowed(
 async def fanout(
     settings: Settings, receivers: int, messages: int, size: int, window: int
 ) -> Report:
-    bench = Bench(settings)
-    deadline = time.monotonic() + settings.timeout
-    try:
-        join_seconds = await asyncio.wait_for(bench.connect(receivers + 1), settings.timeout)
-        sender, crowd = bench.clients[0], bench.clients[1:]
-        probe = crowd[0]
-        expected = receivers * messages
-        cpu_before = bench.cpu()
-        started = time.perf_counter()
-        sending = asyncio.ensure_future(
-            _send_windowed(sender, 0, messages, size, window, probe, deadline)
-        )
-        complete = await bench.wait_for(
-            lambda: bench.tally.deliveries >= expected, deadline, expected
-        )
-        elapsed = time.perf_counter() - started
-        sending.cancel()
-        report = bench.report(
-            "fanout",
-            receivers,
-            messages=messages,
-            size=size,
-            window=window,
-            join_seconds=round(join_seconds, 3),
-            joins_per_second=round((receivers + 1) / join_seconds) if join_seconds else 0.0,
-            expected_deliveries=expected,
-            timed_out=not complete,
-        )
-        return bench.finish(report, cpu_before, elapsed)
-    finally:
-        bench.close_all()
+    """One sender, paced by the first receiver, to `receivers` members."""
+
+    def plan(clients: list[BenchClient]) -> list[tuple[BenchClient, int, BenchClient]]:
+        return [(clients[0], 0, clients[1])]
+
+    expected = receivers * messages
+    return await _send_and_count(
+        settings, "fanout", receivers + 1, receivers, plan, messages, size, window, expected
+    )
 
 
 async def many(settings: Settings, members: int, each: int, size: int, window: int) -> Report:
+    """Every member sends `each`; each is paced by another member (the first, or the second)."""
     if members < 2:
         raise BenchError("many needs at least 2 members.")
+
+    def plan(clients: list[BenchClient]) -> list[tuple[BenchClient, int, BenchClient]]:
+        return [(c, n, clients[1] if n == 0 else clients[0]) for n, c in enumerate(clients)]
+
+    expected = members * each * (members - 1)
+    return await _send_and_count(
+        settings, "many", members, members, plan, each, size, window, expected
+    )
+
+
+async def _send_and_count(
+    settings: Settings,
+    scenario: str,
+    connections: int,
+    shown: int,
+    plan: Callable[[list[BenchClient]], list[tuple[BenchClient, int, BenchClient]]],
+    messages: int,
+    size: int,
+    window: int,
+    expected: int,
+) -> Report:
+    """Join `connections` clients; each (sender, its number, the client that paces it) of
+    `plan` sends `messages`; count deliveries until `expected` arrived or the time is up."""
     bench = Bench(settings)
     deadline = time.monotonic() + settings.timeout
     try:
-        join_seconds = await asyncio.wait_for(bench.connect(members), settings.timeout)
-        expected = members * each * (members - 1)
+        join_seconds = await asyncio.wait_for(bench.connect(connections), settings.timeout)
         cpu_before = bench.cpu()
         started = time.perf_counter()
-        clients = bench.clients
         senders = [
             asyncio.ensure_future(
-                _send_windowed(
-                    client, n, each, size, window, clients[1] if n == 0 else clients[0], deadline
-                )
+                _send_windowed(sender, number, messages, size, window, probe, deadline)
             )
-            for n, client in enumerate(clients)
+            for sender, number, probe in plan(bench.clients)
         ]
         complete = await bench.wait_for(
             lambda: bench.tally.deliveries >= expected, deadline, expected
@@ -583,13 +581,13 @@ async def many(settings: Settings, members: int, each: int, size: int, window: i
         for task in senders:
             task.cancel()
         report = bench.report(
-            "many",
-            members,
-            messages=each,
+            scenario,
+            shown,
+            messages=messages,
             size=size,
             window=window,
             join_seconds=round(join_seconds, 3),
-            joins_per_second=round(members / join_seconds) if join_seconds else 0.0,
+            joins_per_second=round(connections / join_seconds) if join_seconds else 0.0,
             expected_deliveries=expected,
             timed_out=not complete,
         )
@@ -623,7 +621,8 @@ async def capacity(settings: Settings, members: int) -> Report:
 
 async def churn(settings: Settings, rounds: int, batch: int) -> Report:
     deadline = time.monotonic() + settings.timeout
-    cpu = Bench(settings).cpu()
+    meter = Bench(settings)  # the server's numbers around all the rounds
+    cpu = meter.cpu()
     started = time.perf_counter()
     done = 0
     for _ in range(rounds):
@@ -639,15 +638,14 @@ async def churn(settings: Settings, rounds: int, batch: int) -> Report:
         if settings.progress is not None:
             settings.progress(done, rounds * batch)
     elapsed = time.perf_counter() - started
-    probe = Bench(settings)
-    report = probe.report(
+    report = meter.report(
         "churn",
         done,
         join_seconds=round(elapsed, 3),
         joins_per_second=round(done / elapsed) if elapsed else 0.0,
         timed_out=done < rounds * batch,
     )
-    return probe.finish(report, cpu, elapsed)
+    return meter.finish(report, cpu, elapsed)
 
 
 def run(coroutine: Any) -> Report:

@@ -844,24 +844,15 @@ class ChatServer:
             self._dropping = False
 
     def dispatch(self, deliveries: Iterable[Delivery]) -> None:
-        """Write each delivery to its members, encoding each event once per mode."""
+        """Send each delivery: to everyone through the turn's broadcasts (encoded once), to
+        named members through their codec, which follows what its peer was sent."""
         for delivery in deliveries:
             if delivery.everyone:
                 self._broadcast(delivery.event, delivery.exclude)
                 continue
-            if len(delivery.to) == 1:  # through the codec, which follows what its peer was sent
-                (connection,) = delivery.to
+            for connection in delivery.to:
                 assert isinstance(connection, Connection)
                 connection.send(delivery.event)
-                continue
-            outgoing = Outgoing(delivery.event)
-            encoded: dict[Mode, bytes] = {}
-            for connection in delivery.to:  # the hot loop: each member's bytes, no encoding
-                mode = connection.codec.mode  # type: ignore[attr-defined]
-                data = encoded.get(mode)
-                if data is None:
-                    data = encoded[mode] = outgoing.bytes_for(mode)
-                connection.write(data)  # type: ignore[attr-defined]
         self._run_drops()
 
     def _broadcast(self, event: ServerEvent, exclude: object) -> None:
