@@ -50,6 +50,7 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT, RunningServer
+from wire import recv_until_closed
 
 Event = dict[str, Any]
 
@@ -157,6 +158,28 @@ class Progress:
         await self._signal.until(
             lambda: self.count >= target, timeout, lambda: f"progress {self.count} < {target}"
         )
+
+
+async def send_across(
+    storm: Progress,
+    size: int,
+    peer: Peer,
+    name: str,
+    count: int,
+    batch: int,
+    message: Callable[[int], tuple[str, str]],
+    said: dict[str, list[str]],
+    acked: dict[int, tuple[str, str]],
+) -> None:
+    """Send `count` messages (text, id) = message(i) from `name`, `batch` at a time: batch b
+    once b/(count/batch) of the storm's `size` steps are done, so the messages span the storm."""
+    for step in range(count // batch):
+        await storm.reached(step * size * batch // count, BUDGET)
+        texts = [message(i) for i in range(step * batch, (step + 1) * batch)]
+        said[name] += [text for text, _ in texts]
+        got = await peer.say_all(name, texts)
+        assert not acked.keys() & got.keys()  # a seq is acknowledged once
+        acked.update(got)
 
 
 async def poll_server(
@@ -502,16 +525,10 @@ async def churn_storm(running: RunningServer, capsys: pytest.CaptureFixture[str]
             finished.add()
 
         async def sender(n: int, peer: Peer) -> None:
-            name = f"steady{n}"
-            for batch in range(STEADY_MESSAGES // STEADY_BATCH):
-                # Batch b goes once b/20 of the churn is over: the messages span the storm.
-                await finished.reached(batch * CHURN * STEADY_BATCH // STEADY_MESSAGES, BUDGET)
-                numbers = range(batch * STEADY_BATCH, (batch + 1) * STEADY_BATCH)
-                texts = [(f"{name} m{i}", f"{n}-{i}") for i in numbers]
-                said[name] += [text for text, _ in texts]
-                got = await peer.say_all(name, texts)
-                assert not acked.keys() & got.keys()
-                acked.update(got)
+            await send_across(
+                finished, CHURN, peer, f"steady{n}", STEADY_MESSAGES, STEADY_BATCH,
+                lambda i: (f"steady{n} m{i}", f"{n}-{i}"), said, acked,
+            )  # fmt: skip
 
         began = time.monotonic()
         await together(
@@ -708,12 +725,10 @@ async def garbage_storm(running: RunningServer, capsys: pytest.CaptureFixture[st
             finished.add()
 
         async def chat() -> None:
-            for batch in range(GARBAGE_MESSAGES // GARBAGE_BATCH):
-                await finished.reached(batch * GARBAGE * GARBAGE_BATCH // GARBAGE_MESSAGES, BUDGET)
-                numbers = range(batch * GARBAGE_BATCH, (batch + 1) * GARBAGE_BATCH)
-                texts = [(f"clean {i}", str(i)) for i in numbers]
-                said["sender"] += [text for text, _ in texts]
-                acked.update(await sender.say_all("sender", texts))
+            await send_across(
+                finished, GARBAGE, sender, "sender", GARBAGE_MESSAGES, GARBAGE_BATCH,
+                lambda i: (f"clean {i}", str(i)), said, acked,
+            )  # fmt: skip
 
         began = time.monotonic()
         await together(*(garbage(n) for n in range(GARBAGE)), chat())
@@ -761,21 +776,7 @@ def read_until_closed(sock: socket.socket, timeout: float) -> bytes:
     kernels already hold arrives quickly (through the smallest window that takes seconds).
     """
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024 * 1024)
-    data = b""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, "the server did not close the never-reader's connection"
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            continue
-        except ConnectionResetError:
-            return data
-        if not chunk:
-            return data
-        data += chunk
+    return recv_until_closed(sock, timeout)
 
 
 async def never_read_storm(running: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -951,12 +952,10 @@ async def reset_storm(running: RunningServer, capsys: pytest.CaptureFixture[str]
             finished.add()
 
         async def chat() -> None:
-            for batch in range(RESET_MESSAGES // RESET_BATCH):
-                await finished.reached(batch * RESETS * RESET_BATCH // RESET_MESSAGES, BUDGET)
-                numbers = range(batch * RESET_BATCH, (batch + 1) * RESET_BATCH)
-                texts = [(f"steady {i}", str(i)) for i in numbers]
-                said["sender"] += [text for text, _ in texts]
-                acked.update(await sender.say_all("sender", texts))
+            await send_across(
+                finished, RESETS, sender, "sender", RESET_MESSAGES, RESET_BATCH,
+                lambda i: (f"steady {i}", str(i)), said, acked,
+            )  # fmt: skip
 
         began = time.monotonic()
         await together(*(resetter(n) for n in range(RESETS)), chat())

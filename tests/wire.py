@@ -72,25 +72,30 @@ class LineClient:
 
     def read_eof(self, timeout: float | None = None) -> bytes:
         """Everything up to the server's close; AssertionError if it stays open."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        data = self._buffer
-        self._buffer = b""
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError("the server did not close the connection")
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except ConnectionResetError:
-                return data
-            if not chunk:
-                return data
-            data += chunk
+        data, self._buffer = self._buffer, b""
+        return data + recv_until_closed(self.sock, timeout or self.timeout)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.sock.close()
+
+
+def recv_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """What `sock` receives until the peer closes or resets it; AssertionError after `timeout`."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError("the server did not close the connection")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
