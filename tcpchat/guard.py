@@ -11,8 +11,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 MINUTE = 60.0
 FAILURE_WINDOW = 10 * MINUTE  # wrong passwords older than this are forgotten
@@ -185,3 +186,56 @@ class AddressGuard:
                 if record.tokens < self.limits.connect_rate:
                     continue
             del self._records[key]
+
+
+Holder = TypeVar("Holder", bound=Hashable)
+
+
+class HandshakeSlots(Generic[Holder]):
+    """TLS handshakes in progress: at most `capacity` at once, at most `per_address` from one
+    address, shared so that sockets left idle cannot keep real clients out.
+
+    A newcomer always gets a slot.  When its address already holds `per_address`, it takes the
+    slot of that address's oldest handshake; when every slot is taken, it takes the oldest slot
+    of the address that holds the most.  A real client finishes its handshake in milliseconds,
+    so the ones pushed out are those that sat idle longest at the greediest address.
+    """
+
+    def __init__(self, capacity: int, per_address: int) -> None:
+        self.capacity = capacity
+        self.per_address = per_address
+        self._address_of: dict[Holder, str] = {}
+        # Per address, its holders oldest first (dicts keep insertion order).
+        self._by_address: dict[str, dict[Holder, None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._address_of)
+
+    def enter(self, host: str, holder: Holder) -> Holder | None:
+        """Give `holder` a slot for a handshake from `host`; return the holder it displaced."""
+        key = address_key(host)
+        mine = self._by_address.get(key, {})
+        evicted: Holder | None = None
+        if len(mine) >= self.per_address:
+            evicted = next(iter(mine))
+        elif len(self._address_of) >= self.capacity:
+            busiest = max(self._by_address.values(), key=lambda holders: len(holders))
+            evicted = next(iter(busiest))
+        if evicted is not None:
+            self.leave(evicted)
+        self._by_address.setdefault(key, {})[holder] = None
+        self._address_of[holder] = key
+        return evicted
+
+    def leave(self, holder: Holder) -> None:
+        """`holder`'s handshake is over (done, failed or displaced); nothing if it held no slot."""
+        key = self._address_of.pop(holder, None)
+        if key is None:
+            return
+        holders = self._by_address[key]
+        del holders[holder]
+        if not holders:
+            del self._by_address[key]
+
+    def holders(self) -> list[Holder]:
+        return list(self._address_of)

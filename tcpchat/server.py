@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tcpchat import sockets
-from tcpchat.guard import AddressGuard, GuardLimits, address_key
+from tcpchat.guard import AddressGuard, GuardLimits, HandshakeSlots, address_key
 from tcpchat.protocol import (
     DEFAULT_LINE_LIMIT,
     DEFAULT_MAX_TEXT,
@@ -65,11 +65,9 @@ from tcpchat.room import Delivery, Room, RoomLimits
 SECONDS = 1.0
 READ_CHUNK = 64 * KIB
 FLUSH_AT = 64 * KIB  # an outbox this full goes to the kernel at once, not at the end of the turn
-# StreamWriter.start_tls (Python 3.11+) lets TLS start after the door; 3.10 does it before.
-TLS_AFTER_ACCEPT = hasattr(asyncio.StreamWriter, "start_tls")
-MAX_HANDSHAKES = 256  # TLS handshakes in progress at once; more connections are cut
+MAX_HANDSHAKES = 256  # TLS handshakes in progress at once (see HandshakeSlots)
+MAX_HANDSHAKES_PER_ADDRESS = 16
 MAX_TLS_REFUSING = 16  # refused TLS connections told why at once (each costs a handshake)
-TLS_HANDSHAKE_TIMEOUT = 15 * SECONDS  # a TLS client that has not finished by then is cut
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 REFUSE_GRACE = 2 * SECONDS  # the same for a connection refused at the door (it never joined)
 REFUSAL_LOG_EVERY = 60 * SECONDS
@@ -79,6 +77,7 @@ MAX_REFUSING = 256  # refused connections being told why at once; past that, cut
 # milliseconds instead of per join.  Smaller rooms get every event at once.
 GATHER_FROM = 500
 GATHER_TIME = 0.004 * SECONDS
+ACCEPT_RETRY = 0.1 * SECONDS  # after a failed accept, before the next
 IDLE_WARNING = 60 * SECONDS  # an idle member is warned this long (at most half the timeout) before
 
 log = logging.getLogger("tcpchat.server")
@@ -114,6 +113,9 @@ class ServerConfig:
     auth_lockout: float = 60 * SECONDS
     # With a context, every connection is TLS (tcpchat.tls makes one from a certificate).
     tls: ssl.SSLContext | None = None
+    # A real client finishes its handshake in a few round trips; a socket still silent then is
+    # cut, so that idle sockets cannot hold the handshake slots.
+    handshake_timeout: float = 10 * SECONDS
 
     def guard_limits(self) -> GuardLimits:
         return GuardLimits(
@@ -489,11 +491,14 @@ class ChatServer:
         self.turn = TurnBroadcasts()
         self.guard = AddressGuard(config.guard_limits())
         self._refusing = 0
-        self._handshaking = 0
+        self._handshakes: HandshakeSlots[asyncio.Task[None]] = HandshakeSlots(
+            MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS
+        )
         self._refusals_logged: dict[str, float] = {}
         self.clock = clock
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._admitting: set[asyncio.Future[None]] = set()  # TLS sockets before they are served
         self._pending_drops: collections.deque[tuple[Connection, LeaveReason]] = collections.deque()
         self._dropping = False
         self.stopping = False
@@ -507,25 +512,25 @@ class ChatServer:
         """Listen, serve every connection, and return once `shutdown_trigger()` completes and
         the members have been told and flushed (hypercorn's design: tests stop it without signals)."""
         listeners = sockets.bind_sockets(self.config.host, self.config.port)
+        tls = self.config.tls
         servers = []
+        accepting: list[asyncio.Task[None]] = []
         try:
             for sock in listeners:
+                if tls is not None:
+                    accepting.append(asyncio.ensure_future(self._accept_tls(sock, tls)))
+                    continue
                 servers.append(
                     await asyncio.start_server(
                         self._accept,
                         sock=sock,
                         limit=READ_CHUNK * 2,
                         backlog=sockets.LISTEN_BACKLOG,
-                        # TLS after the door (see `_handshake`) where Python can; else before it.
-                        ssl=None if TLS_AFTER_ACCEPT else self.config.tls,
-                        ssl_handshake_timeout=(
-                            TLS_HANDSHAKE_TIMEOUT
-                            if self.config.tls and not TLS_AFTER_ACCEPT
-                            else None
-                        ),
                     )
                 )
         except BaseException:
+            for task in accepting:
+                task.cancel()
             for sock in listeners:
                 sock.close()
             raise
@@ -537,31 +542,97 @@ class ChatServer:
         finally:
             for server in servers:
                 server.close()
+            for task in accepting:
+                task.cancel()
+            if accepting:
+                await asyncio.wait(accepting)
+                for sock in listeners:
+                    sock.close()
             await self._shut_down()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        """A plain TCP connection: through the door, then served."""
         if self.stopping:
             sockets.reset(writer.transport)
             return
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sockets.enable_keepalive(sock)
-        host = peer_host(writer.get_extra_info("peername"))
-        refusal = self.guard.admit(host)
+        refusal = self.guard.admit(peer_host(writer.get_extra_info("peername")))
         if refusal is not None and self._refusing >= MAX_REFUSING:
             sockets.reset(writer.transport)  # a flood: telling each one why would be its win
             return
-        tls = self.config.tls
-        if (
-            tls is not None
-            and TLS_AFTER_ACCEPT
-            and not await self._handshake(writer, tls, refused=refusal is not None)
-        ):
-            if refusal is None:
-                self.guard.release(host)
+        await self._serve_connection(reader, writer, refusal)
+
+    async def _accept_tls(self, listener: socket.socket, tls: ssl.SSLContext) -> None:
+        """Take TLS connections from `listener` until cancelled.
+
+        The door (limits, bans) decides on the bare socket, before any handshake: a handshake
+        costs memory and CPU, so a peer over its address's limits gets none for the asking.
+        TLS then starts on a fresh transport, with nothing of the client's hello read yet.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # the peer gave up in the backlog, or we ran out of something
+                log.debug("accept failed: %s", exc)
+                await asyncio.sleep(ACCEPT_RETRY)
+                continue
+            admitting = asyncio.ensure_future(self._admit_tls(sock, tls))
+            self._admitting.add(admitting)
+            admitting.add_done_callback(self._admitting.discard)
+
+    async def _admit_tls(self, sock: socket.socket, tls: ssl.SSLContext) -> None:
+        """One accepted TLS socket: the door, a fair handshake slot, the handshake, then served."""
+        sockets.enable_keepalive(sock)
+        try:
+            host = peer_host(sock.getpeername())
+        except OSError:  # reset while it waited in the backlog
+            sock.close()
             return
+        refusal = None if self.stopping else self.guard.admit(host)
+        if self.stopping or (refusal is not None and self._refusing >= MAX_TLS_REFUSING):
+            sockets.reset_socket(sock)
+            sock.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        evicted = self._handshakes.enter(host, task)
+        if evicted is not None:  # slots are scarce: the oldest of the greediest address goes
+            evicted.cancel()
+        reader = asyncio.StreamReader(limit=READ_CHUNK * 2)
+        handed_over = False
+
+        def connected(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> Awaitable[None]:
+            nonlocal handed_over
+            handed_over = True
+            return self._serve_connection(reader, writer, refusal)
+
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: asyncio.StreamReaderProtocol(reader, connected),
+                sock,
+                ssl=tls,
+                ssl_handshake_timeout=self.config.handshake_timeout,
+            )
+        except (OSError, asyncio.TimeoutError, asyncio.CancelledError, EOFError) as exc:
+            if not handed_over:  # else the connection's own task closes and releases it
+                log.debug("TLS handshake with %s failed: %r", host, exc)
+                sockets.reset_socket(sock)  # its transport closes it, with a reset
+                if refusal is None:
+                    self.guard.release(host)
+        finally:
+            self._handshakes.leave(task)
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, refusal: str | None
+    ) -> None:
+        """Serve a connection the door let in until it ends, or tell a refused one why."""
+        task = asyncio.current_task()
+        assert task is not None
         connection = Connection(self, reader, writer)
         self.connections.add(connection)
         self._tasks.add(task)
@@ -614,30 +685,6 @@ class ChatServer:
         else:
             log.debug("refused %s: %s", connection.peer, refusal)
 
-    async def _handshake(
-        self, writer: asyncio.StreamWriter, tls: ssl.SSLContext, *, refused: bool
-    ) -> bool:
-        """TLS on a connection the door let in (or one being told why not); False if it failed.
-
-        After the door, not before: a handshake costs the server memory and CPU, so a peer over
-        its address's limits must not get one for the asking.  Handshakes at once are capped.
-        """
-        if self._handshaking >= MAX_HANDSHAKES or (refused and self._refusing >= MAX_TLS_REFUSING):
-            sockets.reset(writer.transport)
-            return False
-        self._handshaking += 1
-        try:
-            await writer.start_tls(  # type: ignore[attr-defined,unused-ignore]
-                tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
-            )
-        except (OSError, asyncio.TimeoutError, EOFError) as exc:
-            log.debug("TLS handshake failed: %s", exc)
-            sockets.reset(writer.transport)
-            return False
-        finally:
-            self._handshaking -= 1
-        return True
-
     def _fail(self, connection: Connection) -> None:
         message = (
             "The server hit an internal error on your connection and closed it; please reconnect."
@@ -647,6 +694,8 @@ class ChatServer:
     async def _shut_down(self) -> None:
         """Tell every member, flush with a deadline, then close whatever is left."""
         self.stopping = True
+        for handshake in self._handshakes.holders():
+            handshake.cancel()
         goodbye = Outgoing(Shutdown(message=f"The server {self.config.name} is shutting down."))
         count = self.room.count
         for connection in list(self.connections):

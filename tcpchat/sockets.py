@@ -149,6 +149,15 @@ def format_address(address: object) -> str:
     return f"{host}:{port}"
 
 
+def reset_socket(sock: socket.socket) -> None:
+    """Make closing `sock` (by us, or by the transport that owns it) a TCP reset."""
+    try:
+        if sock.fileno() >= 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    except OSError:
+        pass  # not connected any more: its close sends nothing anyway
+
+
 def reset(transport: asyncio.WriteTransport) -> None:
     """Cut a connection with a TCP reset, dropping what the kernel still holds for the peer.
 

@@ -23,6 +23,7 @@ class RunningServer:
     """A server running in its own thread and event loop, on 127.0.0.1 and a free port."""
 
     config: ServerConfig
+    event_loop: str = "asyncio"  # or "uvloop"
     server: ChatServer | None = None
     port: int = 0
     loop: asyncio.AbstractEventLoop | None = None
@@ -54,7 +55,12 @@ class RunningServer:
             await serve(self.config, self._stop.wait, started)
 
         try:
-            asyncio.run(main())
+            if self.event_loop == "uvloop":
+                import uvloop
+
+                uvloop.run(main())
+            else:
+                asyncio.run(main())
         except BaseException as exc:  # reported to the test by start() or stop()
             self.error = exc
         finally:
@@ -114,7 +120,20 @@ class RunningServer:
 
 
 @pytest.fixture
-def start_server() -> Iterator[Callable[..., RunningServer]]:
+def server_loop() -> str:
+    """The event loop the test servers run on; a module overrides this to run on both."""
+    return "asyncio"
+
+
+def both_event_loops(request: pytest.FixtureRequest) -> str:
+    """For a `server_loop` fixture with params asyncio and uvloop: uvloop where installed."""
+    if request.param == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed here")
+    return str(request.param)
+
+
+@pytest.fixture
+def start_server(server_loop: str) -> Iterator[Callable[..., RunningServer]]:
     """Start servers with ServerConfig fields as keyword arguments; all are stopped at the end."""
     running: list[RunningServer] = []
 
@@ -129,7 +148,7 @@ def start_server() -> Iterator[Callable[..., RunningServer]]:
             "connect_rate": None,
         }
         settings.update(overrides)
-        server = RunningServer(ServerConfig(**settings)).start()
+        server = RunningServer(ServerConfig(**settings), server_loop).start()
         running.append(server)
         return server
 

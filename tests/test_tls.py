@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer
+from conftest import TIMEOUT, RunningServer, both_event_loops
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,6 +40,12 @@ StartServer = Callable[..., RunningServer]
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def server_loop(request: pytest.FixtureRequest) -> str:
+    """Every TLS test runs against a server on asyncio's event loop and on uvloop."""
+    return both_event_loops(request)
 
 
 @pytest.fixture
