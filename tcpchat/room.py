@@ -40,6 +40,7 @@ from tcpchat.protocol import (
 )
 
 Handle = Hashable
+PASSWORD_NEEDED = "This server needs a password."
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +126,6 @@ class Room:
             return Error(ErrorCode.NAME_TAKEN, f"The name {name!r} is taken; choose another.")
         return None
 
-    def wants_password_for(self, handle: Handle, hello: Hello) -> bool:
-        """True when a plain-mode `hello` could join but for the password it has not given yet."""
-        return (
-            self.limits.password is not None
-            and handle not in self._names
-            and self.name_error(normalize_name(hello.name)) is None
-        )
-
     def password_matches(self, password: str | None) -> bool:
         expected = self.limits.password
         if expected is None:
@@ -145,8 +138,14 @@ class Room:
 
     # --- changes -------------------------------------------------------------------------------
 
-    def join(self, handle: Handle, hello: Hello, now: datetime) -> list[Delivery]:
-        """`hello`: `welcome` to the joiner and `joined` to the rest, or one `error` to it."""
+    def join(
+        self, handle: Handle, hello: Hello, now: datetime, *, password_checked: bool = False
+    ) -> list[Delivery]:
+        """`hello`: `welcome` to the joiner and `joined` to the rest, or one `error` to it.
+
+        The password is checked before the name, so that a stranger learns nothing about who
+        is here; `password_checked` says an earlier `hello` on this connection gave the right one.
+        """
         if handle in self._names:
             return [_error_to(handle, ErrorCode.ALREADY_JOINED, "You have already joined.")]
         if hello.version != PROTOCOL_VERSION:
@@ -157,7 +156,9 @@ class Room:
                     f"This server speaks protocol version {PROTOCOL_VERSION}, not {hello.version}.",
                 )
             ]
-        if not self.password_matches(hello.password):
+        if not password_checked and not self.password_matches(hello.password):
+            if hello.password is None:
+                return [_error_to(handle, ErrorCode.AUTH_FAILED, PASSWORD_NEEDED)]
             return [_error_to(handle, ErrorCode.AUTH_FAILED, "Wrong password.")]
         limit = self.limits.max_members
         if limit is not None and self.count >= limit:

@@ -218,6 +218,9 @@ class Connection:
             TokenBucket(server.config.rate, server.config.burst) if server.config.rate > 0 else None
         )
         self.done = False
+        # The right password was given on this connection (a later `hello` for another name
+        # need not give it again).
+        self.password_checked = False
         # Bytes written during one turn of the event loop go out in one send (see `write`).
         self._outbox: list[bytes] = []
         self._outbox_size = 0
@@ -782,16 +785,20 @@ class ChatServer:
     def _hello(self, connection: Connection, hello: Hello) -> None:
         room = self.room
         plain = connection.codec.mode is Mode.PLAIN
-        if plain and hello.password is None and room.wants_password_for(connection, hello):
-            connection.codec.ask_password(hello.name)
-            connection.write(b"Password:\n")
-            return
-        locked = self.guard.locked_out(connection.host) if room.limits.password else None
+        needs_password = room.limits.password is not None and not connection.password_checked
+        locked = self.guard.locked_out(connection.host) if needs_password else None
         if locked is not None:  # no guessing on connections opened before the lockout either
             connection.send(Error(ErrorCode.AUTH_FAILED, locked))
             connection.close()
             return
-        deliveries = room.join(connection, hello, self.clock())
+        if plain and needs_password and hello.password is None and not room.is_member(connection):
+            # Whatever the name: whether it is free must not be told before the password.
+            connection.codec.ask_password(hello.name)
+            connection.write(b"Password:\n")
+            return
+        deliveries = room.join(
+            connection, hello, self.clock(), password_checked=connection.password_checked
+        )
         first = deliveries[0].event
         if isinstance(first, Welcome):
             log.info(
@@ -807,9 +814,11 @@ class ChatServer:
             connection.turn_index = len(self.turn.entries)
         self.dispatch(deliveries)
         if isinstance(first, Error):
-            if first.code is ErrorCode.AUTH_FAILED:
+            if first.code is ErrorCode.AUTH_FAILED and hello.password is not None:
                 log.info("wrong password from %s", connection.peer)
                 self.guard.password_failed(connection.host)
+            elif first.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN):
+                connection.password_checked = True  # it came after the password, which was right
             if first.code.is_fatal:
                 connection.close()
             elif plain and first.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN):

@@ -1184,6 +1184,57 @@ def test_plain_password_is_asked_for(start_server):
     plain_sync(carol, 1)
 
 
+def test_plain_mode_asks_the_password_before_saying_anything_of_the_name(start_server):
+    """A taken or invalid name gets the same `Password:` as a free one: a stranger learns
+    nothing of who is here, and a wrong password is the only thing counted against it."""
+    server = start_server(password="s3cret", auth_failures=2)
+    alice = server.connect()
+    alice.read_line()
+    alice.send_json(hello("alice", password="s3cret"))
+    alice.expect("welcome")
+    for name in ("alice", "ALICE", "bad name!", "server", "zed"):
+        stranger = server.connect()
+        stranger.read_line()
+        stranger.send_line(name)
+        assert stranger.read_line() == "Password:", name
+    for _ in range(3):  # name problems after the right password: never a wrong password
+        carol = server.connect()
+        carol.read_line()
+        carol.send_line("alice")
+        assert carol.read_line() == "Password:"
+        carol.send_line("s3cret")
+        assert "taken" in carol.read_line()
+        assert carol.read_line() == "Enter another name:"
+        carol.send_line("bad name!")
+        assert carol.read_line().startswith("! A name may hold only")
+        assert carol.read_line() == "Enter another name:"
+        carol.send_line("carol")  # the password is not asked again
+        assert "Welcome" in "\n".join(plain_until(carol, "/help"))
+        carol.send_line("/quit")
+        expect_closed(carol)
+    eve = server.connect()
+    eve.read_line()
+    eve.send_line("alice")
+    assert eve.read_line() == "Password:"
+    eve.send_line("guess")
+    assert expect_closed(eve) == ["! Wrong password."]
+
+
+def test_a_hello_without_a_password_is_told_one_is_needed_and_not_counted(start_server):
+    """tcpchat's client first tries without one, then asks the person: not a wrong guess."""
+    server = start_server(password="s3cret", auth_failures=2)
+    for _ in range(3):
+        client = server.connect()
+        client.read_line()
+        client.send_json(hello("alice"))
+        assert expect_error(client, "auth_failed")["message"] == "This server needs a password."
+        expect_closed(client)
+    client = server.connect()
+    client.read_line()
+    client.send_json(hello("alice", password="s3cret"))
+    assert client.expect("welcome")["name"] == "alice"
+
+
 # --- shutdown and scale --------------------------------------------------------------------------
 
 
