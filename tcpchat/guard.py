@@ -8,6 +8,7 @@ addresses would let one machine pass every limit.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import math
 import time
@@ -18,6 +19,7 @@ from typing import Generic, TypeVar
 MINUTE = 60.0
 FAILURE_WINDOW = 10 * MINUTE  # wrong passwords older than this are forgotten
 PRUNE_AT = 4096  # per-address records kept before idle ones are swept out
+TRUSTED_KEPT = 4096  # addresses that gave the right password, newest kept
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class GuardLimits:
     connect_rate: int | None = 60  # new connections a minute, in bursts of as many
     auth_failures: int = 5  # wrong passwords allowed in FAILURE_WINDOW before a lockout
     auth_lockout: float = MINUTE
+    # Wrong passwords a minute from all addresses together (in bursts of as many): past that,
+    # only addresses that gave the right password before may try one (None: no such limit).
+    global_auth_failures: int | None = 30
 
 
 def address_key(host: str) -> str:
@@ -62,6 +67,9 @@ class AddressGuard:
         self.clock = clock
         self._records: dict[str, _Record] = {}
         self._bans: dict[str, float | None] = {}  # key -> until (clock time), None: until restart
+        self._global_failures = _Record(tokens=float(limits.global_auth_failures or 0))
+        self._global_failures.refilled = clock()
+        self._trusted: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     # --- connections -------------------------------------------------------------------------
 
@@ -119,10 +127,41 @@ class AddressGuard:
         wait = int(record.locked_until - now) + 1
         return f"Too many wrong passwords from your address; try again in {wait} seconds."
 
+    def password_refused(self, host: str) -> str | None:
+        """Why `host` may not try a password now: its own lockout, or (for an address that never
+        gave the right one) too many wrong passwords from everywhere lately."""
+        locked = self.locked_out(host)
+        if locked is not None or address_key(host) in self._trusted:
+            return locked
+        rate = self.limits.global_auth_failures
+        if rate is None:
+            return None
+        bucket = self._global_failures
+        _refill_tokens(bucket, self.clock(), rate)
+        if bucket.tokens >= 1:
+            return None
+        wait = math.ceil((1 - bucket.tokens) * MINUTE / rate)
+        return (
+            "Too many wrong passwords have been tried on this server lately; "
+            f"try again in {wait} second{'s' if wait != 1 else ''}."
+        )
+
+    def password_accepted(self, host: str) -> None:
+        """`host` gave the right password: it may go on trying while others are guessing."""
+        key = address_key(host)
+        self._trusted[key] = None
+        self._trusted.move_to_end(key)
+        if len(self._trusted) > TRUSTED_KEPT:
+            self._trusted.popitem(last=False)
+
     def password_failed(self, host: str) -> None:
         """One wrong password from `host`; past the allowance the address is locked out a while."""
         key = address_key(host)
         now = self.clock()
+        rate = self.limits.global_auth_failures
+        if rate is not None:
+            _refill_tokens(self._global_failures, now, rate)
+            self._global_failures.tokens -= 1
         record = self._records.setdefault(key, _Record(tokens=self._rate_burst(), refilled=now))
         recent = [t for t in record.failures or [] if now - t < FAILURE_WINDOW]
         recent.append(now)
@@ -168,9 +207,7 @@ class AddressGuard:
         return float(self.limits.connect_rate or 0)
 
     def _refill(self, record: _Record, now: float) -> None:
-        rate = self.limits.connect_rate or 0
-        record.tokens = min(float(rate), record.tokens + (now - record.refilled) * rate / MINUTE)
-        record.refilled = now
+        _refill_tokens(record, now, self.limits.connect_rate or 0)
 
     def _prune(self, now: float) -> None:
         """Forget addresses with nothing open, a full allowance, and no lockout or recent failure:
@@ -186,6 +223,14 @@ class AddressGuard:
                 if record.tokens < self.limits.connect_rate:
                     continue
             del self._records[key]
+
+
+def _refill_tokens(record: _Record, now: float, per_minute: int) -> None:
+    """A token bucket of `per_minute` a minute, in bursts of as many."""
+    record.tokens = min(
+        float(per_minute), record.tokens + (now - record.refilled) * per_minute / MINUTE
+    )
+    record.refilled = now
 
 
 Holder = TypeVar("Holder", bound=Hashable)

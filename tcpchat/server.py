@@ -111,6 +111,9 @@ class ServerConfig:
     # Wrong passwords from one address (in ten minutes) before it must wait `auth_lockout`.
     auth_failures: int = 5
     auth_lockout: float = 60 * SECONDS
+    # Wrong passwords a minute from all addresses together before only addresses that once gave
+    # the right one may try (None: no such limit).
+    global_auth_failures: int | None = 30
     # With a context, every connection is TLS (tcpchat.tls makes one from a certificate).
     tls: ssl.SSLContext | None = None
     # A real client finishes its handshake in a few round trips; a socket still silent then is
@@ -123,6 +126,7 @@ class ServerConfig:
             connect_rate=self.connect_rate,
             auth_failures=self.auth_failures,
             auth_lockout=self.auth_lockout,
+            global_auth_failures=self.global_auth_failures,
         )
 
     def room_limits(self) -> RoomLimits:
@@ -786,7 +790,7 @@ class ChatServer:
         room = self.room
         plain = connection.codec.mode is Mode.PLAIN
         needs_password = room.limits.password is not None and not connection.password_checked
-        locked = self.guard.locked_out(connection.host) if needs_password else None
+        locked = self.guard.password_refused(connection.host) if needs_password else None
         if locked is not None:  # no guessing on connections opened before the lockout either
             connection.send(Error(ErrorCode.AUTH_FAILED, locked))
             connection.close()
@@ -808,20 +812,25 @@ class ChatServer:
                 first.members,
                 "" if first.members == 1 else "s",
             )
-        if isinstance(first, Welcome):  # the turn's broadcasts from now on are for it too,
-            # counted before the dispatch: it ends with the pending drops, whose `left` the
-            # joiner needs, since its welcome still counted those members.
+            # The turn's broadcasts from now on are for it too, counted before the dispatch:
+            # it ends with the pending drops, whose `left` the joiner needs, since its welcome
+            # still counted those members.
             connection.turn_index = len(self.turn.entries)
         self.dispatch(deliveries)
+        name_refused = isinstance(first, Error) and first.code in (
+            ErrorCode.BAD_NAME,
+            ErrorCode.NAME_TAKEN,
+        )
+        if needs_password and (isinstance(first, Welcome) or name_refused):
+            connection.password_checked = True  # names are checked after the password
+            self.guard.password_accepted(connection.host)
         if isinstance(first, Error):
             if first.code is ErrorCode.AUTH_FAILED and hello.password is not None:
                 log.info("wrong password from %s", connection.peer)
                 self.guard.password_failed(connection.host)
-            elif first.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN):
-                connection.password_checked = True  # it came after the password, which was right
             if first.code.is_fatal:
                 connection.close()
-            elif plain and first.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN):
+            elif plain and name_refused:
                 connection.write(b"Enter another name:\n")
 
     # --- the operator's commands (tcpchat.moderation) -------------------------------------------

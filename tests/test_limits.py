@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT, RunningServer
+from wire import LineClient
 from test_server import expect_closed, expect_error, hello, join, json_line, next_of, say, sync
 
 from tcpchat.guard import PRUNE_AT, AddressGuard, GuardLimits, address_key
@@ -118,6 +119,25 @@ def test_old_wrong_passwords_are_forgotten() -> None:
     assert g.admit("192.0.2.1") is None
 
 
+def test_wrong_passwords_from_many_addresses_are_limited_together() -> None:
+    """50 addresses with 5 guesses each is not 250 guesses: past the shared allowance only
+    addresses that once gave the right password may try, until it refills."""
+    g, clock = guard(auth_failures=5, global_auth_failures=30)
+    g.password_accepted("198.51.100.7")
+    for n in range(30):
+        assert g.password_refused(f"192.0.2.{n}") is None
+        g.password_failed(f"192.0.2.{n}")
+    assert g.password_refused("192.0.2.200") == (
+        "Too many wrong passwords have been tried on this server lately; try again in 2 seconds."
+    )
+    assert g.password_refused("198.51.100.7") is None  # a known member is not kept out
+    assert g.admit("192.0.2.200") is None  # connecting is not refused: only guessing
+    clock.now += 2
+    assert g.password_refused("192.0.2.200") is None
+    g.password_failed("192.0.2.200")
+    assert g.password_refused("192.0.2.201") is not None
+
+
 def test_bans_for_a_time_or_until_restart_and_lifted() -> None:
     g, clock = guard()
     assert g.ban("192.0.2.1", 120) == "192.0.2.1"
@@ -207,6 +227,30 @@ def test_wrong_passwords_lock_the_address_out(start_server) -> None:
         expect_error(client, "auth_failed")
         expect_closed(client)
     assert refusal_of(server).startswith("Too many wrong passwords from your address; try again in")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs all of 127/8 on loopback")
+def test_password_guesses_from_many_addresses_are_limited_together(start_server) -> None:
+    server = start_server(password="pw", auth_failures=5, global_auth_failures=3)
+    alice = server.connect()
+    alice.read_line()
+    alice.send_json(hello("alice", password="pw"))
+    alice.expect("welcome")
+    for n in range(3):
+        guesser = LineClient("127.0.0.1", server.port, TIMEOUT, source=f"127.0.3.{n + 1}")
+        server.clients.append(guesser)
+        guesser.read_line()
+        guesser.send_json(hello("mallory", password="guess"))
+        assert expect_error(guesser, "auth_failed")["message"] == "Wrong password."
+    late = LineClient("127.0.0.1", server.port, TIMEOUT, source="127.0.3.9")
+    server.clients.append(late)
+    late.read_line()
+    late.send_json(hello("bob", password="pw"))  # even the right one, for now
+    assert "lately" in expect_error(late, "auth_failed")["message"]
+    again = server.connect()  # 127.0.0.1 gave the right password before
+    again.read_line()
+    again.send_json(hello("alice2", password="pw"))
+    assert again.expect("welcome")["name"] == "alice2"
 
 
 def test_a_normal_person_never_meets_the_default_limits(start_server) -> None:

@@ -12,9 +12,12 @@ from typing import Any
 class LineClient:
     """Send and read `\\n`-terminated lines; JSON helpers on top."""
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    def __init__(self, host: str, port: int, timeout: float, source: str | None = None) -> None:
+        """Connect to `host`:`port`, from the local address `source` if one is given."""
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout, source_address=None if source is None else (source, 0)
+        )
         self._buffer = b""
         self.closed = False
 
