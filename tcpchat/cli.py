@@ -228,6 +228,15 @@ def main() -> None:
     "reading is slowed; 0 for no limit.",
 )
 @option(
+    "--byte-rate",
+    type=Finite(0, 1024 * 1024),  # a GiB a second
+    metavar="KIB",
+    default=16.0,
+    envvar="TCPCHAT_SERVE_BYTE_RATE",
+    help="KiB a second one member may send (in bursts of four times as many, and twice as much "
+    "from one address) before its reading is slowed; 0 for no byte limit.",
+)
+@option(
     "--send-buffer",
     type=click.IntRange(1, 1024 * 1024),  # a GiB
     metavar="KIB",
@@ -292,6 +301,7 @@ def serve(**options: Any) -> None:
         registration_timeout=options["register_timeout"],
         rate=rate,
         burst=max(1, round(3 * rate)),
+        byte_rate=options["byte_rate"] * KIB,
         outgoing_limit=options["send_buffer"] * KIB,
         tls=tls_context,
         # Room for the longest text even when every character is sent as a 12-byte JSON escape.

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tcpchat import sockets
+from tcpchat.flood import FloodControl, FloodLimits
 from tcpchat.guard import AddressGuard, GuardLimits, HandshakeSlots, address_key
 from tcpchat.protocol import (
     DEFAULT_LINE_LIMIT,
@@ -103,6 +104,9 @@ class ServerConfig:
     # Lines a member may send per second, and in one burst, before its reading is slowed (0: never).
     rate: float = 20.0
     burst: int = 60
+    # Bytes a second a member may send (in bursts of four seconds' worth); 0 for lines only.
+    # An address may send three times the lines and twice the bytes of one member.
+    byte_rate: float = 16 * KIB
     shutdown_grace: float = 1.5 * SECONDS
     # Per client address (an IPv6 /64 counts as one address): connections open at once, and new
     # connections a minute.  None turns a limit off.
@@ -129,6 +133,9 @@ class ServerConfig:
             global_auth_failures=self.global_auth_failures,
         )
 
+    def flood_limits(self) -> FloodLimits:
+        return FloodLimits(rate=self.rate, burst=self.burst, byte_rate=self.byte_rate)
+
     def room_limits(self) -> RoomLimits:
         return RoomLimits(
             server_name=self.name,
@@ -138,27 +145,6 @@ class ServerConfig:
             motd=self.motd,
             password=self.password,
         )
-
-
-class TokenBucket:
-    """`rate` lines a second with bursts of `burst`; says how long to wait before the next line."""
-
-    def __init__(
-        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.clock = clock
-        self.updated = clock()
-
-    def delay(self) -> float:
-        """Take one token; return the seconds to wait first (0 when one was at hand)."""
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        self.tokens -= 1
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 class Outgoing:
@@ -217,10 +203,8 @@ class Connection:
         self.last_active = self.loop.time()
         self.warned = False
         self._cut_timer: asyncio.TimerHandle | None = None
-        # No bucket with rate 0: flooding is not slowed (benchmarks, trusted bots).
-        self.bucket = (
-            TokenBucket(server.config.rate, server.config.burst) if server.config.rate > 0 else None
-        )
+        # None with rate 0: flooding is not slowed (benchmarks, trusted bots).
+        self.pace = server.flood.pace(self.host)
         self.done = False
         # The right password was given on this connection (a later `hello` for another name
         # need not give it again).
@@ -382,9 +366,13 @@ class Connection:
                 self.server.leave(self, LeaveReason.DISCONNECTED)
                 self.close()
                 return
+            pace = self.pace
+            if pace is not None and (delay := pace.for_bytes(len(data))):
+                await asyncio.sleep(delay)  # nothing more is read meanwhile: TCP pushes back
+                if self.done:
+                    return
             for event in self.codec.receive_data(data):
-                delay = self.bucket.delay() if self.bucket is not None else 0.0
-                if delay:
+                if pace is not None and (delay := pace.for_line()):
                     await asyncio.sleep(delay)
                 if self.done:
                     return
@@ -497,6 +485,7 @@ class ChatServer:
         self.room = Room(config.room_limits())
         self.turn = TurnBroadcasts()
         self.guard = AddressGuard(config.guard_limits())
+        self.flood = FloodControl(config.flood_limits())
         self._refusing = 0
         self._handshakes: HandshakeSlots[asyncio.Task[None]] = HandshakeSlots(
             MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS
@@ -665,6 +654,8 @@ class ChatServer:
             # logging a traceback for every cancelled connection.
             pass
         finally:
+            if connection.pace is not None:
+                self.flood.release(connection.host)
             if refusal is None:
                 self.guard.release(connection.host)
             else:

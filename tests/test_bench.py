@@ -128,7 +128,7 @@ def test_a_refused_join_is_one_sentence(start_server) -> None:
     guarded = start_server(password="s3cret")
     result = bench("127.0.0.1", "-p", str(guarded.port), "-c", "2", "-m", "2")
     assert result.exit_code == 1
-    assert result.stderr == "Error: the server refused: Wrong password.\n"
+    assert result.stderr == "Error: the server refused: This server needs a password.\n"
     assert (
         bench(
             "127.0.0.1", "-p", str(guarded.port), "-c", "2", "-m", "2", "--password", "s3cret"

@@ -285,7 +285,7 @@ def test_without_a_rate_a_flood_is_read_at_once(start_server) -> None:
     alice.send_raw(b"".join(json_line(say(f"m{n}", str(n))) for n in range(300)))
     acks = [alice.expect("ack", timeout=TIMEOUT) for _ in range(300)]
     assert [ack["id"] for ack in acks] == [str(n) for n in range(300)]
-    assert server.call(lambda: [c.bucket for c in server.server.connections]) == [None]
+    assert server.call(lambda: [c.pace for c in server.server.connections]) == [None]
 
 
 def test_tcpchat_join_says_why_it_was_refused(start_server, tmp_path) -> None:

@@ -54,7 +54,7 @@ from wire import recv_until_closed
 
 Event = dict[str, Any]
 
-STORM = {"max_per_address": None, "connect_rate": None, "rate": 1e6, "burst": 10**6}
+STORM = {"max_per_address": None, "connect_rate": None, "rate": 1e6, "burst": 10**6, "byte_rate": 0}
 BUDGET = 8 * TIMEOUT  # for one whole storm, checks included
 LINE_LIMIT = 16 * 1024
 MAX_TEXT = 1024

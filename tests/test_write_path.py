@@ -64,7 +64,7 @@ from tcpchat.protocol import (
 Event = dict[str, Any]
 Seen = tuple[Any, ...]  # an event as compared: its type and the fields that matter, no `ts`
 
-HIGH_RATE = {"rate": 1e6, "burst": 10**6}  # the token bucket never paces a script
+HIGH_RATE = {"rate": 1e6, "burst": 10**6, "byte_rate": 0}  # the token bucket never paces a script
 TURNS = ("each", "gathered", "held")
 CLOCK = re.compile(r"^\[\d\d:\d\d\] ")
 GOODBYE = "* Goodbye! You can close the connection now."
