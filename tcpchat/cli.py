@@ -677,13 +677,18 @@ def run_server(
 
     def started(server: ChatServer) -> None:
         _take_operator_commands(server)
+        all_interfaces = config.host in (None, "", "*")
         if quiet:
+            where = console.listening_line(
+                listening=server.addresses, port=server.ports[0], all_interfaces=all_interfaces
+            )
+            click.echo(where)
             return
         text = console.welcome_text(
             server_name=config.name,
             listening=server.addresses,
             port=server.ports[0],
-            all_interfaces=config.host in (None, "", "*"),
+            all_interfaces=all_interfaces,
             max_text=config.max_text,
             max_clients=config.max_clients,
             history=config.history,

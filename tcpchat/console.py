@@ -67,6 +67,23 @@ def local_addresses() -> list[str]:
     return found
 
 
+def counted(count: float, noun: str) -> str:
+    """`1 minute`, `0.5 minutes`, `3 members`: a number and its noun, plural unless one."""
+    number = str(int(count)) if count == int(count) else f"{count:g}"
+    return f"{number} {noun}{'' if count == 1 else 's'}"
+
+
+def listening_line(*, listening: Sequence[str], port: int, all_interfaces: bool) -> str:
+    """`Listening on 127.0.0.1, port 4000.`: the one line that says where to connect.
+
+    Printed even with `--quiet`, where it is all the welcome there is, so that a server started
+    on port 0 by a script can still be found; keep its form for the scripts that read it.
+    """
+    listening_hosts = [address.rsplit(":", 1)[0] for address in listening]  # "host:port" each
+    where = "every interface (IPv4 and IPv6)" if all_interfaces else ", ".join(listening_hosts)
+    return f"Listening on {where}, port {port}."
+
+
 def welcome_text(
     *,
     server_name: str,
@@ -84,7 +101,6 @@ def welcome_text(
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
     listening_hosts = [address.rsplit(":", 1)[0] for address in listening]  # "host:port" each
-    where = "every interface (IPv4 and IPv6)" if all_interfaces else ", ".join(listening_hosts)
     hosts = (
         [a for a in local_addresses() if not a.startswith(("127.", "::1"))]
         if all_interfaces
@@ -94,7 +110,7 @@ def welcome_text(
     port_part = "" if port == DEFAULT_PORT else f" --port {port}"
     lines = [
         f"Welcome! tcpchat server {server_name!r} is running.",
-        f"  Listening on {where}, port {port}.",
+        "  " + listening_line(listening=listening, port=port, all_interfaces=all_interfaces),
     ]
     if hosts:
         lines.append(f"  This machine's addresses: {', '.join(hosts)}.")
@@ -105,11 +121,15 @@ def welcome_text(
             f"tcpchat join {join_host}{port_part} --tls    or    "
             f"openssl s_client -quiet -connect {join_host}:{port}"
         )
+    members = (
+        "no member limit" if max_clients is None else f"at most {counted(max_clients, 'member')}"
+    )
+    shown = (
+        "no history" if history == 0 else f"the last {counted(history, 'message')} shown to joiners"
+    )
     lines += [
         f"  Join with:  {join_line}",
-        f"  Messages up to {max_text} characters; "
-        f"{'no member limit' if max_clients is None else f'at most {max_clients} member' + ('' if max_clients == 1 else 's')}; "
-        f"{'no history' if history == 0 else f'the last {history} messages shown to joiners'}.",
+        f"  Messages up to {counted(max_text, 'character')}; {members}; {shown}.",
     ]
     if tls_fingerprint is not None:
         lines.append(f"  Every connection is TLS. Certificate fingerprint: {tls_fingerprint}")
@@ -117,7 +137,9 @@ def welcome_text(
     if password:
         lines.append("  Members need the password (--password) to join.")
     if idle_minutes is not None:
-        lines.append(f"  Members silent for {idle_minutes:g} minutes are warned, then removed.")
+        lines.append(
+            f"  Members silent for {counted(idle_minutes, 'minute')} are warned, then removed."
+        )
     lines += [f"  Note: {note}." for note in notes]
     if commands:
         lines.append("  Type /help for the operator's commands (/who, /say, /kick, /ban).")

@@ -497,6 +497,15 @@ def test_serve_tls_welcome_shows_the_certificate_fingerprint_and_the_idle_rule(
     assert "Members silent for 10 minutes are warned, then removed." in text
 
 
+def test_serve_quiet_still_says_where_it_listens(
+    serve: Callable[..., tuple[Process, int]], clients: Callable[[int], LineClient]
+) -> None:
+    """`--port 0 --quiet` must still name the port it picked, or nobody could join."""
+    process, port = serve("--quiet")  # waits for the "Listening on ..., port N." line
+    join_plain(clients(port), "alice")
+    assert not any("Welcome" in line for line in process.out), process.out
+
+
 def test_serve_prints_joins_and_leaves_with_member_counts(
     serve: Callable[..., tuple[Process, int]], clients: Callable[[int], LineClient]
 ) -> None:
