@@ -6,9 +6,11 @@ message; `--log-file` gets full records (level, logger, client addresses, traceb
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
+import stat
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -40,17 +42,105 @@ def setup_logging(
     level = logging.getLevelName(log_level.upper())
     logger.setLevel(min(level, console.level) if log_file else console.level)
     if log_file:
-        _create_private(log_file)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = _LogFileHandler(log_file, console)
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         file_handler.setLevel(level)
         logger.addHandler(file_handler)
 
 
-def _create_private(path: str) -> None:
-    """Create the log file readable by its owner only (0600): it holds addresses and messages."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.close(fd)
+class _LogFileHandler(logging.FileHandler):
+    """`--log-file`: created readable by its owner only, and kept going through write failures.
+
+    A full disk must not turn every record into a traceback on the console (logging's own
+    `handleError`): the first failure is one warning on the console, later records are dropped
+    quietly, and the first record written again says how many were lost.  After a failure the
+    file is reopened for the next record, so a log file deleted or moved away is made anew.
+    """
+
+    def __init__(self, path: str, console: logging.Handler) -> None:
+        self._console = console
+        self._lost = 0  # records dropped since the file stopped taking them
+        self._warned_mode = False
+        super().__init__(path, encoding="utf-8")
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            self._make_private(fd)
+            return open(fd, "a", encoding=self.encoding, errors=self.errors)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _make_private(self, fd: int) -> None:
+        """Take other users' access away from a file made before (O_CREAT's 0600 is only for
+        new files): it holds client addresses.  Someone else's file is left alone, with a warning."""
+        if os.name != "posix":
+            return  # Windows: files are private by their folder's access list, not a mode
+        info = os.fstat(fd)
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISREG(info.st_mode) or not mode & 0o077:
+            return  # a device such as /dev/null is nobody's secret
+        if info.st_uid == os.getuid():
+            try:
+                os.fchmod(fd, mode & ~0o077)
+                return
+            except OSError:
+                pass  # a file system without modes: say so below
+        if not self._warned_mode:
+            self._warned_mode = True
+            self._warn(
+                f"other users may read the log file {self.baseFilename} (mode {mode:04o}), "
+                "and tcpchat cannot change that: make it yours, or choose another --log-file."
+            )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        recovered = None
+        try:
+            stream = self.stream = self.stream or self._open()
+            text = self.format(record) + self.terminator
+            if self._lost:
+                recovered = self._warning(
+                    f"the log file {self.baseFilename} can be written again; "
+                    f"{counted(self._lost, 'record')} could not be written to it."
+                )
+                text = self.format(recovered) + self.terminator + text
+            stream.write(text)
+            stream.flush()
+        except OSError as exc:
+            self._failed(exc)
+            return
+        except Exception:  # a record that cannot be formatted: logging's own report
+            self.handleError(record)
+            return
+        if recovered is not None:
+            self._lost = 0
+            self._console.handle(recovered)
+
+    def _failed(self, exc: OSError) -> None:
+        stream, self.stream = self.stream, None  # reopened for the next record
+        if stream is not None:
+            try:
+                stream.close()  # drops what is still buffered: it is counted as lost
+            except OSError:
+                pass
+        if not self._lost:
+            self._warn(
+                f"cannot write to the log file {self.baseFilename} "
+                f"({exc.strerror or exc}); its records are dropped until it can be written again."
+            )
+        self._lost += 1
+
+    def _warning(self, message: str) -> logging.LogRecord:
+        """A warning record about this file, made here because the file may be what fails."""
+        record = logging.makeLogRecord(
+            {"name": "tcpchat.console", "levelno": logging.WARNING, "levelname": "WARNING"}
+        )
+        record.msg = message
+        return record
+
+    def _warn(self, message: str) -> None:
+        self._console.handle(self._warning(message))
 
 
 def local_addresses() -> list[str]:
