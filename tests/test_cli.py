@@ -506,6 +506,23 @@ def test_serve_quiet_still_says_where_it_listens(
     assert not any("Welcome" in line for line in process.out), process.out
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600], ids=oct)
+def test_a_tls_key_other_users_can_read_is_warned_about_once(
+    mode: int, serve: Callable[..., tuple[Process, int]], tmp_path: Path
+) -> None:
+    from tcpchat.tls import self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path / "pair", "t")
+    key.chmod(mode)
+    process, _ = serve("--tls-cert", str(cert), "--tls-key", str(key), "--quiet")
+    process.wait_for_line(matching(LISTENING.pattern))  # printed after any warning
+    warned = [line for line in process.out if str(key) in line]
+    assert len(warned) == (0 if mode == 0o600 else 1), process.out
+    if warned:
+        assert f"mode {mode:04o}" in warned[0] and "chmod 600" in warned[0]
+
+
 def test_serve_prints_joins_and_leaves_with_member_counts(
     serve: Callable[..., tuple[Process, int]], clients: Callable[[int], LineClient]
 ) -> None:
