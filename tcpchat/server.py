@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tcpchat import sockets
+from tcpchat.accept import Listener
 from tcpchat.guard import AddressGuard, GuardLimits, address_key
 from tcpchat.protocol import (
     DEFAULT_LINE_LIMIT,
@@ -507,36 +508,22 @@ class ChatServer:
         """Listen, serve every connection, and return once `shutdown_trigger()` completes and
         the members have been told and flushed (hypercorn's design: tests stop it without signals)."""
         listeners = sockets.bind_sockets(self.config.host, self.config.port)
-        servers = []
-        try:
-            for sock in listeners:
-                servers.append(
-                    await asyncio.start_server(
-                        self._accept,
-                        sock=sock,
-                        limit=READ_CHUNK * 2,
-                        backlog=sockets.LISTEN_BACKLOG,
-                        # TLS after the door (see `_handshake`) where Python can; else before it.
-                        ssl=None if TLS_AFTER_ACCEPT else self.config.tls,
-                        ssl_handshake_timeout=(
-                            TLS_HANDSHAKE_TIMEOUT
-                            if self.config.tls and not TLS_AFTER_ACCEPT
-                            else None
-                        ),
-                    )
-                )
-        except BaseException:
-            for sock in listeners:
-                sock.close()
-            raise
+        listener = Listener(
+            listeners,
+            self._accept,
+            limit=READ_CHUNK * 2,
+            # TLS after the door (see `_handshake`) where Python can; else before it.
+            tls=None if TLS_AFTER_ACCEPT else self.config.tls,
+            tls_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+        )
+        listener.start()
         self.addresses = [sockets.format_address(s.getsockname()) for s in listeners]
         self.ports = sorted({s.getsockname()[1] for s in listeners})
         self.started.set()
         try:
             await shutdown_trigger()
         finally:
-            for server in servers:
-                server.close()
+            await listener.close()
             await self._shut_down()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
