@@ -433,6 +433,7 @@ def bench(host: str, **options: Any) -> None:
     if anything was lost, reordered or late past --timeout.
     """
     from tcpchat import bench as load
+    from tcpchat.console import counted
 
     scenario = options["scenario"]
     protocol = options["protocol"]
@@ -469,7 +470,7 @@ def bench(host: str, **options: Any) -> None:
         raise click.ClickException(
             "the run timed out before everything arrived."
             if report.timed_out
-            else f"{problems} deliveries were lost, reordered or duplicated."
+            else f"{counted(problems, 'delivery', 'deliveries')} lost, reordered or duplicated."
         )
 
 

@@ -157,10 +157,10 @@ def local_addresses() -> list[str]:
     return found
 
 
-def counted(count: float, noun: str) -> str:
-    """`1 minute`, `0.5 minutes`, `3 members`: a number and its noun, plural unless one."""
+def counted(count: float, noun: str, plural: str | None = None) -> str:
+    """`1 minute`, `0.5 minutes`, `3 deliveries`: a number and its noun, plural unless one."""
     number = str(int(count)) if count == int(count) else f"{count:g}"
-    return f"{number} {noun}{'' if count == 1 else 's'}"
+    return f"{number} {noun if count == 1 else plural or noun + 's'}"
 
 
 def listening_line(*, listening: Sequence[str], port: int, all_interfaces: bool) -> str:

@@ -58,6 +58,11 @@ def test_counted_takes_the_plural_except_for_one(count: float, said: str) -> Non
     assert console.counted(count, "member") == said
 
 
+def test_counted_takes_an_irregular_plural() -> None:
+    assert console.counted(1, "delivery", "deliveries") == "1 delivery"
+    assert console.counted(2, "delivery", "deliveries") == "2 deliveries"
+
+
 # --- the log file -------------------------------------------------------------------------------
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and /dev/full")
