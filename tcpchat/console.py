@@ -81,17 +81,18 @@ class _LogFileHandler(logging.FileHandler):
         mode = stat.S_IMODE(info.st_mode)
         if not stat.S_ISREG(info.st_mode) or not mode & 0o077:
             return  # a device such as /dev/null is nobody's secret
+        why = "it belongs to another user"
         if info.st_uid == os.getuid():
             try:
                 os.fchmod(fd, mode & ~0o077)
                 return
-            except OSError:
-                pass  # a file system without modes: say so below
+            except OSError as exc:  # a file system that keeps no modes, say
+                why = exc.strerror or str(exc)
         if not self._warned_mode:
             self._warned_mode = True
             self._warn(
-                f"other users may read the log file {self.baseFilename} (mode {mode:04o}), "
-                "and tcpchat cannot change that: make it yours, or choose another --log-file."
+                f"other users may read the log file {self.baseFilename} (mode {mode:04o}), and "
+                f"tcpchat cannot make it private ({why}); it will hold client addresses."
             )
 
     def emit(self, record: logging.LogRecord) -> None:

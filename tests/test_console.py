@@ -114,7 +114,9 @@ def test_a_log_file_readable_by_others_that_is_not_ours_is_warned_about(
     log_to(path, console_out)
     assert path.stat().st_mode & 0o777 == 0o644
     said = warnings_in(console_out, str(path))
-    assert len(said) == 1 and "0644" in said[0], console_out.getvalue()
+    assert len(said) == 1 and "0644" in said[0] and "another user" in said[0], (
+        console_out.getvalue()
+    )
 
 
 @posix_only
