@@ -12,7 +12,7 @@ import functools
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -282,7 +282,7 @@ def serve(**options: Any) -> None:
 
     max_text = options["max_text"]
     rate = options["rate"]
-    tls_context, fingerprint = _server_tls(
+    tls_context, fingerprint, tls_warning = _server_tls(
         options["tls"], options["tls_cert"], options["tls_key"], options["name"]
     )
     idle_minutes = options["idle_timeout"]
@@ -314,6 +314,7 @@ def serve(**options: Any) -> None:
         log_level=options["log_level"],
         tls_fingerprint=fingerprint,
         event_loop=options["event_loop"],
+        warnings=[tls_warning] if tls_warning else [],
     )
 
 
@@ -442,6 +443,7 @@ def bench(host: str, **options: Any) -> None:
     if anything was lost, reordered or late past --timeout.
     """
     from tcpchat import bench as load
+    from tcpchat.console import counted
 
     scenario = options["scenario"]
     protocol = options["protocol"]
@@ -478,16 +480,17 @@ def bench(host: str, **options: Any) -> None:
         raise click.ClickException(
             "the run timed out before everything arrived."
             if report.timed_out
-            else f"{problems} deliveries were lost, reordered or duplicated."
+            else f"{counted(problems, 'delivery', 'deliveries')} lost, reordered or duplicated."
         )
 
 
 def _server_tls(
     tls: bool, cert_file: str | None, key_file: str | None, server_name: str
-) -> tuple[Any, str | None]:
-    """The TLS context `serve` asked for, and its certificate's fingerprint; (None, None) without."""
+) -> tuple[Any, str | None, str | None]:
+    """The TLS context `serve` asked for, its certificate's fingerprint, and a warning about its
+    key if others may read it; (None, None, None) without TLS."""
     if cert_file is None and key_file is None and not tls:
-        return None, None
+        return None, None, None
     if (cert_file is None) != (key_file is None):
         raise click.UsageError("give --tls-cert and --tls-key together.")
     from tcpchat import tls as tls_files
@@ -498,7 +501,8 @@ def _server_tls(
             cert, key = tls_files.self_signed_certificate(config_dir(), server_name)
         else:
             cert, key = Path(cert_file), Path(key_file)
-        return tls_files.server_context(cert, key), tls_files.certificate_fingerprint(cert)
+        context = tls_files.server_context(cert, key)
+        return context, tls_files.certificate_fingerprint(cert), tls_files.key_exposure(key)
     except tls_files.TlsError as error:
         raise click.ClickException(str(error)) from None
 
@@ -668,10 +672,14 @@ def run_server(
     log_level: str,
     tls_fingerprint: str | None = None,
     event_loop: str = "asyncio",
+    warnings: Sequence[str] = (),
 ) -> None:
-    """Set up the console and the log, run the server until a stop signal, exit 0."""
+    """Set up the console and the log, run the server until a stop signal, exit 0.
+
+    `warnings` are sentences about the set-up, shown even with `quiet` and kept in the log."""
     _standard_descriptors_open()
     import asyncio
+    import logging
 
     from tcpchat import console, sockets
     from tcpchat.server import ChatServer
@@ -683,17 +691,24 @@ def run_server(
         raise click.ClickException(
             f"cannot open the log file {log_file}: {exc.strerror}."
         ) from None
+    for warning in warnings:
+        logging.getLogger("tcpchat.console").warning("%s.", warning)
     _, limit_note = sockets.raise_open_file_limit()
 
     def started(server: ChatServer) -> None:
         _take_operator_commands(server)
+        all_interfaces = config.host in (None, "", "*")
         if quiet:
+            where = console.listening_line(
+                listening=server.addresses, port=server.ports[0], all_interfaces=all_interfaces
+            )
+            click.echo(where)
             return
         text = console.welcome_text(
             server_name=config.name,
             listening=server.addresses,
             port=server.ports[0],
-            all_interfaces=config.host in (None, "", "*"),
+            all_interfaces=all_interfaces,
             max_text=config.max_text,
             max_clients=config.max_clients,
             history=config.history,

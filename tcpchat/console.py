@@ -6,9 +6,11 @@ message; `--log-file` gets full records (level, logger, client addresses, traceb
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
+import stat
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -40,17 +42,106 @@ def setup_logging(
     level = logging.getLevelName(log_level.upper())
     logger.setLevel(min(level, console.level) if log_file else console.level)
     if log_file:
-        _create_private(log_file)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = _LogFileHandler(log_file, console)
         file_handler.setFormatter(logging.Formatter(LOG_FORMAT))
         file_handler.setLevel(level)
         logger.addHandler(file_handler)
 
 
-def _create_private(path: str) -> None:
-    """Create the log file readable by its owner only (0600): it holds addresses and messages."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.close(fd)
+class _LogFileHandler(logging.FileHandler):
+    """`--log-file`: created readable by its owner only, and kept going through write failures.
+
+    A full disk must not turn every record into a traceback on the console (logging's own
+    `handleError`): the first failure is one warning on the console, later records are dropped
+    quietly, and the first record written again says how many were lost.  After a failure the
+    file is reopened for the next record, so a log file deleted or moved away is made anew.
+    """
+
+    def __init__(self, path: str, console: logging.Handler) -> None:
+        self._console = console
+        self._lost = 0  # records dropped since the file stopped taking them
+        self._warned_mode = False
+        super().__init__(path, encoding="utf-8")
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            self._make_private(fd)
+            return open(fd, "a", encoding=self.encoding, errors=self.errors)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _make_private(self, fd: int) -> None:
+        """Take other users' access away from a file made before (O_CREAT's 0600 is only for
+        new files): it holds client addresses.  Someone else's file is left alone, with a warning."""
+        if os.name != "posix":
+            return  # Windows: files are private by their folder's access list, not a mode
+        info = os.fstat(fd)
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISREG(info.st_mode) or not mode & 0o077:
+            return  # a device such as /dev/null is nobody's secret
+        why = "it belongs to another user"
+        if info.st_uid == os.getuid():
+            try:
+                os.fchmod(fd, mode & ~0o077)
+                return
+            except OSError as exc:  # a file system that keeps no modes, say
+                why = exc.strerror or str(exc)
+        if not self._warned_mode:
+            self._warned_mode = True
+            self._warn(
+                f"other users may read the log file {self.baseFilename} (mode {mode:04o}), and "
+                f"tcpchat cannot make it private ({why}); it will hold client addresses."
+            )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        recovered = None
+        try:
+            stream = self.stream = self.stream or self._open()
+            text = self.format(record) + self.terminator
+            if self._lost:
+                recovered = self._warning(
+                    f"the log file {self.baseFilename} can be written again; "
+                    f"{counted(self._lost, 'record')} could not be written to it."
+                )
+                text = self.format(recovered) + self.terminator + text
+            stream.write(text)
+            stream.flush()
+        except OSError as exc:
+            self._failed(exc)
+            return
+        except Exception:  # a record that cannot be formatted: logging's own report
+            self.handleError(record)
+            return
+        if recovered is not None:
+            self._lost = 0
+            self._console.handle(recovered)
+
+    def _failed(self, exc: OSError) -> None:
+        stream, self.stream = self.stream, None  # reopened for the next record
+        if stream is not None:
+            try:
+                stream.close()  # drops what is still buffered: it is counted as lost
+            except OSError:
+                pass
+        if not self._lost:
+            self._warn(
+                f"cannot write to the log file {self.baseFilename} "
+                f"({exc.strerror or exc}); its records are dropped until it can be written again."
+            )
+        self._lost += 1
+
+    def _warning(self, message: str) -> logging.LogRecord:
+        """A warning record about this file, made here because the file may be what fails."""
+        record = logging.makeLogRecord(
+            {"name": "tcpchat.console", "levelno": logging.WARNING, "levelname": "WARNING"}
+        )
+        record.msg = message
+        return record
+
+    def _warn(self, message: str) -> None:
+        self._console.handle(self._warning(message))
 
 
 def local_addresses() -> list[str]:
@@ -65,6 +156,23 @@ def local_addresses() -> list[str]:
         if address not in found and not address.startswith("fe80"):
             found.append(address)
     return found
+
+
+def counted(count: float, noun: str, plural: str | None = None) -> str:
+    """`1 minute`, `0.5 minutes`, `3 deliveries`: a number and its noun, plural unless one."""
+    number = str(int(count)) if count == int(count) else f"{count:g}"
+    return f"{number} {noun if count == 1 else plural or noun + 's'}"
+
+
+def listening_line(*, listening: Sequence[str], port: int, all_interfaces: bool) -> str:
+    """`Listening on 127.0.0.1, port 4000.`: the one line that says where to connect.
+
+    Printed even with `--quiet`, where it is all the welcome there is, so that a server started
+    on port 0 by a script can still be found; keep its form for the scripts that read it.
+    """
+    listening_hosts = [address.rsplit(":", 1)[0] for address in listening]  # "host:port" each
+    where = "every interface (IPv4 and IPv6)" if all_interfaces else ", ".join(listening_hosts)
+    return f"Listening on {where}, port {port}."
 
 
 def welcome_text(
@@ -84,7 +192,6 @@ def welcome_text(
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
     listening_hosts = [address.rsplit(":", 1)[0] for address in listening]  # "host:port" each
-    where = "every interface (IPv4 and IPv6)" if all_interfaces else ", ".join(listening_hosts)
     hosts = (
         [a for a in local_addresses() if not a.startswith(("127.", "::1"))]
         if all_interfaces
@@ -94,7 +201,7 @@ def welcome_text(
     port_part = "" if port == DEFAULT_PORT else f" --port {port}"
     lines = [
         f"Welcome! tcpchat server {server_name!r} is running.",
-        f"  Listening on {where}, port {port}.",
+        "  " + listening_line(listening=listening, port=port, all_interfaces=all_interfaces),
     ]
     if hosts:
         lines.append(f"  This machine's addresses: {', '.join(hosts)}.")
@@ -105,11 +212,15 @@ def welcome_text(
             f"tcpchat join {join_host}{port_part} --tls    or    "
             f"openssl s_client -quiet -connect {join_host}:{port}"
         )
+    members = (
+        "no member limit" if max_clients is None else f"at most {counted(max_clients, 'member')}"
+    )
+    shown = (
+        "no history" if history == 0 else f"the last {counted(history, 'message')} shown to joiners"
+    )
     lines += [
         f"  Join with:  {join_line}",
-        f"  Messages up to {max_text} characters; "
-        f"{'no member limit' if max_clients is None else f'at most {max_clients} member' + ('' if max_clients == 1 else 's')}; "
-        f"{'no history' if history == 0 else f'the last {history} messages shown to joiners'}.",
+        f"  Messages up to {counted(max_text, 'character')}; {members}; {shown}.",
     ]
     if tls_fingerprint is not None:
         lines.append(f"  Every connection is TLS. Certificate fingerprint: {tls_fingerprint}")
@@ -117,7 +228,9 @@ def welcome_text(
     if password:
         lines.append("  Members need the password (--password) to join.")
     if idle_minutes is not None:
-        lines.append(f"  Members silent for {idle_minutes:g} minutes are warned, then removed.")
+        lines.append(
+            f"  Members silent for {counted(idle_minutes, 'minute')} are warned, then removed."
+        )
     lines += [f"  Note: {note}." for note in notes]
     if commands:
         lines.append("  Type /help for the operator's commands (/who, /say, /kick, /ban).")

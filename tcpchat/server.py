@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tcpchat import sockets
+from tcpchat.accept import Listener
 from tcpchat.flood import FloodControl, FloodLimits
 from tcpchat.guard import AddressGuard, GuardLimits, HandshakeSlots, address_key
 from tcpchat.protocol import (
@@ -78,7 +79,6 @@ MAX_REFUSING = 256  # refused connections being told why at once; past that, cut
 # milliseconds instead of per join.  Smaller rooms get every event at once.
 GATHER_FROM = 500
 GATHER_TIME = 0.004 * SECONDS
-ACCEPT_RETRY = 0.1 * SECONDS  # after a failed accept, before the next
 IDLE_WARNING = 60 * SECONDS  # an idle member is warned this long (at most half the timeout) before
 
 log = logging.getLogger("tcpchat.server")
@@ -486,6 +486,7 @@ class ChatServer:
         self.turn = TurnBroadcasts()
         self.guard = AddressGuard(config.guard_limits())
         self.flood = FloodControl(config.flood_limits())
+        self._listener = Listener(self._admit)
         self._refusing = 0
         self._handshakes: HandshakeSlots[asyncio.Task[None]] = HandshakeSlots(
             MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS
@@ -494,7 +495,6 @@ class ChatServer:
         self.clock = clock
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._admitting: set[asyncio.Future[None]] = set()  # TLS sockets before they are served
         self._pending_drops: collections.deque[tuple[Connection, LeaveReason]] = collections.deque()
         self._dropping = False
         self.stopping = False
@@ -508,95 +508,45 @@ class ChatServer:
         """Listen, serve every connection, and return once `shutdown_trigger()` completes and
         the members have been told and flushed (hypercorn's design: tests stop it without signals)."""
         listeners = sockets.bind_sockets(self.config.host, self.config.port)
-        tls = self.config.tls
-        servers = []
-        accepting: list[asyncio.Task[None]] = []
-        try:
-            for sock in listeners:
-                if tls is not None:
-                    accepting.append(asyncio.ensure_future(self._accept_tls(sock, tls)))
-                    continue
-                servers.append(
-                    await asyncio.start_server(
-                        self._accept,
-                        sock=sock,
-                        limit=READ_CHUNK * 2,
-                        backlog=sockets.LISTEN_BACKLOG,
-                    )
-                )
-        except BaseException:
-            for task in accepting:
-                task.cancel()
-            for sock in listeners:
-                sock.close()
-            raise
+        self._listener.start(listeners)
         self.addresses = [sockets.format_address(s.getsockname()) for s in listeners]
         self.ports = sorted({s.getsockname()[1] for s in listeners})
         self.started.set()
         try:
             await shutdown_trigger()
         finally:
-            for server in servers:
-                server.close()
-            for task in accepting:
-                task.cancel()
-            if accepting:
-                await asyncio.wait(accepting)
-                for sock in listeners:
-                    sock.close()
+            await self._listener.close()
             await self._shut_down()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """A plain TCP connection: through the door, then served."""
-        if self.stopping:
-            sockets.reset(writer.transport)
-            return
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sockets.enable_keepalive(sock)
-        refusal = self.guard.admit(peer_host(writer.get_extra_info("peername")))
-        if refusal is not None and self._refusing >= MAX_REFUSING:
-            sockets.reset(writer.transport)  # a flood: telling each one why would be its win
-            return
-        await self._serve_connection(reader, writer, refusal)
-
-    async def _accept_tls(self, listener: socket.socket, tls: ssl.SSLContext) -> None:
-        """Take TLS connections from `listener` until cancelled.
+    async def _admit(self, sock: socket.socket) -> None:
+        """One accepted socket: the door, then (with TLS) a fair handshake slot and the
+        handshake, then served until it ends.
 
         The door (limits, bans) decides on the bare socket, before any handshake: a handshake
-        costs memory and CPU, so a peer over its address's limits gets none for the asking.
-        TLS then starts on a fresh transport, with nothing of the client's hello read yet.
+        costs memory and CPU, so a peer over its address's limits gets none for the asking.  TLS
+        starts on a fresh transport, so nothing of the client's hello has been read before.
         """
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, _ = await loop.sock_accept(listener)
-            except OSError as exc:  # the peer gave up in the backlog, or we ran out of something
-                log.debug("accept failed: %s", exc)
-                await asyncio.sleep(ACCEPT_RETRY)
-                continue
-            admitting = asyncio.ensure_future(self._admit_tls(sock, tls))
-            self._admitting.add(admitting)
-            admitting.add_done_callback(self._admitting.discard)
-
-    async def _admit_tls(self, sock: socket.socket, tls: ssl.SSLContext) -> None:
-        """One accepted TLS socket: the door, a fair handshake slot, the handshake, then served."""
-        sockets.enable_keepalive(sock)
         try:
             host = peer_host(sock.getpeername())
         except OSError:  # reset while it waited in the backlog
             sock.close()
+            self._listener.freed()
             return
+        sockets.enable_keepalive(sock)
+        tls = self.config.tls
         refusal = None if self.stopping else self.guard.admit(host)
-        if self.stopping or (refusal is not None and self._refusing >= MAX_TLS_REFUSING):
-            sockets.reset_socket(sock)
+        told_why_at_most = MAX_REFUSING if tls is None else MAX_TLS_REFUSING
+        if self.stopping or (refusal is not None and self._refusing >= told_why_at_most):
+            sockets.reset_socket(sock)  # a flood: telling each one why would be its win
             sock.close()
+            self._listener.freed()
             return
         task = asyncio.current_task()
         assert task is not None
-        evicted = self._handshakes.enter(host, task)
-        if evicted is not None:  # slots are scarce: the oldest of the greediest address goes
-            evicted.cancel()
+        if tls is not None:
+            evicted = self._handshakes.enter(host, task)
+            if evicted is not None:  # slots are scarce: the oldest of the greediest address goes
+                evicted.cancel()
         reader = asyncio.StreamReader(limit=READ_CHUNK * 2)
         handed_over = False
 
@@ -612,14 +562,15 @@ class ChatServer:
                 lambda: asyncio.StreamReaderProtocol(reader, connected),
                 sock,
                 ssl=tls,
-                ssl_handshake_timeout=self.config.handshake_timeout,
+                ssl_handshake_timeout=None if tls is None else self.config.handshake_timeout,
             )
         except (OSError, asyncio.TimeoutError, asyncio.CancelledError, EOFError) as exc:
             if not handed_over:  # else the connection's own task closes and releases it
-                log.debug("TLS handshake with %s failed: %r", host, exc)
+                log.debug("the connection of %s failed before it began: %r", host, exc)
                 sockets.reset_socket(sock)  # its transport closes it, with a reset
                 if refusal is None:
                     self.guard.release(host)
+                self._listener.freed()
         finally:
             self._handshakes.leave(task)
 
@@ -665,6 +616,7 @@ class ChatServer:
             self._tasks.discard(task)
             if not connection.transport.is_closing():
                 connection.close(abort=True)
+            self._listener.freed()
 
     def _log_refusal(self, connection: Connection, refusal: str) -> None:
         """One console line per address and minute; the rest at debug level (a flood of

@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 import ssl
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,6 +134,28 @@ def server_context(
     except OSError as exc:  # the file changed between the checks and the load
         raise TlsError(f"cannot read the TLS certificate or key: {exc.strerror or exc}.") from None
     return context
+
+
+def key_exposure(key_file: str | os.PathLike[str]) -> str | None:
+    """A warning when users other than the owner may read the server's private key, else None.
+
+    Whoever reads the key can pose as this server, so, as ssh does for its keys, say so; but
+    only say so: a group-readable key (`ssl-cert`) may be someone's deliberate choice.  POSIX
+    modes only: on Windows a file's access list decides, which a mode does not show.
+    """
+    if os.name != "posix":
+        return None
+    try:
+        mode = stat.S_IMODE(os.stat(key_file).st_mode)
+    except OSError:
+        return None  # server_context says what is wrong with the file
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    return (
+        f"other users of this machine can read the TLS key file {key_file} (mode {mode:04o}), "
+        f"and whoever reads it can pose as this server: run chmod 600 {key_file} to keep "
+        "it to yourself"
+    )
 
 
 def self_signed_certificate(folder: Path, hostname: str) -> tuple[Path, Path]:

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -58,11 +59,16 @@ class Process:
     """A subprocess whose stdout and stderr lines are gathered by threads, to wait on with deadlines."""
 
     def __init__(
-        self, args: list[str], env: dict[str, str], stdin: int = subprocess.DEVNULL
+        self,
+        args: list[str],
+        env: dict[str, str],
+        stdin: int = subprocess.DEVNULL,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.popen = subprocess.Popen(
             args,
             stdin=stdin,
+            preexec_fn=preexec_fn,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -177,9 +183,15 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     """Start `python -m tcpchat ARGS...`; every process is killed when the test ends."""
     started: list[Process] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Process:
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> Process:
         process = Process(
-            [sys.executable, "-m", "tcpchat", *args], env or clean_env(tmp_path / "config")
+            [sys.executable, "-m", "tcpchat", *args],
+            env or clean_env(tmp_path / "config"),
+            preexec_fn=preexec_fn,
         )
         started.append(process)
         return process
@@ -497,6 +509,32 @@ def test_serve_tls_welcome_shows_the_certificate_fingerprint_and_the_idle_rule(
     assert "Members silent for 10 minutes are warned, then removed." in text
 
 
+def test_serve_quiet_still_says_where_it_listens(
+    serve: Callable[..., tuple[Process, int]], clients: Callable[[int], LineClient]
+) -> None:
+    """`--port 0 --quiet` must still name the port it picked, or nobody could join."""
+    process, port = serve("--quiet")  # waits for the "Listening on ..., port N." line
+    join_plain(clients(port), "alice")
+    assert not any("Welcome" in line for line in process.out), process.out
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600], ids=oct)
+def test_a_tls_key_other_users_can_read_is_warned_about_once(
+    mode: int, serve: Callable[..., tuple[Process, int]], tmp_path: Path
+) -> None:
+    from tcpchat.tls import self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path / "pair", "t")
+    key.chmod(mode)
+    process, _ = serve("--tls-cert", str(cert), "--tls-key", str(key), "--quiet")
+    process.wait_for_line(matching(LISTENING.pattern))  # printed after any warning
+    warned = [line for line in process.out if str(key) in line]
+    assert len(warned) == (0 if mode == 0o600 else 1), process.out
+    if warned:
+        assert f"mode {mode:04o}" in warned[0] and "chmod 600" in warned[0]
+
+
 def test_serve_prints_joins_and_leaves_with_member_counts(
     serve: Callable[..., tuple[Process, int]], clients: Callable[[int], LineClient]
 ) -> None:
@@ -801,3 +839,73 @@ def test_serve_refuses_numbers_that_would_break_it(args: list[str], server_calls
     assert result.exit_code == 2, result.output
     assert "Invalid value for" in result.stderr and "Traceback" not in result.output
     assert not server_calls
+
+
+# Few enough descriptors to fill with connections quickly, enough for Python, uvloop and two members.
+DESCRIPTORS = 48
+OUT_OF_DESCRIPTORS = "cannot accept new connections"
+
+
+def _lower_open_files_limit() -> None:
+    """In the child before it runs: soft and hard limit both, so serve cannot raise it again."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
+
+
+def _banner_or_warning(probe: LineClient, process: Process) -> str:
+    """'banner' when the server let `probe` in, 'waiting' once it says it is out of descriptors."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if any(OUT_OF_DESCRIPTORS in line for line in process.out):
+            return "waiting"
+        readable, _, _ = select.select([probe.sock], [], [], 0.02)
+        if readable:
+            assert "Welcome" in probe.read_line()
+            return "banner"
+    raise AssertionError(f"neither a banner nor a warning; stdout={process.out!r}")
+
+
+@posix_signals
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_out_of_descriptors_new_connections_wait_quietly_and_members_go_on(
+    loop: str, spawn: Callable[..., Process], clients: Callable[[int], LineClient]
+) -> None:
+    """With the open-files limit reached, accepting pauses with one warning (no traceback per
+    attempt), members still talk, and a waiting connection is let in once another closes."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed")
+    process = spawn(
+        "serve", "--port", "0", "--host", "127.0.0.1", "--name", "t", "--event-loop", loop,
+        "--max-per-address", "0", "--connect-rate", "0",  # every test client is 127.0.0.1
+        preexec_fn=_lower_open_files_limit,
+    )  # fmt: skip
+    match = LISTENING.search(process.wait_for_line(matching(LISTENING.pattern)))
+    assert match is not None
+    port = int(match.group(1))
+    alice, bob = clients(port), clients(port)
+    join_plain(alice, "alice")
+    join_plain(bob, "bob")
+
+    outcome, waiting = "banner", None
+    for _ in range(DESCRIPTORS):  # one at a time, until the server has no descriptor left
+        waiting = clients(port)
+        outcome = _banner_or_warning(waiting, process)
+        if outcome == "waiting":
+            break
+    assert outcome == "waiting" and waiting is not None, process.out
+
+    alice.send_line("still here")
+    bob.read_until(lambda line: "still here" in line)
+    bob.send_line("me too")
+    alice.read_until(lambda line: "me too" in line)
+
+    alice.close()  # frees a descriptor: the waiting connection is let in
+    assert "Welcome" in waiting.read_line(), process.out
+    process.wait_for_line(lambda line: "accepting new connections again" in line)
+
+    process.popen.send_signal(signal.SIGTERM)
+    assert process.wait(SHUTDOWN_LIMIT + TIMEOUT) == 0
+    output = "\n".join(process.out + process.err)
+    assert "Traceback" not in output, output[-3000:]
+    assert sum(OUT_OF_DESCRIPTORS in line for line in process.out) == 1, process.out

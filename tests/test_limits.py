@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT, RunningServer
-from wire import LineClient
 from test_server import expect_closed, expect_error, hello, join, json_line, next_of, say, sync
+from wire import LineClient
 
 from tcpchat.guard import PRUNE_AT, AddressGuard, GuardLimits, address_key
 from tcpchat.server import ServerConfig
