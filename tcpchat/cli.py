@@ -534,7 +534,8 @@ def _server_tls(
     is_flag=True,
     default=False,
     envvar="TCPCHAT_TLS",
-    help="Connect with TLS, verified by the system's certificate authorities, or else pinned on first use as SSH does.",
+    help="Connect with TLS, verified by the system's certificate authorities, or else by a "
+    "fingerprint pinned on first use once you accept it, as SSH does.",
 )
 @option(
     "--ca",
@@ -555,6 +556,14 @@ def _server_tls(
     callback=_fingerprint,
     help="Accept only the server certificate with this fingerprint (implies --tls).",
 )
+@option(
+    "--trust-new",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_TRUST_NEW",
+    help="Trust and pin a certificate no authority vouches for from a server not met before, "
+    "without asking (for scripts, which cannot be asked; implies --tls).",
+)
 def join(
     host: str | None,
     port: int,
@@ -564,6 +573,7 @@ def join(
     tls: bool,
     ca_file: Path | None,
     fingerprint: str | None,
+    trust_new: bool,
 ) -> None:
     """Join the chat on HOST.
 
@@ -578,14 +588,24 @@ def join(
 
     if host and host.startswith("[") and host.endswith("]"):
         host = host[1:-1]  # an IPv6 address as tcpchat writes it ([::1]), for copy and paste
-    if ca_file is not None and fingerprint is not None:
+    trusting = [
+        flag
+        for flag, given in (
+            ("--ca", ca_file),
+            ("--fingerprint", fingerprint),
+            ("--trust-new", trust_new),
+        )
+        if given
+    ]
+    if len(trusting) > 1:
         raise click.UsageError(
-            "give --ca (trust what that authority signed) or --fingerprint (trust this one "
-            "certificate), not both."
+            "give one of --ca (trust what that authority signed), --fingerprint (trust this one "
+            f"certificate) and --trust-new (trust a new server's first certificate), not "
+            f"{' and '.join(trusting)}."
         )
     settings = None
-    if tls or ca_file is not None or fingerprint is not None:
-        settings = TlsSettings(ca_file=ca_file, fingerprint=fingerprint)
+    if tls or trusting:
+        settings = TlsSettings(ca_file=ca_file, fingerprint=fingerprint, trust_new=trust_new)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     try:
         if interactive:

@@ -4,7 +4,8 @@ The interactive screen (`ui`) and script mode (`script`) both sit on this.  Fail
 cause or meet (unknown host, refused, refused join, lost server, a refused certificate) surface as
 `ChatError` with one readable sentence; the UI decides how to show it.  With TLS, `open` decides
 whom to trust (`TlsSettings`): a fingerprint given, else one pinned before, else the certificate
-authorities, else the server's certificate pinned on first use, as SSH does with host keys.
+authorities, else the server's certificate pinned on first use once the person (or `--trust-new`)
+accepted it, as SSH does with host keys.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import ssl
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from tcpchat.protocol import (
 from tcpchat.tls import (
     CA_VERIFIED,
     KnownHosts,
+    NewCertificate,
     NewPin,
     TlsError,
     client_context,
@@ -92,11 +95,16 @@ def describe_connect_error(host: str, port: int, exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class TlsSettings:
-    """How `ChatConnection.open` trusts a TLS server (`join --tls`, `--ca`, `--fingerprint`)."""
+    """How `ChatConnection.open` trusts a TLS server (`join --tls`, `--ca`, `--fingerprint`,
+    `--trust-new`)."""
 
     ca_file: Path | None = None  # verify with only these authorities, never pin instead
     fingerprint: str | None = None  # canonical (tls.parse_fingerprint): accept only this one
     known_hosts: KnownHosts = field(default_factory=KnownHosts)
+    # A certificate no authority vouches for, from a server not met before, is pinned when
+    # `trust_new` is set or `ask` (a question to the person) says yes; else it is refused.
+    trust_new: bool = False
+    ask: Callable[[NewCertificate], Awaitable[bool]] | None = None
 
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -317,6 +325,19 @@ def _offered(streams: Streams) -> str:
     return fingerprint(der)
 
 
+async def _connect_pinned(
+    host: str, port: int, timeout: float, expected: str, mismatch: Callable[[str], str]
+) -> Streams:
+    """A TLS connection whose certificate has the fingerprint `expected`, checked before a byte
+    of ours is sent; else TlsRefused with `mismatch(offered)`."""
+    streams = await _connect(host, port, timeout, pinning_context())
+    offered = _offered(streams)
+    if offered != expected:
+        streams[1].transport.abort()
+        raise TlsRefused(mismatch(offered))
+    return streams
+
+
 async def _open_tls(
     host: str, port: int, timeout: float, settings: TlsSettings
 ) -> tuple[Streams, NewPin | None]:
@@ -328,31 +349,30 @@ async def _open_tls(
     address = host_key(host, port)
     known_hosts = settings.known_hosts
     if settings.fingerprint is not None:
-        streams = await _connect(host, port, timeout, pinning_context())
-        offered = _offered(streams)
-        if offered != settings.fingerprint:
-            streams[1].transport.abort()
-            raise TlsRefused(
-                f"{address} presented the certificate {offered}, not {settings.fingerprint} as "
-                "given with --fingerprint; someone may be intercepting the connection, so "
-                "tcpchat refuses it."
-            )
+        given = settings.fingerprint
+        streams = await _connect_pinned(
+            host, port, timeout, given,
+            lambda offered: (
+                f"{address} presented the certificate {offered}, not {given} as given with "
+                "--fingerprint; someone may be intercepting the connection, so tcpchat refuses it."
+            ),
+        )  # fmt: skip
         return streams, None
     try:
         known = known_hosts.get(host, port)
     except TlsError as error:
         raise TlsRefused(str(error)) from None
     if known is not None and known != CA_VERIFIED and settings.ca_file is None:  # --ca decides
-        streams = await _connect(host, port, timeout, pinning_context())
-        offered = _offered(streams)
-        if offered != known:
-            streams[1].transport.abort()
-            raise TlsRefused(
-                f"the certificate of {address} has changed! It was {known} when tcpchat first "
+        pinned = known
+        streams = await _connect_pinned(
+            host, port, timeout, pinned,
+            lambda offered: (
+                f"the certificate of {address} has changed! It was {pinned} when tcpchat first "
                 f"met this server; now it is {offered}. Someone may be intercepting the "
                 "connection, so tcpchat refuses it. If the server's certificate was changed on "
                 f"purpose, delete the line for {address} from {known_hosts.path} and join again."
-            )
+            ),
+        )  # fmt: skip
         return streams, None
     try:
         context = client_context(settings.ca_file)
@@ -375,12 +395,45 @@ async def _open_tls(
                 "certificate on purpose, join with --fingerprint (the one the server printed), "
                 f"or delete the line for {address} from {known_hosts.path} and join again."
             ) from None
-        streams = await _connect(host, port, timeout, pinning_context())
-        offered = _offered(streams)
-        try:
-            known_hosts.pin(host, port, offered)
-        except TlsError as problem:
-            return streams, NewPin(address, offered, reason, None, str(problem).rstrip("."))
-        return streams, NewPin(address, offered, reason, known_hosts.path)
+        return await _trust_on_first_use(host, port, timeout, settings, reason)
     known_hosts.mark_verified(host, port)
     return streams, None
+
+
+async def _trust_on_first_use(
+    host: str, port: int, timeout: float, settings: TlsSettings, reason: str
+) -> tuple[Streams, NewPin]:
+    """A server not met before whose certificate no authority vouches for: pinned when
+    `--trust-new` says so or the person, shown its fingerprint, says yes; refused otherwise.
+
+    The connection that showed the certificate is dropped before a person is asked (nothing
+    is held open while they compare), and the one made after a yes must present the very
+    certificate they accepted.
+    """
+    streams = await _connect(host, port, timeout, pinning_context())
+    certificate = NewCertificate(host_key(host, port), _offered(streams), reason)
+    address, accepted = certificate.address, certificate.fingerprint
+    asked = not settings.trust_new
+    if asked:
+        streams[1].transport.abort()
+        if settings.ask is None:
+            raise TlsRefused(certificate.refusal())
+        if not await settings.ask(certificate):
+            raise TlsRefused(
+                f"you did not trust the certificate of {address}, so nothing was sent to it."
+            )
+        streams = await _connect_pinned(
+            host, port, timeout, accepted,
+            lambda offered: (
+                f"{address} presented the certificate {offered}, not {accepted} that you "
+                "trusted a moment ago; someone may be intercepting the connection, so tcpchat "
+                "refuses it."
+            ),
+        )  # fmt: skip
+    known_hosts = settings.known_hosts
+    try:
+        known_hosts.pin(host, port, accepted)
+    except TlsError as problem:
+        why = str(problem).rstrip(".")
+        return streams, NewPin(address, accepted, reason, None, why, asked=asked)
+    return streams, NewPin(address, accepted, reason, known_hosts.path, asked=asked)

@@ -18,7 +18,8 @@ import random
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
@@ -78,6 +79,7 @@ from tcpchat.render import (
     render_problem,
     render_welcome,
 )
+from tcpchat.tls import NewCertificate
 
 SECONDS = 1.0
 ACK_PATIENCE = 10 * SECONDS  # after this an unconfirmed message says so
@@ -706,6 +708,12 @@ async def _open(host: str, port: int, tls: TlsSettings | None) -> ChatConnection
     return connection
 
 
+async def _trust_certificate(session: PromptSession[str], certificate: NewCertificate) -> bool:
+    """Ask, as ssh does for a new host key: its fingerprint, then `yes` to trust it."""
+    print_formatted_text(FormattedText(render_notice(certificate.question())), style=STYLE)
+    return (await _ask(session, "Trust it and join (yes/no)")).lower() == "yes"
+
+
 async def run_interactive(
     host: str | None,
     port: int,
@@ -715,9 +723,12 @@ async def run_interactive(
 ) -> None:
     """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
     asker: PromptSession[str] = PromptSession()
+    # Only the first connection may ask about a new certificate: the chat screen's reconnects
+    # cannot stop to ask, and by then the certificate is pinned.
+    asking = None if tls is None else replace(tls, ask=partial(_trust_certificate, asker))
     while not host:
         host = await _ask(asker, "Server host", (recent.recent_hosts() or ["127.0.0.1"])[0])
-    connection = await _open(host, port, tls)
+    connection = await _open(host, port, asking)
     password_tries = 0
     while True:
         while not name:
@@ -737,7 +748,7 @@ async def run_interactive(
                     print_formatted_text(FormattedText(render_problem(str(refused))), style=STYLE)
                 password_tries += 1
                 password = await _ask(asker, "This server needs a password", secret=True)
-                connection = await _open(host, port, tls)
+                connection = await _open(host, port, asking)
                 continue
             raise ChatError(f"could not join: {refused}") from None
         except BaseException:
