@@ -67,6 +67,10 @@ class TlsRefused(ChatError):
     """TLS could not be set up with the server, or its certificate was not trusted."""
 
 
+class NotTlsServer(TlsRefused):
+    """The server answered the TLS handshake with something that is not TLS."""
+
+
 class JoinRefused(ChatError):
     """The server answered `hello` with an error; `error.code` says which."""
 
@@ -140,13 +144,23 @@ class ChatConnection:
         timeout: float = CONNECT_TIMEOUT,
         tls: TlsSettings | None = None,
     ) -> ChatConnection:
-        """Connect, over TLS when `tls` is given; raises ChatError with a readable reason
-        (TlsRefused when the server's certificate is not trusted)."""
+        """Connect, over TLS when `tls` is given or the server was met over TLS before (it is
+        in known_hosts: never a byte in clear to it, the password least of all); raises
+        ChatError with a readable reason (TlsRefused when the server's certificate is not
+        trusted)."""
         new_pin = None
+        remembered = tls is None and _met_over_tls(host, port)
+        if remembered:
+            tls = TlsSettings()
         if tls is None:
             reader, writer = await _connect(host, port, timeout, None)
         else:
-            (reader, writer), new_pin = await _open_tls(host, port, timeout, tls)
+            try:
+                (reader, writer), new_pin = await _open_tls(host, port, timeout, tls)
+            except NotTlsServer:
+                if not remembered:
+                    raise
+                raise TlsRefused(_no_longer_tls(host, port, tls.known_hosts)) from None
         sock = writer.get_extra_info("socket")
         if sock is not None:
             from tcpchat.sockets import enable_keepalive
@@ -288,7 +302,8 @@ async def _connect(host: str, port: int, timeout: float, context: ssl.SSLContext
     except ssl.SSLCertVerificationError:
         raise
     except ssl.SSLError as exc:
-        raise TlsRefused(describe_tls_error(host, port, exc)) from None
+        refused = NotTlsServer if (exc.reason or "") in _NOT_TLS else TlsRefused
+        raise refused(describe_tls_error(host, port, exc)) from None
     except (ConnectionResetError, ConnectionAbortedError) as exc:
         if context is None:
             raise ChatError(describe_connect_error(host, port, exc)) from None
@@ -300,10 +315,14 @@ async def _connect(host: str, port: int, timeout: float, context: ssl.SSLContext
         raise ChatError(describe_connect_error(host, port, exc)) from None
 
 
+# What OpenSSL says when the answer to a ClientHello is not TLS at all (a plain tcpchat banner).
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+
+
 def describe_tls_error(host: str, port: int, exc: ssl.SSLError) -> str:
     """One sentence for a failed TLS handshake (a certificate that failed verification aside)."""
     reason = exc.reason or ""
-    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+    if reason in _NOT_TLS:
         return (
             f"{host} port {port} does not answer in TLS; if it is a tcpchat server without TLS, "
             "join without --tls."
@@ -313,6 +332,28 @@ def describe_tls_error(host: str, port: int, exc: ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLEOFError):
         return f"{host} port {port} closed the connection during the TLS handshake."
     return f"the TLS handshake with {host} port {port} failed ({reason or exc})."
+
+
+def _met_over_tls(host: str, port: int) -> bool:
+    """Whether known_hosts has this server (pinned, or vouched for by an authority).
+
+    A known_hosts that cannot be read raises TlsRefused: joining in clear could send the
+    password to a server that was pinned there.
+    """
+    try:
+        return KnownHosts().get(host, port) is not None
+    except TlsError as error:
+        raise TlsRefused(str(error)) from None
+
+
+def _no_longer_tls(host: str, port: int, known_hosts: KnownHosts) -> str:
+    address = host_key(host, port)
+    return (
+        f"{address} does not answer in TLS, but tcpchat met it over TLS before (it is in "
+        f"{known_hosts.path}), so tcpchat will not join it without TLS: someone may be in the "
+        f"way. If the server stopped using TLS on purpose, delete the line for {address} from "
+        f"{known_hosts.path} and join again."
+    )
 
 
 def _offered(streams: Streams) -> str:

@@ -556,6 +556,48 @@ def test_a_new_certificate_is_pinned_only_when_the_person_says_yes(
     assert len(asked) == 2
 
 
+def test_a_pinned_server_is_joined_with_tls_even_without_asking_for_it(
+    start_server: StartServer, config: Path
+) -> None:
+    cert, key = self_signed(config)
+    server = tls_server(start_server, cert, key, password="s3cret")
+
+    async def scenario(settings: TlsSettings | None) -> ChatConnection:
+        connection = await ChatConnection.open(HOST, server.port, tls=settings, timeout=TIMEOUT)
+        try:
+            await connection.join("alice", "s3cret")
+        finally:
+            await connection.close()
+        return connection
+
+    asyncio.run(scenario(TlsSettings(trust_new=True)))  # pinned now
+    plain = asyncio.run(scenario(None))
+    assert plain.is_tls and plain.new_pin is None
+
+
+def test_a_pinned_address_is_never_sent_a_byte_in_clear(
+    recording: Callable[[ssl.SSLContext | None], RecordingListener], config: Path
+) -> None:
+    """A server pinned over TLS that now answers in clear (someone in the way, or TLS turned
+    off): refused, and what it received is a TLS handshake, never `hello` or the password."""
+    listener = recording(None)
+    tls.KnownHosts().pin(HOST, listener.port, tls.fingerprint(b"the certificate met before"))
+
+    async def scenario() -> None:
+        connection = await ChatConnection.open(HOST, listener.port, timeout=TIMEOUT)
+        await connection.join("alice", "s3cret")
+
+    with pytest.raises(TlsRefused) as refused:
+        asyncio.run(scenario())
+    text = one_sentence(refused.value)
+    address = f"{HOST}:{listener.port}"
+    assert "does not answer in TLS" in text and "join without --tls" not in text
+    assert f"delete the line for {address} from {config / 'known_hosts'}" in text
+    received = listener.wait_for_connections(1)
+    assert all(data[:1] in (b"", b"\x16") for data in received), received  # a TLS ClientHello
+    assert not any(b"s3cret" in data or b"hello" in data for data in received), received
+
+
 def test_changed_certificate_is_refused_loudly(start_server: StartServer, config: Path) -> None:
     cert, key = self_signed(config / "first")
     server = tls_server(start_server, cert, key)
@@ -790,12 +832,13 @@ def test_join_tls_script_end_to_end(
     assert [member.expect("message")["text"] for _ in range(2)] == ["first line", "second line"]
     assert member.expect("left")["reason"] == "quit"
 
-    # Pinned now: a second run says nothing about certificates.
+    # Pinned now: a second run says nothing about certificates, and needs no --tls to use TLS.
     again = subprocess.run(
-        [*args, "--name", "bot", "--tls"], input="", capture_output=True, text=True, env=env,
+        [*args, "--name", "bot"], input="", capture_output=True, text=True, env=env,
         timeout=4 * TIMEOUT,
     )  # fmt: skip
     assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert member.expect("joined")["name"] == "bot" and member.expect("left")["reason"] == "quit"
 
     # A wrong --fingerprint (from the environment) fails with one line, exit 1.
     wrong = {**env, "TCPCHAT_FINGERPRINT": tls.fingerprint(b"not this one")}
