@@ -714,6 +714,13 @@ async def _trust_certificate(session: PromptSession[str], certificate: NewCertif
     return (await _ask(session, "Trust it and join (yes/no)")).lower() == "yes"
 
 
+def _name_to_offer(refused: set[str]) -> str:
+    """The name prompt's default: the latest name used, else the login name, passing over names
+    the server just refused (offering one again would only be refused again); else nothing."""
+    candidates = [*recent.recent_names(), default_name()]
+    return next((name for name in candidates if name and fold_name(name) not in refused), "")
+
+
 async def run_interactive(
     host: str | None,
     port: int,
@@ -730,9 +737,10 @@ async def run_interactive(
         host = await _ask(asker, "Server host", (recent.recent_hosts() or ["127.0.0.1"])[0])
     connection = await _open(host, port, asking)
     password_tries = 0
+    refused_names: set[str] = set()
     while True:
         while not name:
-            name = await _ask(asker, "Your name", (recent.recent_names() or [default_name()])[0])
+            name = await _ask(asker, "Your name", _name_to_offer(refused_names))
         try:
             welcome = await connection.join(name, password)
             break
@@ -740,6 +748,7 @@ async def run_interactive(
             code = refused.error.code
             if refused.can_retry:
                 print_formatted_text(FormattedText(render_problem(str(refused))), style=STYLE)
+                refused_names.add(fold_name(name))
                 name = None
                 continue
             await connection.close()
