@@ -586,8 +586,8 @@ def join(
     from tcpchat.client import ChatError, TlsSettings
     from tcpchat.protocol import strip_unsafe
 
-    if host and host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]  # an IPv6 address as tcpchat writes it ([::1]), for copy and paste
+    if host:
+        host, port = _join_address(host, port)
     trusting = [
         flag
         for flag, given in (
@@ -630,6 +630,26 @@ def join(
         raise click.ClickException(strip_unsafe(str(error))) from None
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _join_address(host: str, port: int) -> tuple[str, int]:
+    """HOST as people write it (`HOST:PORT`, `[V6]:PORT`, `[V6]`, a bare IPv6 address), and the
+    port: from HOST when it has one, which --port may repeat but not contradict."""
+    from tcpchat.client import split_address
+
+    try:
+        host, written = split_address(host)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="HOST") from None
+    if written is None:
+        return host, port
+    source = click.get_current_context().get_parameter_source("port")
+    if written != port and source is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(
+            f"the port is given twice, and differently: {written} in HOST and {port} with "
+            "--port (or TCPCHAT_PORT); give it once."
+        )
+    return host, written
 
 
 @main.command(

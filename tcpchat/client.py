@@ -84,6 +84,31 @@ class JoinRefused(ChatError):
         return self.error.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN)
 
 
+def split_address(text: str) -> tuple[str, int | None]:
+    """`HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT` as (host, port or None), as people write a
+    server's address (and tcpchat prints it).  A bare IPv6 address such as `::1` is a host: its
+    last group is no port.  Raises ValueError with a sentence for what cannot be read."""
+    text = text.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"{text!r} opens an IPv6 address with [ but has no ] to close it.")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{text!r} has {rest!r} after ], where only :PORT may follow.")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, None
+    if not host:
+        raise ValueError(f"{text!r} has no host before the port.")
+    if port_text is None:
+        return host, None
+    if not (port_text.isdigit() and port_text.isascii() and 1 <= int(port_text) <= 65535):
+        raise ValueError(f"{port_text!r} is not a port (a number from 1 to 65535).")
+    return host, int(port_text)
+
+
 def describe_connect_error(host: str, port: int, exc: BaseException) -> str:
     """One sentence for why connecting to `host`:`port` failed."""
     if isinstance(exc, socket.gaierror):

@@ -39,7 +39,9 @@ from tcpchat.client import (
     JoinRefused,
     TlsRefused,
     TlsSettings,
+    split_address,
 )
+from tcpchat.defaults import DEFAULT_PORT
 from tcpchat.protocol import (
     Ack,
     Banner,
@@ -714,6 +716,39 @@ async def _trust_certificate(session: PromptSession[str], certificate: NewCertif
     return (await _ask(session, "Trust it and join (yes/no)")).lower() == "yes"
 
 
+async def _ask_for_server(
+    session: PromptSession[str], port: int, tls: TlsSettings | None
+) -> tuple[str, int, ChatConnection]:
+    """Ask for the server (`HOST` or `HOST:PORT`) until one answers: one that cannot be read,
+    found or reached is asked for again with the reason, offering what was typed to correct.
+
+    A certificate refused is no typo: that ends here, as it would for a host given.
+    """
+    offer = (recent.recent_hosts() or ["127.0.0.1"])[0]
+    while True:
+        typed = await _ask(session, "Server host", offer)
+        if not typed:
+            continue
+        offer = typed
+        try:
+            host, written = split_address(typed)
+            return host, written or port, await _open(host, written or port, tls)
+        except TlsRefused:
+            raise
+        except (ValueError, ChatError) as problem:
+            reason = str(problem)
+            print_formatted_text(
+                FormattedText(render_problem(f"{reason[0].upper()}{reason[1:]}")), style=STYLE
+            )
+
+
+def _written_address(host: str, port: int) -> str:
+    """The server as the host prompt and shell completion offer it next time."""
+    if port == DEFAULT_PORT:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _name_to_offer(refused: set[str]) -> str:
     """The name prompt's default: the latest name used, else the login name, passing over names
     the server just refused (offering one again would only be refused again); else nothing."""
@@ -733,9 +768,10 @@ async def run_interactive(
     # Only the first connection may ask about a new certificate: the chat screen's reconnects
     # cannot stop to ask, and by then the certificate is pinned.
     asking = None if tls is None else replace(tls, ask=partial(_trust_certificate, asker))
-    while not host:
-        host = await _ask(asker, "Server host", (recent.recent_hosts() or ["127.0.0.1"])[0])
-    connection = await _open(host, port, asking)
+    if host:
+        connection = await _open(host, port, asking)
+    else:
+        host, port, connection = await _ask_for_server(asker, port, asking)
     password_tries = 0
     refused_names: set[str] = set()
     while True:
@@ -763,5 +799,5 @@ async def run_interactive(
         except BaseException:
             await connection.close()
             raise
-    recent.remember(host, welcome.name)
+    recent.remember(_written_address(host, port), welcome.name)
     await ChatScreen(host, port, password, connection, welcome, tls).run()

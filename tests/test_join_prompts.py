@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,3 +120,38 @@ def test_a_refused_name_is_not_offered_again(
     term.type("\x15carol\r")
     term.wait_text("2 members online")
     leave(term)
+
+
+# --- the host -----------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound, read, closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_bad_host_is_asked_for_again_with_the_reason(
+    chat: RunningServer, join_in_terminal: Callable[..., Prompts], tmp_path: Path
+) -> None:
+    term = join_in_terminal("--name", "carol")
+    term.wait_question("Server host")
+    assert term.answer_offered("Server host") == "127.0.0.1", term.dump()
+
+    term.type("\x15127.0.0.1:http\r")  # not a port
+    term.wait_question("Server host", count=2)
+    assert "'http' is not a port" in "\n".join(term.lines), term.dump()
+    assert term.answer_offered("Server host") == "127.0.0.1:http", term.dump()  # to correct
+
+    nobody = closed_port()
+    term.type(f"\x15127.0.0.1:{nobody}\r")  # nothing listens there
+    term.wait_question("Server host", count=3)
+    assert f"refused the connection on port {nobody}" in "\n".join(term.lines), term.dump()
+
+    term.type(f"\x15127.0.0.1:{chat.port}\r")
+    term.wait_text("1 member online")
+    leave(term)
+    # Offered next time (and completed by the shell) with its port, which join now takes.
+    recent = json.loads((tmp_path / "config" / "recent.json").read_text(encoding="utf-8"))
+    assert recent["hosts"][0] == f"127.0.0.1:{chat.port}"
