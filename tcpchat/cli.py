@@ -575,7 +575,7 @@ def join(
     fingerprint: str | None,
     trust_new: bool,
 ) -> None:
-    """Join the chat on HOST.
+    """Join the chat on HOST (or HOST:PORT, [IPV6]:PORT).
 
     With a terminal, this is an interactive chat screen; HOST and the name are asked for when
     not given.  Otherwise (a pipe or a file) every input line is sent as a message and the
