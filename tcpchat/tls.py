@@ -335,7 +335,7 @@ class NewPin:
     asked: bool = False  # the person was shown the fingerprint and said yes
 
     def notice(self) -> str:
-        """What the person is told: compare (unless they just did), and what happens if it changes."""
+        """What the person is told: compare (unless they just did), and what a change means."""
         if self.asked:
             text = f"Trusting the certificate of {self.address}."
         else:

@@ -732,14 +732,21 @@ async def _ask_for_server(
         offer = typed
         try:
             host, written = split_address(typed)
+        except ValueError as problem:
+            _say_problem(str(problem))
+            continue
+        try:
             return host, written or port, await _open(host, written or port, tls)
         except TlsRefused:
             raise
-        except (ValueError, ChatError) as problem:
-            reason = str(problem)
-            print_formatted_text(
-                FormattedText(render_problem(f"{reason[0].upper()}{reason[1:]}")), style=STYLE
-            )
+        except ChatError as problem:
+            _say_problem(str(problem))
+
+
+def _say_problem(sentence: str) -> None:
+    """A problem before the chat screen starts, as a sentence of its own."""
+    text = f"{sentence[:1].upper()}{sentence[1:]}"
+    print_formatted_text(FormattedText(render_problem(text)), style=STYLE)
 
 
 def _written_address(host: str, port: int) -> str:
