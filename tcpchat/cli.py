@@ -548,7 +548,8 @@ def _server_tls(
     is_flag=True,
     default=False,
     envvar="TCPCHAT_TLS",
-    help="Connect with TLS, verified by the system's certificate authorities, or else pinned on first use as SSH does.",
+    help="Connect with TLS, verified by the system's certificate authorities, or else by a "
+    "fingerprint pinned on first use once you accept it, as SSH does.",
 )
 @option(
     "--ca",
@@ -569,6 +570,14 @@ def _server_tls(
     callback=_fingerprint,
     help="Accept only the server certificate with this fingerprint (implies --tls).",
 )
+@option(
+    "--trust-new",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_TRUST_NEW",
+    help="Trust and pin a certificate no authority vouches for from a server not met before, "
+    "without asking (for scripts, which cannot be asked; implies --tls).",
+)
 def join(
     host: str | None,
     port: int,
@@ -578,8 +587,9 @@ def join(
     tls: bool,
     ca_file: Path | None,
     fingerprint: str | None,
+    trust_new: bool,
 ) -> None:
-    """Join the chat on HOST.
+    """Join the chat on HOST (or HOST:PORT, [IPV6]:PORT).
 
     With a terminal, this is an interactive chat screen; HOST and the name are asked for when
     not given.  Otherwise (a pipe or a file) every input line is sent as a message and the
@@ -590,16 +600,26 @@ def join(
     from tcpchat.client import ChatError, TlsSettings
     from tcpchat.protocol import strip_unsafe
 
-    if host and host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]  # an IPv6 address as tcpchat writes it ([::1]), for copy and paste
-    if ca_file is not None and fingerprint is not None:
+    if host:
+        host, port = _join_address(host, port)
+    trusting = [
+        flag
+        for flag, given in (
+            ("--ca", ca_file),
+            ("--fingerprint", fingerprint),
+            ("--trust-new", trust_new),
+        )
+        if given
+    ]
+    if len(trusting) > 1:
         raise click.UsageError(
-            "give --ca (trust what that authority signed) or --fingerprint (trust this one "
-            "certificate), not both."
+            "give one of --ca (trust what that authority signed), --fingerprint (trust this one "
+            f"certificate) and --trust-new (trust a new server's first certificate), not "
+            f"{' and '.join(trusting)}."
         )
     settings = None
-    if tls or ca_file is not None or fingerprint is not None:
-        settings = TlsSettings(ca_file=ca_file, fingerprint=fingerprint)
+    if tls or trusting:
+        settings = TlsSettings(ca_file=ca_file, fingerprint=fingerprint, trust_new=trust_new)
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     try:
         if interactive:
@@ -624,6 +644,26 @@ def join(
         raise click.ClickException(strip_unsafe(str(error))) from None
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _join_address(host: str, port: int) -> tuple[str, int]:
+    """HOST as people write it (`HOST:PORT`, `[V6]:PORT`, `[V6]`, a bare IPv6 address), and the
+    port: from HOST when it has one, which --port may repeat but not contradict."""
+    from tcpchat.client import split_address
+
+    try:
+        host, written = split_address(host)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="HOST") from None
+    if written is None:
+        return host, port
+    source = click.get_current_context().get_parameter_source("port")
+    if written != port and source is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(
+            f"the port is given twice, and differently: {written} in HOST and {port} with "
+            "--port (or TCPCHAT_PORT); give it once."
+        )
+    return host, written
 
 
 @main.command(

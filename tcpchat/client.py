@@ -4,7 +4,8 @@ The interactive screen (`ui`) and script mode (`script`) both sit on this.  Fail
 cause or meet (unknown host, refused, refused join, lost server, a refused certificate) surface as
 `ChatError` with one readable sentence; the UI decides how to show it.  With TLS, `open` decides
 whom to trust (`TlsSettings`): a fingerprint given, else one pinned before, else the certificate
-authorities, else the server's certificate pinned on first use, as SSH does with host keys.
+authorities, else the server's certificate pinned on first use once the person (or `--trust-new`)
+accepted it, as SSH does with host keys.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import socket
 import ssl
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from tcpchat.protocol import (
 from tcpchat.tls import (
     CA_VERIFIED,
     KnownHosts,
+    NewCertificate,
     NewPin,
     TlsError,
     client_context,
@@ -64,6 +67,10 @@ class TlsRefused(ChatError):
     """TLS could not be set up with the server, or its certificate was not trusted."""
 
 
+class NotTlsServer(TlsRefused):
+    """The server answered the TLS handshake with something that is not TLS."""
+
+
 class JoinRefused(ChatError):
     """The server answered `hello` with an error; `error.code` says which."""
 
@@ -75,6 +82,31 @@ class JoinRefused(ChatError):
     def can_retry(self) -> bool:
         """True for `bad_name` and `name_taken`: the connection is open for another `hello`."""
         return self.error.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN)
+
+
+def split_address(text: str) -> tuple[str, int | None]:
+    """`HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT` as (host, port or None), as people write a
+    server's address (and tcpchat prints it).  A bare IPv6 address such as `::1` is a host: its
+    last group is no port.  Raises ValueError with a sentence for what cannot be read."""
+    text = text.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"{text!r} opens an IPv6 address with [ but has no ] to close it.")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{text!r} has {rest!r} after ], where only :PORT may follow.")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, None
+    if not host:
+        raise ValueError(f"{text!r} has no host before the port.")
+    if port_text is None:
+        return host, None
+    if not (port_text.isdigit() and port_text.isascii() and 1 <= int(port_text) <= 65535):
+        raise ValueError(f"{port_text!r} is not a port (a number from 1 to 65535).")
+    return host, int(port_text)
 
 
 def describe_connect_error(host: str, port: int, exc: BaseException) -> str:
@@ -92,11 +124,16 @@ def describe_connect_error(host: str, port: int, exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class TlsSettings:
-    """How `ChatConnection.open` trusts a TLS server (`join --tls`, `--ca`, `--fingerprint`)."""
+    """How `ChatConnection.open` trusts a TLS server (`join --tls`, `--ca`, `--fingerprint`,
+    `--trust-new`)."""
 
     ca_file: Path | None = None  # verify with only these authorities, never pin instead
     fingerprint: str | None = None  # canonical (tls.parse_fingerprint): accept only this one
     known_hosts: KnownHosts = field(default_factory=KnownHosts)
+    # A certificate no authority vouches for, from a server not met before, is pinned when
+    # `trust_new` is set or `ask` (a question to the person) says yes; else it is refused.
+    trust_new: bool = False
+    ask: Callable[[NewCertificate], Awaitable[bool]] | None = None
 
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -132,13 +169,23 @@ class ChatConnection:
         timeout: float = CONNECT_TIMEOUT,
         tls: TlsSettings | None = None,
     ) -> ChatConnection:
-        """Connect, over TLS when `tls` is given; raises ChatError with a readable reason
-        (TlsRefused when the server's certificate is not trusted)."""
+        """Connect, over TLS when `tls` is given or the server was met over TLS before (it is
+        in known_hosts: never a byte in clear to it, the password least of all); raises
+        ChatError with a readable reason (TlsRefused when the server's certificate is not
+        trusted)."""
         new_pin = None
+        remembered = tls is None and _met_over_tls(host, port)
+        if remembered:
+            tls = TlsSettings()
         if tls is None:
             reader, writer = await _connect(host, port, timeout, None)
         else:
-            (reader, writer), new_pin = await _open_tls(host, port, timeout, tls)
+            try:
+                (reader, writer), new_pin = await _open_tls(host, port, timeout, tls)
+            except NotTlsServer:
+                if not remembered:
+                    raise
+                raise TlsRefused(_no_longer_tls(host, port, tls.known_hosts)) from None
         sock = writer.get_extra_info("socket")
         if sock is not None:
             from tcpchat.sockets import enable_keepalive
@@ -280,7 +327,8 @@ async def _connect(host: str, port: int, timeout: float, context: ssl.SSLContext
     except ssl.SSLCertVerificationError:
         raise
     except ssl.SSLError as exc:
-        raise TlsRefused(describe_tls_error(host, port, exc)) from None
+        refused = NotTlsServer if (exc.reason or "") in _NOT_TLS else TlsRefused
+        raise refused(describe_tls_error(host, port, exc)) from None
     except (ConnectionResetError, ConnectionAbortedError) as exc:
         if context is None:
             raise ChatError(describe_connect_error(host, port, exc)) from None
@@ -292,10 +340,14 @@ async def _connect(host: str, port: int, timeout: float, context: ssl.SSLContext
         raise ChatError(describe_connect_error(host, port, exc)) from None
 
 
+# What OpenSSL says when the answer to a ClientHello is not TLS at all (a plain tcpchat banner).
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+
+
 def describe_tls_error(host: str, port: int, exc: ssl.SSLError) -> str:
     """One sentence for a failed TLS handshake (a certificate that failed verification aside)."""
     reason = exc.reason or ""
-    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+    if reason in _NOT_TLS:
         return (
             f"{host} port {port} does not answer in TLS; if it is a tcpchat server without TLS, "
             "join without --tls."
@@ -307,6 +359,28 @@ def describe_tls_error(host: str, port: int, exc: ssl.SSLError) -> str:
     return f"the TLS handshake with {host} port {port} failed ({reason or exc})."
 
 
+def _met_over_tls(host: str, port: int) -> bool:
+    """Whether known_hosts has this server (pinned, or vouched for by an authority).
+
+    A known_hosts that cannot be read raises TlsRefused: joining in clear could send the
+    password to a server that was pinned there.
+    """
+    try:
+        return KnownHosts().get(host, port) is not None
+    except TlsError as error:
+        raise TlsRefused(str(error)) from None
+
+
+def _no_longer_tls(host: str, port: int, known_hosts: KnownHosts) -> str:
+    address = host_key(host, port)
+    return (
+        f"{address} does not answer in TLS, but tcpchat met it over TLS before (it is in "
+        f"{known_hosts.path}), so tcpchat will not join it without TLS: someone may be in the "
+        f"way. If the server stopped using TLS on purpose, delete the line for {address} from "
+        f"{known_hosts.path} and join again."
+    )
+
+
 def _offered(streams: Streams) -> str:
     """The fingerprint of the certificate the server presented on this connection."""
     ssl_object = streams[1].get_extra_info("ssl_object")
@@ -315,6 +389,19 @@ def _offered(streams: Streams) -> str:
         streams[1].transport.abort()
         raise TlsRefused("the server presented no TLS certificate; not connecting.")
     return fingerprint(der)
+
+
+async def _connect_pinned(
+    host: str, port: int, timeout: float, expected: str, mismatch: Callable[[str], str]
+) -> Streams:
+    """A TLS connection whose certificate has the fingerprint `expected`, checked before a byte
+    of ours is sent; else TlsRefused with `mismatch(offered)`."""
+    streams = await _connect(host, port, timeout, pinning_context())
+    offered = _offered(streams)
+    if offered != expected:
+        streams[1].transport.abort()
+        raise TlsRefused(mismatch(offered))
+    return streams
 
 
 async def _open_tls(
@@ -328,31 +415,30 @@ async def _open_tls(
     address = host_key(host, port)
     known_hosts = settings.known_hosts
     if settings.fingerprint is not None:
-        streams = await _connect(host, port, timeout, pinning_context())
-        offered = _offered(streams)
-        if offered != settings.fingerprint:
-            streams[1].transport.abort()
-            raise TlsRefused(
-                f"{address} presented the certificate {offered}, not {settings.fingerprint} as "
-                "given with --fingerprint; someone may be intercepting the connection, so "
-                "tcpchat refuses it."
-            )
+        given = settings.fingerprint
+        streams = await _connect_pinned(
+            host, port, timeout, given,
+            lambda offered: (
+                f"{address} presented the certificate {offered}, not {given} as given with "
+                "--fingerprint; someone may be intercepting the connection, so tcpchat refuses it."
+            ),
+        )  # fmt: skip
         return streams, None
     try:
         known = known_hosts.get(host, port)
     except TlsError as error:
         raise TlsRefused(str(error)) from None
     if known is not None and known != CA_VERIFIED and settings.ca_file is None:  # --ca decides
-        streams = await _connect(host, port, timeout, pinning_context())
-        offered = _offered(streams)
-        if offered != known:
-            streams[1].transport.abort()
-            raise TlsRefused(
-                f"the certificate of {address} has changed! It was {known} when tcpchat first "
+        pinned = known
+        streams = await _connect_pinned(
+            host, port, timeout, pinned,
+            lambda offered: (
+                f"the certificate of {address} has changed! It was {pinned} when tcpchat first "
                 f"met this server; now it is {offered}. Someone may be intercepting the "
                 "connection, so tcpchat refuses it. If the server's certificate was changed on "
                 f"purpose, delete the line for {address} from {known_hosts.path} and join again."
-            )
+            ),
+        )  # fmt: skip
         return streams, None
     try:
         context = client_context(settings.ca_file)
@@ -375,12 +461,45 @@ async def _open_tls(
                 "certificate on purpose, join with --fingerprint (the one the server printed), "
                 f"or delete the line for {address} from {known_hosts.path} and join again."
             ) from None
-        streams = await _connect(host, port, timeout, pinning_context())
-        offered = _offered(streams)
-        try:
-            known_hosts.pin(host, port, offered)
-        except TlsError as problem:
-            return streams, NewPin(address, offered, reason, None, str(problem).rstrip("."))
-        return streams, NewPin(address, offered, reason, known_hosts.path)
+        return await _trust_on_first_use(host, port, timeout, settings, reason)
     known_hosts.mark_verified(host, port)
     return streams, None
+
+
+async def _trust_on_first_use(
+    host: str, port: int, timeout: float, settings: TlsSettings, reason: str
+) -> tuple[Streams, NewPin]:
+    """A server not met before whose certificate no authority vouches for: pinned when
+    `--trust-new` says so or the person, shown its fingerprint, says yes; refused otherwise.
+
+    The connection that showed the certificate is dropped before a person is asked (nothing
+    is held open while they compare), and the one made after a yes must present the very
+    certificate they accepted.
+    """
+    streams = await _connect(host, port, timeout, pinning_context())
+    certificate = NewCertificate(host_key(host, port), _offered(streams), reason)
+    address, accepted = certificate.address, certificate.fingerprint
+    asked = not settings.trust_new
+    if asked:
+        streams[1].transport.abort()
+        if settings.ask is None:
+            raise TlsRefused(certificate.refusal())
+        if not await settings.ask(certificate):
+            raise TlsRefused(
+                f"you did not trust the certificate of {address}, so nothing was sent to it."
+            )
+        streams = await _connect_pinned(
+            host, port, timeout, accepted,
+            lambda offered: (
+                f"{address} presented the certificate {offered}, not {accepted} that you "
+                "trusted a moment ago; someone may be intercepting the connection, so tcpchat "
+                "refuses it."
+            ),
+        )  # fmt: skip
+    known_hosts = settings.known_hosts
+    try:
+        known_hosts.pin(host, port, accepted)
+    except TlsError as problem:
+        why = str(problem).rstrip(".")
+        return streams, NewPin(address, accepted, reason, None, why, asked=asked)
+    return streams, NewPin(address, accepted, reason, known_hosts.path, asked=asked)

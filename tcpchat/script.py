@@ -24,11 +24,23 @@ from tcpchat.protocol import (
     Say,
     Shutdown,
     encode_json,
+    is_forbidden_char,
     render_plain,
     strip_unsafe,
     text_problem,
 )
 from tcpchat.stdin import start_feeding
+
+
+def escape_unsafe_json(line: str) -> str:
+    """A JSON line with every character strip_unsafe would replace written as a `\\uXXXX` escape.
+
+    The server's JSON keeps non-ASCII raw, so C1 controls and bidi overrides from a hostile
+    server would reach the terminal of whoever watches the output; escaped, they cannot, and the
+    line still decodes to the very same strings.  Outside strings JSON is ASCII, so every such
+    character is inside a string, where an escape is valid.
+    """
+    return "".join(f"\\u{ord(char):04x}" if is_forbidden_char(char) else char for char in line)
 
 
 class ScriptSession:
@@ -50,7 +62,7 @@ class ScriptSession:
         if isinstance(event, (Banner, Invalid)):
             return
         if self.as_json:
-            text = encode_json(event).decode()  # type: ignore[arg-type]
+            text = escape_unsafe_json(encode_json(event).decode())  # type: ignore[arg-type]
         else:
             text = strip_unsafe(render_plain(event, hints=False).decode())  # type: ignore[arg-type]
         if text:

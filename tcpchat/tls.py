@@ -319,6 +319,34 @@ def host_key(host: str, port: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class NewCertificate:
+    """A certificate no authority vouches for, from a server not met before: trusted only when
+    the person says so after comparing its fingerprint (or `--trust-new` says so for them)."""
+
+    address: str
+    fingerprint: str
+    reason: str  # why it could not be verified, as OpenSSL puts it
+
+    def question(self) -> str:
+        """What a person reads before being asked, as ssh shows a new host key."""
+        return (
+            f"{self.address} has a certificate no authority vouches for ({self.reason}), and "
+            f"tcpchat has not met this server before. Its fingerprint is {self.fingerprint}: "
+            "compare it with the one the server printed before you trust it."
+        )
+
+    def refusal(self) -> str:
+        """Why nothing was sent when there was nobody to ask (a script), and what to do."""
+        return (
+            f"{self.address} has a certificate no authority vouches for ({self.reason}) and "
+            "tcpchat has not met this server before, so nothing was sent to it; compare its "
+            f"fingerprint {self.fingerprint} with the one the server printed, then join with "
+            f"--fingerprint {self.fingerprint}, or with --trust-new to trust the certificate "
+            "the server presents the first time."
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class NewPin:
     """A server whose certificate no authority vouches for, trusted on first use."""
 
@@ -327,14 +355,18 @@ class NewPin:
     reason: str  # why it could not be verified, as OpenSSL puts it
     saved_in: Path | None  # None when known_hosts could not be written
     problem: str | None = None  # why it could not, then
+    asked: bool = False  # the person was shown the fingerprint and said yes
 
     def notice(self) -> str:
-        """What the person is told: compare, and what happens if it changes."""
-        text = (
-            f"{self.address} has a certificate no authority vouches for ({self.reason}); "
-            f"trusting it on first use. Its fingerprint is {self.fingerprint}: compare it "
-            "with the one the server printed."
-        )
+        """What the person is told: compare (unless they just did), and what a change means."""
+        if self.asked:
+            text = f"Trusting the certificate of {self.address}."
+        else:
+            text = (
+                f"{self.address} has a certificate no authority vouches for ({self.reason}); "
+                f"trusting it on first use. Its fingerprint is {self.fingerprint}: compare it "
+                "with the one the server printed."
+            )
         if self.saved_in is not None:
             return f"{text} Remembered in {self.saved_in}; tcpchat will refuse this server if it ever changes."
         return (

@@ -18,7 +18,8 @@ import random
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
@@ -38,7 +39,9 @@ from tcpchat.client import (
     JoinRefused,
     TlsRefused,
     TlsSettings,
+    split_address,
 )
+from tcpchat.defaults import DEFAULT_PORT
 from tcpchat.protocol import (
     Ack,
     Banner,
@@ -78,6 +81,7 @@ from tcpchat.render import (
     render_problem,
     render_welcome,
 )
+from tcpchat.tls import NewCertificate
 
 SECONDS = 1.0
 ACK_PATIENCE = 10 * SECONDS  # after this an unconfirmed message says so
@@ -706,6 +710,59 @@ async def _open(host: str, port: int, tls: TlsSettings | None) -> ChatConnection
     return connection
 
 
+async def _trust_certificate(session: PromptSession[str], certificate: NewCertificate) -> bool:
+    """Ask, as ssh does for a new host key: its fingerprint, then `yes` to trust it."""
+    print_formatted_text(FormattedText(render_notice(certificate.question())), style=STYLE)
+    return (await _ask(session, "Trust it and join (yes/no)")).lower() == "yes"
+
+
+async def _ask_for_server(
+    session: PromptSession[str], port: int, tls: TlsSettings | None
+) -> tuple[str, int, ChatConnection]:
+    """Ask for the server (`HOST` or `HOST:PORT`) until one answers: one that cannot be read,
+    found or reached is asked for again with the reason, offering what was typed to correct.
+
+    A certificate refused is no typo: that ends here, as it would for a host given.
+    """
+    offer = (recent.recent_hosts() or ["127.0.0.1"])[0]
+    while True:
+        typed = await _ask(session, "Server host", offer)
+        if not typed:
+            continue
+        offer = typed
+        try:
+            host, written = split_address(typed)
+        except ValueError as problem:
+            _say_problem(str(problem))
+            continue
+        try:
+            return host, written or port, await _open(host, written or port, tls)
+        except TlsRefused:
+            raise
+        except ChatError as problem:
+            _say_problem(str(problem))
+
+
+def _say_problem(sentence: str) -> None:
+    """A problem before the chat screen starts, as a sentence of its own."""
+    text = f"{sentence[:1].upper()}{sentence[1:]}"
+    print_formatted_text(FormattedText(render_problem(text)), style=STYLE)
+
+
+def _written_address(host: str, port: int) -> str:
+    """The server as the host prompt and shell completion offer it next time."""
+    if port == DEFAULT_PORT:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _name_to_offer(refused: set[str]) -> str:
+    """The name prompt's default: the latest name used, else the login name, passing over names
+    the server just refused (offering one again would only be refused again); else nothing."""
+    candidates = [*recent.recent_names(), default_name()]
+    return next((name for name in candidates if name and fold_name(name) not in refused), "")
+
+
 async def run_interactive(
     host: str | None,
     port: int,
@@ -715,13 +772,18 @@ async def run_interactive(
 ) -> None:
     """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
     asker: PromptSession[str] = PromptSession()
-    while not host:
-        host = await _ask(asker, "Server host", (recent.recent_hosts() or ["127.0.0.1"])[0])
-    connection = await _open(host, port, tls)
+    # Only the first connection may ask about a new certificate: the chat screen's reconnects
+    # cannot stop to ask, and by then the certificate is pinned.
+    asking = None if tls is None else replace(tls, ask=partial(_trust_certificate, asker))
+    if host:
+        connection = await _open(host, port, asking)
+    else:
+        host, port, connection = await _ask_for_server(asker, port, asking)
     password_tries = 0
+    refused_names: set[str] = set()
     while True:
         while not name:
-            name = await _ask(asker, "Your name", (recent.recent_names() or [default_name()])[0])
+            name = await _ask(asker, "Your name", _name_to_offer(refused_names))
         try:
             welcome = await connection.join(name, password)
             break
@@ -729,6 +791,7 @@ async def run_interactive(
             code = refused.error.code
             if refused.can_retry:
                 print_formatted_text(FormattedText(render_problem(str(refused))), style=STYLE)
+                refused_names.add(fold_name(name))
                 name = None
                 continue
             await connection.close()
@@ -737,11 +800,11 @@ async def run_interactive(
                     print_formatted_text(FormattedText(render_problem(str(refused))), style=STYLE)
                 password_tries += 1
                 password = await _ask(asker, "This server needs a password", secret=True)
-                connection = await _open(host, port, tls)
+                connection = await _open(host, port, asking)
                 continue
             raise ChatError(f"could not join: {refused}") from None
         except BaseException:
             await connection.close()
             raise
-    recent.remember(host, welcome.name)
+    recent.remember(_written_address(host, port), welcome.name)
     await ChatScreen(host, port, password, connection, welcome, tls).run()

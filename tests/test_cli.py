@@ -909,3 +909,65 @@ def test_out_of_descriptors_new_connections_wait_quietly_and_members_go_on(
     output = "\n".join(process.out + process.err)
     assert "Traceback" not in output, output[-3000:]
     assert sum(OUT_OF_DESCRIPTORS in line for line in process.out) == 1, process.out
+
+
+# --- join: where to ------------------------------------------------------------------------------
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def run_join(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`tcpchat join ARGS... --name bot` as a script (no input): it joins and leaves."""
+    return subprocess.run(
+        [sys.executable, "-m", "tcpchat", "join", *args, "--name", "bot"],
+        input="",
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp_path / "config"),
+        timeout=4 * TIMEOUT,
+    )
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["127.0.0.1:{port}", "127.0.0.1:{port} --port {port}", "[::1]:{port}", "::1 --port {port}"],
+)
+def test_join_takes_the_port_with_the_host(where: str, start_server, tmp_path: Path) -> None:
+    host = "::1" if "::1" in where else "127.0.0.1"
+    if host == "::1" and not has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback")
+    server = start_server(host=host)
+    member = server.join("alice", host=host)
+    result = run_join(tmp_path, *where.format(port=server.port).split())
+    assert result.returncode == 0, result.stderr
+    assert member.expect("joined")["name"] == "bot"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["127.0.0.1:4000", "--port", "5000"], "4000 in HOST and 5000 with --port"),
+        (["[::1]:4000", "--port", "5000"], "4000 in HOST and 5000 with --port"),
+        (["127.0.0.1:http"], "'http' is not a port"),
+        (["[::1"], "no ]"),
+    ],
+)
+def test_join_host_that_cannot_be_read_or_disagrees_is_a_usage_error(
+    args: list[str], words: str
+) -> None:
+    result = invoke(["join", *args, "--name", "bot"])
+    assert result.exit_code == 2, result.output
+    assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_join_port_from_the_environment_that_disagrees_is_a_usage_error() -> None:
+    result = invoke(["join", "127.0.0.1:4000", "--name", "bot"], env={"TCPCHAT_PORT": "5000"})
+    assert result.exit_code == 2, result.output
+    assert "4000 in HOST and 5000 with --port" in result.stderr, result.stderr

@@ -9,7 +9,13 @@ import threading
 import pytest
 from conftest import TIMEOUT, RunningServer
 
-from tcpchat.client import ChatConnection, ChatError, ConnectionLost, describe_connect_error
+from tcpchat.client import (
+    ChatConnection,
+    ChatError,
+    ConnectionLost,
+    describe_connect_error,
+    split_address,
+)
 from tcpchat.protocol import Ack, Pong, Say, Welcome
 
 
@@ -136,3 +142,45 @@ def test_keepalive_counts_a_busy_server_as_alive(chat: RunningServer) -> None:
         return acks
 
     assert asyncio.run(scenario()) == lines
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("chat.example.org", ("chat.example.org", None)),
+        ("chat.example.org:4000", ("chat.example.org", 4000)),
+        ("127.0.0.1:1", ("127.0.0.1", 1)),
+        ("127.0.0.1", ("127.0.0.1", None)),
+        ("::1", ("::1", None)),  # a bare IPv6 address is a host, its last group no port
+        ("fe80::1:4000", ("fe80::1:4000", None)),
+        ("[::1]", ("::1", None)),
+        ("[::1]:65535", ("::1", 65535)),
+        ("[2001:db8::7]:4000", ("2001:db8::7", 4000)),
+        (" localhost:4000 ", ("localhost", 4000)),
+    ],
+)
+def test_host_and_port_are_read_as_people_write_them(
+    text: str, expected: tuple[str, int | None]
+) -> None:
+    assert split_address(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("chat.example.org:", "not a port"),
+        ("chat.example.org:http", "not a port"),
+        ("chat.example.org:0", "not a port"),
+        ("chat.example.org:65536", "not a port"),
+        (":4000", "no host"),
+        ("[::1", "no ]"),
+        ("[]:4000", "no host"),
+        ("[::1]4000", "after ]"),
+        ("[::1]:x", "not a port"),
+    ],
+)
+def test_a_host_and_port_that_cannot_be_read_say_why(text: str, words: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        split_address(text)
+    message = str(raised.value)
+    assert words in message and message.endswith(".") and "\n" not in message, message

@@ -420,9 +420,10 @@ def test_server_vanishing_mid_run_exits_non_zero_with_the_reason(
 
 @contextlib.contextmanager
 def fake_server(
-    popen: Callable[[list[str]], subprocess.Popen[str]],
+    popen: Callable[[list[str]], subprocess.Popen[str]], *extra: str
 ) -> Iterator[tuple[subprocess.Popen[str], socket.socket]]:
-    """A listening socket standing in for a server (to misbehave on purpose), and a bot joining it.
+    """A listening socket standing in for a server (to misbehave on purpose), and a bot joining it
+    (with `extra` options).
 
     Yields the bot's process and the accepted connection; both sockets close at the end.
     """
@@ -430,7 +431,7 @@ def fake_server(
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.settimeout(RUN_LIMIT)
-        bot = popen(join_args(listener.getsockname()[1]))
+        bot = popen(join_args(listener.getsockname()[1], *extra))
         connection, _ = listener.accept()
         with connection:
             connection.settimeout(TIMEOUT)
@@ -479,3 +480,41 @@ def test_a_servers_words_cannot_drive_the_terminal_through_stderr(
     assert code == 1
     assert "\x1b" not in stderr and "\x07" not in stderr
     assert "PWNED" in stderr  # the words stay, made harmless
+
+
+# C1 controls (CSI, NEL), a bidi override and an isolate, and DEL: JSON lets them through raw.
+HOSTILE_TEXT = "a\x9b31mb\x85c\u202egnp.exe\u2066d\x7fe"
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_a_hostile_servers_controls_are_escaped_in_either_output(
+    as_json: bool, env: dict[str, str], popen: Callable[[list[str]], subprocess.Popen[str]]
+) -> None:
+    """Text mode shows them as U+FFFD; JSON mode as \\u escapes, so each line is still valid
+    JSON that decodes to exactly what the server sent."""
+    with fake_server(popen, *(["--json"] if as_json else [])) as (bot, connection):
+        connection.sendall(b"Welcome!\n")
+        assert json.loads(_read_line(connection))["type"] == "hello"
+        welcome = {
+            "type": "welcome", "name": "bot", "members": 2, "names": ["bot", "eve"],
+            "server": "fake", "motd": HOSTILE_TEXT, "max_text": 1024, "version": 1,
+            "history": [],
+        }  # fmt: skip
+        connection.sendall(json.dumps(welcome).encode() + b"\n")
+        send_input(bot, "hi\n")
+        said = json.loads(_read_line(connection))
+        ts = "2026-11-24T09:30:00.123Z"
+        message = {"type": "message", "seq": 1, "from": "eve", "text": HOSTILE_TEXT, "ts": ts}
+        ack = {"type": "ack", "id": said["id"], "seq": 2, "ts": ts, "delivered": 2}
+        connection.sendall(b"".join(json.dumps(e).encode() + b"\n" for e in (message, ack)))
+        assert bot.stdin is not None
+        bot.stdin.close()
+        code, stdout, stderr = wait_exit(bot)
+    assert code == 0, stderr
+    assert not any(0x7F <= ord(c) <= 0x9F or c in "\u202e\u2066" for c in stdout), ascii(stdout)
+    if as_json:
+        events = [json.loads(line) for line in stdout.splitlines()]
+        assert events[0]["motd"] == HOSTILE_TEXT
+        assert [e["text"] for e in events if e["type"] == "message"] == [HOSTILE_TEXT]
+    else:
+        assert "eve: a\ufffd31mb\ufffdc\ufffdgnp.exe\ufffdd\ufffde" in stdout, ascii(stdout)

@@ -14,9 +14,11 @@ import hashlib
 import ipaddress
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -133,6 +135,76 @@ def tls_member(
     client.send_json({"type": "hello", "name": name, "version": 1})
     assert client.expect("welcome")["name"] == name
     return client
+
+
+class RecordingListener:
+    """A stand-in server on 127.0.0.1 that records what each client sent it (decrypted, over
+    TLS when given a context): to prove a client sent nothing.  It greets each connection
+    with a banner line, as tcpchat does, then reads until the client closes."""
+
+    def __init__(self, context: ssl.SSLContext | None = None) -> None:
+        self.context = context
+        self.listener = socket.create_server((HOST, 0))
+        self.listener.settimeout(0.05)
+        self.port = int(self.listener.getsockname()[1])
+        self.received: list[bytes] = []  # one entry per connection, once it has ended
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="recording-listener", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sock, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            data = self._record(sock)
+            with self._changed:
+                self.received.append(data)
+                self._changed.notify_all()
+
+    def _record(self, sock: socket.socket) -> bytes:
+        data = b""
+        sock.settimeout(TIMEOUT)
+        try:
+            if self.context is not None:
+                sock = self.context.wrap_socket(sock, server_side=True)
+            sock.sendall(b"Welcome to a stand-in! Enter your name:\n")
+            while chunk := sock.recv(65536):
+                data += chunk
+        except (OSError, ssl.SSLError):
+            pass  # the client hung up, in whichever way: what it sent so far is the record
+        finally:
+            sock.close()
+        return data
+
+    def wait_for_connections(self, count: int) -> list[bytes]:
+        """What the first `count` connections sent, once each has ended; fails after TIMEOUT."""
+        with self._changed:
+            assert self._changed.wait_for(lambda: len(self.received) >= count, TIMEOUT), (
+                f"{len(self.received)} of {count} connections ended"
+            )
+            return list(self.received)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(TIMEOUT)
+        self.listener.close()
+
+
+@pytest.fixture
+def recording() -> Iterator[Callable[[ssl.SSLContext | None], RecordingListener]]:
+    """Start RecordingListeners; each is closed when the test ends."""
+    started: list[RecordingListener] = []
+
+    def start(context: ssl.SSLContext | None = None) -> RecordingListener:
+        started.append(RecordingListener(context))
+        return started[-1]
+
+    yield start
+    for listener in started:
+        listener.close()
 
 
 def make_ca(
@@ -399,7 +471,7 @@ def test_json_clients_chat_over_tls(start_server: StartServer, config: Path) -> 
     bob = tls_member(server, "bob")
 
     async def scenario() -> None:
-        connection, server_name = await open_and_join(server.port, TlsSettings())
+        connection, server_name = await open_and_join(server.port, TlsSettings(trust_new=True))
         try:
             assert server_name == "testserver" and connection.is_tls
             await connection.send(Say(text="hello over TLS", id="1"))
@@ -421,7 +493,7 @@ def test_self_signed_server_is_pinned_on_first_use_then_accepted(
     server = tls_server(start_server, cert, key)
     expected = tls.certificate_fingerprint(cert)
 
-    first = join_once(server.port, TlsSettings())
+    first = join_once(server.port, TlsSettings(trust_new=True))
     assert first.new_pin is not None
     assert first.new_pin.fingerprint == expected
     assert first.new_pin.address == f"{HOST}:{server.port}"
@@ -434,15 +506,113 @@ def test_self_signed_server_is_pinned_on_first_use_then_accepted(
     assert second.new_pin is None  # known now: nothing to tell
 
 
+def test_a_new_certificate_with_nobody_to_ask_is_refused_before_a_byte_is_sent(
+    recording: Callable[[ssl.SSLContext | None], RecordingListener], config: Path
+) -> None:
+    cert, key = self_signed(config)
+    listener = recording(tls.server_context(cert, key))
+    expected = tls.certificate_fingerprint(cert)
+
+    async def scenario() -> ChatError:
+        connection = await ChatConnection.open(HOST, listener.port, tls=TlsSettings())
+        await connection.join("alice", "s3cret")  # what a script would do next
+        raise AssertionError("the new certificate was trusted without a question")
+
+    with pytest.raises(TlsRefused) as refused:
+        asyncio.run(scenario())
+    text = one_sentence(refused.value)
+    assert expected in text and "nothing was sent" in text
+    assert f"--fingerprint {expected}" in text and "--trust-new" in text
+    assert listener.wait_for_connections(1) == [b""] * len(listener.received)
+    assert not (config / "known_hosts").exists()
+
+
+def test_a_new_certificate_is_pinned_only_when_the_person_says_yes(
+    start_server: StartServer,
+    recording: Callable[[ssl.SSLContext | None], RecordingListener],
+    config: Path,
+) -> None:
+    cert, key = self_signed(config)
+    expected = tls.certificate_fingerprint(cert)
+    asked: list[tls.NewCertificate] = []
+
+    def answering(answer: bool) -> TlsSettings:
+        async def ask(certificate: tls.NewCertificate) -> bool:
+            asked.append(certificate)
+            return answer
+
+        return TlsSettings(ask=ask)
+
+    # No: refused, and the stand-in server got nothing but the handshake.
+    listener = recording(tls.server_context(cert, key))
+    error = refusal(listener.port, answering(False))
+    assert isinstance(error, TlsRefused) and "you did not trust" in one_sentence(error)
+    assert [c.fingerprint for c in asked] == [expected]
+    assert expected in asked[0].question() and f"{HOST}:{listener.port}" in asked[0].question()
+    assert listener.wait_for_connections(1) == [b""] * len(listener.received)
+    assert not (config / "known_hosts").exists()
+
+    # Yes: joined, and pinned, so the next join asks nothing.
+    server = tls_server(start_server, cert, key)
+    joined = join_once(server.port, answering(True))
+    assert joined.new_pin is not None and joined.new_pin.fingerprint == expected
+    assert expected not in joined.new_pin.notice()  # the person has just compared it
+    assert f"{HOST}:{server.port} {expected}" in known_hosts_text(config)
+    assert join_once(server.port, answering(False)).new_pin is None
+    assert len(asked) == 2
+
+
+def test_a_pinned_server_is_joined_with_tls_even_without_asking_for_it(
+    start_server: StartServer, config: Path
+) -> None:
+    cert, key = self_signed(config)
+    server = tls_server(start_server, cert, key, password="s3cret")
+
+    async def scenario(settings: TlsSettings | None) -> ChatConnection:
+        connection = await ChatConnection.open(HOST, server.port, tls=settings, timeout=TIMEOUT)
+        try:
+            await connection.join("alice", "s3cret")
+        finally:
+            await connection.close()
+        return connection
+
+    asyncio.run(scenario(TlsSettings(trust_new=True)))  # pinned now
+    plain = asyncio.run(scenario(None))
+    assert plain.is_tls and plain.new_pin is None
+
+
+def test_a_pinned_address_is_never_sent_a_byte_in_clear(
+    recording: Callable[[ssl.SSLContext | None], RecordingListener], config: Path
+) -> None:
+    """A server pinned over TLS that now answers in clear (someone in the way, or TLS turned
+    off): refused, and what it received is a TLS handshake, never `hello` or the password."""
+    listener = recording(None)
+    tls.KnownHosts().pin(HOST, listener.port, tls.fingerprint(b"the certificate met before"))
+
+    async def scenario() -> None:
+        connection = await ChatConnection.open(HOST, listener.port, timeout=TIMEOUT)
+        await connection.join("alice", "s3cret")
+
+    with pytest.raises(TlsRefused) as refused:
+        asyncio.run(scenario())
+    text = one_sentence(refused.value)
+    address = f"{HOST}:{listener.port}"
+    assert "does not answer in TLS" in text and "join without --tls" not in text
+    assert f"delete the line for {address} from {config / 'known_hosts'}" in text
+    received = listener.wait_for_connections(1)
+    assert all(data[:1] in (b"", b"\x16") for data in received), received  # a TLS ClientHello
+    assert not any(b"s3cret" in data or b"hello" in data for data in received), received
+
+
 def test_changed_certificate_is_refused_loudly(start_server: StartServer, config: Path) -> None:
     cert, key = self_signed(config / "first")
     server = tls_server(start_server, cert, key)
-    join_once(server.port, TlsSettings())
+    join_once(server.port, TlsSettings(trust_new=True))
     pinned = tls.certificate_fingerprint(cert)
 
     new_cert, new_key = self_signed(config / "second")
     server = restart(server, start_server, new_cert, new_key)
-    error = refusal(server.port, TlsSettings())
+    error = refusal(server.port, TlsSettings(trust_new=True))
     assert isinstance(error, TlsRefused)
     text = str(error)
     offered = tls.certificate_fingerprint(new_cert)
@@ -456,7 +626,7 @@ def test_changed_certificate_is_refused_loudly(start_server: StartServer, config
     assert f"{address} {pinned}" in known_hosts_text(config)
     # Once the person deletes the line, the new certificate is pinned on first use.
     (config / "known_hosts").write_text("", encoding="utf-8")
-    assert join_once(server.port, TlsSettings()).new_pin is not None
+    assert join_once(server.port, TlsSettings(trust_new=True)).new_pin is not None
 
 
 def test_explicit_fingerprint_is_accepted_or_refused(
@@ -498,7 +668,7 @@ def test_certificate_authority_verifies_and_refuses_a_downgrade(
     # The same server now with a self-signed certificate: refused, not pinned.
     self_cert, self_key = self_signed(config)
     server = restart(server, start_server, self_cert, self_key)
-    error = refusal(server.port, TlsSettings())
+    error = refusal(server.port, TlsSettings(trust_new=True))
     assert isinstance(error, TlsRefused)
     assert f"{address} had a certificate verified by a certificate authority before" in str(error)
     assert "self-signed certificate" in str(error)  # what OpenSSL said
@@ -577,7 +747,7 @@ def test_wrong_password_over_tls_is_auth_failed(start_server: StartServer, confi
     server = tls_server(start_server, cert, key, password="s3cret")
 
     async def scenario() -> None:
-        connection = await ChatConnection.open(HOST, server.port, tls=TlsSettings())
+        connection = await ChatConnection.open(HOST, server.port, tls=TlsSettings(trust_new=True))
         try:
             with pytest.raises(JoinRefused) as refused:
                 await connection.join("alice", "wrong")
@@ -605,7 +775,7 @@ def test_interactive_client_checks_the_pin_again_when_it_reconnects(
     cert, key = self_signed(config / "first")
     server = tls_server(start_server, cert, key)
     new_cert, new_key = self_signed(config / "second")
-    settings = TlsSettings()
+    settings = TlsSettings(trust_new=True)
 
     async def scenario() -> list[str]:
         with create_pipe_input() as keys, create_app_session(input=keys, output=DummyOutput()):
@@ -642,8 +812,18 @@ def test_join_tls_script_end_to_end(
     server = tls_server(start_server, cert, key)
     member = tls_member(server, "alice")
     args = [sys.executable, "-m", "tcpchat", "join", HOST, "--port", str(server.port)]
+    # Nobody to ask: a new certificate is refused unless --trust-new (or --fingerprint) says so.
+    unasked = subprocess.run(
+        [*args, "--name", "bot", "--tls"], input="first line\n", capture_output=True, text=True,
+        env=env, timeout=4 * TIMEOUT,
+    )  # fmt: skip
+    assert unasked.returncode == 1
+    lines = unasked.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--trust-new" in lines[0] and "--fingerprint" in lines[0], lines
+    assert not (tmp_path / "config" / "known_hosts").exists()
+
     run = subprocess.run(
-        [*args, "--name", "bot", "--tls"],
+        [*args, "--name", "bot", "--trust-new"],
         input="first line\nsecond line\n",
         capture_output=True,
         text=True,
@@ -658,12 +838,13 @@ def test_join_tls_script_end_to_end(
     assert [member.expect("message")["text"] for _ in range(2)] == ["first line", "second line"]
     assert member.expect("left")["reason"] == "quit"
 
-    # Pinned now: a second run says nothing about certificates.
+    # Pinned now: a second run says nothing about certificates, and needs no --tls to use TLS.
     again = subprocess.run(
-        [*args, "--name", "bot", "--tls"], input="", capture_output=True, text=True, env=env,
+        [*args, "--name", "bot"], input="", capture_output=True, text=True, env=env,
         timeout=4 * TIMEOUT,
     )  # fmt: skip
     assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert member.expect("joined")["name"] == "bot" and member.expect("left")["reason"] == "quit"
 
     # A wrong --fingerprint (from the environment) fails with one line, exit 1.
     wrong = {**env, "TCPCHAT_FINGERPRINT": tls.fingerprint(b"not this one")}
@@ -674,6 +855,86 @@ def test_join_tls_script_end_to_end(
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "tcpchat refuses it" in lines[0], refused.stderr
+
+
+def spawn_in_terminal(port: int, env: dict[str, str], *extra: str) -> Any:
+    """`tcpchat join` in a real pty (tests/screen.py), so it is interactive and may ask."""
+    import pexpect
+    from screen import COLUMNS, ROWS, Terminal
+
+    environment = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "tcpchat", "join", HOST, "--port", str(port), "--name", "alice", *extra],
+        env={**environment, "TERM": "xterm-256color"},
+        dimensions=(ROWS, COLUMNS),
+        timeout=TIMEOUT,
+    )
+    return Terminal(child)
+
+
+def screen_text(term: Any) -> str:
+    """The screen as one string, rows padded to full width: text wrapped across rows is whole."""
+    from screen import COLUMNS
+
+    return "".join(line.ljust(COLUMNS) for line in term.lines)
+
+
+def end_terminal(term: Any) -> None:
+    if term.child.isalive():
+        term.child.kill(9)
+        term.child.wait()
+    term.child.close(force=True)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pty")
+def test_a_person_is_asked_about_a_new_certificate_and_yes_trusts_it(
+    start_server: StartServer, tmp_path: Path, env: dict[str, str]
+) -> None:
+    cert, key = self_signed(tmp_path / "server")
+    server = tls_server(start_server, cert, key)
+    expected = tls.certificate_fingerprint(cert)
+    term = spawn_in_terminal(server.port, env, "--tls")
+    try:
+        term.wait_text("Trust it and join (yes/no):")
+        assert expected in screen_text(term), term.dump()
+        assert "compare it with the one the server printed" in screen_text(term), term.dump()
+        # Nothing was sent while the person compares: nobody joined, nothing is pinned.
+        assert server.call(lambda: server.server.room.count if server.server else -1) == 0
+        assert not (tmp_path / "config" / "known_hosts").exists()
+        term.type("yes\r")
+        term.wait_text("1 member online")
+        assert f"{HOST}:{server.port} {expected}" in known_hosts_text(tmp_path / "config")
+        term.type("\x04")
+        term.wait_for(lambda: term.eof, "the end of the program after Ctrl-D")
+        term.child.wait()
+        assert term.child.exitstatus == 0, term.dump()
+    finally:
+        end_terminal(term)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pty")
+@pytest.mark.parametrize("answer", ["no", "", "y"])
+def test_anything_but_yes_about_a_new_certificate_stops_with_nothing_sent(
+    answer: str,
+    recording: Callable[[ssl.SSLContext | None], RecordingListener],
+    tmp_path: Path,
+    env: dict[str, str],
+) -> None:
+    cert, key = self_signed(tmp_path / "server")
+    listener = recording(tls.server_context(cert, key))
+    term = spawn_in_terminal(listener.port, env, "--tls", "--password", "s3cret")
+    try:
+        term.wait_text("Trust it and join (yes/no):")
+        term.type(answer + "\r")
+        term.wait_for(lambda: term.eof, "the end of the program after the answer")
+        term.child.wait()
+        assert term.child.exitstatus == 1, term.dump()
+        assert "you did not trust the certificate" in screen_text(term), term.dump()
+    finally:
+        end_terminal(term)
+    assert listener.wait_for_connections(1) == [b""] * len(listener.received)
+    assert not (tmp_path / "config" / "known_hosts").exists()
 
 
 def test_openssl_s_client_joins_in_plain_mode(
@@ -708,7 +969,7 @@ def test_message_event_over_tls_is_the_usual_one(start_server: StartServer, conf
     server = tls_server(start_server, cert, key)
 
     async def scenario() -> Message:
-        alice, _ = await open_and_join(server.port, TlsSettings(), "alice")
+        alice, _ = await open_and_join(server.port, TlsSettings(trust_new=True), "alice")
         bob, _ = await open_and_join(server.port, TlsSettings(), "bob")
         try:
             await alice.send(Say(text="hi bob"))
@@ -742,29 +1003,28 @@ def test_an_unreadable_known_hosts_is_refused_not_overwritten(tmp_path) -> None:
     assert issubclass(TlsRefused, Exception)
 
 
-def test_ca_and_fingerprint_together_are_a_usage_error(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "given",
+    [("--ca", "--fingerprint"), ("--ca", "--trust-new"), ("--fingerprint", "--trust-new")],
+    ids=" ".join,
+)
+def test_two_ways_of_trusting_together_are_a_usage_error(
+    given: tuple[str, str], tmp_path: Path
+) -> None:
     from click.testing import CliRunner
 
     from tcpchat.cli import main
 
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    result = CliRunner().invoke(
-        main,
-        [
-            "join",
-            "127.0.0.1",
-            "--name",
-            "a",
-            "--ca",
-            str(ca),
-            "--fingerprint",
-            "SHA256:" + "A" * 43,
-        ],
-        prog_name="tcpchat",
-    )
+    values = {"--ca": [str(ca)], "--fingerprint": ["SHA256:" + "A" * 43], "--trust-new": []}
+    args = ["join", "127.0.0.1", "--name", "a"]
+    for option in given:
+        args += [option, *values[option]]
+    result = CliRunner().invoke(main, args, prog_name="tcpchat")
     assert result.exit_code == 2
-    assert "give --ca" in result.stderr and "not both" in result.stderr
+    assert "give one of --ca" in result.stderr
+    assert f"not {given[0]} and {given[1]}." in result.stderr
 
 
 def test_a_damaged_certificate_file_is_one_plain_sentence(tmp_path: Path) -> None:

@@ -1,0 +1,157 @@
+"""`tcpchat join`'s questions before the chat screen (host, name), in a real pseudo-terminal.
+
+The child is the real command in a pty, drawn on a pyte screen (tests/screen.py); the server runs
+in this process on 127.0.0.1 (conftest).  The prompts are prompt_toolkit's, so only a terminal
+shows what a person sees: the default offered after the question, and what happens on Enter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+if sys.platform == "win32":
+    pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
+
+import pexpect
+from conftest import RunningServer
+from screen import COLUMNS, ROWS, TIMEOUT, Terminal
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Prompts(Terminal):
+    """The questions `join` asks: the text after the question is the default offered."""
+
+    def answer_offered(self, question: str) -> str:
+        """What follows `question: ` on the screen's last row asking it (the default offered)."""
+        rows = [line for line in self.lines if line.startswith(f"{question}:")]
+        assert rows, f"no {question!r} on the screen:\n{self.dump()}"
+        return rows[-1][len(question) + 1 :].strip()
+
+    def wait_question(self, question: str, count: int = 1) -> None:
+        """Wait until `question` has been asked `count` times and the cursor is on the last."""
+        self.wait_for(
+            lambda: (
+                sum(line.startswith(f"{question}:") for line in self.lines) >= count
+                and self.cursor_line().startswith(f"{question}:")
+            ),
+            f"{question!r} asked {count} times",
+        )
+
+
+@pytest.fixture
+def join_in_terminal(tmp_path: Path) -> Iterator[Callable[..., Prompts]]:
+    """Start `tcpchat join ARGS...` in a pty, with these recent names and login name; each is
+    killed when the test ends."""
+    started: list[Prompts] = []
+
+    def start(*args: str, recent_names: tuple[str, ...] = (), login: str = "alice") -> Prompts:
+        config = tmp_path / "config"
+        config.mkdir(exist_ok=True)
+        recent = {"hosts": [], "names": list(recent_names)}
+        (config / "recent.json").write_text(json.dumps(recent), encoding="utf-8")
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("TCPCHAT_", "_TCPCHAT")) and key not in ("COLUMNS", "LINES")
+        }
+        # getpass.getuser() reads these first: the login name is the last default offered.
+        env.update(TERM="xterm-256color", TCPCHAT_CONFIG_DIR=str(config), LOGNAME=login, USER=login)
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "tcpchat", "join", *args],
+            env=env,
+            cwd=str(REPO),
+            dimensions=(ROWS, COLUMNS),
+            timeout=TIMEOUT,
+        )
+        started.append(Prompts(child))
+        return started[-1]
+
+    yield start
+    for term in started:
+        if term.child.isalive():
+            term.child.kill(9)
+            term.child.wait()
+        term.child.close(force=True)
+
+
+def leave(term: Prompts) -> None:
+    """Ctrl-D on the chat screen: the program ends with 0."""
+    term.type("\x04")
+    term.wait_for(lambda: term.eof, "the end of the program after Ctrl-D")
+    term.child.wait()
+    assert term.child.exitstatus == 0, term.dump()
+
+
+# --- the name ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("recent_names", "offered_next"),
+    [(("alice", "bob"), "bob"), ((), "")],
+    ids=["another recent name", "nothing left to offer"],
+)
+def test_a_refused_name_is_not_offered_again(
+    chat: RunningServer,
+    join_in_terminal: Callable[..., Prompts],
+    recent_names: tuple[str, ...],
+    offered_next: str,
+) -> None:
+    chat.join("alice")
+    term = join_in_terminal("127.0.0.1", "--port", str(chat.port), recent_names=recent_names)
+    term.wait_question("Your name")
+    assert term.answer_offered("Your name") == "alice", term.dump()
+    term.type("\r")  # take the offer: alice, which is taken
+    term.wait_question("Your name", count=2)
+    assert "taken" in "\n".join(term.lines), term.dump()
+    assert term.answer_offered("Your name") == offered_next, term.dump()
+    # Another refusal (this time of a name typed) is not offered either.
+    term.type("\x15ALICE\r")  # Ctrl-U clears the offer; the same name in other letters
+    term.wait_question("Your name", count=3)
+    assert term.answer_offered("Your name") == offered_next, term.dump()
+    term.type("\x15carol\r")
+    term.wait_text("2 members online")
+    leave(term)
+
+
+# --- the host -----------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound, read, closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_bad_host_is_asked_for_again_with_the_reason(
+    chat: RunningServer, join_in_terminal: Callable[..., Prompts], tmp_path: Path
+) -> None:
+    term = join_in_terminal("--name", "carol")
+    term.wait_question("Server host")
+    assert term.answer_offered("Server host") == "127.0.0.1", term.dump()
+
+    term.type("\x15127.0.0.1:http\r")  # not a port
+    term.wait_question("Server host", count=2)
+    assert "'http' is not a port" in "\n".join(term.lines), term.dump()
+    assert term.answer_offered("Server host") == "127.0.0.1:http", term.dump()  # to correct
+
+    nobody = closed_port()
+    term.type(f"\x15127.0.0.1:{nobody}\r")  # nothing listens there
+    term.wait_question("Server host", count=3)
+    assert f"refused the connection on port {nobody}" in "\n".join(term.lines), term.dump()
+
+    term.type(f"\x15127.0.0.1:{chat.port}\r")
+    term.wait_text("1 member online")
+    leave(term)
+    # Offered next time (and completed by the shell) with its port, which join now takes.
+    recent = json.loads((tmp_path / "config" / "recent.json").read_text(encoding="utf-8"))
+    assert recent["hosts"][0] == f"127.0.0.1:{chat.port}"
