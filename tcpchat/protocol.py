@@ -9,6 +9,7 @@ asyncio: callers pass bytes and timestamps in and take bytes and events out (as 
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 import types
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
+
+from tcpchat.confusables import skeleton
 
 # The protocol's numbers live in tcpchat.defaults (cheap to import) and are part of this module too.
 from tcpchat.defaults import DEFAULT_LINE_LIMIT as DEFAULT_LINE_LIMIT
@@ -320,6 +323,29 @@ def fold_name(name: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
+_DROP_NAME_PUNCTUATION = str.maketrans(dict.fromkeys(NAME_PUNCTUATION))
+
+
+def confusable_keys(name: str) -> frozenset[str]:
+    """Keys that two names share when they look alike (UTS #39 skeletons), whatever their case.
+
+    A name is one name in every case (`fold_name`), so each of its forms is looked at: as
+    written, folded and in capitals.  `аlice` (Cyrillic а) looks like `alice` as written, `Тom`
+    (Cyrillic Т) like `TOM`, `biII` (capital I) like `bill`.  The punctuation names may hold
+    (`_-.`) is left out of the keys, and so are letters that look like it: `server.` or `al_ice`
+    would pass for `server` or `alice` at the end of a sentence or in a hurry.
+    """
+    folded = fold_name(name)
+    return frozenset(
+        skeleton(form).translate(_DROP_NAME_PUNCTUATION) for form in (name, folded, folded.upper())
+    )
+
+
+@functools.cache
+def _reserved_keys() -> frozenset[str]:
+    return frozenset().union(*(confusable_keys(name) for name in RESERVED_NAMES))
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` (already normalised) is not a valid name, as a sentence; None when it is."""
     if not 1 <= len(name) <= MAX_NAME_LENGTH:
@@ -332,6 +358,8 @@ def name_problem(name: str) -> str | None:
             return "A name may hold only letters, digits, '_', '-' and '.'."
     if fold_name(name) in RESERVED_NAMES:
         return f"The name {name!r} is reserved."
+    if not confusable_keys(name).isdisjoint(_reserved_keys()):
+        return f"The name {name!r} looks like {RESERVED_NAME!r}, which is reserved."
     return None
 
 

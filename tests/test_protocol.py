@@ -9,16 +9,21 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
+import subprocess
+import sys
 import types
 import typing
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcpchat.confusables import prototypes, skeleton
 from tcpchat.protocol import (
     CLIENT_EVENTS,
     DEFAULT_LINE_LIMIT,
@@ -54,6 +59,7 @@ from tcpchat.protocol import (
     Welcome,
     Who,
     banner,
+    confusable_keys,
     decode_json,
     decode_server_json,
     encode_json,
@@ -593,6 +599,76 @@ def test_different_names_fold_apart() -> None:
 def test_name_is_stored_stripped_and_composed() -> None:
     assert normalize_name("  e\u0301mile ") == "émile"
     assert name_problem(normalize_name("e\u0301" * 32)) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("ѕеrvеr", id="cyrillic-dze-ie"),
+        pytest.param("serѵеr", id="cyrillic-izhitsa"),
+        pytest.param("ꜱerver", id="small-capital-s"),
+        pytest.param("serνer", id="greek-nu"),
+        pytest.param("ЅЕRVЕR", id="cyrillic-capitals"),
+        pytest.param("serveг", id="cyrillic-ghe"),
+        pytest.param("server.", id="trailing-dot"),
+        pytest.param("_server", id="leading-underscore"),
+        pytest.param("ser-ver", id="inner-hyphen"),
+    ],
+)
+def test_a_name_that_looks_like_server_is_refused(name: str) -> None:
+    assert name_problem(name) == f"The name {name!r} looks like 'server', which is reserved."
+
+
+@pytest.mark.parametrize(
+    ("name", "twin"),
+    [
+        ("аlice", "alice"),  # Cyrillic а
+        ("Тom", "tom"),  # Cyrillic Т looks like Latin T, and case does not count
+        ("b0b", "bob"),  # zero and capital O
+        ("biII", "bill"),  # capital I and small l
+        ("ALІCE", "alice"),  # Cyrillic І
+        ("ꓸalice", "alice"),  # a letter that looks like '.', which is ignored
+        ("alice_", "alice"),
+        ("a.l-i_ce", "alice"),
+    ],
+)
+def test_names_that_look_alike_share_a_confusable_key(name: str, twin: str) -> None:
+    assert name_problem(name) is None
+    assert confusable_keys(name) & confusable_keys(twin)
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [("alice", "allce"), ("alice", "alicia"), ("Ελένη", "Ελενα"), ("名前", "名"), ("bob2", "bob")],
+)
+def test_names_that_differ_to_the_eye_keep_apart(name: str, other: str) -> None:
+    assert not confusable_keys(name) & confusable_keys(other)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("ѕеrvеr", "server"), ("paypal", "paypal"), ("раураl", "paypal"), ("ǉ", "lj"), ("m", "rn")],
+)
+def test_skeleton_follows_unicode_confusables(text: str, expected: str) -> None:
+    assert skeleton(text) == expected
+
+
+def test_the_confusables_table_names_its_unicode_version_and_licence() -> None:
+    header = resources.files("tcpchat").joinpath("confusables.tsv").read_text(encoding="utf-8")
+    assert re.search(r"^#\s+Version: \d+\.\d+\.\d+$", header, re.MULTILINE)
+    assert "UNICODE LICENSE V3" in header
+    assert len(prototypes()) > 6000
+
+
+def test_importing_the_protocol_does_not_read_the_confusables_table() -> None:
+    code = (
+        "import tcpchat.protocol, tcpchat.confusables as c\n"
+        "print(c.prototypes.cache_info().currsize)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert result.stdout.strip() == "0"
 
 
 # --------------------------------------------------------------------------------------------

@@ -163,6 +163,39 @@ def test_after_a_refused_name_the_same_connection_may_try_another(code: ErrorCod
     assert only_event(join(room, "h", "bob"), Welcome).name == "bob"
 
 
+@pytest.mark.parametrize("look_alike", ["аlice", "ALІCE", "alice.", "a_lice"])
+def test_a_name_that_looks_like_a_present_member_is_taken(look_alike: str) -> None:
+    room = make_room("alice")
+    error = error_to(join(room, "h", look_alike), "h", ErrorCode.NAME_TAKEN)
+    assert error.message == (
+        f"The name {look_alike!r} looks like 'alice', who is here; choose another."
+    )
+    assert not room.is_member("h")
+
+
+@pytest.mark.parametrize("name", ["ѕеrvеr", "server.", "ꜱerver"])
+def test_a_name_that_looks_like_server_is_bad_name(name: str) -> None:
+    room = make_room("alice")
+    error = error_to(join(room, "h", name), "h", ErrorCode.BAD_NAME)
+    assert "looks like 'server'" in error.message
+
+
+def test_a_look_alike_name_is_free_again_after_its_member_left_or_was_renamed() -> None:
+    room = make_room("alice", "bob")
+    room.leave("alice", LeaveReason.QUIT, NOW)
+    assert only_event(join(room, "h", "аlice"), Welcome).name == "аlice"
+    room.nick("bob", Nick("robert"), NOW)
+    assert only_event(join(room, "h2", "b0b"), Welcome).name == "b0b"
+    error_to(join(room, "h3", "rоbert"), "h3", ErrorCode.NAME_TAKEN)
+
+
+def test_a_rename_may_not_look_like_another_member_but_may_look_like_ones_own() -> None:
+    room = make_room("alice", "bob")
+    error_to(room.nick("bob", Nick("аlice"), NOW), "bob", ErrorCode.NAME_TAKEN)
+    assert only_event(room.nick("alice", Nick("аlice"), NOW), Renamed).new == "аlice"
+    error_to(join(room, "h", "alice"), "h", ErrorCode.NAME_TAKEN)
+
+
 def test_name_is_free_again_after_its_member_left() -> None:
     room = make_room("alice")
     room.leave("alice", LeaveReason.QUIT, NOW)
