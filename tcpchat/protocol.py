@@ -746,8 +746,60 @@ def clock(ts: datetime) -> str:
     return ts.astimezone().strftime("%H:%M")
 
 
-def _indent_continuations(text: str) -> str:
-    return text.replace("\n", "\n    ")
+# Characters that draw nothing but take a column or two: every whitespace character but the line
+# break (TAB, U+3000 and the other Zs spaces, U+2028), the Hangul fillers and the braille blank.
+_BLANK = "[^\\S\\n]|[\u115f\u1160\u2800\u3164\uffa0]"
+# Characters that draw nothing and take no room: Unicode's Default_Ignorable_Code_Point
+# (DerivedCoreProperties.txt: zero-width spaces and joiners, variation selectors, tags...) and
+# the interlinear annotation marks.
+_INVISIBLE = (
+    "[\u00ad\u034f\u061c\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\ufe00-\ufe0f\ufeff\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e0fff]"
+)
+# A run of blanks, with whatever invisible characters sit among them.
+_BLANK_RUN = re.compile(f"(?:{_BLANK})(?:{_BLANK}|{_INVISIBLE})*")
+_LEADING_BLANKS = re.compile(f"(?:{_BLANK}|{_INVISIBLE})*")
+# Indentation a continuation line keeps (beyond the four spaces that mark it): enough for
+# pasted code, and with the four it stays under the narrowest terminal worth serving (20).
+_MAX_INDENT = 8
+
+
+def _indent_columns(blanks: str) -> int:
+    """The columns a terminal gives a run of blanks at the start of a line (a TAB as four)."""
+    columns = 0
+    for char in blanks:
+        if char == "\t":
+            columns += 4
+        elif _BLANK_RUN.match(char):
+            columns += 2 if unicodedata.east_asian_width(char) in "WF" else 1
+    return columns
+
+
+def _plain_message_text(text: str) -> str:
+    """A message's text as plain mode shows it: each run of blanks as one space, each line after
+    the first indented by four spaces.
+
+    A terminal wraps a line it cannot hold, and the next row starts at column 0.  Padding a
+    message to the width of someone's terminal would start its next words there, looking like a
+    line of their own (`* bob left`).  With each run of blanks one space, blanks never fill a
+    row, whatever its width.  A line after the first keeps some of its indentation, at most
+    `_MAX_INDENT` columns.
+    """
+    first, *rest = text.split("\n")
+    lines = [_BLANK_RUN.sub(" ", first).lstrip(" ")]
+    for line in rest:
+        leading = _LEADING_BLANKS.match(line)
+        indent = leading.end() if leading else 0
+        columns = min(_indent_columns(line[:indent]), _MAX_INDENT)
+        lines.append(" " * (4 + columns) + _BLANK_RUN.sub(" ", line[indent:]))
+    return "\n".join(lines)
+
+
+def _plain_sender(name: str) -> str:
+    """The sender as plain mode shows it: the server as `*** server`, which no member name can
+    look like (names hold no `*` and no space)."""
+    return f"*** {name}" if name == RESERVED_NAME else name
 
 
 def render_plain(event: ServerEvent, *, hints: bool = True) -> bytes:
@@ -761,11 +813,13 @@ def render_plain(event: ServerEvent, *, hints: bool = True) -> bytes:
 
 def _plain_text(event: ServerEvent, hints: bool = True) -> str:
     if isinstance(event, Message):
-        return f"[{clock(event.ts)}] {event.sender}: {_indent_continuations(event.text)}"
+        return (
+            f"[{clock(event.ts)}] {_plain_sender(event.sender)}: {_plain_message_text(event.text)}"
+        )
     if isinstance(event, Private):
         return (
-            f"[{clock(event.ts)}] {event.sender} → {event.to} (private): "
-            f"{_indent_continuations(event.text)}"
+            f"[{clock(event.ts)}] {_plain_sender(event.sender)} → {event.to} (private): "
+            f"{_plain_message_text(event.text)}"
         )
     if isinstance(event, Joined):
         return f"* {event.name} joined ({plural_members(event.members)})"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import types
 import typing
+import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from importlib import resources
@@ -28,6 +29,7 @@ from tcpchat.protocol import (
     CLIENT_EVENTS,
     DEFAULT_LINE_LIMIT,
     LINE_TOO_LONG,
+    MAX_NAME_LENGTH,
     SERVER_EVENTS,
     Ack,
     Banner,
@@ -925,6 +927,130 @@ def test_private_message_rendering_names_both_ends() -> None:
     assert "bob" in line
     assert "private" in line
     assert line.endswith(": psst\n")
+
+
+def test_the_server_has_a_plain_look_no_member_name_can_have() -> None:
+    announced = render_plain(Message(1, "server", "Back in 5 minutes.", LOCAL_0930)).decode()
+    assert announced == "[09:30] *** server: Back in 5 minutes.\n"
+    warned = render_plain(Private("server", "alice", "Idle.", LOCAL_0930)).decode()
+    assert warned == "[09:30] *** server → alice (private): Idle.\n"
+
+
+@PROPERTY_SETTINGS
+@given(st.text(alphabet="*aBz9_-. ", min_size=1, max_size=MAX_NAME_LENGTH))
+def test_no_member_name_renders_like_the_server(name: str) -> None:
+    if name_problem(name) is None:
+        line = render_plain(Message(1, name, "hi", LOCAL_0930)).decode()
+        assert not line.startswith("[09:30] *")
+
+
+# Characters that show nothing, as a terminal draws them: what padding is made of.
+BLANKS = "\t \u00a0\u1680\u2003\u205f\u3000\u2800\u3164\u115f\uffa0\u2028"
+INVISIBLES = "\u200b\u200d\u2060\ufeff\ufe0f\u00ad\U000e0020"
+FORGED = "* bob left (2 members online)"
+
+
+def cell_width(char: str) -> int:
+    """Columns a terminal gives `char`: none for marks and format characters, two for wide ones."""
+    if unicodedata.category(char) in ("Mn", "Me", "Cf") or char in INVISIBLES:
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def terminal_rows(text: str, width: int) -> list[list[str]]:
+    """The rows a terminal `width` columns wide shows for `text`, as cells (what each holds, ""
+    for none), wrapped as xterm wraps: a character that does not fit starts the next row."""
+    rows: list[list[str]] = [[]]
+    for char in text:
+        row = rows[-1]
+        if char == "\n":
+            rows.append([])
+        elif char == "\t":  # to the next tab stop, never past the last column
+            row.extend(" " * (min((len(row) // 8 + 1) * 8, width - 1) - len(row)))
+        elif (columns := cell_width(char)) == 0:
+            if row:
+                row[-1] += char
+        else:
+            if len(row) + columns > width:
+                rows.append(row := [])
+            row.extend([char] + [""] * (columns - 1))
+    return rows
+
+
+def is_blank_cell(cell: str) -> bool:
+    return all(char in BLANKS or cell_width(char) == 0 for char in cell)
+
+
+def rows_pushed_to_column_0(text: str, width: int) -> list[str]:
+    """Rows after the first that start with something at column 0 although the row above them
+    ends in more blank cells than a wrapped word or a wide character leaves (two)."""
+    rows = terminal_rows(text, width)
+    pushed = []
+    for above, row in itertools.pairwise(rows):
+        trailing = (
+            width
+            - len(above)
+            + next(
+                (n for n, cell in enumerate(reversed(above)) if not is_blank_cell(cell)), len(above)
+            )
+        )
+        if row and not is_blank_cell(row[0]) and trailing > 2:
+            pushed.append("".join(row))
+    return pushed
+
+
+def test_the_terminal_model_sees_the_padding_attack() -> None:
+    """The padded line of the report, as it was rendered before: the model must catch it."""
+    text = f"[09:30] mallory: hi{' ' * 61}{FORGED}"
+    assert rows_pushed_to_column_0(text, 80) == [FORGED]
+    assert rows_pushed_to_column_0(text.replace(" " * 61, " "), 80) == []
+
+
+def test_padding_cannot_push_a_forged_line_to_column_0() -> None:
+    """Every kind of blank, alone or with invisible characters among it, in every amount."""
+    shown = set()
+    for blank, invisible, pad in itertools.product(BLANKS, ["", *INVISIBLES], (1, 2, 61, 300)):
+        text = "hi" + (blank + invisible) * pad + FORGED + "\n" + blank * pad + FORGED
+        shown.add(render_plain(Message(1, "mallory", text, LOCAL_0930)).decode())
+        shown.add(render_plain(Private("mallory", "alice", text, LOCAL_0930)).decode())
+    for rendered in shown:
+        for width in range(20, 301):
+            assert rows_pushed_to_column_0(rendered, width) == [], (rendered, width)
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.text(alphabet="ab*[ \n漢\u0301" + BLANKS + INVISIBLES, min_size=1, max_size=400),
+    st.sampled_from(["al", "mallory", "x" * 32]),
+    st.integers(min_value=20, max_value=300),
+)
+def test_no_message_row_is_pushed_to_column_0_at_any_width(
+    text: str, sender: str, width: int
+) -> None:
+    for event in (
+        Message(1, sender, text, LOCAL_0930),
+        Private(sender, "alice", text, LOCAL_0930),
+    ):
+        assert rows_pushed_to_column_0(render_plain(event).decode(), width) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("two  spaces", "two spaces"),
+        ("tab\there", "tab here"),
+        ("wide\u3000\u3000space", "wide space"),
+        ("  leading and trailing  ", "leading and trailing "),
+        ("a \u200b \u200b b", "a b"),
+        ("emoji ❤\ufe0f and 👩\u200d💻 stay", "emoji ❤\ufe0f and 👩\u200d💻 stay"),
+        ("code:\n    indented\n\tby a tab", "code:\n        indented\n        by a tab"),
+        ("deep:\n" + " " * 40 + "x", "deep:\n            x"),
+    ],
+)
+def test_plain_mode_shows_a_run_of_blanks_as_one_space(text: str, shown: str) -> None:
+    message = Message(1, "alice", text, LOCAL_0930)
+    assert render_plain(message).decode() == f"[09:30] alice: {shown}\n"
+    assert json.loads(encode_json(message))["text"] == text  # JSON mode keeps every character
 
 
 @pytest.mark.parametrize("reason", list(LeaveReason))
