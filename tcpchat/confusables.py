@@ -17,7 +17,7 @@ from importlib import resources
 @functools.cache
 def prototypes() -> dict[int, str]:
     """Each confusable character's prototype, as a `str.translate` table."""
-    text = resources.files(__package__).joinpath("confusables.tsv").read_text(encoding="utf-8")
+    text = resources.files("tcpchat").joinpath("confusables.tsv").read_text(encoding="utf-8")
     table: dict[int, str] = {}
     for line in text.splitlines():
         if line.startswith("#"):

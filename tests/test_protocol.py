@@ -10,6 +10,7 @@ import dataclasses
 import itertools
 import json
 import re
+import runpy
 import subprocess
 import sys
 import types
@@ -18,6 +19,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -660,6 +662,24 @@ def test_the_confusables_table_names_its_unicode_version_and_licence() -> None:
     assert re.search(r"^#\s+Version: \d+\.\d+\.\d+$", header, re.MULTILINE)
     assert "UNICODE LICENSE V3" in header
     assert len(prototypes()) > 6000
+
+
+def test_the_confusables_generator_keeps_unicodes_header_and_the_mappings() -> None:
+    """tools/generate_confusables.py on a file shaped like Unicode's confusables.txt."""
+    generator = runpy.run_path(str(Path(__file__).parent.parent / "tools/generate_confusables.py"))
+    source = (
+        "\ufeff# confusables.txt\n# Date: 2026-08-06, 01:05:35 GMT\n# © 2026 Unicode®, Inc.\n"
+        "# Version: 18.0.0\n#\n"
+        "0455 ;\t0073 ;\tMA\t# ( ѕ → s ) CYRILLIC SMALL LETTER DZE → LATIN SMALL LETTER S\t#\n\n"
+        "006D ;\t0072 006E ;\tMA\t# ( m → rn ) LATIN SMALL LETTER M → R, N\t#\n"
+    )
+    table = generator["table"](source.encode())
+    assert "#   Version: 18.0.0\n" in table
+    assert "# UNICODE LICENSE V3\n" in table
+    assert [line for line in table.splitlines() if not line.startswith("#")] == [
+        "0455\t0073",
+        "006D\t0072 006E",
+    ]
 
 
 def test_importing_the_protocol_does_not_read_the_confusables_table() -> None:
