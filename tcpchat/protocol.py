@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
 import json
 import re
 import types
@@ -749,20 +750,41 @@ def clock(ts: datetime) -> str:
 # Characters that draw nothing but take a column or two: every whitespace character but the line
 # break (TAB, U+3000 and the other Zs spaces, U+2028), the Hangul fillers and the braille blank.
 _BLANK = "[^\\S\\n]|[\u115f\u1160\u2800\u3164\uffa0]"
-# Characters that draw nothing and take no room: Unicode's Default_Ignorable_Code_Point
-# (DerivedCoreProperties.txt: zero-width spaces and joiners, variation selectors, tags...) and
-# the interlinear annotation marks.
-_INVISIBLE = (
-    "[\u00ad\u034f\u061c\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
-    "\ufe00-\ufe0f\ufeff\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-    "\U000e0000-\U000e0fff]"
-)
-# A run of blanks, with whatever invisible characters sit among them.
-_BLANK_RUN = re.compile(f"(?:{_BLANK})(?:{_BLANK}|{_INVISIBLE})*")
-_LEADING_BLANKS = re.compile(f"(?:{_BLANK}|{_INVISIBLE})*")
+_IS_BLANK = re.compile(_BLANK)
+# Text without zero-width characters (all ASCII text) needs no more than runs of blanks.
+_BLANKS = re.compile(f"(?:{_BLANK})+")
 # Indentation a continuation line keeps (beyond the four spaces that mark it): enough for
 # pasted code, and with the four it stays under the narrowest terminal worth serving (20).
 _MAX_INDENT = 8
+
+
+@functools.cache
+def _blank_runs() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Patterns for a run of blanks with the zero-width characters among and after them, and
+    for the blanks and zero-width characters that open a line.
+
+    Zero-width: the marks (Mn, Me), the format characters (Cf) and the reserved code points
+    of Unicode's Default_Ignorable_Code_Point.  A mark on a blank draws little or nothing, and
+    zero-width spaces between blanks would otherwise cut a run into runs.  Made on first use
+    (a scan of the planes that hold such characters, some milliseconds).
+    """
+    points = itertools.chain(range(0xA0, 0x20000), range(0xE0000, 0xE1000))
+    zero_width = [
+        code
+        for code in points
+        if unicodedata.category(chr(code)) in ("Mn", "Me", "Cf")
+        or code == 0x2065
+        or 0xFFF0 <= code <= 0xFFF8
+        or code >= 0xE0000
+    ]
+    spans: list[list[int]] = []
+    for code in zero_width:
+        if spans and spans[-1][1] == code - 1:
+            spans[-1][1] = code
+        else:
+            spans.append([code, code])
+    zero = "[" + "".join(f"{chr(first)}-{chr(last)}" for first, last in spans) + "]"
+    return re.compile(f"(?:{_BLANK})(?:{_BLANK}|{zero})*"), re.compile(f"(?:{_BLANK}|{zero})*")
 
 
 def _indent_columns(blanks: str) -> int:
@@ -771,7 +793,7 @@ def _indent_columns(blanks: str) -> int:
     for char in blanks:
         if char == "\t":
             columns += 4
-        elif _BLANK_RUN.match(char):
+        elif _IS_BLANK.match(char):
             columns += 2 if unicodedata.east_asian_width(char) in "WF" else 1
     return columns
 
@@ -786,13 +808,14 @@ def _plain_message_text(text: str) -> str:
     row, whatever its width.  A line after the first keeps some of its indentation, at most
     `_MAX_INDENT` columns.
     """
+    runs, leading_blanks = (_BLANKS, _BLANKS) if text.isascii() else _blank_runs()
     first, *rest = text.split("\n")
-    lines = [_BLANK_RUN.sub(" ", first).lstrip(" ")]
+    lines = [runs.sub(" ", first).lstrip(" ")]
     for line in rest:
-        leading = _LEADING_BLANKS.match(line)
+        leading = leading_blanks.match(line)
         indent = leading.end() if leading else 0
         columns = min(_indent_columns(line[:indent]), _MAX_INDENT)
-        lines.append(" " * (4 + columns) + _BLANK_RUN.sub(" ", line[indent:]))
+        lines.append(" " * (4 + columns) + runs.sub(" ", line[indent:]))
     return "\n".join(lines)
 
 

@@ -966,7 +966,8 @@ def test_no_member_name_renders_like_the_server(name: str) -> None:
 
 # Characters that show nothing, as a terminal draws them: what padding is made of.
 BLANKS = "\t \u00a0\u1680\u2003\u205f\u3000\u2800\u3164\u115f\uffa0\u2028"
-INVISIBLES = "\u200b\u200d\u2060\ufeff\ufe0f\u00ad\U000e0020"
+# Characters that take no column: marks, zero-width spaces and joiners, variation selectors, tags.
+INVISIBLES = "\u0301\u0489\u200b\u200d\u2060\ufeff\ufe0f\u00ad\U000e0020\U000e0100"
 FORGED = "* bob left (2 members online)"
 
 
