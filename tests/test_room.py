@@ -4,6 +4,7 @@ history, and who gets which event. No network: the room only returns `Delivery` 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,6 +29,7 @@ from tcpchat.protocol import (
     Renamed,
     Say,
     Welcome,
+    confusable_keys,
     fold_name,
 )
 from tcpchat.room import Delivery, Room, RoomLimits
@@ -560,6 +562,39 @@ def test_every_member_gets_every_message_of_its_stay_in_order(
 
     for handle in room.handles():
         check_stay(handle)
+
+
+LOOK_ALIKES = ["alice", "аlice", "ALICE", "al.ice", "bob", "b0b", "BOB", "carol", "caroI"]
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["join", "nick", "leave"]),
+            st.sampled_from(HANDLES),
+            st.sampled_from(LOOK_ALIKES),
+        ),
+        max_size=40,
+    )
+)
+def test_no_two_members_ever_look_alike(ops: list[tuple[str, str, str]]) -> None:
+    """Joins, renames and leaves in any order keep the look index exact: one member per look."""
+    room = make_room()
+    for op, handle, name in ops:
+        if op == "join":
+            join(room, handle, name)
+        elif op == "nick" and room.is_member(handle):
+            room.nick(handle, Nick(name), NOW)
+        elif op == "leave":
+            room.leave(handle, LeaveReason.QUIT, NOW)
+        names = [room.name_of(h) or "" for h in room.handles()]
+        for one, other in itertools.combinations(names, 2):
+            assert not confusable_keys(one) & confusable_keys(other), (one, other)
+    for handle in room.handles():
+        room.leave(handle, LeaveReason.QUIT, NOW)
+    for name in ("alice", "bob", "carol"):
+        assert isinstance(join(room, name)[0].event, Welcome)  # every look is free again
 
 
 def test_deliveries_to_everyone_say_so_and_whom_they_leave_out() -> None:
