@@ -9,6 +9,8 @@ asyncio: callers pass bytes and timestamps in and take bytes and events out (as 
 from __future__ import annotations
 
 import enum
+import functools
+import itertools
 import json
 import re
 import types
@@ -18,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
+
+from tcpchat.confusables import skeleton
 
 # The protocol's numbers live in tcpchat.defaults (cheap to import) and are part of this module too.
 from tcpchat.defaults import DEFAULT_LINE_LIMIT as DEFAULT_LINE_LIMIT
@@ -320,6 +324,29 @@ def fold_name(name: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
+_DROP_NAME_PUNCTUATION = str.maketrans(dict.fromkeys(NAME_PUNCTUATION))
+
+
+def confusable_keys(name: str) -> frozenset[str]:
+    """Keys that two names share when they look alike (UTS #39 skeletons), whatever their case.
+
+    A name is one name in every case (`fold_name`), so each of its forms is looked at: as
+    written, folded and in capitals.  `аlice` (Cyrillic а) looks like `alice` as written, `Тom`
+    (Cyrillic Т) like `TOM`, `biII` (capital I) like `bill`.  The punctuation names may hold
+    (`_-.`) is left out of the keys, and so are letters that look like it: `server.` or `al_ice`
+    would pass for `server` or `alice` at the end of a sentence or in a hurry.
+    """
+    folded = fold_name(name)
+    return frozenset(
+        skeleton(form).translate(_DROP_NAME_PUNCTUATION) for form in (name, folded, folded.upper())
+    )
+
+
+@functools.cache
+def _reserved_keys() -> frozenset[str]:
+    return frozenset().union(*(confusable_keys(name) for name in RESERVED_NAMES))
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` (already normalised) is not a valid name, as a sentence; None when it is."""
     if not 1 <= len(name) <= MAX_NAME_LENGTH:
@@ -332,6 +359,8 @@ def name_problem(name: str) -> str | None:
             return "A name may hold only letters, digits, '_', '-' and '.'."
     if fold_name(name) in RESERVED_NAMES:
         return f"The name {name!r} is reserved."
+    if not confusable_keys(name).isdisjoint(_reserved_keys()):
+        return f"The name {name!r} looks like {RESERVED_NAME!r}, which is reserved."
     return None
 
 
@@ -718,8 +747,82 @@ def clock(ts: datetime) -> str:
     return ts.astimezone().strftime("%H:%M")
 
 
-def _indent_continuations(text: str) -> str:
-    return text.replace("\n", "\n    ")
+# Characters that draw nothing but take a column or two: every whitespace character but the line
+# break (TAB, U+3000 and the other Zs spaces, U+2028), the Hangul fillers and the braille blank.
+_BLANK = "[^\\S\\n]|[\u115f\u1160\u2800\u3164\uffa0]"
+_IS_BLANK = re.compile(_BLANK)
+# Text without zero-width characters (all ASCII text) needs no more than runs of blanks.
+_BLANKS = re.compile(f"(?:{_BLANK})+")
+# Indentation a continuation line keeps (beyond the four spaces that mark it): enough for
+# pasted code, and with the four it stays under the narrowest terminal worth serving (20).
+_MAX_INDENT = 8
+
+
+@functools.cache
+def _blank_runs() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Patterns for a run of blanks with the zero-width characters among and after them, and
+    for the blanks and zero-width characters that open a line.
+
+    Zero-width: the marks (Mn, Me), the format characters (Cf) and the reserved code points
+    of Unicode's Default_Ignorable_Code_Point.  A mark on a blank draws little or nothing, and
+    zero-width spaces between blanks would otherwise cut a run into runs.  Made on first use
+    (a scan of the planes that hold such characters, some milliseconds).
+    """
+    points = itertools.chain(range(0xA0, 0x20000), range(0xE0000, 0xE1000))
+    zero_width = [
+        code
+        for code in points
+        if unicodedata.category(chr(code)) in ("Mn", "Me", "Cf")
+        or code == 0x2065
+        or 0xFFF0 <= code <= 0xFFF8
+        or code >= 0xE0000
+    ]
+    spans: list[list[int]] = []
+    for code in zero_width:
+        if spans and spans[-1][1] == code - 1:
+            spans[-1][1] = code
+        else:
+            spans.append([code, code])
+    zero = "[" + "".join(f"{chr(first)}-{chr(last)}" for first, last in spans) + "]"
+    return re.compile(f"(?:{_BLANK})(?:{_BLANK}|{zero})*"), re.compile(f"(?:{_BLANK}|{zero})*")
+
+
+def _indent_columns(blanks: str) -> int:
+    """The columns a terminal gives a run of blanks at the start of a line (a TAB as four)."""
+    columns = 0
+    for char in blanks:
+        if char == "\t":
+            columns += 4
+        elif _IS_BLANK.match(char):
+            columns += 2 if unicodedata.east_asian_width(char) in "WF" else 1
+    return columns
+
+
+def _plain_message_text(text: str) -> str:
+    """A message's text as plain mode shows it: each run of blanks as one space, each line after
+    the first indented by four spaces.
+
+    A terminal wraps a line it cannot hold, and the next row starts at column 0.  Padding a
+    message to the width of someone's terminal would start its next words there, looking like a
+    line of their own (`* bob left`).  With each run of blanks one space, blanks never fill a
+    row, whatever its width.  A line after the first keeps some of its indentation, at most
+    `_MAX_INDENT` columns.
+    """
+    runs, leading_blanks = (_BLANKS, _BLANKS) if text.isascii() else _blank_runs()
+    first, *rest = text.split("\n")
+    lines = [runs.sub(" ", first).lstrip(" ")]
+    for line in rest:
+        leading = leading_blanks.match(line)
+        indent = leading.end() if leading else 0
+        columns = min(_indent_columns(line[:indent]), _MAX_INDENT)
+        lines.append(" " * (4 + columns) + runs.sub(" ", line[indent:]))
+    return "\n".join(lines)
+
+
+def _plain_sender(name: str) -> str:
+    """The sender as plain mode shows it: the server as `*** server`, which no member name can
+    look like (names hold no `*` and no space)."""
+    return f"*** {name}" if name == RESERVED_NAME else name
 
 
 def render_plain(event: ServerEvent, *, hints: bool = True) -> bytes:
@@ -733,11 +836,13 @@ def render_plain(event: ServerEvent, *, hints: bool = True) -> bytes:
 
 def _plain_text(event: ServerEvent, hints: bool = True) -> str:
     if isinstance(event, Message):
-        return f"[{clock(event.ts)}] {event.sender}: {_indent_continuations(event.text)}"
+        return (
+            f"[{clock(event.ts)}] {_plain_sender(event.sender)}: {_plain_message_text(event.text)}"
+        )
     if isinstance(event, Private):
         return (
-            f"[{clock(event.ts)}] {event.sender} → {event.to} (private): "
-            f"{_indent_continuations(event.text)}"
+            f"[{clock(event.ts)}] {_plain_sender(event.sender)} → {event.to} (private): "
+            f"{_plain_message_text(event.text)}"
         )
     if isinstance(event, Joined):
         return f"* {event.name} joined ({plural_members(event.members)})"

@@ -33,6 +33,7 @@ from tcpchat.protocol import (
     Say,
     ServerEvent,
     Welcome,
+    confusable_keys,
     fold_name,
     name_problem,
     normalize_name,
@@ -70,12 +71,14 @@ class RoomLimits:
 
 
 class Room:
-    """Members by handle and by folded name; the `seq` counter and the recent history."""
+    """Members by handle, by folded name and by look; the `seq` counter and the recent history."""
 
     def __init__(self, limits: RoomLimits) -> None:
         self.limits = limits
         self._names: dict[Handle, str] = {}
         self._by_key: dict[str, Handle] = {}
+        # Members by each of their names' confusable keys: no two members share one.
+        self._by_look: dict[str, Handle] = {}
         # Folded keys in order, and the names in the same order: every welcome lists every
         # name, so the order is kept up to date instead of sorted again for each joiner.
         self._keys_in_order: list[str] = []
@@ -124,6 +127,14 @@ class Room:
         holder = self._by_key.get(fold_name(name))
         if holder is not None and holder != renaming:
             return Error(ErrorCode.NAME_TAKEN, f"The name {name!r} is taken; choose another.")
+        for key in confusable_keys(name):
+            twin = self._by_look.get(key)
+            if twin is not None and twin != renaming:
+                return Error(
+                    ErrorCode.NAME_TAKEN,
+                    f"The name {name!r} looks like {self._names[twin]!r}, who is here; "
+                    "choose another.",
+                )
         return None
 
     def password_matches(self, password: str | None) -> bool:
@@ -177,6 +188,7 @@ class Room:
         self._names[handle] = name
         key = fold_name(name)
         self._by_key[key] = handle
+        self._by_look.update(dict.fromkeys(confusable_keys(name), handle))
         self._add_name(key, name)
         welcome = Welcome(
             name=name,
@@ -251,9 +263,12 @@ class Room:
             return [Delivery(error, (handle,))]
         old_key, new_key = fold_name(old), fold_name(new)
         del self._by_key[old_key]
+        for look in confusable_keys(old):
+            del self._by_look[look]
         self._remove_name(old_key)
         self._names[handle] = new
         self._by_key[new_key] = handle
+        self._by_look.update(dict.fromkeys(confusable_keys(new), handle))
         self._add_name(new_key, new)
         return [Delivery(Renamed(old=old, new=new, ts=now), list(self._names), True)]
 
@@ -267,6 +282,8 @@ class Room:
             return []
         key = fold_name(name)
         del self._by_key[key]
+        for look in confusable_keys(name):
+            del self._by_look[look]
         self._remove_name(key)
         left = Left(name=name, members=self.count, reason=reason, ts=now)
         return [Delivery(left, list(self._names), True)]

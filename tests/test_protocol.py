@@ -9,20 +9,29 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
+import runpy
+import subprocess
+import sys
 import types
 import typing
+import unicodedata
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcpchat.confusables import prototypes, skeleton
 from tcpchat.protocol import (
     CLIENT_EVENTS,
     DEFAULT_LINE_LIMIT,
     LINE_TOO_LONG,
+    MAX_NAME_LENGTH,
     SERVER_EVENTS,
     Ack,
     Banner,
@@ -54,6 +63,7 @@ from tcpchat.protocol import (
     Welcome,
     Who,
     banner,
+    confusable_keys,
     decode_json,
     decode_server_json,
     encode_json,
@@ -595,6 +605,94 @@ def test_name_is_stored_stripped_and_composed() -> None:
     assert name_problem(normalize_name("e\u0301" * 32)) is None
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("ѕеrvеr", id="cyrillic-dze-ie"),
+        pytest.param("serѵеr", id="cyrillic-izhitsa"),
+        pytest.param("ꜱerver", id="small-capital-s"),
+        pytest.param("serνer", id="greek-nu"),
+        pytest.param("ЅЕRVЕR", id="cyrillic-capitals"),
+        pytest.param("serveг", id="cyrillic-ghe"),
+        pytest.param("server.", id="trailing-dot"),
+        pytest.param("_server", id="leading-underscore"),
+        pytest.param("ser-ver", id="inner-hyphen"),
+    ],
+)
+def test_a_name_that_looks_like_server_is_refused(name: str) -> None:
+    assert name_problem(name) == f"The name {name!r} looks like 'server', which is reserved."
+
+
+@pytest.mark.parametrize(
+    ("name", "twin"),
+    [
+        ("аlice", "alice"),  # Cyrillic а
+        ("Тom", "tom"),  # Cyrillic Т looks like Latin T, and case does not count
+        ("b0b", "bob"),  # zero and capital O
+        ("biII", "bill"),  # capital I and small l
+        ("ALІCE", "alice"),  # Cyrillic І
+        ("ꓸalice", "alice"),  # a letter that looks like '.', which is ignored
+        ("alice_", "alice"),
+        ("a.l-i_ce", "alice"),
+    ],
+)
+def test_names_that_look_alike_share_a_confusable_key(name: str, twin: str) -> None:
+    assert name_problem(name) is None
+    assert confusable_keys(name) & confusable_keys(twin)
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [("alice", "allce"), ("alice", "alicia"), ("Ελένη", "Ελενα"), ("名前", "名"), ("bob2", "bob")],
+)
+def test_names_that_differ_to_the_eye_keep_apart(name: str, other: str) -> None:
+    assert not confusable_keys(name) & confusable_keys(other)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("ѕеrvеr", "server"), ("paypal", "paypal"), ("раураl", "paypal"), ("ǉ", "lj"), ("m", "rn")],
+)
+def test_skeleton_follows_unicode_confusables(text: str, expected: str) -> None:
+    assert skeleton(text) == expected
+
+
+def test_the_confusables_table_names_its_unicode_version_and_licence() -> None:
+    header = resources.files("tcpchat").joinpath("confusables.tsv").read_text(encoding="utf-8")
+    assert re.search(r"^#\s+Version: \d+\.\d+\.\d+$", header, re.MULTILINE)
+    assert "UNICODE LICENSE V3" in header
+    assert len(prototypes()) > 6000
+
+
+def test_the_confusables_generator_keeps_unicodes_header_and_the_mappings() -> None:
+    """tools/generate_confusables.py on a file shaped like Unicode's confusables.txt."""
+    generator = runpy.run_path(str(Path(__file__).parent.parent / "tools/generate_confusables.py"))
+    source = (
+        "\ufeff# confusables.txt\n# Date: 2026-08-06, 01:05:35 GMT\n# © 2026 Unicode®, Inc.\n"
+        "# Version: 18.0.0\n#\n"
+        "0455 ;\t0073 ;\tMA\t# ( ѕ → s ) CYRILLIC SMALL LETTER DZE → LATIN SMALL LETTER S\t#\n\n"
+        "006D ;\t0072 006E ;\tMA\t# ( m → rn ) LATIN SMALL LETTER M → R, N\t#\n"
+    )
+    table = generator["table"](source.encode())
+    assert "#   Version: 18.0.0\n" in table
+    assert "# UNICODE LICENSE V3\n" in table
+    assert [line for line in table.splitlines() if not line.startswith("#")] == [
+        "0455\t0073",
+        "006D\t0072 006E",
+    ]
+
+
+def test_importing_the_protocol_does_not_read_the_confusables_table() -> None:
+    code = (
+        "import tcpchat.protocol, tcpchat.confusables as c\n"
+        "print(c.prototypes.cache_info().currsize)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert result.stdout.strip() == "0"
+
+
 # --------------------------------------------------------------------------------------------
 # Text.
 
@@ -849,6 +947,131 @@ def test_private_message_rendering_names_both_ends() -> None:
     assert "bob" in line
     assert "private" in line
     assert line.endswith(": psst\n")
+
+
+def test_the_server_has_a_plain_look_no_member_name_can_have() -> None:
+    announced = render_plain(Message(1, "server", "Back in 5 minutes.", LOCAL_0930)).decode()
+    assert announced == "[09:30] *** server: Back in 5 minutes.\n"
+    warned = render_plain(Private("server", "alice", "Idle.", LOCAL_0930)).decode()
+    assert warned == "[09:30] *** server → alice (private): Idle.\n"
+
+
+@PROPERTY_SETTINGS
+@given(st.text(alphabet="*aBz9_-. ", min_size=1, max_size=MAX_NAME_LENGTH))
+def test_no_member_name_renders_like_the_server(name: str) -> None:
+    if name_problem(name) is None:
+        line = render_plain(Message(1, name, "hi", LOCAL_0930)).decode()
+        assert not line.startswith("[09:30] *")
+
+
+# Characters that show nothing, as a terminal draws them: what padding is made of.
+BLANKS = "\t \u00a0\u1680\u2003\u205f\u3000\u2800\u3164\u115f\uffa0\u2028"
+# Characters that take no column: marks, zero-width spaces and joiners, variation selectors, tags.
+INVISIBLES = "\u0301\u0489\u200b\u200d\u2060\ufeff\ufe0f\u00ad\U000e0020\U000e0100"
+FORGED = "* bob left (2 members online)"
+
+
+def cell_width(char: str) -> int:
+    """Columns a terminal gives `char`: none for marks and format characters, two for wide ones."""
+    if unicodedata.category(char) in ("Mn", "Me", "Cf") or char in INVISIBLES:
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def terminal_rows(text: str, width: int) -> list[list[str]]:
+    """The rows a terminal `width` columns wide shows for `text`, as cells (what each holds, ""
+    for none), wrapped as xterm wraps: a character that does not fit starts the next row."""
+    rows: list[list[str]] = [[]]
+    for char in text:
+        row = rows[-1]
+        if char == "\n":
+            rows.append([])
+        elif char == "\t":  # to the next tab stop, never past the last column
+            row.extend(" " * (min((len(row) // 8 + 1) * 8, width - 1) - len(row)))
+        elif (columns := cell_width(char)) == 0:
+            if row:
+                row[-1] += char
+        else:
+            if len(row) + columns > width:
+                rows.append(row := [])
+            row.extend([char] + [""] * (columns - 1))
+    return rows
+
+
+def is_blank_cell(cell: str) -> bool:
+    return all(char in BLANKS or cell_width(char) == 0 for char in cell)
+
+
+def rows_pushed_to_column_0(text: str, width: int) -> list[str]:
+    """Rows after the first that start with something at column 0 although the row above them
+    ends in more blank cells than a wrapped word or a wide character leaves (two)."""
+    rows = terminal_rows(text, width)
+    pushed = []
+    for above, row in itertools.pairwise(rows):
+        trailing = (
+            width
+            - len(above)
+            + next(
+                (n for n, cell in enumerate(reversed(above)) if not is_blank_cell(cell)), len(above)
+            )
+        )
+        if row and not is_blank_cell(row[0]) and trailing > 2:
+            pushed.append("".join(row))
+    return pushed
+
+
+def test_the_terminal_model_sees_the_padding_attack() -> None:
+    """The padded line of the report, as it was rendered before: the model must catch it."""
+    text = f"[09:30] mallory: hi{' ' * 61}{FORGED}"
+    assert rows_pushed_to_column_0(text, 80) == [FORGED]
+    assert rows_pushed_to_column_0(text.replace(" " * 61, " "), 80) == []
+
+
+def test_padding_cannot_push_a_forged_line_to_column_0() -> None:
+    """Every kind of blank, alone or with invisible characters among it, in every amount."""
+    shown = set()
+    for blank, invisible, pad in itertools.product(BLANKS, ["", *INVISIBLES], (1, 2, 61, 300)):
+        text = "hi" + (blank + invisible) * pad + FORGED + "\n" + blank * pad + FORGED
+        shown.add(render_plain(Message(1, "mallory", text, LOCAL_0930)).decode())
+        shown.add(render_plain(Private("mallory", "alice", text, LOCAL_0930)).decode())
+    for rendered in shown:
+        for width in range(20, 301):
+            assert rows_pushed_to_column_0(rendered, width) == [], (rendered, width)
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.text(alphabet="ab*[ \n漢\u0301" + BLANKS + INVISIBLES, min_size=1, max_size=400),
+    st.sampled_from(["al", "mallory", "x" * 32]),
+    st.integers(min_value=20, max_value=300),
+)
+def test_no_message_row_is_pushed_to_column_0_at_any_width(
+    text: str, sender: str, width: int
+) -> None:
+    for event in (
+        Message(1, sender, text, LOCAL_0930),
+        Private(sender, "alice", text, LOCAL_0930),
+    ):
+        assert rows_pushed_to_column_0(render_plain(event).decode(), width) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("two  spaces", "two spaces"),
+        ("tab\there", "tab here"),
+        ("wide\u3000\u3000space", "wide space"),
+        ("  leading and trailing  ", "leading and trailing "),
+        ("a \u200b \u200b b", "a b"),
+        ("emoji ❤\ufe0f and 👩\u200d💻 stay", "emoji ❤\ufe0f and 👩\u200d💻 stay"),
+        ("code:\n    indented\n\tby a tab", "code:\n        indented\n        by a tab"),
+        ("deep:\n" + " " * 40 + "x", "deep:\n            x"),
+    ],
+)
+def test_plain_mode_shows_a_run_of_blanks_as_one_space(text: str, shown: str) -> None:
+    message = Message(1, "alice", text, LOCAL_0930)
+    assert render_plain(message).decode() == f"[09:30] alice: {shown}\n"
+    assert json.loads(encode_json(message))["text"] == text  # JSON mode keeps every character
 
 
 @pytest.mark.parametrize("reason", list(LeaveReason))

@@ -4,6 +4,7 @@ history, and who gets which event. No network: the room only returns `Delivery` 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,6 +29,7 @@ from tcpchat.protocol import (
     Renamed,
     Say,
     Welcome,
+    confusable_keys,
     fold_name,
 )
 from tcpchat.room import Delivery, Room, RoomLimits
@@ -161,6 +163,39 @@ def test_after_a_refused_name_the_same_connection_may_try_another(code: ErrorCod
     error = error_to(join(room, "h", refused), "h", code)
     assert not error.code.is_fatal
     assert only_event(join(room, "h", "bob"), Welcome).name == "bob"
+
+
+@pytest.mark.parametrize("look_alike", ["аlice", "ALІCE", "alice.", "a_lice"])
+def test_a_name_that_looks_like_a_present_member_is_taken(look_alike: str) -> None:
+    room = make_room("alice")
+    error = error_to(join(room, "h", look_alike), "h", ErrorCode.NAME_TAKEN)
+    assert error.message == (
+        f"The name {look_alike!r} looks like 'alice', who is here; choose another."
+    )
+    assert not room.is_member("h")
+
+
+@pytest.mark.parametrize("name", ["ѕеrvеr", "server.", "ꜱerver"])
+def test_a_name_that_looks_like_server_is_bad_name(name: str) -> None:
+    room = make_room("alice")
+    error = error_to(join(room, "h", name), "h", ErrorCode.BAD_NAME)
+    assert "looks like 'server'" in error.message
+
+
+def test_a_look_alike_name_is_free_again_after_its_member_left_or_was_renamed() -> None:
+    room = make_room("alice", "bob")
+    room.leave("alice", LeaveReason.QUIT, NOW)
+    assert only_event(join(room, "h", "аlice"), Welcome).name == "аlice"
+    room.nick("bob", Nick("robert"), NOW)
+    assert only_event(join(room, "h2", "b0b"), Welcome).name == "b0b"
+    error_to(join(room, "h3", "rоbert"), "h3", ErrorCode.NAME_TAKEN)
+
+
+def test_a_rename_may_not_look_like_another_member_but_may_look_like_ones_own() -> None:
+    room = make_room("alice", "bob")
+    error_to(room.nick("bob", Nick("аlice"), NOW), "bob", ErrorCode.NAME_TAKEN)
+    assert only_event(room.nick("alice", Nick("аlice"), NOW), Renamed).new == "аlice"
+    error_to(join(room, "h", "alice"), "h", ErrorCode.NAME_TAKEN)
 
 
 def test_name_is_free_again_after_its_member_left() -> None:
@@ -527,6 +562,39 @@ def test_every_member_gets_every_message_of_its_stay_in_order(
 
     for handle in room.handles():
         check_stay(handle)
+
+
+LOOK_ALIKES = ["alice", "аlice", "ALICE", "al.ice", "bob", "b0b", "BOB", "carol", "caroI"]
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["join", "nick", "leave"]),
+            st.sampled_from(HANDLES),
+            st.sampled_from(LOOK_ALIKES),
+        ),
+        max_size=40,
+    )
+)
+def test_no_two_members_ever_look_alike(ops: list[tuple[str, str, str]]) -> None:
+    """Joins, renames and leaves in any order keep the look index exact: one member per look."""
+    room = make_room()
+    for op, handle, name in ops:
+        if op == "join":
+            join(room, handle, name)
+        elif op == "nick" and room.is_member(handle):
+            room.nick(handle, Nick(name), NOW)
+        elif op == "leave":
+            room.leave(handle, LeaveReason.QUIT, NOW)
+        names = [room.name_of(h) or "" for h in room.handles()]
+        for one, other in itertools.combinations(names, 2):
+            assert not confusable_keys(one) & confusable_keys(other), (one, other)
+    for handle in room.handles():
+        room.leave(handle, LeaveReason.QUIT, NOW)
+    for name in ("alice", "bob", "carol"):
+        assert isinstance(join(room, name)[0].event, Welcome)  # every look is free again
 
 
 def test_deliveries_to_everyone_say_so_and_whom_they_leave_out() -> None:

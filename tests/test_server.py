@@ -1149,6 +1149,30 @@ def test_plain_commands_who_nick_msg_help_quit(chat):
     assert (left["name"], left["reason"], left["members"]) == ("caz", "quit", 1)
 
 
+def test_plain_padding_cannot_forge_a_line_and_the_server_looks_like_itself(chat):
+    """Padding to an 80-column nc's edge once started `* bob left` at column 0 of a new row."""
+    carol = chat.join_plain("carol")
+    mallory = chat.join_plain("mallory")
+    assert carol.read_line() == "* mallory joined (2 members online)"
+    mallory.send_line("hi" + " " * 61 + "* bob left (2 members online)\t\u3000\u2800 ok")
+    assert re.fullmatch(
+        rf"{CLOCK} mallory: hi \* bob left \(2 members online\) ok", carol.read_line()
+    )
+    chat.call(lambda: chat.server.announce("Back in 5 minutes."))
+    assert re.fullmatch(rf"{CLOCK} \*\*\* server: Back in 5 minutes\.", carol.read_line())
+
+
+def test_plain_name_that_looks_like_a_member_is_asked_again(chat):
+    chat.join("alice")
+    client = chat.connect()
+    client.read_line()
+    client.send_line("аlice")  # Cyrillic а
+    assert (
+        "The name 'аlice' looks like 'alice', who is here; choose another."
+        in plain_until(client, "(?i)name")[0]
+    )
+
+
 def test_plain_member_receives_private_messages_as_lines(chat):
     carol = chat.join_plain("carol")
     alice = chat.join("alice")
