@@ -2,7 +2,7 @@
 
 Two strings are confusable when their skeletons are equal: `ѕеrvеr` (Cyrillic ѕ and е) and
 `server`, or `ꜱerver` and `server`.  The table is `confusables.tsv`, generated from Unicode's own
-confusables.txt by tools/generate_confusables.py (its header names the Unicode version).  It is
+confusables.txt by tcpchat/generate_confusables.py (its header names the Unicode version).  It is
 read on the first call, never at import, so that commands that check no name do not pay for it.
 Standard library only, like the protocol module that uses it.
 """
