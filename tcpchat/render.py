@@ -11,6 +11,8 @@ import re
 import zlib
 from datetime import datetime
 
+from prompt_toolkit.utils import get_cwidth
+
 from tcpchat.protocol import (
     LEAVE_WORDS,
     Error,
@@ -34,7 +36,12 @@ NAME_COLOURS = 8
 # A name ends where no name character follows; a full stop ends it only before a non-word
 # ("alice." is a mention, "alice.txt" is not).
 _NAME_END = r"(?![\w-]|\.\w)"
-CONTINUATION = "\n      "  # lines after the first of a multi-line message line up under the text
+# How every row of a printed line after its first begins, whether the text broke the line or the
+# width did: indented under the name, so never at column 0 where the screen's own lines begin,
+# and marked (a narrow character, one column on every terminal) so that padding cannot pass for
+# the indent.
+CONTINUED = "    ¦ "
+TAB = "    "
 
 
 def name_style(name: str) -> str:
@@ -58,9 +65,14 @@ def _speaker(name: str, me: str) -> tuple[str, str]:
     return (style, strip_unsafe(name))
 
 
+def _shown(text: str) -> str:
+    """Peer text as the screen shows it: nothing a terminal would act on, tabs as spaces."""
+    return strip_unsafe(text).replace("\t", TAB)
+
+
 def _body(text: str, me: str, extra_style: str = "") -> Fragments:
     """The text, with each mention of `me` highlighted (the whole text if only folding finds it)."""
-    safe = strip_unsafe(text).replace("\t", "    ").replace("\n", CONTINUATION)
+    safe = _shown(text)
     style = "class:text" + extra_style
     if not mentions(text, me):
         return [(style, safe)]
@@ -96,7 +108,7 @@ def render_own(text: str, ts: datetime, me: str, *, to: str | None, delivered: i
         _speaker(me, me),
         *target,
         ("class:punct", ": "),
-        ("class:text", strip_unsafe(text).replace("\n", CONTINUATION)),
+        ("class:text", _shown(text)),
         ("class:confirmed", f"  ✓ delivered to {delivered}"),
     ]
 
@@ -173,6 +185,42 @@ def render_notice(text: str) -> Fragments:
 
 def _notice(ts: datetime, text: str) -> Fragments:
     return [("class:time", clock(ts) + " "), ("class:notice", text)]
+
+
+def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
+    """The rows one line takes on a terminal `width` columns wide, each row after the first
+    starting with CONTINUED, be it a line break in the text or a row that is full.
+
+    Left to the terminal, a full row would go on at column 0, with whatever the text put there:
+    a message padded to the width would show a line of its own, looking like the screen's.
+    Widths are measured as prompt_toolkit measures its own layout (wcwidth).
+    """
+    rows: list[Fragments] = [[]]
+    column = start = 0  # where the cursor is, and where this row's text began
+
+    def add(style: str, text: str) -> None:
+        row = rows[-1]
+        if row and row[-1][0] == style:
+            row[-1] = (style, row[-1][1] + text)
+        else:
+            row.append((style, text))
+
+    def next_row() -> None:
+        nonlocal column, start
+        rows.append([("class:continued", CONTINUED)])
+        column = start = len(CONTINUED)
+
+    for style, text in fragments:
+        for char in text.replace("\t", TAB):
+            if char == "\n":
+                next_row()
+                continue
+            width_of_char = get_cwidth(char)
+            if column + width_of_char > width and column > start:
+                next_row()
+            add(style, char)
+            column += width_of_char
+    return rows
 
 
 def fragments_text(fragments: Fragments) -> str:

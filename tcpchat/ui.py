@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
-from prompt_toolkit.application import get_app_or_none
+from prompt_toolkit.application import get_app_or_none, get_app_session, run_in_terminal
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
@@ -77,6 +78,7 @@ from tcpchat.render import (
     render_pending,
     render_problem,
     render_welcome,
+    screen_rows,
 )
 
 SECONDS = 1.0
@@ -110,6 +112,7 @@ STYLE = Style.from_dict(
         "problem": "#ff5f5f",
         "confirmed": "#5faf5f",
         "pending": "#888888 italic",
+        "continued": "#888888",
         "prompt": "bold",
         "name.c0": "#e06c75",
         "name.c1": "#98c379",
@@ -138,6 +141,24 @@ class Outgoing:
     sent: bool = False
     resent_at: float | None = None  # sent again after a reconnect (typed while offline)
     waiting_for: str | None = None  # a private message waiting for this (folded) name to rejoin
+
+
+def _write_rows(output: Output, rows: list[Fragments]) -> None:
+    """Write rows made to fit the width with the terminal's own wrapping off, as prompt_toolkit
+    draws its layout: a character the terminal draws wider than wcwidth said cuts its row at
+    the edge rather than pushing the rest to column 0 of a row of its own."""
+    depth = output.get_default_color_depth()
+    output.disable_autowrap()
+    try:
+        for row in rows:
+            for style, text in row:
+                output.set_attributes(STYLE.get_attrs_for_style_str(style), depth)
+                output.write(text)
+            output.reset_attributes()
+            output.write("\r\n")
+    finally:
+        output.enable_autowrap()
+        output.flush()
 
 
 def _chat_keys() -> KeyBindings:
@@ -240,7 +261,16 @@ class ChatScreen:
     def show(self, fragments: Fragments) -> None:
         """Print one line above the prompt (or plainly, between prompts)."""
         self.transcript.append(fragments_text(fragments))
-        print_formatted_text(FormattedText(fragments), style=STYLE)
+        output = get_app_session().output
+
+        def render() -> None:
+            _write_rows(output, screen_rows(fragments, output.get_size().columns))
+
+        app = get_app_or_none()  # as print_formatted_text: above a running prompt, or plainly
+        if app is not None and app.loop is not None:
+            app.loop.call_soon_threadsafe(lambda: run_in_terminal(render))
+        else:
+            render()
 
     def refresh(self) -> None:
         app = get_app_or_none()

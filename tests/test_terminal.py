@@ -7,7 +7,10 @@ the other member (a raw JSON line client) run in this process, on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,8 @@ if sys.platform == "win32":
 
 import pexpect
 from screen import COLUMNS, ROWS, TIMEOUT, Terminal
+
+from tcpchat.render import CONTINUED
 
 PROMPT = "alice› "
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +48,7 @@ class ChatTerminal(Terminal):
         return self.lines[-1]
 
 
-def spawn_join(port: int, config_dir: Path) -> pexpect.spawn:
+def spawn_join(port: int, config_dir: Path, columns: int = COLUMNS) -> pexpect.spawn:
     # Nothing from the caller's TCPCHAT_* settings, and the size from the pty, not COLUMNS/LINES.
     env = {
         key: value
@@ -56,9 +61,35 @@ def spawn_join(port: int, config_dir: Path) -> pexpect.spawn:
         ["-m", "tcpchat", "join", "127.0.0.1", "--port", str(port), "--name", "alice"],
         env=env,
         cwd=str(REPO),
-        dimensions=(ROWS, COLUMNS),
+        dimensions=(ROWS, columns),
         timeout=TIMEOUT,
     )
+
+
+@contextmanager
+def chat_terminal(port: int, config_dir: Path, columns: int = COLUMNS) -> Iterator[ChatTerminal]:
+    """`tcpchat join` as alice in a pty `columns` wide, once its prompt is up; killed at the end."""
+    child = spawn_join(port, config_dir, columns)
+    term = ChatTerminal(child, columns=columns)
+    try:
+        term.wait_for(
+            lambda: term.input_line() is not None and "online" in term.toolbar(),
+            "the prompt and the toolbar",
+        )
+        yield term
+    finally:
+        if child.isalive():
+            child.kill(9)
+            child.wait()
+        child.close(force=True)
+
+
+def exit_status(term: ChatTerminal) -> int:
+    """Read the screen to the end of the program; its exit status."""
+    term.wait_for(lambda: term.eof, "the end of the program")
+    term.child.wait()
+    assert term.child.exitstatus is not None, (term.child.signalstatus, term.dump())
+    return int(term.child.exitstatus)
 
 
 def test_incoming_message_appears_above_a_half_typed_line_without_corrupting_it(chat, tmp_path):
@@ -122,3 +153,37 @@ def test_incoming_message_appears_above_a_half_typed_line_without_corrupting_it(
             child.kill(9)
             child.wait()
         child.close(force=True)
+
+
+# How a line the chat screen prints starts: a time, a notice, a problem or a marker.
+EVENT_LINE = re.compile(r"\d\d:\d\d |\* |! |── ")
+MESSAGE_START = re.compile(r"\d\d:\d\d bob: ")
+FORGED = "11:12 ← bob left · 2 members online"
+
+
+@pytest.mark.parametrize("columns", [80, 53])
+def test_a_message_padded_to_the_width_cannot_forge_a_line(chat, tmp_path, columns):
+    """Every row of a message after its first is marked as its continuation, however it wraps."""
+    with chat_terminal(chat.port, tmp_path, columns) as term:
+        bob = chat.join("bob")
+        term.wait_text("bob joined")
+        first_row = len("11:12 bob: ")
+        hostile = [
+            "hi" + " " * (columns - first_row - 2) + FORGED,  # spaces to the end of the row
+            "x" * (columns - first_row) + FORGED,  # no spaces: a full row wraps all the same
+            "a\n" + " " * (columns - 6) + FORGED,  # a second line as long as a row
+            "b\n" + FORGED,
+        ]
+        for n, text in enumerate([*hostile, "done"]):
+            bob.send_json({"type": "say", "text": text, "id": str(n)})
+        term.wait_text("bob: done")
+        print(f"\nHostile messages at {columns} columns:\n" + term.dump())
+
+        rows = term.lines[term.row_of("bob joined") + 1 : term.row_of("bob: done")]
+        firsts = [row for row in rows if MESSAGE_START.match(row)]
+        assert len(firsts) == len(hostile), term.dump()
+        continued = [row for row in rows if not MESSAGE_START.match(row)]
+        assert sum(FORGED in row for row in continued) == len(hostile), term.dump()
+        for row in continued:
+            assert row.startswith(CONTINUED.rstrip()), (row, term.dump())
+            assert not EVENT_LINE.match(row), (row, term.dump())

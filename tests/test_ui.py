@@ -26,6 +26,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
+from prompt_toolkit.utils import get_cwidth
 
 import tcpchat.ui
 from tcpchat.client import ChatConnection
@@ -43,7 +44,7 @@ from tcpchat.protocol import (
     Welcome,
     is_forbidden_char,
 )
-from tcpchat.render import fragments_text, render_event, render_welcome
+from tcpchat.render import CONTINUED, fragments_text, render_event, render_welcome, screen_rows
 from tcpchat.ui import ChatCompleter, ChatScreen
 
 # One unit for every wait (as conftest's); raise it on a slow machine.
@@ -615,10 +616,31 @@ def test_rendered_events_hold_no_escape_control_or_bidi_characters(event):
     assert "end" in fragments_text(fragments)
 
 
+def rows_text(fragments: list[tuple[str, str]], width: int) -> list[str]:
+    return [fragments_text(row) for row in screen_rows(fragments, width)]
+
+
 def test_rendered_message_keeps_line_breaks_and_expands_tabs():
     fragments = render_event(Message(seq=1, sender="bob", text="a\tb\nc", ts=TS), "alice")
-    assert fragments_text(fragments).endswith("bob: a    b\n      c")
+    assert fragments_text(fragments).endswith("bob: a    b\nc")
     assert unsafe_chars(fragments) == []
+    assert rows_text(fragments, 80) == ["09:30 bob: a    b", CONTINUED + "c"]
+
+
+@pytest.mark.parametrize("width", [80, 41, 20])
+def test_every_row_after_the_first_is_marked_and_no_row_is_wider_than_the_screen(width):
+    """Wide characters count two columns (one that does not fit starts the next row)."""
+    text = "漢字" * 30 + " " * 200 + "x" * 100 + "\n\n" + "e\u0301" * 50
+    fragments = render_event(Message(seq=1, sender="bob", text=text, ts=TS), "alice")
+    assert fragments
+    rows = rows_text(fragments, width)
+    assert rows[0].startswith("09:30 bob: 漢")
+    assert all(row.startswith(CONTINUED) for row in rows[1:]), rows
+    assert all(get_cwidth(row) <= width for row in rows), rows
+    assert max(get_cwidth(row) for row in rows) >= width - 1  # full rows are filled
+    # Nothing is lost: the rows without their marks are the text.
+    shown = "".join(row.removeprefix(CONTINUED) for row in rows)
+    assert shown == fragments_text(fragments).replace("\n", "")
 
 
 def test_rendered_welcome_holds_no_escape_control_or_bidi_characters():
