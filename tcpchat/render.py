@@ -15,6 +15,7 @@ from prompt_toolkit.utils import get_cwidth
 
 from tcpchat.protocol import (
     LEAVE_WORDS,
+    RESERVED_NAMES,
     Error,
     Joined,
     Left,
@@ -42,6 +43,9 @@ _NAME_END = r"(?![\w-]|\.\w)"
 # the indent.
 CONTINUED = "    ¦ "
 TAB = "    "
+# Before the operator's name (`server`, which no member may take): a character no name may hold,
+# so that together with its style no member's name, however alike, looks the same.
+OPERATOR_MARK = "⚑"
 
 
 def name_style(name: str) -> str:
@@ -61,6 +65,8 @@ def mentions(text: str, me: str) -> bool:
 
 
 def _speaker(name: str, me: str) -> tuple[str, str]:
+    if fold_name(name) in RESERVED_NAMES:  # only the server itself speaks as `server`
+        return ("class:operator", f"{OPERATOR_MARK} {strip_unsafe(name)}")
     style = name_style(name) + (" class:me" if fold_name(name) == fold_name(me) else "")
     return (style, strip_unsafe(name))
 

@@ -114,6 +114,7 @@ STYLE = Style.from_dict(
         "pending": "#888888 italic",
         "continued": "#888888",
         "prompt": "bold",
+        "operator": "bg:#d7af00 #000000 bold",
         "name.c0": "#e06c75",
         "name.c1": "#98c379",
         "name.c2": "#e5c07b",

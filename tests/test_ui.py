@@ -43,6 +43,8 @@ from tcpchat.protocol import (
     Shutdown,
     Welcome,
     is_forbidden_char,
+    name_problem,
+    normalize_name,
 )
 from tcpchat.render import CONTINUED, fragments_text, render_event, render_welcome, screen_rows
 from tcpchat.ui import ChatCompleter, ChatScreen
@@ -836,3 +838,41 @@ def test_a_password_the_restarted_server_refuses_stops_the_retries(start_server,
             assert screen.status == "removed"
 
     run(main())
+
+
+# Names a member may take (letters, digits, `_-.`) that look like, or fold near, `server`.
+OPERATOR_LOOKALIKES = [
+    "serѵеr",
+    "ѕеrvеr",
+    "ꜱerver",
+    "serνer",
+    "server.",
+    "Server_",
+    "ｓｅｒｖｅｒ1",
+]
+
+
+def speaker(event: Message | Private) -> tuple[str, str]:
+    """The (style, text) of who a rendered message is from (after its time)."""
+    fragments = render_event(event, "alice")
+    assert fragments is not None and fragments[0][0] == "class:time"
+    return fragments[1]
+
+
+@pytest.mark.parametrize("kind", [Message, Private])
+def test_the_operator_has_a_look_no_member_name_can_have(kind):
+    def said_by(sender: str) -> Message | Private:
+        if kind is Message:
+            return Message(seq=1, sender=sender, text="maintenance at noon", ts=TS)
+        return Private(sender=sender, to="alice", text="maintenance at noon", ts=TS)
+
+    style, shown = speaker(said_by("server"))
+    assert "server" in shown
+    # A character no name may hold, and a style no name gets.
+    assert any(not (char.isalnum() or char in "_-.") for char in shown), shown
+    assert "name." not in style and "operator" in style
+    for name in OPERATOR_LOOKALIKES:
+        assert name_problem(normalize_name(name)) is None, name  # a member may be called that
+        member_style, member_shown = speaker(said_by(name))
+        assert "operator" not in member_style and member_style != style, name
+        assert member_shown == name
