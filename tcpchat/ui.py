@@ -25,6 +25,8 @@ from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.application import get_app_or_none, get_app_session, run_in_terminal
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.enums import DEFAULT_BUFFER
+from prompt_toolkit.filters import has_focus
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
@@ -163,10 +165,14 @@ def _write_rows(output: Output, rows: list[Fragments]) -> None:
 
 
 def _chat_keys() -> KeyBindings:
-    """Ctrl-C clears a typed line, as in a shell; on an empty line it leaves the chat."""
+    """Ctrl-C clears a typed line, as in a shell; on an empty line it leaves the chat.
+
+    Only while the input line has the focus: in a mode of its own (a Ctrl-R search, whose
+    empty search line has the focus) Ctrl-C is that mode's, and only ends it.
+    """
     keys = KeyBindings()
 
-    @keys.add("c-c")
+    @keys.add("c-c", filter=has_focus(DEFAULT_BUFFER))
     def _clear_or_leave(event: KeyPressEvent) -> None:
         buffer = event.app.current_buffer
         if buffer.text:

@@ -187,3 +187,23 @@ def test_a_message_padded_to_the_width_cannot_forge_a_line(chat, tmp_path, colum
         for row in continued:
             assert row.startswith(CONTINUED.rstrip()), (row, term.dump())
             assert not EVENT_LINE.match(row), (row, term.dump())
+
+
+@pytest.mark.parametrize("keys", ["\x12", "\x1b[5~\x12"], ids=["ctrl-r", "pageup-ctrl-r"])
+def test_ctrl_c_in_a_search_ends_the_search_and_keeps_the_draft(chat, tmp_path, keys):
+    with chat_terminal(chat.port, tmp_path) as term:
+        term.type("a draft")
+        term.wait_text(PROMPT + "a draft")
+        term.type(keys)
+        term.wait_text("search")
+        print("\nSearching:\n" + term.dump())
+        term.type("\x03")
+        term.wait_for(lambda: not any("search" in line for line in term.lines), "the search to end")
+        term.wait_for(lambda: term.input_line() == PROMPT + "a draft", "the draft again")
+        assert term.child.isalive(), term.dump()
+        # Ctrl-C then goes on as ever: it clears the draft, and on the empty line leaves.
+        term.type("\x03")
+        term.wait_for(lambda: term.input_line() == PROMPT.rstrip(), "an empty input line")
+        term.type("\x03")
+        assert exit_status(term) == 0, term.dump()
+        assert "* You left the chat." in term.lines, term.dump()
