@@ -213,11 +213,14 @@ class ChatCompleter(Completer):
         if not word and not before.lower().startswith(("/msg ", "/nick ")):
             return
         folded = fold_name(word)
+        # A name that starts the line addresses that person (`bob: `); elsewhere a space ends it.
+        addressing = not document.current_line_before_cursor[: -len(word) or None].strip()
+        separator = ": " if addressing and not before.startswith("/") else " "
         for name in self.screen.names_by_recency():
             if fold_name(name).startswith(folded) and fold_name(name) != fold_name(
                 self.screen.name
             ):
-                yield Completion(name, -len(word))
+                yield Completion(name + separator, -len(word), display=name)
 
 
 class ChatScreen:

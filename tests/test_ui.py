@@ -475,10 +475,36 @@ def test_completer_offers_recent_speakers_first_and_never_oneself(chat):
             await ui.wait_line("anna: second")
 
             # anna spoke last, then bob; carol only by name order; alice (me) never.
-            assert completions(ui.screen, "/msg ") == [("anna", 0), ("bob", 0), ("carol", 0)]
-            assert completions(ui.screen, "/msg a") == [("anna", -1)]
-            assert completions(ui.screen, "thanks C") == [("carol", -1)]
+            assert completions(ui.screen, "/msg ") == [("anna ", 0), ("bob ", 0), ("carol ", 0)]
+            assert completions(ui.screen, "/msg a") == [("anna ", -1)]
+            assert completions(ui.screen, "thanks C") == [("carol ", -1)]
             assert completions(ui.screen, "hi ") == []
+            await ui.quit()
+
+    run(main())
+
+
+def test_a_completed_name_is_followed_by_a_separator(chat):
+    """`name: ` addresses someone at the start of a line; elsewhere a space ends the word."""
+
+    async def main() -> None:
+        async with chat_screen(chat.port) as ui:
+            bob = chat.join("bob")
+            chat.join("caroline")
+            assert (await in_thread(bob.expect, "joined"))["name"] == "caroline"
+            await until(lambda: ui.screen.members == 3, "everyone's join")
+            assert completions(ui.screen, "ca") == [("caroline: ", -2)]
+            assert completions(ui.screen, "first line\n  ca") == [("caroline: ", -2)]
+            assert completions(ui.screen, "ask ca") == [("caroline ", -2)]
+            buffer = ui.screen.session.default_buffer
+            for typed, completed, rest, sent in [
+                ("caro", "caroline: ", "nice name", "caroline: nice name"),
+                ("ask caro", "ask caroline ", "first", "ask caroline first"),
+            ]:
+                ui.type(typed + "\t")
+                await until(lambda want=completed: buffer.text == want, repr(completed))
+                ui.type(rest + "\r")
+                assert (await in_thread(bob.expect, "message"))["text"] == sent
             await ui.quit()
 
     run(main())
