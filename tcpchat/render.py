@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from prompt_toolkit.utils import get_cwidth
@@ -227,6 +229,67 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
             add(style, char)
             column += width_of_char
     return rows
+
+
+@dataclass(frozen=True)
+class Bar:
+    """What the bottom bar tells: the connection's state, then where, who and how many."""
+
+    status: str  # online, offline, connecting…
+    server: str
+    name: str
+    members: int
+    address: str
+    detail: str = ""  # what happens next: `retrying in 3 s`
+    problem: str = ""  # why the last try failed
+
+    @property
+    def online(self) -> bool:
+        return self.status == "online"
+
+
+def render_toolbar(bar: Bar, width: int) -> Fragments:
+    """The bottom bar, as much of it as `width` columns hold; the member count always stays.
+
+    What goes first: `/help`, the address, your name (the prompt shows it), the server's name;
+    then why the connection is down, then what happens next; last, `last known:`.
+    """
+    fragments: Fragments = []
+    for status, count in _status_and_count(bar):
+        for kept in range(4, -1, -1):
+            fragments = _toolbar(bar, status, count, kept)
+            if get_cwidth(fragments_text(fragments)) <= width:
+                return fragments
+    return fragments  # the shortest: a narrower window cuts its end
+
+
+def _status_and_count(bar: Bar) -> Iterator[tuple[str, str]]:
+    """The state and the count, the longest way first."""
+    count = plural_members(bar.members)
+    if bar.online:
+        yield bar.status, count
+        return
+    problem = f" ({strip_unsafe(bar.problem)})" if bar.problem else ""
+    detail = f" · {bar.detail}" if bar.detail else ""
+    last_known = f"last known: {count}"
+    yield f"{bar.status}{problem}{detail}", last_known
+    yield f"{bar.status}{detail}", last_known
+    yield bar.status, last_known
+    yield bar.status, count
+
+
+def _toolbar(bar: Bar, status: str, count: str, kept: int) -> Fragments:
+    """The bar with the first `kept` of: the server, your name, the address, `/help`."""
+    extras = [strip_unsafe(bar.server), f"you: {strip_unsafe(bar.name)}", bar.address, "/help"]
+    before = " · ".join(extras[: min(kept, 2)])
+    after = "".join(f" · {extra}" for extra in extras[2:kept])
+    return [
+        ("class:toolbar.online" if bar.online else "class:toolbar.offline",
+         f" {'●' if bar.online else '○'} {status} "),
+        ("", f" {before} · " if before else " "),
+        ("class:toolbar.count", count),
+        ("", after),
+    ]  # fmt: skip
 
 
 def fragments_text(fragments: Fragments) -> str:

@@ -70,6 +70,7 @@ from tcpchat.protocol import (
     text_problem,
 )
 from tcpchat.render import (
+    Bar,
     Fragments,
     counted,
     fragments_text,
@@ -79,6 +80,7 @@ from tcpchat.render import (
     render_own,
     render_pending,
     render_problem,
+    render_toolbar,
     render_welcome,
     screen_rows,
 )
@@ -248,6 +250,8 @@ class ChatScreen:
         self.speakers: list[str] = []  # most recent first
         self.last_seq = 0
         self.status = "online"
+        self.status_detail = ""  # while offline: when the next try is
+        self.status_problem = ""  # while offline: why the last try failed
         # Set when the server removed us (kicked, idle too long): then we do not reconnect.
         self.removed: str | None = None
         self.pending: dict[str, Outgoing] = {}
@@ -310,16 +314,17 @@ class ChatScreen:
         return [*lines, ("class:prompt", f"{strip_unsafe(self.name)}› ")]
 
     def toolbar(self) -> AnyFormattedText:
-        """The state first (a narrow window cuts the end), then where, who and how many."""
-        online = self.status == "online"
-        count = plural_members(self.members)
-        return [
-            ("class:toolbar.online" if online else "class:toolbar.offline",
-             f" {'●' if online else '○'} {self.status} "),
-            ("", f" {strip_unsafe(self.server)} · you: {strip_unsafe(self.name)} · "),
-            ("class:toolbar.count", count if online else f"last known: {count}"),
-            ("", f" · {self.host}:{self.port} · /help"),
-        ]  # fmt: skip
+        """The state, then where, who and how many: as much as the window's width holds."""
+        bar = Bar(
+            status=self.status,
+            detail=self.status_detail,
+            problem=self.status_problem,
+            server=self.server,
+            name=self.name,
+            members=self.members,
+            address=f"{self.host}:{self.port}",
+        )
+        return FormattedText(render_toolbar(bar, get_app_session().output.get_size().columns))
 
     def names_by_recency(self) -> list[str]:
         recent_first = [name for name in self.speakers if name in self.names]
@@ -603,10 +608,13 @@ class ChatScreen:
         while True:
             wait_until = time.monotonic() + delay * random.uniform(1.0, 1.25)
             while (left := wait_until - time.monotonic()) > 0:
-                self.status = f"offline{problem} · retrying in {math.ceil(left)} s"
+                self.status = "offline"
+                self.status_detail = f"retrying in {math.ceil(left)} s"
+                self.status_problem = problem
                 self.refresh()
                 await asyncio.sleep(min(1.0, left))
             self.status = "connecting…"
+            self.status_detail = self.status_problem = ""
             self.refresh()
             try:
                 connection, welcome = await self._rejoin()
@@ -623,12 +631,12 @@ class ChatScreen:
                     self._stop_after_removal("join again with the new password")
                     return
                 door = str(error).startswith("the server refused the connection")
-                problem = f" ({str(error).rstrip('.')})" if refused or door else ""
+                problem = str(error).rstrip(".") if refused or door else ""
                 if door and told != str(error):
                     told = str(error)
                     self.show(render_problem(f"{told[0].upper()}{told[1:]}"))
                 if isinstance(error, TlsRefused):
-                    problem = " (TLS refused)"
+                    problem = "TLS refused"
                     if warned != str(error):
                         warned = str(error)
                         self.show(render_problem(f"{warned[0].upper()}{warned[1:]}"))

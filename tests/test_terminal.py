@@ -207,3 +207,20 @@ def test_ctrl_c_in_a_search_ends_the_search_and_keeps_the_draft(chat, tmp_path, 
         term.type("\x03")
         assert exit_status(term) == 0, term.dump()
         assert "* You left the chat." in term.lines, term.dump()
+
+
+def test_the_member_count_stays_on_a_40_column_toolbar_online_and_offline(start_server, tmp_path):
+    server = start_server()
+    with chat_terminal(server.port, tmp_path, columns=40) as term:
+        term.wait_for(lambda: "1 member online" in term.toolbar(), "the count on the toolbar")
+        server.join("bob")
+        term.wait_for(lambda: "2 members online" in term.toolbar(), "the new count")
+        print("\nOnline at 40 columns:\n" + term.dump())
+        server.stop()  # bob's connection is closed first: his leave may come in time or not
+        term.wait_for(
+            lambda: (
+                "offline" in term.toolbar() and re.search(r"\d members? online", term.toolbar())
+            ),
+            "'offline' and the last known count on the toolbar",
+        )
+        print("\nOffline at 40 columns:\n" + term.dump())

@@ -15,7 +15,7 @@ import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,7 +46,15 @@ from tcpchat.protocol import (
     name_problem,
     normalize_name,
 )
-from tcpchat.render import CONTINUED, fragments_text, render_event, render_welcome, screen_rows
+from tcpchat.render import (
+    CONTINUED,
+    Bar,
+    fragments_text,
+    render_event,
+    render_toolbar,
+    render_welcome,
+    screen_rows,
+)
 from tcpchat.ui import ChatCompleter, ChatScreen
 
 # One unit for every wait (as conftest's); raise it on a slow machine.
@@ -902,3 +910,30 @@ def test_the_operator_has_a_look_no_member_name_can_have(kind):
         member_style, member_shown = speaker(said_by(name))
         assert "operator" not in member_style and member_style != style, name
         assert member_shown == name
+
+
+BAR = Bar(status="online", server="testserver", name="alice", members=3, address="127.0.0.1:1024")
+OFFLINE = replace(
+    BAR,
+    status="offline",
+    detail="retrying in 30 s",
+    problem="the server refused the connection: too many connections from your address",
+)
+
+
+@pytest.mark.parametrize(
+    ("bar", "width", "shown"),
+    [
+        (BAR, 100, ["● online", "testserver", "you: alice", "3 members online", "1024", "/help"]),
+        (BAR, 40, ["● online", "3 members online"]),
+        (OFFLINE, 160, ["(the server refused", "retrying in 30 s", "last known: 3 members online"]),
+        (OFFLINE, 80, ["○ offline", "retrying in 30 s", "last known: 3 members online"]),
+        (OFFLINE, 40, ["○ offline", "3 members online"]),
+        (OFFLINE, 30, ["○ offline", "3 members online"]),
+    ],
+)
+def test_the_toolbar_keeps_the_state_and_the_member_count_whatever_the_width(bar, width, shown):
+    text = fragments_text(render_toolbar(bar, width))
+    assert get_cwidth(text) <= width, text
+    for part in shown:
+        assert part in text, (part, text)
