@@ -135,6 +135,11 @@ STYLE = Style.from_dict(
 )
 
 
+class Removed(ChatError):
+    """The chat ended without the person leaving: the server removed them, or no longer takes
+    their password.  Its words are the server's (`shutdown.message`), written for people."""
+
+
 @dataclass
 class Outgoing:
     """A message the person typed, until the server confirms or refuses it."""
@@ -252,7 +257,8 @@ class ChatScreen:
         self.status = "online"
         self.status_detail = ""  # while offline: when the next try is
         self.status_problem = ""  # while offline: why the last try failed
-        # Set when the server removed us (kicked, idle too long): then we do not reconnect.
+        # Why the chat ended without the person leaving (kicked, banned, idle too long, a password
+        # no longer taken): then we do not reconnect, and `run` ends with it.
         self.removed: str | None = None
         self.pending: dict[str, Outgoing] = {}
         self.transcript: deque[str] = deque(maxlen=1000)
@@ -388,6 +394,13 @@ class ChatScreen:
             pass
         elif isinstance(event, Invalid):
             self.show(render_problem("the server sent a line that could not be read."))
+        elif isinstance(event, Shutdown) and event.reason in (
+            LeaveReason.KICKED,
+            LeaveReason.TIMEOUT,
+        ):
+            # Removed: the chat ends here with this sentence, which `run` raises.
+            self.removed = strip_unsafe(event.message).strip() or "the server removed you."
+            self.status = "removed"
         else:
             self._track(event)
             fragments = render_event(event, self.name)
@@ -438,11 +451,7 @@ class ChatScreen:
             if fold_name(event.old) == fold_name(self.name):
                 self.name = event.new
         elif isinstance(event, Shutdown):
-            if event.reason in (LeaveReason.KICKED, LeaveReason.TIMEOUT):
-                self.removed = event.message
-                self.status = "removed"
-            else:
-                self.status = "server shutting down"
+            self.status = "server shutting down"
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -575,11 +584,10 @@ class ChatScreen:
             if self.removed is not None:
                 return
 
-    def _stop_after_removal(self, why: str = "the server removed you from the chat") -> None:
-        """Kicked or timed out: reconnecting would undo the operator's decision, so stop."""
+    def _stop_after_removal(self) -> None:
+        """Removed: reconnecting would undo the operator's decision (or lock us out), so stop."""
         self.connection = None
         self.status = "removed"
-        self.show(render_problem(f"Not reconnecting: {why}."))
         app = self.session.app
         if app.is_running and not app.future.done():  # type: ignore[union-attr]
             app.exit(exception=EOFError())
@@ -626,9 +634,11 @@ class ChatScreen:
                 if isinstance(error, JoinRefused) and error.error.code is ErrorCode.AUTH_FAILED:
                     # Retrying a password the server no longer takes would only lock this
                     # address out (the server counts wrong passwords), so stop here.
-                    self.removed = str(error)
-                    self.show(render_problem(f"{error} The server's password has changed."))
-                    self._stop_after_removal("join again with the new password")
+                    self.removed = (
+                        f"the server no longer takes your password ({str(error).rstrip('.')}); "
+                        "join again with the new one."
+                    )
+                    self._stop_after_removal()
                     return
                 door = str(error).startswith("the server refused the connection")
                 problem = str(error).rstrip(".") if refused or door else ""
@@ -684,6 +694,8 @@ class ChatScreen:
 
     async def _await_confirmations(self) -> None:
         """Give the server up to QUIT_WAIT to confirm what was sent (the reader must be running)."""
+        if self.connection is None:
+            return  # removed: nothing will be confirmed any more
         deadline = time.monotonic() + QUIT_WAIT
         waiting = sum(item.sent for item in self.pending.values())
         if waiting:
@@ -706,10 +718,12 @@ class ChatScreen:
         if self.connection is not None:
             await self._send(Bye())
             await self.connection.close()
-        self.show(render_notice("You left the chat."))
+        if self.removed is None:
+            self.show(render_notice("You left the chat."))
 
     async def run(self) -> None:
-        """The chat until /quit, Ctrl-D or Ctrl-C."""
+        """The chat until /quit, Ctrl-D or Ctrl-C; Removed when it ended otherwise (it says why,
+        in one sentence, and the command exits 1)."""
         self.on_welcome(self._first_welcome, rejoined=False)
         network = asyncio.ensure_future(self.network())
         ticker = asyncio.ensure_future(self.tick())
@@ -727,6 +741,8 @@ class ChatScreen:
                 ticker.cancel()
                 await asyncio.gather(network, ticker, return_exceptions=True)
                 await self.leave()
+            if self.removed is not None:
+                raise Removed(self.removed)
         finally:
             network.cancel()
             ticker.cancel()

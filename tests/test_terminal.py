@@ -21,6 +21,7 @@ if sys.platform == "win32":
 import pexpect
 from screen import COLUMNS, ROWS, TIMEOUT, Terminal
 
+from tcpchat import moderation
 from tcpchat.render import CONTINUED
 
 PROMPT = "alice› "
@@ -224,3 +225,28 @@ def test_the_member_count_stays_on_a_40_column_toolbar_online_and_offline(start_
             "'offline' and the last known count on the toolbar",
         )
         print("\nOffline at 40 columns:\n" + term.dump())
+
+
+@pytest.mark.parametrize(
+    ("removal", "said"),
+    [
+        (
+            "/kick alice flooding",
+            "You were removed from the chat by the server's operator: flooding",
+        ),
+        ("/ban alice", "Your address was banned from this server by its operator."),
+        ("idle", "You were idle for"),
+    ],
+    ids=["kicked", "banned", "timed-out"],
+)
+def test_removed_by_the_server_exits_1_saying_what_happened(start_server, tmp_path, removal, said):
+    server = start_server(idle_timeout=1.0 if removal == "idle" else None)
+    with chat_terminal(server.port, tmp_path) as term:
+        if removal.startswith("/"):
+            answer = server.call(lambda: moderation.execute(server.server, removal))
+            assert "alice" in answer
+        status = exit_status(term)
+        print(f"\nAfter {removal}:\n" + term.dump())
+        assert status == 1, term.dump()
+        assert sum(said in line for line in term.lines) == 1, term.dump()
+        assert not any("You left the chat" in line for line in term.lines), term.dump()

@@ -55,7 +55,7 @@ from tcpchat.render import (
     render_welcome,
     screen_rows,
 )
-from tcpchat.ui import ChatCompleter, ChatScreen
+from tcpchat.ui import ChatCompleter, ChatScreen, Removed
 
 # One unit for every wait (as conftest's); raise it on a slow machine.
 TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
@@ -833,13 +833,14 @@ def test_removed_by_the_server_says_why_and_does_not_reconnect(start_server, mon
                     server.call, lambda: moderation.execute(server.server, "/kick alice flooding")
                 )
                 assert answer == "Removed alice."
-                await ui.wait_line("removed from the chat by the server's operator: flooding")
+                said = "You were removed from the chat by the server's operator: flooding"
             else:
                 await ui.wait_line("server", "idle")  # the private warning first
-                await ui.wait_line("You were idle")
-            await ui.wait_line("Not reconnecting")
-            await asyncio.wait_for(asyncio.shield(ui.task), TIMEOUT)  # the screen ends itself
+                said = "You were idle for"
+            with pytest.raises(Removed, match=said):  # the screen ends itself, saying why
+                await asyncio.wait_for(asyncio.shield(ui.task), TIMEOUT)
             assert ui.screen.status == "removed"
+            assert not ui.has_line("You left the chat")
             lines = await in_thread(watcher.read_until, lambda line: '"type":"left"' in line)
             left = json.loads(lines[-1])
             assert (left["name"], left["reason"]) == (
@@ -862,14 +863,13 @@ def test_a_password_the_restarted_server_refuses_stops_the_retries(start_server,
             welcome = await connection.join("alice", "old")
             screen = ChatScreen(HOST, port, "old", connection, welcome)
             task = asyncio.ensure_future(screen.run())
-            ui = Screen(screen, keys, task)
             await until(lambda: screen.session.app.is_running, "the prompt to start")
             await in_thread(first.stop)
             await in_thread(lambda: start_server(port=port, password="new"))
-            await ui.wait_line("Wrong password", "password has changed", timeout=3 * TIMEOUT)
-            await ui.wait_line("Not reconnecting")
-            await asyncio.wait_for(asyncio.shield(task), TIMEOUT)
+            with pytest.raises(Removed, match="no longer takes your password"):
+                await asyncio.wait_for(asyncio.shield(task), 3 * TIMEOUT)
             assert screen.status == "removed"
+            assert "You left the chat" not in "\n".join(screen.transcript)
 
     run(main())
 
