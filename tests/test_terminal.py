@@ -250,3 +250,15 @@ def test_removed_by_the_server_exits_1_saying_what_happened(start_server, tmp_pa
         assert status == 1, term.dump()
         assert sum(said in line for line in term.lines) == 1, term.dump()
         assert not any("You left the chat" in line for line in term.lines), term.dump()
+
+
+@pytest.mark.parametrize("key", ["\x03", "\x04", "/quit\r"], ids=["ctrl-c", "ctrl-d", "quit"])
+def test_leaving_exits_0_whichever_way_as_the_readme_says(chat, tmp_path, key):
+    """Ctrl-C on an empty line is a way to leave, as /quit and Ctrl-D are: done, not interrupted."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    exit_status_section = readme.split("### Exit status", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"Ctrl-C on an empty line[^.]*exits 0", exit_status_section.replace("\n", " "))
+    with chat_terminal(chat.port, tmp_path) as term:
+        term.type(key)
+        assert exit_status(term) == 0, term.dump()
+        assert "* You left the chat." in term.lines, term.dump()
