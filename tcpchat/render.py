@@ -201,34 +201,71 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
 
     Left to the terminal, a full row would go on at column 0, with whatever the text put there:
     a message padded to the width would show a line of its own, looking like the screen's.
-    Widths are measured as prompt_toolkit measures its own layout (wcwidth).
+    A full row breaks before the word that does not fit (a word longer than a row breaks where
+    the row ends), and the space where it breaks is not shown.  Widths are measured as
+    prompt_toolkit measures its own layout (wcwidth).
     """
-    rows: list[Fragments] = [[]]
-    column = start = 0  # where the cursor is, and where this row's text began
-
-    def add(style: str, text: str) -> None:
-        row = rows[-1]
-        if row and row[-1][0] == style:
-            row[-1] = (style, row[-1][1] + text)
-        else:
-            row.append((style, text))
+    cells = [(style, char) for style, text in fragments for char in text.replace("\t", TAB)]
+    rows: list[list[tuple[str, str]]] = [[]]  # each row's characters, with their styles
+    column = 0
 
     def next_row() -> None:
-        nonlocal column, start
-        rows.append([("class:continued", CONTINUED)])
-        column = start = len(CONTINUED)
+        nonlocal column
+        if rows[-1] and rows[-1][-1][1] == " ":
+            rows[-1].pop()  # the space the row broke at
+        rows.append([])
+        column = len(CONTINUED)
 
-    for style, text in fragments:
-        for char in text.replace("\t", TAB):
-            if char == "\n":
-                next_row()
+    for word in _words(cells):
+        if word[0][1] == "\n":
+            next_row()
+            continue
+        if rows[-1] and column + _width(word) > width:
+            if word[0][1] == " ":
+                next_row()  # the row breaks at this space
                 continue
-            width_of_char = get_cwidth(char)
-            if column + width_of_char > width and column > start:
+            if len(CONTINUED) + _width(word) <= width:
+                next_row()  # the word fits on a row of its own: it starts one
+        for cell in word:
+            char_width = get_cwidth(cell[1])
+            if column + char_width > width and rows[-1]:
                 next_row()
-            add(style, char)
-            column += width_of_char
-    return rows
+            rows[-1].append(cell)
+            column += char_width
+    return [
+        _merged(row if n == 0 else [("class:continued", CONTINUED), *row])
+        for n, row in enumerate(rows)
+    ]
+
+
+def _words(cells: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    """The characters in runs that break together: a word, or one space, or one line break."""
+    word: list[tuple[str, str]] = []
+    for cell in cells:
+        if cell[1] in " \n":
+            if word:
+                yield word
+                word = []
+            yield [cell]
+        else:
+            word.append(cell)
+    if word:
+        yield word
+
+
+def _width(cells: list[tuple[str, str]]) -> int:
+    return sum(get_cwidth(char) for _, char in cells)
+
+
+def _merged(cells: list[tuple[str, str]]) -> Fragments:
+    """Characters with their styles as fragments: one per run of the same style."""
+    fragments: Fragments = []
+    for style, text in cells:
+        if fragments and fragments[-1][0] == style:
+            fragments[-1] = (style, fragments[-1][1] + text)
+        else:
+            fragments.append((style, text))
+    return fragments
 
 
 @dataclass(frozen=True)

@@ -674,9 +674,25 @@ def test_every_row_after_the_first_is_marked_and_no_row_is_wider_than_the_screen
     assert all(row.startswith(CONTINUED) for row in rows[1:]), rows
     assert all(get_cwidth(row) <= width for row in rows), rows
     assert max(get_cwidth(row) for row in rows) >= width - 1  # full rows are filled
-    # Nothing is lost: the rows without their marks are the text.
+    # Nothing is lost but the spaces where a full row broke.
     shown = "".join(row.removeprefix(CONTINUED) for row in rows)
-    assert shown == fragments_text(fragments).replace("\n", "")
+    assert shown.replace(" ", "") == fragments_text(fragments).replace("\n", "").replace(" ", "")
+
+
+def test_a_full_row_breaks_before_the_word_that_does_not_fit():
+    text = "the quick brown fox jumps over the lazy dog " + "z" * 60
+    fragments = render_event(Message(seq=1, sender="bob", text=text, ts=TS), "bob")
+    assert fragments
+    # A word longer than a row starts where it is and breaks where the row ends.
+    assert rows_text(fragments, 40) == [
+        "09:30 bob: the quick brown fox jumps",
+        CONTINUED + "over the lazy dog " + "z" * 16,
+        CONTINUED + "z" * 34,
+        CONTINUED + "z" * 10,
+    ]
+    # Styles run across the breaks: the name keeps its own, the text its own.
+    first = screen_rows(fragments, 40)[0]
+    assert [text for style, text in first if "name." in style] == ["bob"]
 
 
 def test_rendered_welcome_holds_no_escape_control_or_bidi_characters():
