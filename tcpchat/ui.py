@@ -136,8 +136,8 @@ STYLE = Style.from_dict(
 
 
 class Removed(ChatError):
-    """The chat ended without the person leaving: the server removed them, or no longer takes
-    their password.  Its words are the server's (`shutdown.message`), written for people."""
+    """The chat ended without the person leaving: the server removed them (its words say how:
+    the `shutdown` message), or no longer takes their password."""
 
 
 @dataclass
@@ -158,6 +158,7 @@ def _write_rows(output: Output, rows: list[Fragments]) -> None:
     draws its layout: a character the terminal draws wider than wcwidth said cuts its row at
     the edge rather than pushing the rest to column 0 of a row of its own."""
     depth = output.get_default_color_depth()
+    output.reset_attributes()
     output.disable_autowrap()
     try:
         for row in rows:
@@ -695,7 +696,7 @@ class ChatScreen:
     async def _await_confirmations(self) -> None:
         """Give the server up to QUIT_WAIT to confirm what was sent (the reader must be running)."""
         if self.connection is None:
-            return  # removed: nothing will be confirmed any more
+            return  # offline or removed: nothing can be confirmed any more
         deadline = time.monotonic() + QUIT_WAIT
         waiting = sum(item.sent for item in self.pending.values())
         if waiting:
