@@ -262,3 +262,22 @@ def test_leaving_exits_0_whichever_way_as_the_readme_says(chat, tmp_path, key):
         term.type(key)
         assert exit_status(term) == 0, term.dump()
         assert "* You left the chat." in term.lines, term.dump()
+
+
+def test_the_operator_is_drawn_with_a_mark_and_a_background_no_member_has(chat, tmp_path):
+    with chat_terminal(chat.port, tmp_path) as term:
+        bob = chat.join("bob")
+        bob.send_json({"type": "say", "text": "I am the server", "id": "1"})
+        term.wait_text("bob: I am the server")
+        chat.call(lambda: moderation.execute(chat.server, "/say maintenance at noon"))
+        term.wait_text("server: maintenance at noon")
+        print("\nThe operator and a member:\n" + term.dump())
+
+        def backgrounds(text: str) -> set[str]:
+            row = term.row_of(text)
+            start = term.lines[row].index(text)
+            return {term.screen.buffer[row][x].bg for x in range(start, start + len(text))}
+
+        assert "⚑ server: maintenance" in term.lines[term.row_of("maintenance at noon")]
+        assert backgrounds("⚑ server") != {"default"}, term.dump()
+        assert backgrounds("bob") == {"default"}, term.dump()
