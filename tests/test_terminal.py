@@ -240,7 +240,7 @@ def test_the_member_count_stays_on_a_40_column_toolbar_online_and_offline(start_
     ids=["kicked", "banned", "timed-out"],
 )
 def test_removed_by_the_server_exits_1_saying_what_happened(start_server, tmp_path, removal, said):
-    server = start_server(idle_timeout=1.0 if removal == "idle" else None)
+    server = start_server(idle_timeout=2.0 if removal == "idle" else None)
     with chat_terminal(server.port, tmp_path) as term:
         if removal.startswith("/"):
             answer = server.call(lambda: moderation.execute(server.server, removal))
