@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+
+from prompt_toolkit.utils import get_cwidth
 
 from tcpchat.protocol import (
     LEAVE_WORDS,
+    RESERVED_NAMES,
     Error,
     Joined,
     Left,
@@ -34,7 +39,15 @@ NAME_COLOURS = 8
 # A name ends where no name character follows; a full stop ends it only before a non-word
 # ("alice." is a mention, "alice.txt" is not).
 _NAME_END = r"(?![\w-]|\.\w)"
-CONTINUATION = "\n      "  # lines after the first of a multi-line message line up under the text
+# How every row of a printed line after its first begins, whether the text broke the line or the
+# width did: indented under the name, so never at column 0 where the screen's own lines begin,
+# and marked (a narrow character, one column on every terminal) so that padding cannot pass for
+# the indent.
+CONTINUED = "    ¦ "
+TAB = "    "
+# Before the operator's name (`server`, which no member may take): a character no name may hold,
+# so that together with its style no member's name, however alike, looks the same.
+OPERATOR_MARK = "⚑"
 
 
 def name_style(name: str) -> str:
@@ -54,13 +67,20 @@ def mentions(text: str, me: str) -> bool:
 
 
 def _speaker(name: str, me: str) -> tuple[str, str]:
+    if fold_name(name) in RESERVED_NAMES:  # only the server itself speaks as `server`
+        return ("class:operator", f"{OPERATOR_MARK} {strip_unsafe(name)}")
     style = name_style(name) + (" class:me" if fold_name(name) == fold_name(me) else "")
     return (style, strip_unsafe(name))
 
 
+def _shown(text: str) -> str:
+    """Peer text as the screen shows it: nothing a terminal would act on, tabs as spaces."""
+    return strip_unsafe(text).replace("\t", TAB)
+
+
 def _body(text: str, me: str, extra_style: str = "") -> Fragments:
     """The text, with each mention of `me` highlighted (the whole text if only folding finds it)."""
-    safe = strip_unsafe(text).replace("\t", "    ").replace("\n", CONTINUATION)
+    safe = _shown(text)
     style = "class:text" + extra_style
     if not mentions(text, me):
         return [(style, safe)]
@@ -96,7 +116,7 @@ def render_own(text: str, ts: datetime, me: str, *, to: str | None, delivered: i
         _speaker(me, me),
         *target,
         ("class:punct", ": "),
-        ("class:text", strip_unsafe(text).replace("\n", CONTINUATION)),
+        ("class:text", _shown(text)),
         ("class:confirmed", f"  ✓ delivered to {delivered}"),
     ]
 
@@ -173,6 +193,140 @@ def render_notice(text: str) -> Fragments:
 
 def _notice(ts: datetime, text: str) -> Fragments:
     return [("class:time", clock(ts) + " "), ("class:notice", text)]
+
+
+def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
+    """The rows one line takes on a terminal `width` columns wide, each row after the first
+    starting with CONTINUED, be it a line break in the text or a row that is full.
+
+    Left to the terminal, a full row would go on at column 0, with whatever the text put there:
+    a message padded to the width would show a line of its own, looking like the screen's.
+    A full row breaks before the word that does not fit (a word longer than a row breaks where
+    the row ends), and the space where it breaks is not shown.  Widths are measured as
+    prompt_toolkit measures its own layout (wcwidth).
+    """
+    cells = [(style, char) for style, text in fragments for char in text.replace("\t", TAB)]
+    rows: list[list[tuple[str, str]]] = [[]]  # each row's characters, with their styles
+    column = 0
+
+    def next_row() -> None:
+        nonlocal column
+        if rows[-1] and rows[-1][-1][1] == " ":
+            rows[-1].pop()  # the space the row broke at
+        rows.append([])
+        column = len(CONTINUED)
+
+    for word in _words(cells):
+        if word[0][1] == "\n":
+            next_row()
+            continue
+        if rows[-1] and column + _width(word) > width:
+            if word[0][1] == " ":
+                next_row()  # the row breaks at this space
+                continue
+            if len(CONTINUED) + _width(word) <= width:
+                next_row()  # the word fits on a row of its own: it starts one
+        for cell in word:
+            char_width = get_cwidth(cell[1])
+            if column + char_width > width and rows[-1]:
+                next_row()
+            rows[-1].append(cell)
+            column += char_width
+    return [
+        _merged(row if n == 0 else [("class:continued", CONTINUED), *row])
+        for n, row in enumerate(rows)
+    ]
+
+
+def _words(cells: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    """The characters in runs that break together: a word, or one space, or one line break."""
+    word: list[tuple[str, str]] = []
+    for cell in cells:
+        if cell[1] in " \n":
+            if word:
+                yield word
+                word = []
+            yield [cell]
+        else:
+            word.append(cell)
+    if word:
+        yield word
+
+
+def _width(cells: list[tuple[str, str]]) -> int:
+    return sum(get_cwidth(char) for _, char in cells)
+
+
+def _merged(cells: list[tuple[str, str]]) -> Fragments:
+    """Characters with their styles as fragments: one per run of the same style."""
+    fragments: Fragments = []
+    for style, text in cells:
+        if fragments and fragments[-1][0] == style:
+            fragments[-1] = (style, fragments[-1][1] + text)
+        else:
+            fragments.append((style, text))
+    return fragments
+
+
+@dataclass(frozen=True)
+class Bar:
+    """What the bottom bar tells: the connection's state, then where, who and how many."""
+
+    status: str  # online, offline, connecting…
+    server: str
+    name: str
+    members: int
+    address: str
+    detail: str = ""  # what happens next: `retrying in 3 s`
+    problem: str = ""  # why the last try failed
+
+    @property
+    def online(self) -> bool:
+        return self.status == "online"
+
+
+def render_toolbar(bar: Bar, width: int) -> Fragments:
+    """The bottom bar, as much of it as `width` columns hold; the member count always stays.
+
+    What goes first: `/help`, the address, your name (the prompt shows it), the server's name;
+    then why the connection is down, then what happens next; last, `last known:`.
+    """
+    fragments: Fragments = []
+    for status, count in _status_and_count(bar):
+        for kept in range(4, -1, -1):
+            fragments = _toolbar(bar, status, count, kept)
+            if get_cwidth(fragments_text(fragments)) <= width:
+                return fragments
+    return fragments  # the shortest: a narrower window cuts its end
+
+
+def _status_and_count(bar: Bar) -> Iterator[tuple[str, str]]:
+    """The state and the count, the longest way first."""
+    count = plural_members(bar.members)
+    if bar.online:
+        yield bar.status, count
+        return
+    problem = f" ({strip_unsafe(bar.problem)})" if bar.problem else ""
+    detail = f" · {bar.detail}" if bar.detail else ""
+    last_known = f"last known: {count}"
+    yield f"{bar.status}{problem}{detail}", last_known
+    yield f"{bar.status}{detail}", last_known
+    yield bar.status, last_known
+    yield bar.status, count
+
+
+def _toolbar(bar: Bar, status: str, count: str, kept: int) -> Fragments:
+    """The bar with the first `kept` of: the server, your name, the address, `/help`."""
+    extras = [strip_unsafe(bar.server), f"you: {strip_unsafe(bar.name)}", bar.address, "/help"]
+    before = " · ".join(extras[: min(kept, 2)])
+    after = "".join(f" · {extra}" for extra in extras[2:kept])
+    return [
+        ("class:toolbar.online" if bar.online else "class:toolbar.offline",
+         f" {'●' if bar.online else '○'} {status} "),
+        ("", f" {before} · " if before else " "),
+        ("class:toolbar.count", count),
+        ("", after),
+    ]  # fmt: skip
 
 
 def fragments_text(fragments: Fragments) -> str:

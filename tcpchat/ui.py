@@ -23,11 +23,14 @@ from functools import partial
 from typing import Any
 
 from prompt_toolkit import PromptSession, print_formatted_text
-from prompt_toolkit.application import get_app_or_none
+from prompt_toolkit.application import get_app_or_none, get_app_session, run_in_terminal
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+from prompt_toolkit.enums import DEFAULT_BUFFER
+from prompt_toolkit.filters import has_focus
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
@@ -70,6 +73,7 @@ from tcpchat.protocol import (
     text_problem,
 )
 from tcpchat.render import (
+    Bar,
     Fragments,
     counted,
     fragments_text,
@@ -79,7 +83,9 @@ from tcpchat.render import (
     render_own,
     render_pending,
     render_problem,
+    render_toolbar,
     render_welcome,
+    screen_rows,
 )
 from tcpchat.tls import NewCertificate
 
@@ -114,7 +120,9 @@ STYLE = Style.from_dict(
         "problem": "#ff5f5f",
         "confirmed": "#5faf5f",
         "pending": "#888888 italic",
+        "continued": "#888888",
         "prompt": "bold",
+        "operator": "bg:#d7af00 #000000 bold",
         "name.c0": "#e06c75",
         "name.c1": "#98c379",
         "name.c2": "#e5c07b",
@@ -131,6 +139,11 @@ STYLE = Style.from_dict(
 )
 
 
+class Removed(ChatError):
+    """The chat ended without the person leaving: the server removed them (its words say how:
+    the `shutdown` message), or no longer takes their password."""
+
+
 @dataclass
 class Outgoing:
     """A message the person typed, until the server confirms or refuses it."""
@@ -144,11 +157,34 @@ class Outgoing:
     waiting_for: str | None = None  # a private message waiting for this (folded) name to rejoin
 
 
+def _write_rows(output: Output, rows: list[Fragments]) -> None:
+    """Write rows made to fit the width with the terminal's own wrapping off, as prompt_toolkit
+    draws its layout: a character the terminal draws wider than wcwidth said cuts its row at
+    the edge rather than pushing the rest to column 0 of a row of its own."""
+    depth = output.get_default_color_depth()
+    output.reset_attributes()
+    output.disable_autowrap()
+    try:
+        for row in rows:
+            for style, text in row:
+                output.set_attributes(STYLE.get_attrs_for_style_str(style), depth)
+                output.write(text)
+            output.reset_attributes()
+            output.write("\r\n")
+    finally:
+        output.enable_autowrap()
+        output.flush()
+
+
 def _chat_keys() -> KeyBindings:
-    """Ctrl-C clears a typed line, as in a shell; on an empty line it leaves the chat."""
+    """Ctrl-C clears a typed line, as in a shell; on an empty line it leaves the chat.
+
+    Only while the input line has the focus: in a mode of its own (a Ctrl-R search, whose
+    empty search line has the focus) Ctrl-C is that mode's, and only ends it.
+    """
     keys = KeyBindings()
 
-    @keys.add("c-c")
+    @keys.add("c-c", filter=has_focus(DEFAULT_BUFFER))
     def _clear_or_leave(event: KeyPressEvent) -> None:
         buffer = event.app.current_buffer
         if buffer.text:
@@ -189,11 +225,14 @@ class ChatCompleter(Completer):
         if not word and not before.lower().startswith(("/msg ", "/nick ")):
             return
         folded = fold_name(word)
+        # A name that starts the line addresses that person (`bob: `); elsewhere a space ends it.
+        addressing = not document.current_line_before_cursor[: -len(word) or None].strip()
+        separator = ": " if addressing and not before.startswith("/") else " "
         for name in self.screen.names_by_recency():
             if fold_name(name).startswith(folded) and fold_name(name) != fold_name(
                 self.screen.name
             ):
-                yield Completion(name, -len(word))
+                yield Completion(name + separator, -len(word), display=name)
 
 
 class ChatScreen:
@@ -221,7 +260,10 @@ class ChatScreen:
         self.speakers: list[str] = []  # most recent first
         self.last_seq = 0
         self.status = "online"
-        # Set when the server removed us (kicked, idle too long): then we do not reconnect.
+        self.status_detail = ""  # while offline: when the next try is
+        self.status_problem = ""  # while offline: why the last try failed
+        # Why the chat ended without the person leaving (kicked, banned, idle too long, a password
+        # no longer taken): then we do not reconnect, and `run` ends with it.
         self.removed: str | None = None
         self.pending: dict[str, Outgoing] = {}
         self.transcript: deque[str] = deque(maxlen=1000)
@@ -244,7 +286,16 @@ class ChatScreen:
     def show(self, fragments: Fragments) -> None:
         """Print one line above the prompt (or plainly, between prompts)."""
         self.transcript.append(fragments_text(fragments))
-        print_formatted_text(FormattedText(fragments), style=STYLE)
+        output = get_app_session().output
+
+        def render() -> None:
+            _write_rows(output, screen_rows(fragments, output.get_size().columns))
+
+        app = get_app_or_none()  # as print_formatted_text: above a running prompt, or plainly
+        if app is not None and app.loop is not None:
+            app.loop.call_soon_threadsafe(lambda: run_in_terminal(render))
+        else:
+            render()
 
     def refresh(self) -> None:
         app = get_app_or_none()
@@ -274,16 +325,17 @@ class ChatScreen:
         return [*lines, ("class:prompt", f"{strip_unsafe(self.name)}› ")]
 
     def toolbar(self) -> AnyFormattedText:
-        """The state first (a narrow window cuts the end), then where, who and how many."""
-        online = self.status == "online"
-        count = plural_members(self.members)
-        return [
-            ("class:toolbar.online" if online else "class:toolbar.offline",
-             f" {'●' if online else '○'} {self.status} "),
-            ("", f" {strip_unsafe(self.server)} · you: {strip_unsafe(self.name)} · "),
-            ("class:toolbar.count", count if online else f"last known: {count}"),
-            ("", f" · {self.host}:{self.port} · /help"),
-        ]  # fmt: skip
+        """The state, then where, who and how many: as much as the window's width holds."""
+        bar = Bar(
+            status=self.status,
+            detail=self.status_detail,
+            problem=self.status_problem,
+            server=self.server,
+            name=self.name,
+            members=self.members,
+            address=f"{self.host}:{self.port}",
+        )
+        return FormattedText(render_toolbar(bar, get_app_session().output.get_size().columns))
 
     def names_by_recency(self) -> list[str]:
         recent_first = [name for name in self.speakers if name in self.names]
@@ -347,6 +399,13 @@ class ChatScreen:
             pass
         elif isinstance(event, Invalid):
             self.show(render_problem("the server sent a line that could not be read."))
+        elif isinstance(event, Shutdown) and event.reason in (
+            LeaveReason.KICKED,
+            LeaveReason.TIMEOUT,
+        ):
+            # Removed: the chat ends here with this sentence, which `run` raises.
+            self.removed = strip_unsafe(event.message).strip() or "the server removed you."
+            self.status = "removed"
         else:
             self._track(event)
             fragments = render_event(event, self.name)
@@ -397,11 +456,7 @@ class ChatScreen:
             if fold_name(event.old) == fold_name(self.name):
                 self.name = event.new
         elif isinstance(event, Shutdown):
-            if event.reason in (LeaveReason.KICKED, LeaveReason.TIMEOUT):
-                self.removed = event.message
-                self.status = "removed"
-            else:
-                self.status = "server shutting down"
+            self.status = "server shutting down"
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -534,11 +589,10 @@ class ChatScreen:
             if self.removed is not None:
                 return
 
-    def _stop_after_removal(self, why: str = "the server removed you from the chat") -> None:
-        """Kicked or timed out: reconnecting would undo the operator's decision, so stop."""
+    def _stop_after_removal(self) -> None:
+        """Removed: reconnecting would undo the operator's decision (or lock us out), so stop."""
         self.connection = None
         self.status = "removed"
-        self.show(render_problem(f"Not reconnecting: {why}."))
         app = self.session.app
         if app.is_running and not app.future.done():  # type: ignore[union-attr]
             app.exit(exception=EOFError())
@@ -567,10 +621,13 @@ class ChatScreen:
         while True:
             wait_until = time.monotonic() + delay * random.uniform(1.0, 1.25)
             while (left := wait_until - time.monotonic()) > 0:
-                self.status = f"offline{problem} · retrying in {math.ceil(left)} s"
+                self.status = "offline"
+                self.status_detail = f"retrying in {math.ceil(left)} s"
+                self.status_problem = problem
                 self.refresh()
                 await asyncio.sleep(min(1.0, left))
             self.status = "connecting…"
+            self.status_detail = self.status_problem = ""
             self.refresh()
             try:
                 connection, welcome = await self._rejoin()
@@ -582,17 +639,19 @@ class ChatScreen:
                 if isinstance(error, JoinRefused) and error.error.code is ErrorCode.AUTH_FAILED:
                     # Retrying a password the server no longer takes would only lock this
                     # address out (the server counts wrong passwords), so stop here.
-                    self.removed = str(error)
-                    self.show(render_problem(f"{error} The server's password has changed."))
-                    self._stop_after_removal("join again with the new password")
+                    self.removed = (
+                        f"the server no longer takes your password ({str(error).rstrip('.')}); "
+                        "join again with the new one."
+                    )
+                    self._stop_after_removal()
                     return
                 door = str(error).startswith("the server refused the connection")
-                problem = f" ({str(error).rstrip('.')})" if refused or door else ""
+                problem = str(error).rstrip(".") if refused or door else ""
                 if door and told != str(error):
                     told = str(error)
                     self.show(render_problem(f"{told[0].upper()}{told[1:]}"))
                 if isinstance(error, TlsRefused):
-                    problem = " (TLS refused)"
+                    problem = "TLS refused"
                     if warned != str(error):
                         warned = str(error)
                         self.show(render_problem(f"{warned[0].upper()}{warned[1:]}"))
@@ -640,6 +699,8 @@ class ChatScreen:
 
     async def _await_confirmations(self) -> None:
         """Give the server up to QUIT_WAIT to confirm what was sent (the reader must be running)."""
+        if self.connection is None:
+            return  # offline or removed: nothing can be confirmed any more
         deadline = time.monotonic() + QUIT_WAIT
         waiting = sum(item.sent for item in self.pending.values())
         if waiting:
@@ -662,10 +723,12 @@ class ChatScreen:
         if self.connection is not None:
             await self._send(Bye())
             await self.connection.close()
-        self.show(render_notice("You left the chat."))
+        if self.removed is None:
+            self.show(render_notice("You left the chat."))
 
     async def run(self) -> None:
-        """The chat until /quit, Ctrl-D or Ctrl-C."""
+        """The chat until /quit, Ctrl-D or Ctrl-C; Removed when it ended otherwise (it says why,
+        in one sentence, and the command exits 1)."""
         self.on_welcome(self._first_welcome, rejoined=False)
         network = asyncio.ensure_future(self.network())
         ticker = asyncio.ensure_future(self.tick())
@@ -683,6 +746,8 @@ class ChatScreen:
                 ticker.cancel()
                 await asyncio.gather(network, ticker, return_exceptions=True)
                 await self.leave()
+            if self.removed is not None:
+                raise Removed(self.removed)
         finally:
             network.cancel()
             ticker.cancel()

@@ -7,7 +7,10 @@ the other member (a raw JSON line client) run in this process, on 127.0.0.1.
 from __future__ import annotations
 
 import os
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,9 @@ if sys.platform == "win32":
 
 import pexpect
 from screen import COLUMNS, ROWS, TIMEOUT, Terminal
+
+from tcpchat import moderation
+from tcpchat.render import CONTINUED
 
 PROMPT = "alice› "
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +49,7 @@ class ChatTerminal(Terminal):
         return self.lines[-1]
 
 
-def spawn_join(port: int, config_dir: Path) -> pexpect.spawn:
+def spawn_join(port: int, config_dir: Path, columns: int = COLUMNS) -> pexpect.spawn:
     # Nothing from the caller's TCPCHAT_* settings, and the size from the pty, not COLUMNS/LINES.
     env = {
         key: value
@@ -56,9 +62,35 @@ def spawn_join(port: int, config_dir: Path) -> pexpect.spawn:
         ["-m", "tcpchat", "join", "127.0.0.1", "--port", str(port), "--name", "alice"],
         env=env,
         cwd=str(REPO),
-        dimensions=(ROWS, COLUMNS),
+        dimensions=(ROWS, columns),
         timeout=TIMEOUT,
     )
+
+
+@contextmanager
+def chat_terminal(port: int, config_dir: Path, columns: int = COLUMNS) -> Iterator[ChatTerminal]:
+    """`tcpchat join` as alice in a pty `columns` wide, once its prompt is up; killed at the end."""
+    child = spawn_join(port, config_dir, columns)
+    term = ChatTerminal(child, columns=columns)
+    try:
+        term.wait_for(
+            lambda: term.input_line() is not None and "online" in term.toolbar(),
+            "the prompt and the toolbar",
+        )
+        yield term
+    finally:
+        if child.isalive():
+            child.kill(9)
+            child.wait()
+        child.close(force=True)
+
+
+def exit_status(term: ChatTerminal) -> int:
+    """Read the screen to the end of the program; its exit status."""
+    term.wait_for(lambda: term.eof, "the end of the program")
+    term.child.wait()
+    assert term.child.exitstatus is not None, (term.child.signalstatus, term.dump())
+    return int(term.child.exitstatus)
 
 
 def test_incoming_message_appears_above_a_half_typed_line_without_corrupting_it(chat, tmp_path):
@@ -122,3 +154,130 @@ def test_incoming_message_appears_above_a_half_typed_line_without_corrupting_it(
             child.kill(9)
             child.wait()
         child.close(force=True)
+
+
+# How a line the chat screen prints starts: a time, a notice, a problem or a marker.
+EVENT_LINE = re.compile(r"\d\d:\d\d |\* |! |── ")
+MESSAGE_START = re.compile(r"\d\d:\d\d bob:")
+FORGED = "11:12 ← bob left · 2 members online"
+
+
+@pytest.mark.parametrize("columns", [80, 53])
+def test_a_message_padded_to_the_width_cannot_forge_a_line(chat, tmp_path, columns):
+    """Every row of a message after its first is marked as its continuation, however it wraps."""
+    with chat_terminal(chat.port, tmp_path, columns) as term:
+        bob = chat.join("bob")
+        term.wait_text("bob joined")
+        first_row = len("11:12 bob: ")
+        hostile = [
+            "hi" + " " * (columns - first_row - 2) + FORGED,  # spaces to the end of the row
+            "x" * (columns - first_row) + FORGED,  # no spaces: a full row wraps all the same
+            "a\n" + " " * (columns - 6) + FORGED,  # a second line as long as a row
+            "b\n" + FORGED,
+        ]
+        for n, text in enumerate([*hostile, "done"]):
+            bob.send_json({"type": "say", "text": text, "id": str(n)})
+        term.wait_text("bob: done")
+        print(f"\nHostile messages at {columns} columns:\n" + term.dump())
+
+        rows = term.lines[term.row_of("bob joined") + 1 : term.row_of("bob: done")]
+        firsts = [row for row in rows if MESSAGE_START.match(row)]
+        assert len(firsts) == len(hostile), term.dump()
+        continued = [row for row in rows if not MESSAGE_START.match(row)]
+        assert sum("← bob left" in row for row in continued) == len(hostile), term.dump()
+        for row in continued:
+            assert row.startswith(CONTINUED.rstrip()), (row, term.dump())
+            assert not EVENT_LINE.match(row), (row, term.dump())
+
+
+@pytest.mark.parametrize("keys", ["\x12", "\x1b[5~\x12"], ids=["ctrl-r", "pageup-ctrl-r"])
+def test_ctrl_c_in_a_search_ends_the_search_and_keeps_the_draft(chat, tmp_path, keys):
+    with chat_terminal(chat.port, tmp_path) as term:
+        term.type("a draft")
+        term.wait_text(PROMPT + "a draft")
+        term.type(keys)
+        term.wait_text("search")
+        print("\nSearching:\n" + term.dump())
+        term.type("\x03")
+        term.wait_for(lambda: not any("search" in line for line in term.lines), "the search to end")
+        term.wait_for(lambda: term.input_line() == PROMPT + "a draft", "the draft again")
+        assert term.child.isalive(), term.dump()
+        # Ctrl-C then goes on as ever: it clears the draft, and on the empty line leaves.
+        term.type("\x03")
+        term.wait_for(lambda: term.input_line() == PROMPT.rstrip(), "an empty input line")
+        term.type("\x03")
+        assert exit_status(term) == 0, term.dump()
+        assert "* You left the chat." in term.lines, term.dump()
+
+
+def test_the_member_count_stays_on_a_40_column_toolbar_online_and_offline(start_server, tmp_path):
+    server = start_server()
+    with chat_terminal(server.port, tmp_path, columns=40) as term:
+        term.wait_for(lambda: "1 member online" in term.toolbar(), "the count on the toolbar")
+        server.join("bob")
+        term.wait_for(lambda: "2 members online" in term.toolbar(), "the new count")
+        print("\nOnline at 40 columns:\n" + term.dump())
+        server.stop()  # bob's connection is closed first: his leave may come in time or not
+        term.wait_for(
+            lambda: (
+                "offline" in term.toolbar() and re.search(r"\d members? online", term.toolbar())
+            ),
+            "'offline' and the last known count on the toolbar",
+        )
+        print("\nOffline at 40 columns:\n" + term.dump())
+
+
+@pytest.mark.parametrize(
+    ("removal", "said"),
+    [
+        (
+            "/kick alice flooding",
+            "You were removed from the chat by the server's operator: flooding",
+        ),
+        ("/ban alice", "Your address was banned from this server by its operator."),
+        ("idle", "You were idle for"),
+    ],
+    ids=["kicked", "banned", "timed-out"],
+)
+def test_removed_by_the_server_exits_1_saying_what_happened(start_server, tmp_path, removal, said):
+    server = start_server(idle_timeout=2.0 if removal == "idle" else None)
+    with chat_terminal(server.port, tmp_path) as term:
+        if removal.startswith("/"):
+            answer = server.call(lambda: moderation.execute(server.server, removal))
+            assert "alice" in answer
+        status = exit_status(term)
+        print(f"\nAfter {removal}:\n" + term.dump())
+        assert status == 1, term.dump()
+        assert sum(said in line for line in term.lines) == 1, term.dump()
+        assert not any("You left the chat" in line for line in term.lines), term.dump()
+
+
+@pytest.mark.parametrize("key", ["\x03", "\x04", "/quit\r"], ids=["ctrl-c", "ctrl-d", "quit"])
+def test_leaving_exits_0_whichever_way_as_the_readme_says(chat, tmp_path, key):
+    """Ctrl-C on an empty line is a way to leave, as /quit and Ctrl-D are: done, not interrupted."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    exit_status_section = readme.split("### Exit status", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"Ctrl-C on an empty line[^.]*exits 0", exit_status_section.replace("\n", " "))
+    with chat_terminal(chat.port, tmp_path) as term:
+        term.type(key)
+        assert exit_status(term) == 0, term.dump()
+        assert "* You left the chat." in term.lines, term.dump()
+
+
+def test_the_operator_is_drawn_with_a_mark_and_a_background_no_member_has(chat, tmp_path):
+    with chat_terminal(chat.port, tmp_path) as term:
+        bob = chat.join("bob")
+        bob.send_json({"type": "say", "text": "I am the server", "id": "1"})
+        term.wait_text("bob: I am the server")
+        chat.call(lambda: moderation.execute(chat.server, "/say maintenance at noon"))
+        term.wait_text("server: maintenance at noon")
+        print("\nThe operator and a member:\n" + term.dump())
+
+        def backgrounds(text: str) -> set[str]:
+            row = term.row_of(text)
+            start = term.lines[row].index(text)
+            return {term.screen.buffer[row][x].bg for x in range(start, start + len(text))}
+
+        assert "⚑ server: maintenance" in term.lines[term.row_of("maintenance at noon")]
+        assert backgrounds("⚑ server") != {"default"}, term.dump()
+        assert backgrounds("bob") == {"default"}, term.dump()

@@ -15,7 +15,7 @@ import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,6 +26,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
+from prompt_toolkit.utils import get_cwidth
 
 import tcpchat.ui
 from tcpchat.client import ChatConnection
@@ -43,8 +44,16 @@ from tcpchat.protocol import (
     Welcome,
     is_forbidden_char,
 )
-from tcpchat.render import fragments_text, render_event, render_welcome
-from tcpchat.ui import ChatCompleter, ChatScreen
+from tcpchat.render import (
+    CONTINUED,
+    Bar,
+    fragments_text,
+    render_event,
+    render_toolbar,
+    render_welcome,
+    screen_rows,
+)
+from tcpchat.ui import ChatCompleter, ChatScreen, Removed
 
 # One unit for every wait (as conftest's); raise it on a slow machine.
 TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
@@ -472,10 +481,36 @@ def test_completer_offers_recent_speakers_first_and_never_oneself(chat):
             await ui.wait_line("anna: second")
 
             # anna spoke last, then bob; carol only by name order; alice (me) never.
-            assert completions(ui.screen, "/msg ") == [("anna", 0), ("bob", 0), ("carol", 0)]
-            assert completions(ui.screen, "/msg a") == [("anna", -1)]
-            assert completions(ui.screen, "thanks C") == [("carol", -1)]
+            assert completions(ui.screen, "/msg ") == [("anna ", 0), ("bob ", 0), ("carol ", 0)]
+            assert completions(ui.screen, "/msg a") == [("anna ", -1)]
+            assert completions(ui.screen, "thanks C") == [("carol ", -1)]
             assert completions(ui.screen, "hi ") == []
+            await ui.quit()
+
+    run(main())
+
+
+def test_a_completed_name_is_followed_by_a_separator(chat):
+    """`name: ` addresses someone at the start of a line; elsewhere a space ends the word."""
+
+    async def main() -> None:
+        async with chat_screen(chat.port) as ui:
+            bob = chat.join("bob")
+            chat.join("caroline")
+            assert (await in_thread(bob.expect, "joined"))["name"] == "caroline"
+            await until(lambda: ui.screen.members == 3, "everyone's join")
+            assert completions(ui.screen, "ca") == [("caroline: ", -2)]
+            assert completions(ui.screen, "first line\n  ca") == [("caroline: ", -2)]
+            assert completions(ui.screen, "ask ca") == [("caroline ", -2)]
+            buffer = ui.screen.session.default_buffer
+            for typed, completed, rest, sent in [
+                ("caro", "caroline: ", "nice name", "caroline: nice name"),
+                ("ask caro", "ask caroline ", "first", "ask caroline first"),
+            ]:
+                ui.type(typed + "\t")
+                await until(lambda want=completed: buffer.text == want, repr(completed))
+                ui.type(rest + "\r")
+                assert (await in_thread(bob.expect, "message"))["text"] == sent
             await ui.quit()
 
     run(main())
@@ -615,10 +650,47 @@ def test_rendered_events_hold_no_escape_control_or_bidi_characters(event):
     assert "end" in fragments_text(fragments)
 
 
+def rows_text(fragments: list[tuple[str, str]], width: int) -> list[str]:
+    return [fragments_text(row) for row in screen_rows(fragments, width)]
+
+
 def test_rendered_message_keeps_line_breaks_and_expands_tabs():
     fragments = render_event(Message(seq=1, sender="bob", text="a\tb\nc", ts=TS), "alice")
-    assert fragments_text(fragments).endswith("bob: a    b\n      c")
+    assert fragments_text(fragments).endswith("bob: a    b\nc")
     assert unsafe_chars(fragments) == []
+    assert rows_text(fragments, 80) == ["09:30 bob: a    b", CONTINUED + "c"]
+
+
+@pytest.mark.parametrize("width", [80, 41, 20])
+def test_every_row_after_the_first_is_marked_and_no_row_is_wider_than_the_screen(width):
+    """Wide characters count two columns (one that does not fit starts the next row)."""
+    text = "漢字" * 30 + " " * 200 + "x" * 100 + "\n\n" + "e\u0301" * 50
+    fragments = render_event(Message(seq=1, sender="bob", text=text, ts=TS), "alice")
+    assert fragments
+    rows = rows_text(fragments, width)
+    assert rows[0].startswith("09:30 bob: 漢")
+    assert all(row.startswith(CONTINUED) for row in rows[1:]), rows
+    assert all(get_cwidth(row) <= width for row in rows), rows
+    assert max(get_cwidth(row) for row in rows) >= width - 1  # full rows are filled
+    # Nothing is lost but the spaces where a full row broke.
+    shown = "".join(row.removeprefix(CONTINUED) for row in rows)
+    assert shown.replace(" ", "") == fragments_text(fragments).replace("\n", "").replace(" ", "")
+
+
+def test_a_full_row_breaks_before_the_word_that_does_not_fit():
+    text = "the quick brown fox jumps over the lazy dog " + "z" * 60
+    fragments = render_event(Message(seq=1, sender="bob", text=text, ts=TS), "bob")
+    assert fragments
+    # A word longer than a row starts where it is and breaks where the row ends.
+    assert rows_text(fragments, 40) == [
+        "09:30 bob: the quick brown fox jumps",
+        CONTINUED + "over the lazy dog " + "z" * 16,
+        CONTINUED + "z" * 34,
+        CONTINUED + "z" * 10,
+    ]
+    # Styles run across the breaks: the name keeps its own, the text its own.
+    first = screen_rows(fragments, 40)[0]
+    assert [text for style, text in first if "name." in style] == ["bob"]
 
 
 def test_rendered_welcome_holds_no_escape_control_or_bidi_characters():
@@ -775,13 +847,14 @@ def test_removed_by_the_server_says_why_and_does_not_reconnect(start_server, mon
                     server.call, lambda: moderation.execute(server.server, "/kick alice flooding")
                 )
                 assert answer == "Removed alice."
-                await ui.wait_line("removed from the chat by the server's operator: flooding")
+                said = "You were removed from the chat by the server's operator: flooding"
             else:
                 await ui.wait_line("server", "idle")  # the private warning first
-                await ui.wait_line("You were idle")
-            await ui.wait_line("Not reconnecting")
-            await asyncio.wait_for(asyncio.shield(ui.task), TIMEOUT)  # the screen ends itself
+                said = "You were idle for"
+            with pytest.raises(Removed, match=said):  # the screen ends itself, saying why
+                await asyncio.wait_for(asyncio.shield(ui.task), TIMEOUT)
             assert ui.screen.status == "removed"
+            assert not ui.has_line("You left the chat")
             lines = await in_thread(watcher.read_until, lambda line: '"type":"left"' in line)
             left = json.loads(lines[-1])
             assert (left["name"], left["reason"]) == (
@@ -804,13 +877,77 @@ def test_a_password_the_restarted_server_refuses_stops_the_retries(start_server,
             welcome = await connection.join("alice", "old")
             screen = ChatScreen(HOST, port, "old", connection, welcome)
             task = asyncio.ensure_future(screen.run())
-            ui = Screen(screen, keys, task)
             await until(lambda: screen.session.app.is_running, "the prompt to start")
             await in_thread(first.stop)
             await in_thread(lambda: start_server(port=port, password="new"))
-            await ui.wait_line("Wrong password", "password has changed", timeout=3 * TIMEOUT)
-            await ui.wait_line("Not reconnecting")
-            await asyncio.wait_for(asyncio.shield(task), TIMEOUT)
+            with pytest.raises(Removed, match="no longer takes your password"):
+                await asyncio.wait_for(asyncio.shield(task), 3 * TIMEOUT)
             assert screen.status == "removed"
+            assert "You left the chat" not in "\n".join(screen.transcript)
 
     run(main())
+
+
+# Names a member may take (letters, digits, `_-.`) that look like, or fold near, `server`.
+OPERATOR_LOOKALIKES = [
+    "serѵеr",
+    "ѕеrvеr",
+    "ꜱerver",
+    "serνer",
+    "server.",
+    "Server_",
+    "ｓｅｒｖｅｒ1",
+]
+
+
+def speaker(event: Message | Private) -> tuple[str, str]:
+    """The (style, text) of who a rendered message is from (after its time)."""
+    fragments = render_event(event, "alice")
+    assert fragments is not None and fragments[0][0] == "class:time"
+    return fragments[1]
+
+
+@pytest.mark.parametrize("kind", [Message, Private])
+def test_the_operator_has_a_look_no_member_name_can_have(kind):
+    def said_by(sender: str) -> Message | Private:
+        if kind is Message:
+            return Message(seq=1, sender=sender, text="maintenance at noon", ts=TS)
+        return Private(sender=sender, to="alice", text="maintenance at noon", ts=TS)
+
+    style, shown = speaker(said_by("server"))
+    assert "server" in shown
+    # A character no name may hold, and a style no name gets.
+    assert any(not (char.isalnum() or char in "_-.") for char in shown), shown
+    assert "name." not in style and "operator" in style
+    for name in OPERATOR_LOOKALIKES:
+        assert all(char.isalnum() or char in "_-." for char in name), name  # a name's characters
+        member_style, member_shown = speaker(said_by(name))
+        assert "operator" not in member_style and member_style != style, name
+        assert member_shown == name
+
+
+BAR = Bar(status="online", server="testserver", name="alice", members=3, address="127.0.0.1:1024")
+OFFLINE = replace(
+    BAR,
+    status="offline",
+    detail="retrying in 30 s",
+    problem="the server refused the connection: too many connections from your address",
+)
+
+
+@pytest.mark.parametrize(
+    ("bar", "width", "shown"),
+    [
+        (BAR, 100, ["● online", "testserver", "you: alice", "3 members online", "1024", "/help"]),
+        (BAR, 40, ["● online", "3 members online"]),
+        (OFFLINE, 160, ["(the server refused", "retrying in 30 s", "last known: 3 members online"]),
+        (OFFLINE, 80, ["○ offline", "retrying in 30 s", "last known: 3 members online"]),
+        (OFFLINE, 40, ["○ offline", "3 members online"]),
+        (OFFLINE, 30, ["○ offline", "3 members online"]),
+    ],
+)
+def test_the_toolbar_keeps_the_state_and_the_member_count_whatever_the_width(bar, width, shown):
+    text = fragments_text(render_toolbar(bar, width))
+    assert get_cwidth(text) <= width, text
+    for part in shown:
+        assert part in text, (part, text)
