@@ -749,7 +749,9 @@ def clock(ts: datetime) -> str:
 
 # Characters that draw nothing but take a column or two: every whitespace character but the line
 # break (TAB, U+3000 and the other Zs spaces, U+2028), the Hangul fillers and the braille blank.
-_BLANK = "[^\\S\\n]|[\u115f\u1160\u2800\u3164\uffa0]"
+# Control characters that count as whitespace (VT, FF, NEL...) are not text a server sends; from
+# a hostile one they are shown as U+FFFD by `strip_unsafe` like every other control.
+_BLANK = "\t|[^\\S\\x00-\\x1f\\x7f-\\x9f]|[\u115f\u1160\u2800\u3164\uffa0]"
 _IS_BLANK = re.compile(_BLANK)
 # Text without zero-width characters (all ASCII text) needs no more than runs of blanks.
 _BLANKS = re.compile(f"(?:{_BLANK})+")
