@@ -150,7 +150,8 @@ def main() -> None:
     metavar="N",
     default=50,
     envvar="TCPCHAT_SERVE_HISTORY",
-    help="Recent messages shown to each member who joins; 0 shows none.",
+    help="Recent messages shown to each member who joins (as many as fit in --send-buffer); 0 "
+    "shows none.",
 )
 @option(
     "--password",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import socket
 import ssl
@@ -747,6 +748,9 @@ class ChatServer:
             connection, hello, self.clock(), password_checked=connection.password_checked
         )
         first = deliveries[0].event
+        if isinstance(first, Welcome) and first.history:
+            first = self._fit_history(connection, first)
+            deliveries[0] = Delivery(first, deliveries[0].to)
         if isinstance(first, Welcome):
             log.info(
                 "%s joined from %s (%d member%s online)",
@@ -775,6 +779,28 @@ class ChatServer:
                 connection.close()
             elif plain and name_refused:
                 connection.write(b"Enter another name:\n")
+
+    def _fit_history(self, connection: Connection, welcome: Welcome) -> Welcome:
+        """`welcome` with the newest of its history that fits the member's send buffer.
+
+        A welcome is written whole, whether or not the member reads it; were its history not
+        bounded too, a crowd of members that never read would each hold a long history in the
+        server's memory and the kernel's for as long as they stay.
+        """
+        budget = self.config.outgoing_limit
+        history = welcome.history
+        # Cheap and sure: no character of a message takes more than 5 bytes in either mode (4 in
+        # UTF-8, a line break and its indent 5 in plain mode), and 256 cover the rest of its line.
+        if sum(len(message.text) for message in history) * 5 + 256 * len(history) <= budget:
+            return welcome
+        used = 0
+        kept = 0
+        for message in reversed(history):
+            used += len(connection.codec.encode(message))
+            if used > budget:
+                break
+            kept += 1
+        return dataclasses.replace(welcome, history=history[len(history) - kept :])
 
     # --- the operator's commands (tcpchat.moderation) -------------------------------------------
 

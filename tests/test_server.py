@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT, RunningServer
-from wire import LineClient
+from wire import LineClient, kernel_sockets
 
 from tcpchat.protocol import LeaveReason
 
@@ -1348,20 +1348,74 @@ def test_plain_name_and_password_in_one_packet_as_piped_into_nc(start_server):
 # --- limits that a hostile member must not get round ----------------------------------------------
 
 
-def test_a_welcome_larger_than_the_outgoing_limit_still_reaches_the_joiner(start_server):
-    """One event bigger than the slow limit (a long history) is sent, not taken for slowness."""
-    server = start_server(history=40, outgoing_limit=16 * 1024, rate=1e6, burst=10**6, byte_rate=0)
+@pytest.mark.parametrize("mode", ["json", "plain"])
+def test_a_welcome_carries_the_newest_history_that_fits_the_send_buffer(start_server, mode):
+    """A long history is cut to what the member may leave unread (`--send-buffer`): a welcome
+    is written whole, read or not, so a crowd of members that never read must not each hold
+    all of it in the server."""
+    limit = 16 * 1024
+    server = start_server(history=40, outgoing_limit=limit, rate=1e6, burst=10**6, byte_rate=0)
     mallory = server.join("mallory")
     for n in range(40):
-        mallory.send_json(say("😀" * 1024, str(n)))
+        mallory.send_json(say(f"{n} " + "😀" * 1020, str(n)))
     for _ in range(40):
         mallory.expect("ack")
     bob = server.connect()
     bob.read_line()
-    bob.send_json(hello("bob"))
-    welcome = bob.expect("welcome")
-    assert len(welcome["history"]) == 40
+    if mode == "json":
+        bob.send_json(hello("bob"))
+        history = bob.expect("welcome")["history"]
+        assert [m["seq"] for m in history] == list(range(41 - len(history), 41))
+        sizes = [
+            len(json.dumps(m, ensure_ascii=False, separators=(",", ":")).encode()) + 1
+            for m in history
+        ]
+        assert len(history) >= 1 and sum(sizes) <= limit
+    else:
+        bob.send_line("bob")
+        lines = plain_until(bob, "/help")
+        earlier = lines[
+            lines.index("* --- earlier messages ---") + 1 : lines.index("* --- now ---")
+        ]
+        assert earlier and earlier[-1].startswith("[") and "mallory: 39 " in earlier[-1]
+        assert sum(len(line.encode()) + 1 for line in earlier) <= limit
     assert mallory.expect("joined")["name"] == "bob"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's socket table")
+def test_a_crowd_that_never_reads_holds_no_more_than_its_send_buffers(start_server):
+    """Members that join and never read each leave at most their welcome unread, and the
+    welcome's history is bounded by the send buffer, however long `--history` is."""
+    limit = 64 * 1024
+    server = start_server(history=1000, outgoing_limit=limit, rate=1e6, burst=10**6, byte_rate=0)
+    talker = server.join("talker")
+    for n in range(1000):
+        talker.send_json(say("x" * 1000, str(n)))
+    for _ in range(1000):
+        talker.expect("ack")
+    sleepers = []
+    for n in range(10):
+        sleeper = SmallBufferClient(server.port, TIMEOUT, 4096)
+        server.clients.append(sleeper)
+        sleeper.read_line()
+        sleeper.send_json(hello(f"sleeper{n}"))
+        sleepers.append(sleeper)
+    for _ in sleepers:
+        talker.expect("joined")
+
+    def unread() -> list[int]:
+        """What each sleeper has waiting: in the server, and in the kernel for it."""
+        assert server.server is not None
+        in_kernel = {remote: queued for remote, _, queued in kernel_sockets(server.port)}
+        return [
+            c.transport.get_write_buffer_size()
+            + in_kernel[c.transport.get_extra_info("peername")[1]]
+            for c in server.server.connections
+            if c.name and c.name.startswith("sleeper")
+        ]
+
+    waiting = server.call(unread)
+    assert len(waiting) == 10 and max(waiting) <= limit + 4096, waiting
 
 
 def test_many_lines_in_one_packet_do_not_stretch_the_registration_timeout(start_server):

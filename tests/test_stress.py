@@ -50,7 +50,7 @@ from typing import Any
 
 import pytest
 from conftest import TIMEOUT, RunningServer
-from wire import recv_until_closed
+from wire import kernel_sockets, recv_until_closed
 
 Event = dict[str, Any]
 
@@ -839,21 +839,6 @@ def test_members_that_never_read_are_dropped_slow_and_the_watcher_misses_nothing
 ):
     running = start_server(**STORM, outgoing_limit=SLOW_LIMIT, max_text=SLOW_TEXT, history=0)
     run_storm(never_read_storm(running, capsys))
-
-
-def kernel_sockets(local_port: int) -> list[tuple[int, int, int]]:
-    """(remote port, TCP state, bytes queued to send) of every IPv4 socket on `local_port`, as
-    the kernel lists them (Linux), orphans included: the sockets a process closed but the
-    kernel still holds."""
-    rows = []
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            if int(fields[1].split(":")[1], 16) == local_port:
-                remote_port = int(fields[2].split(":")[1], 16)
-                rows.append((remote_port, int(fields[3], 16), int(fields[4].split(":")[0], 16)))
-    return rows
 
 
 async def slow_drop_leftovers(running: RunningServer) -> None:

@@ -102,3 +102,18 @@ def recv_until_closed(sock: socket.socket, timeout: float) -> bytes:
         if not chunk:
             return data
         data += chunk
+
+
+def kernel_sockets(local_port: int) -> list[tuple[int, int, int]]:
+    """(remote port, TCP state, bytes queued to send) of every IPv4 socket on `local_port`, as
+    the kernel lists them (Linux), orphans included: the sockets a process closed but the
+    kernel still holds."""
+    rows = []
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == local_port:
+                remote_port = int(fields[2].split(":")[1], 16)
+                rows.append((remote_port, int(fields[3], 16), int(fields[4].split(":")[0], 16)))
+    return rows
