@@ -73,6 +73,11 @@ MAX_HANDSHAKES_PER_ADDRESS = 16
 MAX_TLS_REFUSING = 16  # refused TLS connections told why at once (each costs a handshake)
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 REFUSE_GRACE = 2 * SECONDS  # the same for a connection refused at the door (it never joined)
+# A person's client (nc, telnet) does not end at the end of the stream: it waits for more to send.
+# Once it has acknowledged our last words, it gets this long to show them, then a reset ends it.
+LAST_WORDS_SHOWN = 0.2 * SECONDS
+LAST_WORDS_UNKNOWN = 2 * SECONDS  # where the system cannot tell what was acknowledged
+DELIVERY_POLL = 0.02 * SECONDS
 REFUSAL_LOG_EVERY = 60 * SECONDS
 MAX_REFUSING = 256  # refused connections being told why at once; past that, cut without a word
 # In a room this big, events to everyone are gathered for GATHER_TIME before they are written: a
@@ -204,6 +209,7 @@ class Connection:
         self.last_active = self.loop.time()
         self.warned = False
         self._cut_timer: asyncio.TimerHandle | None = None
+        self._cutting: asyncio.Task[None] | None = None  # a plain connection's end (`close`)
         # None with rate 0: flooding is not slowed (benchmarks, trusted bots).
         self.pace = server.flood.pace(self.host)
         self.done = False
@@ -313,13 +319,41 @@ class Connection:
         self.flush()
         if self.transport.is_closing():
             return
+        if self.codec.mode is Mode.PLAIN:
+            if self.transport.can_write_eof():
+                self._write_eof()
+            if self._cutting is None:
+                self._cutting = self.loop.create_task(self._cut_once_delivered(CLOSE_GRACE))
+            return
         if self.server.stopping or not self.transport.can_write_eof():
             self.writer.close()  # all of it: while stopping, a quick exit matters more
             return
+        self._write_eof()
+
+    def _write_eof(self) -> None:
         try:
             self.transport.write_eof()
         except OSError:  # the peer is already gone (reset, not connected)
             sockets.reset(self.transport)
+
+    async def _cut_once_delivered(self, grace: float) -> None:
+        """Reset the connection once the peer has acknowledged all it was sent (and had a moment
+        to show it), or after `grace`: how a plain connection ends, so that nc exits at once."""
+        transport = self.transport
+        sock = transport.get_extra_info("socket")
+        loop = self.loop
+        deadline = loop.time() + grace
+        while not transport.is_closing() and loop.time() < deadline:
+            if transport.get_write_buffer_size() == 0:
+                left = None if sock is None else sockets.unacknowledged(sock)
+                if left == 0:
+                    await asyncio.sleep(LAST_WORDS_SHOWN)
+                    break
+                if left is None:
+                    await asyncio.sleep(min(LAST_WORDS_UNKNOWN, max(0.0, deadline - loop.time())))
+                    break
+            await asyncio.sleep(DELIVERY_POLL)
+        sockets.reset(transport)
 
     async def finish_closing(self, grace: float = CLOSE_GRACE) -> None:
         """Close, let the peer take what is left within `grace`, then cut the connection.
@@ -331,6 +365,9 @@ class Connection:
         """
         if not self.done:
             self.close()
+        if self._cutting is not None:  # a plain connection: it ends once our words arrived
+            await self._cutting
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         try:
@@ -435,6 +472,8 @@ class Connection:
         if self._cut_timer is not None:
             self._cut_timer.cancel()
             self._cut_timer = None
+        if self._cutting is not None:
+            self._cutting.cancel()
 
     def _timed_out(self) -> None:
         if self.server.room.is_member(self):

@@ -12,6 +12,11 @@ import socket
 import struct
 import sys
 
+if sys.platform.startswith("linux"):
+    # Imported here, not when first needed: a process out of descriptors cannot load a module.
+    import fcntl
+    import termios
+
 # Probe a dead peer after a minute of silence, then every 15 s, giving up after 4 probes.
 KEEPALIVE_IDLE = 60
 KEEPALIVE_INTERVAL = 15
@@ -20,6 +25,7 @@ LISTEN_BACKLOG = 1024
 # SO_LINGER on, with a zero timeout: close() resets the connection (struct linger; u_short on Windows).
 _RESET_ON_CLOSE = struct.pack("HH" if sys.platform == "win32" else "ii", 1, 0)
 WANTED_OPEN_FILES = 65536
+_SO_NWRITE = 0x1024  # macOS: bytes in the send buffer, kept there until the peer acknowledges
 
 
 def bind_sockets(host: str | None, port: int) -> list[socket.socket]:
@@ -147,6 +153,20 @@ def format_address(address: object) -> str:
     if ":" in host:
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+def unacknowledged(sock: socket.socket) -> int | None:
+    """Bytes sent to the peer (the end of stream included) that it has not acknowledged yet;
+    None where the system cannot tell (Windows)."""
+    try:
+        if sys.platform.startswith("linux"):
+            queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)  # SIOCOUTQ
+            return int(struct.unpack("i", queued)[0])
+        if sys.platform == "darwin":
+            return sock.getsockopt(socket.SOL_SOCKET, _SO_NWRITE)
+    except (OSError, ValueError):
+        return 0  # no longer connected: nothing more will arrive
+    return None
 
 
 def reset_socket(sock: socket.socket) -> None:
