@@ -9,8 +9,10 @@ member in one write (a member that got something of its own meanwhile, or is lef
 gets its own copy in the right order).  So a burst costs one system call per member and almost no
 Python per member and message.  A member whose queued bytes pass `outgoing_limit`
 has stopped reading and is dropped with reason `slow` (as `websockets.broadcast` does), so nobody
-waits for it.  Reading: one task per connection, slowed by a token bucket; while it waits it does
-not read, so a flooder's own TCP window fills and nothing it sent is lost.
+waits for it.  Reading: one task per connection, paced by `flood` (lines and bytes, per member
+and per address); while it waits it does not read, so a flooder's own TCP window fills and
+nothing it sent is lost.  Accepting: `accept` hands over bare sockets; the door (`guard`)
+decides before any TLS handshake, and handshakes share fair slots.
 """
 
 from __future__ import annotations
@@ -310,7 +312,8 @@ class Connection:
         """Stop taking events and send what is queued, then end our side (or cut at once).
 
         Our side ends with a half-close: the peer gets everything, then end of file, while
-        `finish_closing` goes on reading (see there).
+        `finish_closing` goes on reading (see there).  A plain connection is then reset once the
+        peer has acknowledged everything (`_cut_once_delivered`): nc does not end otherwise.
         """
         self.done = True
         if abort:
