@@ -759,11 +759,14 @@ class ChatScreen:
 async def _ask(
     session: PromptSession[str], question: str, default: str = "", *, secret: bool = False
 ) -> str:
+    """The answer to `question`; Enter alone takes `default`, shown in brackets (not typed in
+    for the person, where what they type would be added to it)."""
+    offer = f" [{default}]" if default else ""
     try:
-        answer = await session.prompt_async(f"{question}: ", default=default, is_password=secret)
+        answer = await session.prompt_async(f"{question}{offer}: ", is_password=secret)
     except EOFError:
         raise KeyboardInterrupt from None  # the person gave up: leave quietly, as Ctrl-C does
-    return answer.strip()
+    return answer.strip() or default
 
 
 async def _open(host: str, port: int, tls: TlsSettings | None) -> ChatConnection:
@@ -785,7 +788,7 @@ async def _ask_for_server(
     session: PromptSession[str], port: int, tls: TlsSettings | None
 ) -> tuple[str, int, ChatConnection]:
     """Ask for the server (`HOST` or `HOST:PORT`) until one answers: one that cannot be read,
-    found or reached is asked for again with the reason, offering what was typed to correct.
+    found or reached is asked for again with the reason.
 
     A certificate refused is no typo: that ends here, as it would for a host given.
     """
@@ -794,7 +797,6 @@ async def _ask_for_server(
         typed = await _ask(session, "Server host", offer)
         if not typed:
             continue
-        offer = typed
         try:
             host, written = split_address(typed)
         except ValueError as problem:

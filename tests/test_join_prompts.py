@@ -27,20 +27,25 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class Prompts(Terminal):
-    """The questions `join` asks: the text after the question is the default offered."""
+    """The questions `join` asks: `Question [default]: `, or `Question: ` with none to offer."""
+
+    @staticmethod
+    def _asks(line: str, question: str) -> bool:
+        return line.startswith((f"{question}:", f"{question} ["))
 
     def answer_offered(self, question: str) -> str:
-        """What follows `question: ` on the screen's last row asking it (the default offered)."""
-        rows = [line for line in self.lines if line.startswith(f"{question}:")]
+        """The default in brackets on the screen's last row asking `question` ("" for none)."""
+        rows = [line for line in self.lines if self._asks(line, question)]
         assert rows, f"no {question!r} on the screen:\n{self.dump()}"
-        return rows[-1][len(question) + 1 :].strip()
+        asked = rows[-1][len(question) :]
+        return asked[2 : asked.index("]:")] if asked.startswith(" [") else ""
 
     def wait_question(self, question: str, count: int = 1) -> None:
         """Wait until `question` has been asked `count` times and the cursor is on the last."""
         self.wait_for(
             lambda: (
-                sum(line.startswith(f"{question}:") for line in self.lines) >= count
-                and self.cursor_line().startswith(f"{question}:")
+                sum(self._asks(line, question) for line in self.lines) >= count
+                and self._asks(self.cursor_line(), question)
             ),
             f"{question!r} asked {count} times",
         )
@@ -142,7 +147,7 @@ def test_a_bad_host_is_asked_for_again_with_the_reason(
     term.type("\x15127.0.0.1:http\r")  # not a port
     term.wait_question("Server host", count=2)
     assert "'http' is not a port" in "\n".join(term.lines), term.dump()
-    assert term.answer_offered("Server host") == "127.0.0.1:http", term.dump()  # to correct
+    assert term.answer_offered("Server host") == "127.0.0.1", term.dump()
 
     nobody = closed_port()
     term.type(f"\x15127.0.0.1:{nobody}\r")  # nothing listens there
@@ -155,3 +160,20 @@ def test_a_bad_host_is_asked_for_again_with_the_reason(
     # Offered next time (and completed by the shell) with its port, which join now takes.
     recent = json.loads((tmp_path / "config" / "recent.json").read_text(encoding="utf-8"))
     assert recent["hosts"][0] == f"127.0.0.1:{chat.port}"
+
+
+def test_what_is_typed_replaces_the_default_and_enter_alone_takes_it(
+    chat: RunningServer, join_in_terminal: Callable[..., Prompts]
+) -> None:
+    """The default is offered in brackets, not typed in: a person who types a host gets that
+    host, not the default with it added on."""
+    term = join_in_terminal(recent_names=("carol",))
+    term.wait_question("Server host")
+    assert term.answer_offered("Server host") == "127.0.0.1", term.dump()
+    term.type(f"127.0.0.1:{chat.port}\r")
+    term.wait_question("Your name")
+    assert term.answer_offered("Your name") == "carol", term.dump()
+    term.type("\r")
+    term.wait_text("1 member online")
+    assert chat.call(lambda: chat.server.room.sorted_names()) == ["carol"]  # type: ignore[union-attr]
+    leave(term)
