@@ -755,6 +755,9 @@ _BLANK = "\t|[^\\S\\x00-\\x1f\\x7f-\\x9f]|[\u115f\u1160\u2800\u3164\uffa0]"
 _IS_BLANK = re.compile(_BLANK)
 # Text without zero-width characters (all ASCII text) needs no more than runs of blanks.
 _BLANKS = re.compile(f"(?:{_BLANK})+")
+# Private-use characters draw what the terminal's font says, often nothing: a run of them could
+# pad a line as blanks do.  Plain mode shows each as U+FFFD, which every terminal draws.
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]")
 # Indentation a continuation line keeps (beyond the four spaces that mark it): enough for
 # pasted code, and with the four it stays under the narrowest terminal worth serving (20).
 _MAX_INDENT = 8
@@ -808,9 +811,13 @@ def _plain_message_text(text: str) -> str:
     message to the width of someone's terminal would start its next words there, looking like a
     line of their own (`* bob left`).  With each run of blanks one space, blanks never fill a
     row, whatever its width.  A line after the first keeps some of its indentation, at most
-    `_MAX_INDENT` columns.
+    `_MAX_INDENT` columns.  Private-use characters show as U+FFFD (see `_PRIVATE_USE`).
     """
-    runs, leading_blanks = (_BLANKS, _BLANKS) if text.isascii() else _blank_runs()
+    if text.isascii():
+        runs = leading_blanks = _BLANKS
+    else:
+        runs, leading_blanks = _blank_runs()
+        text = _PRIVATE_USE.sub("\ufffd", text)
     first, *rest = text.split("\n")
     lines = [runs.sub(" ", first).lstrip(" ")]
     for line in rest:

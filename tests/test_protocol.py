@@ -1001,7 +1001,8 @@ def terminal_rows(text: str, width: int) -> list[list[str]]:
 
 
 def is_blank_cell(cell: str) -> bool:
-    return all(char in BLANKS or cell_width(char) == 0 for char in cell)
+    """A cell that shows nothing; "" is the second cell of a wide character, which shows it."""
+    return cell != "" and all(char in BLANKS or cell_width(char) == 0 for char in cell)
 
 
 def rows_pushed_to_column_0(text: str, width: int) -> list[str]:
@@ -1039,6 +1040,15 @@ def test_padding_cannot_push_a_forged_line_to_column_0() -> None:
     for rendered in shown:
         for width in range(20, 301):
             assert rows_pushed_to_column_0(rendered, width) == [], (rendered, width)
+
+
+@pytest.mark.parametrize("private", ["\ue000", "\uf8ff", "\U000f0000", "\U0010fffd"])
+def test_private_use_characters_show_as_a_replacement_in_plain_mode(private: str) -> None:
+    """A terminal's font may draw them blank, so a run of them could pad as blanks do."""
+    text = "hi" + private * 78 + FORGED
+    rendered = render_plain(Message(1, "mallory", text, LOCAL_0930)).decode()
+    assert private not in rendered
+    assert rendered == "[09:30] mallory: hi" + "\ufffd" * 78 + FORGED + "\n"
 
 
 @PROPERTY_SETTINGS
