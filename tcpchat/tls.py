@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tcpchat.recent import config_dir, write_atomically
+from tcpchat.files import config_dir, write_atomically
 
 if TYPE_CHECKING:
     from cryptography import x509

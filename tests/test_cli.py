@@ -462,7 +462,7 @@ def modules_loaded_by(args: list[str], imports: str, tmp_path: Path) -> set[str]
     "args", [["--help"], ["serve", "--help"], ["join", "--help"]], ids=" ".join
 )
 def test_help_and_serve_do_not_import_prompt_toolkit(args: list[str], tmp_path: Path) -> None:
-    imports = "tcpchat.cli, tcpchat.server, tcpchat.console, tcpchat.sockets"
+    imports = "tcpchat.cli, tcpchat.server.chat_server, tcpchat.server.console, tcpchat.sockets"
     loaded = sorted(
         m for m in modules_loaded_by(args, imports, tmp_path) if m.startswith("prompt_toolkit")
     )
@@ -741,7 +741,7 @@ def test_completion_offers_log_levels() -> None:
 
 
 def test_completion_offers_recent_hosts_then_this_machine(tmp_path: Path, monkeypatch) -> None:
-    from tcpchat import recent
+    from tcpchat.client import recent
 
     monkeypatch.setenv("TCPCHAT_CONFIG_DIR", str(tmp_path))
     recent.remember("chat.example.org", "alice")

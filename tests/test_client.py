@@ -1,4 +1,4 @@
-"""The client connection (tcpchat.client) without a UI: keepalive and readable connect errors."""
+"""The client connection (tcpchat.client.connection) without a UI: keepalive and readable connect errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import pytest
 from conftest import TIMEOUT, RunningServer
 
-from tcpchat.client import (
+from tcpchat.client.connection import (
     ChatConnection,
     ChatError,
     ConnectionLost,

@@ -1,4 +1,4 @@
-"""The operator's console: the welcome text and the log file (tcpchat.console), in process."""
+"""The operator's console: the welcome text and the log file (tcpchat.server.console), in process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tcpchat import console
+from tcpchat.server import console
 
 
 def welcome(**overrides: Any) -> str:

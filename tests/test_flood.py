@@ -1,4 +1,4 @@
-"""Flood control: lines and bytes, per member and per address (tcpchat.flood).
+"""Flood control: lines and bytes, per member and per address (tcpchat.server.flood).
 
 The buckets are tested with a clock the test moves; then against a real server, that members
 from one address, each within its own rate, are held together to the address's rate.
@@ -15,7 +15,7 @@ from conftest import TIMEOUT, RunningServer
 from test_server import hello, json_line, say
 from wire import LineClient
 
-from tcpchat.flood import ADDRESS_BYTES, BYTE_BURST, KIB, FloodControl, FloodLimits
+from tcpchat.server.flood import ADDRESS_BYTES, BYTE_BURST, KIB, FloodControl, FloodLimits
 
 
 class Clock:

@@ -19,7 +19,7 @@ from test_cli import Process, clean_env, free_port
 from test_server import expect_closed, join, say, sync
 from wire import LineClient
 
-from tcpchat import moderation
+from tcpchat.server import moderation
 
 
 def run(server: RunningServer, line: str) -> str:

@@ -26,7 +26,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcpchat.confusables import prototypes, skeleton
 from tcpchat.protocol import (
     CLIENT_EVENTS,
     DEFAULT_LINE_LIMIT,
@@ -76,6 +75,7 @@ from tcpchat.protocol import (
     render_plain,
     text_problem,
 )
+from tcpchat.protocol.confusables import prototypes, skeleton
 
 TS = datetime(2026, 11, 24, 9, 30, 0, 123000, tzinfo=timezone.utc)
 # 09:30 on the local clock, whatever the machine's zone: plain mode shows the server's local time.
@@ -658,16 +658,18 @@ def test_skeleton_follows_unicode_confusables(text: str, expected: str) -> None:
 
 
 def test_the_confusables_table_names_its_unicode_version_and_licence() -> None:
-    header = resources.files("tcpchat").joinpath("confusables.tsv").read_text(encoding="utf-8")
+    header = (
+        resources.files("tcpchat.protocol").joinpath("confusables.tsv").read_text(encoding="utf-8")
+    )
     assert re.search(r"^#\s+Version: \d+\.\d+\.\d+$", header, re.MULTILINE)
     assert "UNICODE LICENSE V3" in header
     assert len(prototypes()) > 6000
 
 
 def test_the_confusables_generator_keeps_unicodes_header_and_the_mappings() -> None:
-    """tcpchat/generate_confusables.py on a file shaped like Unicode's confusables.txt."""
+    """tcpchat/protocol/generate_confusables.py on a file shaped like Unicode's confusables.txt."""
     generator = runpy.run_path(
-        str(Path(__file__).parent.parent / "tcpchat/generate_confusables.py")
+        str(Path(__file__).parent.parent / "tcpchat/protocol/generate_confusables.py")
     )
     source = (
         "\ufeff# confusables.txt\n# Date: 2026-08-06, 01:05:35 GMT\n# © 2026 Unicode®, Inc.\n"
@@ -686,7 +688,7 @@ def test_the_confusables_generator_keeps_unicodes_header_and_the_mappings() -> N
 
 def test_importing_the_protocol_does_not_read_the_confusables_table() -> None:
     code = (
-        "import tcpchat.protocol, tcpchat.confusables as c\n"
+        "import tcpchat.protocol, tcpchat.protocol.confusables as c\n"
         "print(c.prototypes.cache_info().currsize)\n"
     )
     result = subprocess.run(

@@ -1,4 +1,4 @@
-"""The remembered hosts and names (tcpchat/recent.py): a convenience that never fails a command."""
+"""The remembered hosts and names (tcpchat/client/recent.py): a convenience that never fails a command."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tcpchat import recent
+from tcpchat.client import recent
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from tcpchat.protocol import (
     confusable_keys,
     fold_name,
 )
-from tcpchat.room import Delivery, Room, RoomLimits
+from tcpchat.server.room import Delivery, Room, RoomLimits
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
 

@@ -1432,9 +1432,9 @@ def test_many_lines_in_one_packet_do_not_stretch_the_registration_timeout(start_
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
 def test_a_closing_connection_that_never_reads_is_cut_after_a_grace(start_server, monkeypatch):
     """`bye` from a member that reads nothing: the server may not keep its socket for ever."""
-    import tcpchat.server
+    import tcpchat.server.chat_server
 
-    monkeypatch.setattr(tcpchat.server, "CLOSE_GRACE", 0.2)
+    monkeypatch.setattr(tcpchat.server.chat_server, "CLOSE_GRACE", 0.2)
     server = start_server(rate=1e6, burst=10**6, byte_rate=0, outgoing_limit=64 * 1024 * 1024)
     sleeper = SmallBufferClient(server.port, TIMEOUT, 4096)
     server.clients.append(sleeper)

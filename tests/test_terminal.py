@@ -21,8 +21,8 @@ if sys.platform == "win32":
 import pexpect
 from screen import COLUMNS, ROWS, TIMEOUT, Terminal
 
-from tcpchat import moderation
-from tcpchat.render import CONTINUED
+from tcpchat.client.ui.render import CONTINUED
+from tcpchat.server import moderation
 
 PROMPT = "alice› "
 REPO = Path(__file__).resolve().parent.parent

@@ -34,7 +34,13 @@ from cryptography.x509.oid import NameOID
 from wire import LineClient
 
 from tcpchat import tls
-from tcpchat.client import ChatConnection, ChatError, JoinRefused, TlsRefused, TlsSettings
+from tcpchat.client.connection import (
+    ChatConnection,
+    ChatError,
+    JoinRefused,
+    TlsRefused,
+    TlsSettings,
+)
 from tcpchat.protocol import ErrorCode, Message, Say
 
 HOST = "127.0.0.1"
@@ -770,7 +776,7 @@ def test_interactive_client_checks_the_pin_again_when_it_reconnects(
     from prompt_toolkit.input import create_pipe_input
     from prompt_toolkit.output import DummyOutput
 
-    from tcpchat.ui import ChatScreen
+    from tcpchat.client.ui.screen import ChatScreen
 
     cert, key = self_signed(config / "first")
     server = tls_server(start_server, cert, key)
@@ -989,7 +995,7 @@ def test_message_event_over_tls_is_the_usual_one(start_server: StartServer, conf
 
 
 def test_an_unreadable_known_hosts_is_refused_not_overwritten(tmp_path) -> None:
-    from tcpchat.client import TlsRefused
+    from tcpchat.client.connection import TlsRefused
     from tcpchat.tls import KnownHosts, TlsError
 
     path = tmp_path / "known_hosts"

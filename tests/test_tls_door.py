@@ -17,7 +17,7 @@ import pytest
 from conftest import TIMEOUT, RunningServer, both_event_loops
 
 from tcpchat import tls
-from tcpchat.guard import HandshakeSlots
+from tcpchat.server.guard import HandshakeSlots
 
 StartServer = Callable[..., RunningServer]
 many_loopback_addresses = pytest.mark.skipif(

@@ -28,8 +28,18 @@ from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.utils import get_cwidth
 
-import tcpchat.ui
-from tcpchat.client import ChatConnection
+import tcpchat.client.ui.screen
+from tcpchat.client.connection import ChatConnection
+from tcpchat.client.ui.render import (
+    CONTINUED,
+    Bar,
+    fragments_text,
+    render_event,
+    render_toolbar,
+    render_welcome,
+    screen_rows,
+)
+from tcpchat.client.ui.screen import ChatCompleter, ChatScreen, Removed
 from tcpchat.protocol import (
     Error,
     ErrorCode,
@@ -44,16 +54,6 @@ from tcpchat.protocol import (
     Welcome,
     is_forbidden_char,
 )
-from tcpchat.render import (
-    CONTINUED,
-    Bar,
-    fragments_text,
-    render_event,
-    render_toolbar,
-    render_welcome,
-    screen_rows,
-)
-from tcpchat.ui import ChatCompleter, ChatScreen, Removed
 
 # One unit for every wait (as conftest's); raise it on a slow machine.
 TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
@@ -297,7 +297,7 @@ def test_quitting_right_after_sending_waits_for_the_ack_and_reports_it(chat):
             finally:
                 gate.set()
             started = time.monotonic()
-            await asyncio.wait_for(asyncio.shield(ui.task), 2 * tcpchat.ui.QUIT_WAIT)
+            await asyncio.wait_for(asyncio.shield(ui.task), 2 * tcpchat.client.ui.screen.QUIT_WAIT)
             took = time.monotonic() - started
             assert (await in_thread(bob.expect, "joined"))["name"] == "alice"
             message = await in_thread(bob.expect, "message")
@@ -306,7 +306,7 @@ def test_quitting_right_after_sending_waits_for_the_ack_and_reports_it(chat):
             assert any("last words" in line and "✓ delivered to 1" in line for line in ui.lines), (
                 ui.lines
             )
-            assert took < tcpchat.ui.QUIT_WAIT / 2, f"leaving took {took:.1f} s"
+            assert took < tcpchat.client.ui.screen.QUIT_WAIT / 2, f"leaving took {took:.1f} s"
 
     run(main())
 
@@ -521,8 +521,8 @@ def test_a_completed_name_is_followed_by_a_separator(chat):
 
 def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry within tens of milliseconds instead of seconds (tuning, not the thing under test)."""
-    monkeypatch.setattr(tcpchat.ui, "RECONNECT_FIRST", 0.05)
-    monkeypatch.setattr(tcpchat.ui, "RECONNECT_MAX", 0.2)
+    monkeypatch.setattr(tcpchat.client.ui.screen, "RECONNECT_FIRST", 0.05)
+    monkeypatch.setattr(tcpchat.client.ui.screen, "RECONNECT_MAX", 0.2)
 
 
 def test_reconnects_to_restarted_server_and_sends_what_was_typed_offline(start_server, monkeypatch):
@@ -712,7 +712,9 @@ def test_rendered_welcome_holds_no_escape_control_or_bidi_characters():
 
 def test_rejoin_says_how_many_messages_the_history_no_longer_holds(start_server, monkeypatch):
     """Away while bob sent 5 messages and the server keeps 2: 2 shown, 3 reported lost."""
-    monkeypatch.setattr(tcpchat.ui, "RECONNECT_FIRST", 1.5)  # room for bob to send 5 meanwhile
+    monkeypatch.setattr(
+        tcpchat.client.ui.screen, "RECONNECT_FIRST", 1.5
+    )  # room for bob to send 5 meanwhile
     server = start_server(history=2)
 
     async def main() -> None:
@@ -835,7 +837,7 @@ def test_private_message_typed_offline_waits_for_its_recipient_to_rejoin(start_s
 @pytest.mark.parametrize("removal", ["kick", "idle"])
 def test_removed_by_the_server_says_why_and_does_not_reconnect(start_server, monkeypatch, removal):
     fast_reconnect(monkeypatch)
-    from tcpchat import moderation
+    from tcpchat.server import moderation
 
     server = start_server(idle_timeout=0.4 if removal == "idle" else None)
 

@@ -45,8 +45,7 @@ from test_server import SmallBufferClient
 from test_stress import Peer, Pool, run_storm, together
 from wire import LineClient
 
-import tcpchat.server
-from tcpchat import moderation
+import tcpchat.server.chat_server
 from tcpchat.protocol import (
     Hello,
     Joined,
@@ -60,6 +59,7 @@ from tcpchat.protocol import (
     plural_members,
     render_plain,
 )
+from tcpchat.server import moderation
 
 Event = dict[str, Any]
 Seen = tuple[Any, ...]  # an event as compared: its type and the fields that matter, no `ts`
@@ -394,9 +394,11 @@ def script(request, start_server, monkeypatch) -> Callable[..., Chat]:
     """Start a server (ServerConfig fields as keywords) with the turn kind of this run."""
     turns = request.param
     if turns in ("gathered", "held"):
-        monkeypatch.setattr(tcpchat.server, "GATHER_FROM", 1)
+        monkeypatch.setattr(tcpchat.server.chat_server, "GATHER_FROM", 1)
     if turns == "held":
-        monkeypatch.setattr(tcpchat.server, "GATHER_TIME", 3600.0)  # ended by the test only
+        monkeypatch.setattr(
+            tcpchat.server.chat_server, "GATHER_TIME", 3600.0
+        )  # ended by the test only
 
     def start(**config: Any) -> Chat:
         return Chat(start_server(**{**HIGH_RATE, **config}), turns)
@@ -566,7 +568,7 @@ def test_a_member_dropped_slow_costs_the_others_nothing(start_server, monkeypatc
     """A member that never reads is dropped `slow` (once) while JSON and plain members that read
     keep every seq, in order, and walk the member counts one by one."""
     if turns == "gathered":
-        monkeypatch.setattr(tcpchat.server, "GATHER_FROM", 1)
+        monkeypatch.setattr(tcpchat.server.chat_server, "GATHER_FROM", 1)
     running = start_server(outgoing_limit=16 * 1024, **HIGH_RATE)
     sleeper = SmallBufferClient(running.port, TIMEOUT, receive_buffer=1)
     running.clients.append(sleeper)

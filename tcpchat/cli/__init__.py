@@ -49,14 +49,14 @@ class Finite(click.FloatRange):
 
 def _complete_host(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """Hosts joined before, most recent first, then this machine."""
-    from tcpchat.recent import recent_hosts
+    from tcpchat.client.recent import recent_hosts
 
     return [h for h in [*recent_hosts(), "127.0.0.1", "localhost"] if h.startswith(incomplete)]
 
 
 def _complete_name(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """Names used before, most recent first."""
-    from tcpchat.recent import recent_names
+    from tcpchat.client.recent import recent_names
 
     return [n for n in recent_names() if n.startswith(incomplete)]
 
@@ -279,7 +279,7 @@ def main() -> None:
 def serve(**options: Any) -> None:
     """Run a chat server (one room) until Ctrl-C."""
     from tcpchat.protocol import KIB
-    from tcpchat.server import ServerConfig
+    from tcpchat.server.chat_server import ServerConfig
 
     max_text = options["max_text"]
     rate = options["rate"]
@@ -444,7 +444,7 @@ def bench(host: str, **options: Any) -> None:
     if anything was lost, reordered or late past --timeout.
     """
     from tcpchat import bench as load
-    from tcpchat.console import counted
+    from tcpchat.server.console import counted
 
     scenario = options["scenario"]
     protocol = options["protocol"]
@@ -495,7 +495,7 @@ def _server_tls(
     if (cert_file is None) != (key_file is None):
         raise click.UsageError("give --tls-cert and --tls-key together.")
     from tcpchat import tls as tls_files
-    from tcpchat.recent import config_dir
+    from tcpchat.files import config_dir
 
     try:
         if cert_file is None or key_file is None:
@@ -598,7 +598,7 @@ def join(
     """
     import asyncio
 
-    from tcpchat.client import ChatError, TlsSettings
+    from tcpchat.client.connection import ChatError, TlsSettings
     from tcpchat.protocol import strip_unsafe
 
     if host:
@@ -624,7 +624,7 @@ def join(
     interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
     try:
         if interactive:
-            from tcpchat.ui import run_interactive
+            from tcpchat.client.ui.screen import run_interactive
 
             asyncio.run(run_interactive(host, port, name, password, settings))
         else:
@@ -636,7 +636,7 @@ def join(
                 raise click.UsageError(
                     "give --name (or set TCPCHAT_NAME) when input is not a terminal."
                 )
-            from tcpchat.script import run_script
+            from tcpchat.client.script import run_script
 
             asyncio.run(run_script(host, port, name, password, as_json=as_json, tls=settings))
     except (
@@ -650,7 +650,7 @@ def join(
 def _join_address(host: str, port: int) -> tuple[str, int]:
     """HOST as people write it (`HOST:PORT`, `[V6]:PORT`, `[V6]`, a bare IPv6 address), and the
     port: from HOST when it has one, which --port may repeat but not contradict."""
-    from tcpchat.client import split_address
+    from tcpchat.client.connection import split_address
 
     try:
         host, written = split_address(host)
@@ -722,9 +722,10 @@ def run_server(
     import asyncio
     import logging
 
-    from tcpchat import console, sockets
-    from tcpchat.server import ChatServer
-    from tcpchat.server import serve as serve_forever
+    from tcpchat import sockets
+    from tcpchat.server import console
+    from tcpchat.server.chat_server import ChatServer
+    from tcpchat.server.chat_server import serve as serve_forever
 
     try:
         console.setup_logging(quiet=quiet, log_file=log_file, log_level=log_level)
@@ -819,7 +820,7 @@ def _take_operator_commands(server: Any) -> None:
         return
     import logging
 
-    from tcpchat import moderation
+    from tcpchat.server import moderation
     from tcpchat.stdin import start_feeding
 
     def on_line(line: bytes | None) -> None:

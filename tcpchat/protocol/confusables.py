@@ -2,7 +2,7 @@
 
 Two strings are confusable when their skeletons are equal: `ѕеrvеr` (Cyrillic ѕ and е) and
 `server`, or `ꜱerver` and `server`.  The table is `confusables.tsv`, generated from Unicode's own
-confusables.txt by tcpchat/generate_confusables.py (its header names the Unicode version).  It is
+confusables.txt by tcpchat/protocol/generate_confusables.py (its header names the Unicode version).  It is
 read on the first call, never at import, so that commands that check no name do not pay for it.
 Standard library only, like the protocol module that uses it.
 """
@@ -17,7 +17,9 @@ from importlib import resources
 @functools.cache
 def prototypes() -> dict[int, str]:
     """Each confusable character's prototype, as a `str.translate` table."""
-    text = resources.files("tcpchat").joinpath("confusables.tsv").read_text(encoding="utf-8")
+    text = (
+        resources.files("tcpchat.protocol").joinpath("confusables.tsv").read_text(encoding="utf-8")
+    )
     table: dict[int, str] = {}
     for line in text.splitlines():
         if line.startswith("#"):

@@ -21,14 +21,13 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Union
 
-from tcpchat.confusables import skeleton
-
 # The protocol's numbers live in tcpchat.defaults (cheap to import) and are part of this module too.
 from tcpchat.defaults import DEFAULT_LINE_LIMIT as DEFAULT_LINE_LIMIT
 from tcpchat.defaults import DEFAULT_MAX_TEXT as DEFAULT_MAX_TEXT
 from tcpchat.defaults import DEFAULT_PORT as DEFAULT_PORT
 from tcpchat.defaults import KIB as KIB
 from tcpchat.defaults import PROTOCOL_VERSION as PROTOCOL_VERSION
+from tcpchat.protocol.confusables import skeleton
 
 MAX_NAME_LENGTH = 32
 # The sender of the operator's announcements and warnings; no member may take it.

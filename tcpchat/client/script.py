@@ -12,7 +12,13 @@ import asyncio
 import sys
 from typing import BinaryIO, TextIO
 
-from tcpchat.client import ChatConnection, ChatError, ConnectionLost, JoinRefused, TlsSettings
+from tcpchat.client.connection import (
+    ChatConnection,
+    ChatError,
+    ConnectionLost,
+    JoinRefused,
+    TlsSettings,
+)
 from tcpchat.protocol import (
     DEFAULT_MAX_TEXT,
     Ack,

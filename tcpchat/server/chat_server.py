@@ -29,9 +29,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from tcpchat import sockets
-from tcpchat.accept import Listener
-from tcpchat.flood import FloodControl, FloodLimits
-from tcpchat.guard import AddressGuard, GuardLimits, HandshakeSlots, address_key
 from tcpchat.protocol import (
     DEFAULT_LINE_LIMIT,
     DEFAULT_MAX_TEXT,
@@ -65,7 +62,10 @@ from tcpchat.protocol import (
     encode_json,
     render_plain,
 )
-from tcpchat.room import Delivery, Room, RoomLimits
+from tcpchat.server.accept import Listener
+from tcpchat.server.flood import FloodControl, FloodLimits
+from tcpchat.server.guard import AddressGuard, GuardLimits, HandshakeSlots, address_key
+from tcpchat.server.room import Delivery, Room, RoomLimits
 
 SECONDS = 1.0
 READ_CHUNK = 64 * KIB

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tcpchat.guard import address_key
+from tcpchat.server.guard import address_key
 
 KIB = 1024
 # One address may send this many times what one member may: a few people behind one NAT chat

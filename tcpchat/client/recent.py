@@ -7,18 +7,11 @@ Kept in a small JSON file in the user's config folder (`click.get_app_dir`, or
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-import click
+from tcpchat.files import config_dir, write_atomically
 
 KEEP = 10
-
-
-def config_dir() -> Path:
-    """tcpchat's per-user folder (it may not exist yet): `TCPCHAT_CONFIG_DIR`, or Click's app dir."""
-    return Path(os.environ.get("TCPCHAT_CONFIG_DIR") or click.get_app_dir("tcpchat"))
 
 
 def _path() -> Path:
@@ -57,17 +50,3 @@ def remember(host: str, name: str) -> None:
         write_atomically(_path(), json.dumps(data, indent=1))
     except OSError:
         pass
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a sibling file, then rename it over `path`: a reader (a shell completing in another
-    terminal, a second client) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".recent-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise

@@ -10,11 +10,11 @@ import ipaddress
 import math
 from typing import TYPE_CHECKING
 
-from tcpchat.guard import address_key
 from tcpchat.protocol import strip_unsafe, text_problem
+from tcpchat.server.guard import address_key
 
 if TYPE_CHECKING:
-    from tcpchat.server import ChatServer
+    from tcpchat.server.chat_server import ChatServer
 
 MAX_REASON = 300  # characters in a /kick reason
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60  # ten years: longer is "until restart"

@@ -34,8 +34,8 @@ from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
-from tcpchat import recent
-from tcpchat.client import (
+from tcpchat.client import recent
+from tcpchat.client.connection import (
     ChatConnection,
     ChatError,
     ConnectionLost,
@@ -43,6 +43,21 @@ from tcpchat.client import (
     TlsRefused,
     TlsSettings,
     split_address,
+)
+from tcpchat.client.ui.render import (
+    Bar,
+    Fragments,
+    counted,
+    fragments_text,
+    mentions,
+    render_event,
+    render_notice,
+    render_own,
+    render_pending,
+    render_problem,
+    render_toolbar,
+    render_welcome,
+    screen_rows,
 )
 from tcpchat.defaults import DEFAULT_PORT
 from tcpchat.protocol import (
@@ -71,21 +86,6 @@ from tcpchat.protocol import (
     plural_members,
     strip_unsafe,
     text_problem,
-)
-from tcpchat.render import (
-    Bar,
-    Fragments,
-    counted,
-    fragments_text,
-    mentions,
-    render_event,
-    render_notice,
-    render_own,
-    render_pending,
-    render_problem,
-    render_toolbar,
-    render_welcome,
-    screen_rows,
 )
 from tcpchat.tls import NewCertificate
 
