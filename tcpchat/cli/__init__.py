@@ -8,8 +8,6 @@ sentence (a `click.ClickException`), never a traceback.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from tcpchat import __version__
@@ -31,8 +29,3 @@ main.add_command(serve.serve)
 main.add_command(join.join)
 main.add_command(bench.bench)
 main.add_command(completion.completion)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main(prog_name="tcpchat")
-    sys.exit(0)

@@ -177,7 +177,7 @@ def run_client(
 def _tls_settings(
     tls: bool, ca_file: Path | None, fingerprint: str | None, trust_new: bool
 ) -> TlsSettings | None:
-    """How to trust the server, when TLS is asked for (any trust option asks for it); one way at most."""
+    """TLS settings when any TLS option is given; refuses more than one way to trust the server."""
     trusting = [
         flag
         for flag, given in (

@@ -1,4 +1,4 @@
-"""What the commands share: context settings, the epilog, the option factory and the hosts completer.
+"""What the commands share: context settings, the epilog, the option factory, the hosts completer.
 
 Imported to show `--help`: it must load nothing but Click (a completer imports what it needs when
 it is asked).

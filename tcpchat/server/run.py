@@ -1,4 +1,4 @@
-"""The serve process: console, log, event loop, signals and the operator's commands around one server.
+"""The serve process: console, log, event loop, signals and operator commands around one server.
 
 `tcpchat serve` builds a `ServerConfig` and calls `run_server`; everything a running process needs
 beyond the server itself lives here.  It never exits the process and never decides exit codes:
