@@ -27,8 +27,10 @@ import pytest
 from click.testing import CliRunner, Result
 from wire import LineClient
 
-from tcpchat import __version__, cli
+from tcpchat import __version__
 from tcpchat.cli import main
+from tcpchat.cli.join import join as join_command
+from tcpchat.cli.serve import serve as serve_command
 
 # One unit for every wait (as in conftest); raise TCPCHAT_TEST_TIMEOUT on a slow machine.
 TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
@@ -170,7 +172,7 @@ def server_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def record(config: Any, **options: Any) -> None:
         calls.append({"config": config, **options})
 
-    monkeypatch.setattr(cli, "run_server", record)
+    monkeypatch.setattr("tcpchat.server.run.run_server", record)
     return calls
 
 
@@ -279,7 +281,7 @@ def test_serve_help_shows_every_option_with_its_environment_variable() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Usage: tcpchat serve [OPTIONS]")
     flat = " ".join(result.output.split())  # help text is wrapped at any width
-    for option in cli.serve.params:
+    for option in serve_command.params:
         assert isinstance(option, click.Option)
         assert option.opts[0] in flat
         for variable in [option.envvar] if isinstance(option.envvar, str) else option.envvar:
@@ -291,7 +293,7 @@ def test_join_help_shows_host_and_every_option() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Usage: tcpchat join [OPTIONS] [HOST]")
     flat = " ".join(result.output.split())
-    for option in cli.join.params:
+    for option in join_command.params:
         if isinstance(option, click.Option):
             assert option.opts[0] in flat
             assert option.envvar in flat
@@ -650,6 +652,59 @@ def test_port_in_use_exits_1_with_one_readable_line(host: str | None, tmp_path: 
     assert len(lines) == 1, result.stderr
     assert str(port) in lines[0] and "in use" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_run_server_says_why_it_cannot_listen_as_a_serve_error(tmp_path: Path) -> None:
+    """The serve process without the command line (as an embedder calls it): a sentence, no exit."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = (
+            "from tcpchat.server.chat_server import ServerConfig\n"
+            "from tcpchat.server.run import ServeError, run_server\n"
+            "try:\n"
+            f"    run_server(ServerConfig(host='127.0.0.1', port={port}), quiet=True,"
+            " log_file=None, log_level='info')\n"
+            "except ServeError as error:\n"
+            "    print(type(error).__name__, error)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=3 * TIMEOUT,
+            env=clean_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode == 0, result
+    assert result.stdout == (
+        f"ServeError 127.0.0.1 port {port} is already in use; stop the other server or choose "
+        "another --port.\n"
+    ), result
+
+
+def test_serve_on_uvloop_where_it_is_not_installed_is_wrong_usage(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['uvloop'] = None  # as if it were not installed\n"
+        "from tcpchat.cli import main\n"
+        "main(['serve', '--host', '127.0.0.1', '--port', '0', '--event-loop', 'uvloop'],"
+        " prog_name='tcpchat')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+        env=clean_env(tmp_path),
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result
+    assert result.stderr.startswith("Usage: tcpchat serve"), result.stderr
+    assert "Error: uvloop is not installed here" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
 
 
 def test_unresolvable_listen_host_exits_1_with_one_line(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ if sys.platform == "win32":
 import pexpect
 from screen import TIMEOUT, Terminal
 
-from tcpchat.cli import SHELLS
+from tcpchat.cli.completion import SHELLS
 
 REPO = Path(__file__).resolve().parent.parent
 RECENT_HOST = "chat.example.org"

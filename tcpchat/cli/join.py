@@ -1,0 +1,220 @@
+"""`tcpchat join`: the client's options, then the chat screen on a terminal or a script otherwise.
+
+Reading HOST as people write it and refusing contradictory trust options is parsing, done here; the
+chat itself is `tcpchat.client.ui.screen.run_interactive` or `tcpchat.client.script.run_script`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from tcpchat.cli.options import CONTEXT_SETTINGS, EXIT_CODES, complete_host, option
+from tcpchat.defaults import DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from tcpchat.client.connection import TlsSettings
+
+
+def _complete_name(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Names used before, most recent first."""
+    from tcpchat.client.recent import recent_names
+
+    return [n for n in recent_names() if n.startswith(incomplete)]
+
+
+def _fingerprint(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A fingerprint in any form people paste, as the canonical `SHA256:...`."""
+    if value is None:
+        return None
+    from tcpchat.tls import parse_fingerprint
+
+    try:
+        return parse_fingerprint(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@click.argument("host", required=False, envvar="TCPCHAT_HOST", shell_complete=complete_host)
+@option(
+    "--port",
+    "-p",
+    type=click.IntRange(1, 65535),
+    metavar="PORT",
+    default=DEFAULT_PORT,
+    envvar="TCPCHAT_PORT",
+    help="The server's TCP port.",
+)
+@option(
+    "--name",
+    "-n",
+    default=None,
+    metavar="NAME",
+    envvar="TCPCHAT_NAME",
+    show_default="asked for",
+    shell_complete=_complete_name,
+    help="Your name in the chat.",
+)
+@option(
+    "--password",
+    default=None,
+    envvar="TCPCHAT_PASSWORD",
+    show_default="none",
+    help="The server's password, if it has one.",
+)
+@option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_JSON",
+    help="Print the server's events as JSON lines (when input is not a terminal).",
+)
+@option(
+    "--tls",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_TLS",
+    help="Connect with TLS, verified by the system's certificate authorities, or else by a "
+    "fingerprint pinned on first use once you accept it, as SSH does.",
+)
+@option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    default=None,
+    envvar="TCPCHAT_CA",
+    show_default="the system's certificate authorities",
+    help="Verify the server with only the certificate authorities in this PEM file (implies --tls).",
+)
+@option(
+    "--fingerprint",
+    metavar="SHA256:...",
+    default=None,
+    envvar="TCPCHAT_FINGERPRINT",
+    show_default="none",
+    callback=_fingerprint,
+    help="Accept only the server certificate with this fingerprint (implies --tls).",
+)
+@option(
+    "--trust-new",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_TRUST_NEW",
+    help="Trust and pin a certificate no authority vouches for from a server not met before, "
+    "without asking (for scripts, which cannot be asked; implies --tls).",
+)
+def join(
+    host: str | None,
+    port: int,
+    name: str | None,
+    password: str | None,
+    as_json: bool,
+    tls: bool,
+    ca_file: Path | None,
+    fingerprint: str | None,
+    trust_new: bool,
+) -> None:
+    """Join the chat on HOST (or HOST:PORT, [IPV6]:PORT).
+
+    With a terminal, this is an interactive chat screen; HOST and the name are asked for when
+    not given.  Otherwise (a pipe or a file) every input line is sent as a message and the
+    command ends once each has been acknowledged.
+    """
+    from tcpchat.client.connection import ChatError
+    from tcpchat.protocol import strip_unsafe
+
+    if host:
+        host, port = _join_address(host, port)
+    settings = _tls_settings(tls, ca_file, fingerprint, trust_new)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not as_json
+    if not interactive and not host:
+        raise click.UsageError("give HOST (or set TCPCHAT_HOST) when input is not a terminal.")
+    if not interactive and not name:
+        raise click.UsageError("give --name (or set TCPCHAT_NAME) when input is not a terminal.")
+    try:
+        run_client(host, port, name, password, settings, interactive=interactive, as_json=as_json)
+    except ChatError as error:
+        # Its words may come from the server: never let them drive the terminal.
+        raise click.ClickException(strip_unsafe(str(error))) from None
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def run_client(
+    host: str | None,
+    port: int,
+    name: str | None,
+    password: str | None,
+    tls: TlsSettings | None,
+    *,
+    interactive: bool,
+    as_json: bool,
+) -> None:
+    """Chat on the terminal's screen, or else send standard input's lines as a script.
+
+    The screen asks for a missing HOST or name; a script needs both (`join` checks them first).
+    Raises `ChatError` with a sentence when the chat cannot start or ends in failure.
+    """
+    import asyncio
+
+    if interactive:
+        from tcpchat.client.ui.screen import run_interactive
+
+        asyncio.run(run_interactive(host, port, name, password, tls))
+        return
+    assert host and name, "a script is given HOST and a name"
+    from tcpchat.client.script import run_script
+
+    asyncio.run(run_script(host, port, name, password, as_json=as_json, tls=tls))
+
+
+def _tls_settings(
+    tls: bool, ca_file: Path | None, fingerprint: str | None, trust_new: bool
+) -> TlsSettings | None:
+    """TLS settings when any TLS option is given; refuses more than one way to trust the server."""
+    trusting = [
+        flag
+        for flag, given in (
+            ("--ca", ca_file),
+            ("--fingerprint", fingerprint),
+            ("--trust-new", trust_new),
+        )
+        if given
+    ]
+    if len(trusting) > 1:
+        raise click.UsageError(
+            "give one of --ca (trust what that authority signed), --fingerprint (trust this one "
+            f"certificate) and --trust-new (trust a new server's first certificate), not "
+            f"{' and '.join(trusting)}."
+        )
+    if not (tls or trusting):
+        return None
+    from tcpchat.client.connection import TlsSettings
+
+    return TlsSettings(ca_file=ca_file, fingerprint=fingerprint, trust_new=trust_new)
+
+
+def _join_address(host: str, port: int) -> tuple[str, int]:
+    """HOST as people write it (`HOST:PORT`, `[V6]:PORT`, `[V6]`, a bare IPv6 address), and the
+    port: from HOST when it has one, which --port may repeat but not contradict."""
+    from tcpchat.client.connection import split_address
+
+    try:
+        host, written = split_address(host)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="HOST") from None
+    if written is None:
+        return host, port
+    source = click.get_current_context().get_parameter_source("port")
+    if written != port and source is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(
+            f"the port is given twice, and differently: {written} in HOST and {port} with "
+            "--port (or TCPCHAT_PORT); give it once."
+        )
+    return host, written

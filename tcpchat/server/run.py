@@ -1,0 +1,189 @@
+"""The serve process: console, log, event loop, signals and operator commands around one server.
+
+`tcpchat serve` builds a `ServerConfig` and calls `run_server`; everything a running process needs
+beyond the server itself lives here.  It never exits the process and never decides exit codes:
+what stops it from starting is a `ServeError`, one sentence the command line turns into its
+message and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import click
+
+from tcpchat import sockets
+from tcpchat.server import console, moderation
+from tcpchat.server.chat_server import ChatServer, ServerConfig
+from tcpchat.server.chat_server import serve as serve_forever
+from tcpchat.stdin import start_feeding
+
+MAX_COMMAND_LINE = 64 * 1024  # a longer console line is dropped (no command is that long)
+
+
+class ServeError(Exception):
+    """Why the server could not start or keep running, as one sentence for the operator."""
+
+
+class LoopUnavailable(ServeError):
+    """The event loop asked for by name is not installed here (a wrong choice, not a failure)."""
+
+
+def run_server(
+    config: ServerConfig,
+    *,
+    quiet: bool,
+    log_file: str | None,
+    log_level: str,
+    tls_fingerprint: str | None = None,
+    event_loop: str = "asyncio",
+    warnings: Sequence[str] = (),
+) -> None:
+    """Set up the console and the log, run the server until a stop signal, then return.
+
+    `event_loop` is auto (uvloop where installed), asyncio or uvloop.  `warnings` are sentences
+    about the set-up, shown even with `quiet` and kept in the log.
+    """
+    _standard_descriptors_open()
+    try:
+        console.setup_logging(quiet=quiet, log_file=log_file, log_level=log_level)
+    except OSError as exc:
+        raise ServeError(f"cannot open the log file {log_file}: {exc.strerror}.") from None
+    for warning in warnings:
+        logging.getLogger("tcpchat.console").warning("%s.", warning)
+    _, limit_note = sockets.raise_open_file_limit()
+
+    def started(server: ChatServer) -> None:
+        _take_operator_commands(server)
+        all_interfaces = config.host in (None, "", "*")
+        if quiet:
+            where = console.listening_line(
+                listening=server.addresses, port=server.ports[0], all_interfaces=all_interfaces
+            )
+            click.echo(where)
+            return
+        text = console.welcome_text(
+            server_name=config.name,
+            listening=server.addresses,
+            port=server.ports[0],
+            all_interfaces=all_interfaces,
+            max_text=config.max_text,
+            max_clients=config.max_clients,
+            history=config.history,
+            password=config.password is not None,
+            tls_fingerprint=tls_fingerprint,
+            idle_minutes=None if config.idle_timeout is None else config.idle_timeout / 60,
+            commands=sys.stdin is not None and sys.stdin.isatty(),
+            notes=[limit_note] if limit_note else [],
+        )
+        click.echo(text)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _on_stop_signal(stop)
+        await serve_forever(config, stop.wait, started)
+
+    try:
+        _loop_runner(event_loop)(main())
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C during shutdown, or Windows before the handler is in place
+    except OSError as exc:
+        raise ServeError(_listen_error(config.host, config.port, exc)) from None
+
+
+def _standard_descriptors_open() -> None:
+    """Give a closed standard descriptor (`tcpchat serve <&-`) /dev/null: otherwise the next
+    socket or file opened takes its number, and code that means the terminal (or uvloop, which
+    refuses to close descriptors 0 to 2) gets a connection instead."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+
+
+def _loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """`asyncio.run`, or uvloop's when it is wanted and installed (POSIX only)."""
+    if choice == "asyncio":
+        return asyncio.run
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise LoopUnavailable(
+                "uvloop is not installed here; pip install 'tcpchat[fast]' (not on Windows)."
+            ) from None
+        return asyncio.run
+    return uvloop.run
+
+
+def _take_operator_commands(server: ChatServer) -> None:
+    """Read the operator's /commands from standard input, if there is one (server.moderation).
+
+    The end of input ends only the commands, never the server: under a service manager standard
+    input is often /dev/null.
+    """
+    if sys.stdin is None:
+        return
+
+    def on_line(line: bytes | None) -> None:
+        if line is None:
+            return
+        try:
+            answer = moderation.execute(server, line.decode("utf-8", "replace"))
+        except Exception:  # a bug in a command must not stop the server
+            logging.getLogger("tcpchat.server").exception("the command %r failed", line)
+            answer = "That command failed because of an internal error (see the log)."
+        if answer:
+            try:
+                click.echo(answer)
+            except OSError:  # a terminal we may not write to (a background job): drop it
+                pass
+
+    start_feeding(
+        sys.stdin.buffer,
+        asyncio.get_running_loop(),
+        on_line,
+        wait_in_background=True,
+        max_line=MAX_COMMAND_LINE,
+    )
+
+
+def _on_stop_signal(stop: asyncio.Event) -> None:
+    """Set `stop` on Ctrl-C or SIGTERM; signal.signal where the loop cannot (Windows)."""
+    loop = asyncio.get_running_loop()
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
+
+
+def _listen_error(host: str | None, port: int, exc: OSError) -> str:
+    """Why listening on `host` and `port` failed, with what to do about it."""
+    where = f"port {port}" if host is None else f"{host} port {port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where} is already in use; stop the other server or choose another --port."
+    if exc.errno == errno.EACCES:
+        return (
+            f"not allowed to listen on {where}; choose a --port above 1023 or run with more rights."
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine."
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name {host!r}."
+    return f"cannot listen on {where}: {exc.strerror or exc}."
