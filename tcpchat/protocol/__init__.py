@@ -29,6 +29,11 @@ from tcpchat.defaults import KIB as KIB
 from tcpchat.defaults import PROTOCOL_VERSION as PROTOCOL_VERSION
 from tcpchat.protocol.confusables import skeleton
 
+# How plain mode says counts, times and leaves, in the words the chat screen uses too.
+from tcpchat.words import LEAVE_WORDS as LEAVE_WORDS
+from tcpchat.words import clock as clock
+from tcpchat.words import members_online
+
 MAX_NAME_LENGTH = 32
 # The sender of the operator's announcements and warnings; no member may take it.
 RESERVED_NAME = "server"
@@ -36,6 +41,8 @@ RESERVED_NAMES = frozenset({RESERVED_NAME})
 # Letters (category Lo) that draw nothing: a name made of them would look empty or like another.
 INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 NAME_PUNCTUATION = frozenset("_-.")
+
+plural_members = members_online
 
 
 class ProtocolUsageError(Exception):
@@ -82,17 +89,6 @@ class LeaveReason(str, enum.Enum):
     KICKED = "kicked"
     SLOW = "slow"
     SHUTDOWN = "shutdown"
-
-
-# How a leave reads to people, in plain mode and on the chat screen.
-LEAVE_WORDS = {
-    LeaveReason.QUIT: "left",
-    LeaveReason.DISCONNECTED: "lost the connection",
-    LeaveReason.TIMEOUT: "timed out",
-    LeaveReason.KICKED: "was removed",
-    LeaveReason.SLOW: "was dropped for not keeping up",
-    LeaveReason.SHUTDOWN: "left as the server shut down",
-}
 
 
 class Mode(enum.Enum):
@@ -734,16 +730,6 @@ def parse_plain_command(text: str) -> ClientEvent | Invalid:
             return Invalid(ErrorCode.BAD_MESSAGE, "usage: /msg NAME TEXT")
         return Dm(to=to, text=message)
     return Invalid(ErrorCode.UNKNOWN_TYPE, f"unknown command /{command}; type /help for the list")
-
-
-def plural_members(count: int) -> str:
-    """`1 member online`, `3 members online`."""
-    return f"{count} member{'s' if count != 1 else ''} online"
-
-
-def clock(ts: datetime) -> str:
-    """`HH:MM` in this machine's time zone (the server's, in plain mode: one rendering for all)."""
-    return ts.astimezone().strftime("%H:%M")
 
 
 # Characters that draw nothing but take a column or two: every whitespace character but the line
