@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from tcpchat.protocol import (
     CLIENT_EVENTS,
     DEFAULT_LINE_LIMIT,
-    LINE_TOO_LONG,
     MAX_NAME_LENGTH,
+    OVERSIZED_LINE,
     SERVER_EVENTS,
     Ack,
     Banner,
@@ -243,13 +243,13 @@ LIMIT = 8
 def test_over_long_line_is_reported_once_and_the_next_line_is_fine(
     chunks: list[bytes],
 ) -> None:
-    assert frame(chunks, LIMIT) == [LINE_TOO_LONG, b"ok"]
+    assert frame(chunks, LIMIT) == [OVERSIZED_LINE, b"ok"]
 
 
 def test_over_long_line_between_good_lines_leaves_them_intact() -> None:
     stream = b"one\n" + b"y" * 100 + b"\ntwo\n"
     for chunks in chunkings(stream):
-        assert frame(chunks, LIMIT) == [b"one", LINE_TOO_LONG, b"two"], chunks
+        assert frame(chunks, LIMIT) == [b"one", OVERSIZED_LINE, b"two"], chunks
 
 
 def test_line_of_exactly_the_limit_is_accepted() -> None:
@@ -263,18 +263,18 @@ def test_line_one_byte_over_the_limit_is_too_long() -> None:
     for ending in (b"\n", b"\r\n"):
         stream = b"x" * (LIMIT + 1) + ending + b"ok\n"
         for chunks in chunkings(stream):
-            assert frame(chunks, LIMIT) == [LINE_TOO_LONG, b"ok"], chunks
+            assert frame(chunks, LIMIT) == [OVERSIZED_LINE, b"ok"], chunks
 
 
 def test_line_of_the_limit_ending_in_cr_without_lf_is_too_long() -> None:
     stream = b"x" * LIMIT + b"\rx\nok\n"
     for chunks in chunkings(stream):
-        assert frame(chunks, LIMIT) == [LINE_TOO_LONG, b"ok"], chunks
+        assert frame(chunks, LIMIT) == [OVERSIZED_LINE, b"ok"], chunks
 
 
 def test_over_long_line_does_not_wait_for_its_newline() -> None:
     framer = LineFramer(LIMIT)
-    assert framer.feed(b"x" * (LIMIT + 1)) == [LINE_TOO_LONG]
+    assert framer.feed(b"x" * (LIMIT + 1)) == [OVERSIZED_LINE]
     assert framer.pending == 0
     assert framer.feed(b"x" * 1000) == []
     assert framer.pending == 0
@@ -295,6 +295,15 @@ def test_default_limit_accepts_a_json_line_of_exactly_16_kib() -> None:
     assert len(line) == 16 * 1024
     assert receive([line + b"\r\n"]) == [Say(text)]
     assert invalid(receive([b"{" + line + b"\n"])[0], ErrorCode.LINE_TOO_LONG)
+
+
+def test_the_framers_marker_and_the_error_code_have_names_of_their_own() -> None:
+    """`OVERSIZED_LINE` is what the framer yields; `line_too_long` is what the peer is told."""
+    import tcpchat.protocol
+
+    assert repr(OVERSIZED_LINE) == "OVERSIZED_LINE"
+    assert OVERSIZED_LINE is not ErrorCode.LINE_TOO_LONG
+    assert not hasattr(tcpchat.protocol, "LINE_TOO_LONG")
 
 
 def test_line_limit_below_one_byte_is_a_usage_error() -> None:
@@ -1157,9 +1166,9 @@ def expected_lines(data: bytes, limit: int) -> list[bytes | object]:
     out: list[bytes | object] = []
     for line in complete:
         line = line.removesuffix(b"\r")
-        out.append(LINE_TOO_LONG if len(line) > limit else line)
+        out.append(OVERSIZED_LINE if len(line) > limit else line)
     if len(tail.removesuffix(b"\r")) > limit:
-        out.append(LINE_TOO_LONG)  # reported as soon as it is certain, not at its newline
+        out.append(OVERSIZED_LINE)  # reported as soon as it is certain, not at its newline
     return out
 
 

@@ -57,7 +57,7 @@ from tcpchat.protocol.events import (
     Welcome,
     Who,
 )
-from tcpchat.protocol.framing import CLIENT_LINE_LIMIT, LINE_TOO_LONG, LineFramer, LineTooLong
+from tcpchat.protocol.framing import CLIENT_LINE_LIMIT, OVERSIZED_LINE, LineFramer, LineTooLong
 from tcpchat.protocol.jsonlines import (
     decode_json,
     decode_server_json,
@@ -93,9 +93,9 @@ __all__ = [
     "INVISIBLE_LETTERS",
     "KIB",
     "LEAVE_WORDS",
-    "LINE_TOO_LONG",
     "MAX_NAME_LENGTH",
     "NAME_PUNCTUATION",
+    "OVERSIZED_LINE",
     "PLAIN_HELP",
     "PROTOCOL_VERSION",
     "RESERVED_NAME",

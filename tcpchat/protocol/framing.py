@@ -12,21 +12,23 @@ CLIENT_LINE_LIMIT = 16 * KIB * KIB
 
 
 class LineTooLong:
-    """Marker yielded by `LineFramer` for a line over the limit (its bytes are discarded)."""
+    """The type of `OVERSIZED_LINE`, the marker `LineFramer` yields for a line over the limit
+    (its bytes are discarded).  The codecs answer it with the error `ErrorCode.LINE_TOO_LONG`.
+    """
 
     __slots__ = ()
 
     def __repr__(self) -> str:
-        return "LINE_TOO_LONG"
+        return "OVERSIZED_LINE"
 
 
-LINE_TOO_LONG = LineTooLong()
+OVERSIZED_LINE = LineTooLong()
 
 
 class LineFramer:
     """Splits a byte stream into lines of at most `limit` bytes, without the `\\r\\n` or `\\n`.
 
-    A longer line yields `LINE_TOO_LONG` once and the rest of it is dropped as it arrives, so
+    A longer line yields `OVERSIZED_LINE` once and the rest of it is dropped as it arrives, so
     between calls the buffer never holds more than `limit + 1` bytes whatever the peer sends.
     """
 
@@ -53,7 +55,7 @@ class LineFramer:
                 continue
             if line.endswith(b"\r"):
                 line = line[:-1]
-            lines.append(LINE_TOO_LONG if len(line) > self.limit else line)
+            lines.append(OVERSIZED_LINE if len(line) > self.limit else line)
         del buffer[:start]
         self._scanned = len(buffer)
         # One byte of slack: a line of exactly `limit` bytes may be waiting for "\n" after its "\r".
@@ -61,7 +63,7 @@ class LineFramer:
             len(buffer) == self.limit + 1 and not buffer.endswith(b"\r")
         ):
             if not self._discarding:
-                lines.append(LINE_TOO_LONG)
+                lines.append(OVERSIZED_LINE)
                 self._discarding = True
             buffer.clear()
             self._scanned = 0
