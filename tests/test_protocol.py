@@ -35,7 +35,7 @@ from tcpchat.protocol import (
     Ack,
     Banner,
     Bye,
-    ClientConnection,
+    ClientCodec,
     Dm,
     Error,
     ErrorCode,
@@ -57,7 +57,7 @@ from tcpchat.protocol import (
     ProtocolUsageError,
     Renamed,
     Say,
-    ServerConnection,
+    ServerCodec,
     Shutdown,
     Welcome,
     Who,
@@ -112,11 +112,9 @@ def chunkings(data: bytes) -> Iterator[list[bytes]]:
         yield chunked(data, [offset])
 
 
-def receive(
-    chunks: Sequence[bytes], conn: ServerConnection | ClientConnection | None = None
-) -> list[Any]:
+def receive(chunks: Sequence[bytes], conn: ServerCodec | ClientCodec | None = None) -> list[Any]:
     """Feed `chunks` to a connection (a new server one by default); return all it yields."""
-    conn = conn if conn is not None else ServerConnection()
+    conn = conn if conn is not None else ServerCodec()
     out: list[Any] = []
     for chunk in chunks:
         out.extend(list(conn.receive_data(chunk)))
@@ -180,7 +178,7 @@ def test_client_examples_cover_every_client_type() -> None:
 
 @pytest.mark.parametrize(("obj", "expected"), CLIENT_EXAMPLES)
 def test_client_event_encodes_and_decodes_back_equal(obj: dict[str, Any], expected: Event) -> None:
-    assert decode_json(ClientConnection.encode(expected).decode()) == expected
+    assert decode_json(ClientCodec.encode(expected).decode()) == expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,7 +213,7 @@ def test_only_one_cr_before_lf_is_dropped() -> None:
 
 
 def test_incomplete_line_waits_for_its_newline() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(b'{"type":"ping"}')) == []
     assert list(conn.receive_data(b"\n")) == [Ping()]
 
@@ -281,7 +279,7 @@ def test_over_long_line_does_not_wait_for_its_newline() -> None:
 
 
 def test_server_answers_line_too_long_and_keeps_going() -> None:
-    conn = ServerConnection(line_limit=64)
+    conn = ServerCodec(line_limit=64)
     results = list(conn.receive_data(b"{" + b"x" * 200 + b'\n{"type":"ping","id":"after"}\n'))
     error = invalid(results[0], ErrorCode.LINE_TOO_LONG)
     assert "64 bytes" in error.message
@@ -362,7 +360,7 @@ def test_line_that_is_not_json_is_bad_json(line: str) -> None:
 
 
 def test_deeply_nested_line_on_the_wire_is_bad_json() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     deep = b'{"a":' + b"[" * 16_000 + b"\n"
     assert len(deep) <= DEFAULT_LINE_LIMIT
     results = list(conn.receive_data(deep + b'{"type":"ping"}\n'))
@@ -441,7 +439,7 @@ def test_answer_to_any_decoded_line_can_be_encoded(line: str) -> None:
 
 
 def test_first_line_starting_with_brace_chooses_json_mode() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1}))) == [
         Hello("alice", 1)
     ]
@@ -450,7 +448,7 @@ def test_first_line_starting_with_brace_chooses_json_mode() -> None:
 
 
 def test_json_mode_lines_stay_json_after_welcome() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     list(conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1})))
     conn.encode(Welcome("alice", 1, ["alice"], "host", None, 1024, 1))
     assert conn.encode(Joined("bob", 2, TS)) == encode_json(Joined("bob", 2, TS))
@@ -458,7 +456,7 @@ def test_json_mode_lines_stay_json_after_welcome() -> None:
 
 
 def test_mode_is_undecided_until_a_line_is_complete() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(b"{")) == []
     assert conn.mode is Mode.UNDECIDED
 
@@ -474,13 +472,13 @@ def test_mode_is_undecided_until_a_line_is_complete() -> None:
     ],
 )
 def test_first_line_not_starting_with_brace_is_a_plain_hello(first: bytes, name: str) -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(first)) == [Hello(name)]
     assert conn.mode is Mode.PLAIN
 
 
 def test_plain_lines_before_joining_are_names_then_commands() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(b"server\n")) == [
         Hello("server")
     ]  # refused by the room: ask again
@@ -499,7 +497,7 @@ def test_plain_quit_before_joining_is_bye() -> None:
 
 
 def test_plain_line_after_password_prompt_is_the_password() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(b"alice\n")) == [Hello("alice")]
     conn.ask_password("alice")
     assert list(conn.receive_data(b" s3cret\n")) == [Hello("alice", password=" s3cret")]
@@ -507,7 +505,7 @@ def test_plain_line_after_password_prompt_is_the_password() -> None:
 
 
 def test_plain_mode_events_are_rendered_as_text() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     list(conn.receive_data(b"alice\n"))
     assert conn.encode(Joined("bob", 2, TS)) == b"* bob joined (2 members online)\n"
 
@@ -891,7 +889,7 @@ def test_malformed_server_line_is_bad_message(line: str) -> None:
 def test_client_connection_reads_the_banner_then_events() -> None:
     data = banner("myhost", 3) + encode_json(Joined("bob", 4, TS))
     for chunks in chunkings(data):
-        conn = ClientConnection()
+        conn = ClientCodec()
         assert receive(chunks, conn) == [
             Banner("Welcome to tcpchat on myhost! 3 members online. Enter your name:"),
             Joined("bob", 4, TS),
@@ -899,7 +897,7 @@ def test_client_connection_reads_the_banner_then_events() -> None:
 
 
 def test_client_connection_without_banner_decodes_the_first_line() -> None:
-    assert ClientConnection().receive_data(encode_json(Pong("x"))) == [Pong("x")]
+    assert ClientCodec().receive_data(encode_json(Pong("x"))) == [Pong("x")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1155,9 +1153,9 @@ def test_any_bytes_in_any_chunks_give_only_events_or_invalid(
 ) -> None:
     data, cuts = data_cuts
     chunks = chunked(data, cuts)
-    results = receive(chunks, ServerConnection(line_limit=limit))
+    results = receive(chunks, ServerCodec(line_limit=limit))
     assert all(isinstance(result, CLIENT_RESULT_TYPES) for result in results)
-    assert results == receive([data], ServerConnection(line_limit=limit))
+    assert results == receive([data], ServerCodec(line_limit=limit))
 
 
 def expected_lines(data: bytes, limit: int) -> list[bytes | object]:
@@ -1217,7 +1215,7 @@ def test_only_whitespace_controls_is_bad_text_not_empty_text() -> None:
 
 
 def test_a_bom_before_the_first_line_does_not_hide_json_mode() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     events = list(
         conn.receive_data(b'\xef\xbb\xbf{"type": "hello", "name": "alice", "version": 1}\n')
     )
@@ -1299,9 +1297,9 @@ def test_a_client_given_any_bytes_gets_only_events_or_invalid(
     data_cuts: tuple[bytes, list[int]], limit: int
 ) -> None:
     data, cuts = data_cuts
-    results = receive(chunked(data, cuts), ClientConnection(line_limit=limit))
+    results = receive(chunked(data, cuts), ClientCodec(line_limit=limit))
     assert all(isinstance(result, SERVER_RESULT_TYPES) for result in results)
-    assert results == receive([data], ClientConnection(line_limit=limit))
+    assert results == receive([data], ClientCodec(line_limit=limit))
 
 
 def test_shutdown_carries_a_reason_only_when_a_member_was_removed() -> None:

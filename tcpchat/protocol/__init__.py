@@ -24,7 +24,7 @@ from tcpchat.defaults import (
     KIB,
     PROTOCOL_VERSION,
 )
-from tcpchat.protocol.codec import ClientConnection, ServerConnection
+from tcpchat.protocol.codec import ClientCodec, ServerCodec
 from tcpchat.protocol.events import (
     CLIENT_EVENTS,
     SERVER_EVENTS,
@@ -104,7 +104,7 @@ __all__ = [
     "Ack",
     "Banner",
     "Bye",
-    "ClientConnection",
+    "ClientCodec",
     "ClientEvent",
     "Dm",
     "Error",
@@ -128,7 +128,7 @@ __all__ = [
     "ProtocolUsageError",
     "Renamed",
     "Say",
-    "ServerConnection",
+    "ServerCodec",
     "ServerEvent",
     "Shutdown",
     "Welcome",

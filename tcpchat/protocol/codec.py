@@ -24,7 +24,7 @@ from tcpchat.protocol.jsonlines import decode_json, decode_server_json, encode_j
 from tcpchat.protocol.plain import parse_plain_command, render_plain
 
 
-class ServerConnection:
+class ServerCodec:
     """Server side of one connection: bytes in, client events (or `Invalid`) out.
 
     The first complete line chooses the mode. In plain mode, lines before the member has joined
@@ -85,7 +85,7 @@ class ServerConnection:
         return render_plain(event)
 
 
-class ClientConnection:
+class ClientCodec:
     """Client side of a JSON-mode connection: server bytes in, server events out.
 
     The first line is the human banner (PROTOCOL.md, Connection start) and becomes `Banner`.
