@@ -6,6 +6,7 @@ split at every offset, and the results must not depend on how the bytes arrived.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import itertools
 import json
@@ -691,6 +692,35 @@ def test_the_confusables_generator_keeps_unicodes_header_and_the_mappings() -> N
         "0455\t0073",
         "006D\t0072 006E",
     ]
+
+
+PROTOCOL_MODULES = ("events", "rules", "framing", "jsonlines", "plain", "codec")
+
+
+@pytest.mark.parametrize("module", PROTOCOL_MODULES)
+def test_the_package_exports_every_public_name_its_modules_define(module: str) -> None:
+    """Other code imports from `tcpchat.protocol`, never from the module a name lives in."""
+    import tcpchat.protocol
+
+    path = Path(tcpchat.protocol.__file__).parent / f"{module}.py"
+    defined = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(t.id for t in targets if isinstance(t, ast.Name))
+    public = {name for name in defined if not name.startswith("_")}
+    assert public, module
+    assert public <= set(tcpchat.protocol.__all__), public - set(tcpchat.protocol.__all__)
+
+
+def test_every_name_the_package_exports_is_there() -> None:
+    import tcpchat.protocol
+
+    assert len(set(tcpchat.protocol.__all__)) == len(tcpchat.protocol.__all__)
+    missing = [name for name in tcpchat.protocol.__all__ if not hasattr(tcpchat.protocol, name)]
+    assert not missing
 
 
 def test_importing_the_protocol_does_not_read_the_confusables_table() -> None:
