@@ -16,7 +16,12 @@ def counted(count: float, noun: str, plural: str | None = None) -> str:
 
     `plural` for the nouns that do not just add an `s` (`counted(3, "delivery", "deliveries")`).
     """
-    number = str(int(count)) if count == int(count) else f"{count:g}"
+    if type(count) is int:
+        number = str(count)  # the usual case, without the checks for a float
+    elif count == int(count):
+        number = str(int(count))  # `2.0` minutes are `2 minutes`
+    else:
+        number = f"{count:g}"
     return f"{number} {noun if count == 1 else plural or noun + 's'}"
 
 
