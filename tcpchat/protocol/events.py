@@ -1,5 +1,5 @@
 """The protocol's vocabulary: one frozen class per wire `type`, the error codes, the reasons a
-member leaves and the modes a connection talks in (PROTOCOL.md, Messages and Errors).
+member leaves and the modes a connection talks in (PROTOCOL.md, JSON mode and Errors).
 
 Data only.  How an event becomes bytes is `jsonlines` and `plain`; how a peer's bytes become
 events is `codec`.  `Invalid` stands for a line that could not be taken, with the error to

@@ -1,5 +1,6 @@
-"""Line framing (PROTOCOL.md, Framing): a byte stream cut into lines under a limit, whatever the
-peer sends and however its bytes arrive.  Bytes only: what a line means is the codec's business.
+"""Line framing (PROTOCOL.md, Transport and framing): a byte stream cut into lines under a
+limit, whatever the peer sends and however its bytes arrive.  Bytes only: what a line means is
+the codec's business.
 """
 
 from __future__ import annotations
