@@ -6,6 +6,7 @@ split at every offset, and the results must not depend on how the bytes arrived.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import itertools
 import json
@@ -29,13 +30,13 @@ from hypothesis import strategies as st
 from tcpchat.protocol import (
     CLIENT_EVENTS,
     DEFAULT_LINE_LIMIT,
-    LINE_TOO_LONG,
     MAX_NAME_LENGTH,
+    OVERSIZED_LINE,
     SERVER_EVENTS,
     Ack,
     Banner,
     Bye,
-    ClientConnection,
+    ClientCodec,
     Dm,
     Error,
     ErrorCode,
@@ -57,7 +58,7 @@ from tcpchat.protocol import (
     ProtocolUsageError,
     Renamed,
     Say,
-    ServerConnection,
+    ServerCodec,
     Shutdown,
     Welcome,
     Who,
@@ -112,11 +113,9 @@ def chunkings(data: bytes) -> Iterator[list[bytes]]:
         yield chunked(data, [offset])
 
 
-def receive(
-    chunks: Sequence[bytes], conn: ServerConnection | ClientConnection | None = None
-) -> list[Any]:
+def receive(chunks: Sequence[bytes], conn: ServerCodec | ClientCodec | None = None) -> list[Any]:
     """Feed `chunks` to a connection (a new server one by default); return all it yields."""
-    conn = conn if conn is not None else ServerConnection()
+    conn = conn if conn is not None else ServerCodec()
     out: list[Any] = []
     for chunk in chunks:
         out.extend(list(conn.receive_data(chunk)))
@@ -180,7 +179,7 @@ def test_client_examples_cover_every_client_type() -> None:
 
 @pytest.mark.parametrize(("obj", "expected"), CLIENT_EXAMPLES)
 def test_client_event_encodes_and_decodes_back_equal(obj: dict[str, Any], expected: Event) -> None:
-    assert decode_json(ClientConnection.encode(expected).decode()) == expected
+    assert decode_json(ClientCodec.encode(expected).decode()) == expected
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,7 +214,7 @@ def test_only_one_cr_before_lf_is_dropped() -> None:
 
 
 def test_incomplete_line_waits_for_its_newline() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(b'{"type":"ping"}')) == []
     assert list(conn.receive_data(b"\n")) == [Ping()]
 
@@ -243,13 +242,13 @@ LIMIT = 8
 def test_over_long_line_is_reported_once_and_the_next_line_is_fine(
     chunks: list[bytes],
 ) -> None:
-    assert frame(chunks, LIMIT) == [LINE_TOO_LONG, b"ok"]
+    assert frame(chunks, LIMIT) == [OVERSIZED_LINE, b"ok"]
 
 
 def test_over_long_line_between_good_lines_leaves_them_intact() -> None:
     stream = b"one\n" + b"y" * 100 + b"\ntwo\n"
     for chunks in chunkings(stream):
-        assert frame(chunks, LIMIT) == [b"one", LINE_TOO_LONG, b"two"], chunks
+        assert frame(chunks, LIMIT) == [b"one", OVERSIZED_LINE, b"two"], chunks
 
 
 def test_line_of_exactly_the_limit_is_accepted() -> None:
@@ -263,25 +262,25 @@ def test_line_one_byte_over_the_limit_is_too_long() -> None:
     for ending in (b"\n", b"\r\n"):
         stream = b"x" * (LIMIT + 1) + ending + b"ok\n"
         for chunks in chunkings(stream):
-            assert frame(chunks, LIMIT) == [LINE_TOO_LONG, b"ok"], chunks
+            assert frame(chunks, LIMIT) == [OVERSIZED_LINE, b"ok"], chunks
 
 
 def test_line_of_the_limit_ending_in_cr_without_lf_is_too_long() -> None:
     stream = b"x" * LIMIT + b"\rx\nok\n"
     for chunks in chunkings(stream):
-        assert frame(chunks, LIMIT) == [LINE_TOO_LONG, b"ok"], chunks
+        assert frame(chunks, LIMIT) == [OVERSIZED_LINE, b"ok"], chunks
 
 
 def test_over_long_line_does_not_wait_for_its_newline() -> None:
     framer = LineFramer(LIMIT)
-    assert framer.feed(b"x" * (LIMIT + 1)) == [LINE_TOO_LONG]
+    assert framer.feed(b"x" * (LIMIT + 1)) == [OVERSIZED_LINE]
     assert framer.pending == 0
     assert framer.feed(b"x" * 1000) == []
     assert framer.pending == 0
 
 
 def test_server_answers_line_too_long_and_keeps_going() -> None:
-    conn = ServerConnection(line_limit=64)
+    conn = ServerCodec(line_limit=64)
     results = list(conn.receive_data(b"{" + b"x" * 200 + b'\n{"type":"ping","id":"after"}\n'))
     error = invalid(results[0], ErrorCode.LINE_TOO_LONG)
     assert "64 bytes" in error.message
@@ -295,6 +294,15 @@ def test_default_limit_accepts_a_json_line_of_exactly_16_kib() -> None:
     assert len(line) == 16 * 1024
     assert receive([line + b"\r\n"]) == [Say(text)]
     assert invalid(receive([b"{" + line + b"\n"])[0], ErrorCode.LINE_TOO_LONG)
+
+
+def test_the_framers_marker_and_the_error_code_have_names_of_their_own() -> None:
+    """`OVERSIZED_LINE` is what the framer yields; `line_too_long` is what the peer is told."""
+    import tcpchat.protocol
+
+    assert repr(OVERSIZED_LINE) == "OVERSIZED_LINE"
+    assert OVERSIZED_LINE is not ErrorCode.LINE_TOO_LONG
+    assert not hasattr(tcpchat.protocol, "LINE_TOO_LONG")
 
 
 def test_line_limit_below_one_byte_is_a_usage_error() -> None:
@@ -353,7 +361,7 @@ def test_line_that_is_not_json_is_bad_json(line: str) -> None:
 
 
 def test_deeply_nested_line_on_the_wire_is_bad_json() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     deep = b'{"a":' + b"[" * 16_000 + b"\n"
     assert len(deep) <= DEFAULT_LINE_LIMIT
     results = list(conn.receive_data(deep + b'{"type":"ping"}\n'))
@@ -432,7 +440,7 @@ def test_answer_to_any_decoded_line_can_be_encoded(line: str) -> None:
 
 
 def test_first_line_starting_with_brace_chooses_json_mode() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1}))) == [
         Hello("alice", 1)
     ]
@@ -441,7 +449,7 @@ def test_first_line_starting_with_brace_chooses_json_mode() -> None:
 
 
 def test_json_mode_lines_stay_json_after_welcome() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     list(conn.receive_data(wire({"type": "hello", "name": "alice", "version": 1})))
     conn.encode(Welcome("alice", 1, ["alice"], "host", None, 1024, 1))
     assert conn.encode(Joined("bob", 2, TS)) == encode_json(Joined("bob", 2, TS))
@@ -449,7 +457,7 @@ def test_json_mode_lines_stay_json_after_welcome() -> None:
 
 
 def test_mode_is_undecided_until_a_line_is_complete() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(b"{")) == []
     assert conn.mode is Mode.UNDECIDED
 
@@ -465,13 +473,13 @@ def test_mode_is_undecided_until_a_line_is_complete() -> None:
     ],
 )
 def test_first_line_not_starting_with_brace_is_a_plain_hello(first: bytes, name: str) -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(first)) == [Hello(name)]
     assert conn.mode is Mode.PLAIN
 
 
 def test_plain_lines_before_joining_are_names_then_commands() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(b"server\n")) == [
         Hello("server")
     ]  # refused by the room: ask again
@@ -490,7 +498,7 @@ def test_plain_quit_before_joining_is_bye() -> None:
 
 
 def test_plain_line_after_password_prompt_is_the_password() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     assert list(conn.receive_data(b"alice\n")) == [Hello("alice")]
     conn.ask_password("alice")
     assert list(conn.receive_data(b" s3cret\n")) == [Hello("alice", password=" s3cret")]
@@ -498,7 +506,7 @@ def test_plain_line_after_password_prompt_is_the_password() -> None:
 
 
 def test_plain_mode_events_are_rendered_as_text() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     list(conn.receive_data(b"alice\n"))
     assert conn.encode(Joined("bob", 2, TS)) == b"* bob joined (2 members online)\n"
 
@@ -684,6 +692,35 @@ def test_the_confusables_generator_keeps_unicodes_header_and_the_mappings() -> N
         "0455\t0073",
         "006D\t0072 006E",
     ]
+
+
+PROTOCOL_MODULES = ("events", "rules", "framing", "jsonlines", "plain", "codec")
+
+
+@pytest.mark.parametrize("module", PROTOCOL_MODULES)
+def test_the_package_exports_every_public_name_its_modules_define(module: str) -> None:
+    """Other code imports from `tcpchat.protocol`, never from the module a name lives in."""
+    import tcpchat.protocol
+
+    path = Path(tcpchat.protocol.__file__).parent / f"{module}.py"
+    defined = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(t.id for t in targets if isinstance(t, ast.Name))
+    public = {name for name in defined if not name.startswith("_")}
+    assert public, module
+    assert public <= set(tcpchat.protocol.__all__), public - set(tcpchat.protocol.__all__)
+
+
+def test_every_name_the_package_exports_is_there() -> None:
+    import tcpchat.protocol
+
+    assert len(set(tcpchat.protocol.__all__)) == len(tcpchat.protocol.__all__)
+    missing = [name for name in tcpchat.protocol.__all__ if not hasattr(tcpchat.protocol, name)]
+    assert not missing
 
 
 def test_importing_the_protocol_does_not_read_the_confusables_table() -> None:
@@ -882,7 +919,7 @@ def test_malformed_server_line_is_bad_message(line: str) -> None:
 def test_client_connection_reads_the_banner_then_events() -> None:
     data = banner("myhost", 3) + encode_json(Joined("bob", 4, TS))
     for chunks in chunkings(data):
-        conn = ClientConnection()
+        conn = ClientCodec()
         assert receive(chunks, conn) == [
             Banner("Welcome to tcpchat on myhost! 3 members online. Enter your name:"),
             Joined("bob", 4, TS),
@@ -890,7 +927,7 @@ def test_client_connection_reads_the_banner_then_events() -> None:
 
 
 def test_client_connection_without_banner_decodes_the_first_line() -> None:
-    assert ClientConnection().receive_data(encode_json(Pong("x"))) == [Pong("x")]
+    assert ClientCodec().receive_data(encode_json(Pong("x"))) == [Pong("x")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1146,9 +1183,9 @@ def test_any_bytes_in_any_chunks_give_only_events_or_invalid(
 ) -> None:
     data, cuts = data_cuts
     chunks = chunked(data, cuts)
-    results = receive(chunks, ServerConnection(line_limit=limit))
+    results = receive(chunks, ServerCodec(line_limit=limit))
     assert all(isinstance(result, CLIENT_RESULT_TYPES) for result in results)
-    assert results == receive([data], ServerConnection(line_limit=limit))
+    assert results == receive([data], ServerCodec(line_limit=limit))
 
 
 def expected_lines(data: bytes, limit: int) -> list[bytes | object]:
@@ -1157,9 +1194,9 @@ def expected_lines(data: bytes, limit: int) -> list[bytes | object]:
     out: list[bytes | object] = []
     for line in complete:
         line = line.removesuffix(b"\r")
-        out.append(LINE_TOO_LONG if len(line) > limit else line)
+        out.append(OVERSIZED_LINE if len(line) > limit else line)
     if len(tail.removesuffix(b"\r")) > limit:
-        out.append(LINE_TOO_LONG)  # reported as soon as it is certain, not at its newline
+        out.append(OVERSIZED_LINE)  # reported as soon as it is certain, not at its newline
     return out
 
 
@@ -1208,7 +1245,7 @@ def test_only_whitespace_controls_is_bad_text_not_empty_text() -> None:
 
 
 def test_a_bom_before_the_first_line_does_not_hide_json_mode() -> None:
-    conn = ServerConnection()
+    conn = ServerCodec()
     events = list(
         conn.receive_data(b'\xef\xbb\xbf{"type": "hello", "name": "alice", "version": 1}\n')
     )
@@ -1290,9 +1327,9 @@ def test_a_client_given_any_bytes_gets_only_events_or_invalid(
     data_cuts: tuple[bytes, list[int]], limit: int
 ) -> None:
     data, cuts = data_cuts
-    results = receive(chunked(data, cuts), ClientConnection(line_limit=limit))
+    results = receive(chunked(data, cuts), ClientCodec(line_limit=limit))
     assert all(isinstance(result, SERVER_RESULT_TYPES) for result in results)
-    assert results == receive([data], ClientConnection(line_limit=limit))
+    assert results == receive([data], ClientCodec(line_limit=limit))
 
 
 def test_shutdown_carries_a_reason_only_when_a_member_was_removed() -> None:

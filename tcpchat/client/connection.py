@@ -23,7 +23,7 @@ from pathlib import Path
 from tcpchat.protocol import (
     PROTOCOL_VERSION,
     Banner,
-    ClientConnection,
+    ClientCodec,
     ClientEvent,
     Error,
     ErrorCode,
@@ -147,7 +147,7 @@ class ChatConnection:
     ) -> None:
         self._reader = reader
         self._writer = writer
-        self._codec = ClientConnection()
+        self._codec = ClientCodec()
         self._ready: deque[IncomingEvent] = deque()
         self._ping_ids = (str(n) for n in itertools.count(1))
         self._heard = asyncio.Event()  # set whenever bytes arrive: any of them proves life

@@ -4,7 +4,7 @@ Two strings are confusable when their skeletons are equal: `ѕеrvеr` (Cyrillic
 `server`, or `ꜱerver` and `server`.  The table is `confusables.tsv`, generated from Unicode's own
 confusables.txt by tcpchat/protocol/generate_confusables.py (its header names the Unicode version).  It is
 read on the first call, never at import, so that commands that check no name do not pay for it.
-Standard library only, like the protocol module that uses it.
+Standard library only, like the name rules (`rules`) that use it.
 """
 
 from __future__ import annotations

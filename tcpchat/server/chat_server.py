@@ -53,7 +53,7 @@ from tcpchat.protocol import (
     Private,
     Renamed,
     Say,
-    ServerConnection,
+    ServerCodec,
     ServerEvent,
     Shutdown,
     Welcome,
@@ -202,7 +202,7 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.transport = writer.transport
-        self.codec = ServerConnection(server.config.line_limit)
+        self.codec = ServerCodec(server.config.line_limit)
         peername = writer.get_extra_info("peername")
         self.peer = sockets.format_address(peername)
         self.host = peer_host(peername)

@@ -1,0 +1,247 @@
+"""JSON mode (PROTOCOL.md, JSON mode): events to compact JSON lines and back, with the wire's
+timestamps and field names, and each field of a peer's line checked for its kind.
+
+This is the server's hot path (every `say` is decoded, every message encoded), so the fields
+of each event class are worked out once into a plan rather than asked of `dataclasses` per line.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import types
+import typing
+from dataclasses import fields
+from datetime import datetime, timezone
+from typing import Any, Union
+
+from tcpchat.protocol.events import (
+    CLIENT_EVENTS,
+    SERVER_EVENTS,
+    Error,
+    ErrorCode,
+    Event,
+    HelpRequest,
+    Invalid,
+    ProtocolUsageError,
+    ServerEvent,
+    Shutdown,
+)
+
+# Python names that differ from the wire field names.
+_WIRE_NAMES = {"sender": "from"}
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 UTC with milliseconds: `2026-11-24T09:30:00.123Z`."""
+    if ts.tzinfo is not timezone.utc:
+        ts = ts.astimezone(timezone.utc)
+    # isoformat, not strftime: it is done in C, and it pads years before 1000 to four digits
+    # where glibc's %Y writes "999".  Its "+00:00" becomes "Z".
+    return ts.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def parse_ts(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp; raises ValueError for anything else."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    if not 2 <= parsed.year <= 9998:  # so that any time zone can still show it
+        raise ValueError(f"timestamp out of range: {value}")
+    return parsed
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Event):
+        return event_to_dict(value)
+    if isinstance(value, list):
+        return [_to_wire(item) for item in value]
+    return value
+
+
+_PLAIN_VALUES = (str, int, bool, type(None))
+
+
+_ENCODING_PLANS: dict[type[Event], tuple[tuple[str, str, bool], ...]] = {}
+_DECODING_PLANS: dict[type[Event], tuple[tuple[str, str, Any, bool], ...]] = {}
+
+
+def _encoding_plan(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
+    """Per field of `cls`: its name, its wire name, and whether its value needs converting.
+
+    Worked out once per class: every message and ack is encoded with it, and asking
+    `dataclasses.fields` and testing each value's type every time was most of the cost.
+    """
+    plan = _ENCODING_PLANS.get(cls)
+    if plan is None:
+        plan = _ENCODING_PLANS[cls] = _work_out_encoding(cls)
+    return plan
+
+
+def _work_out_encoding(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for f in fields(cls):
+        hint = hints[f.name]
+        kinds = (
+            typing.get_args(hint)
+            if typing.get_origin(hint) in (Union, types.UnionType)
+            else (hint,)
+        )
+        plain = all(
+            kind in _PLAIN_VALUES
+            or (typing.get_origin(kind) is list and typing.get_args(kind)[0] in _PLAIN_VALUES)
+            for kind in kinds
+        )  # a list of names is plain; a list of messages is not
+        plan.append((f.name, _WIRE_NAMES.get(f.name, f.name), not plain))
+    return tuple(plan)
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The JSON object of an event, `type` first."""
+    obj: dict[str, Any] = {"type": event.TYPE}
+    for name, wire, convert in _encoding_plan(type(event)):
+        value = getattr(event, name)
+        obj[wire] = _to_wire(value) if convert else value
+    return obj
+
+
+def encode_json(event: Event) -> bytes:
+    """One compact JSON line, non-ASCII kept as UTF-8 (PROTOCOL.md, JSON mode)."""
+    if isinstance(event, HelpRequest):
+        raise ProtocolUsageError("HelpRequest has no JSON form")
+    obj = event_to_dict(event)
+    if isinstance(event, Error) and event.id is None:
+        del obj["id"]  # `id` only "when the request had one"
+    if isinstance(event, Shutdown) and event.reason is None:
+        del obj["reason"]  # the specification's own form
+    return _ENCODER.encode(obj).encode() + b"\n"
+
+
+# One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+class _BadField(Exception):
+    pass
+
+
+def _check(value: Any, hint: Any) -> Any:
+    """Check one decoded JSON value against a field's type hint; return it converted."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _check(value, inner)
+    if origin is list:
+        (item_hint,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise _BadField
+        return [_check(item, item_hint) for item in value]
+    if hint is datetime:
+        if not isinstance(value, str):
+            raise _BadField
+        try:
+            return parse_ts(value)
+        except ValueError:
+            raise _BadField from None
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise _BadField from None
+    if isinstance(hint, type) and issubclass(hint, Event):
+        if not isinstance(value, dict):
+            raise _BadField
+        return _build(hint, value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _BadField
+        return value
+    if not isinstance(value, hint):
+        raise _BadField
+    return value
+
+
+def _decoding_plan(cls: type[Event]) -> tuple[tuple[str, str, Any, bool], ...]:
+    """Per field of `cls`: its name, its wire name, its type hint, and whether it must be there."""
+    plan = _DECODING_PLANS.get(cls)
+    if plan is None:
+        plan = _DECODING_PLANS[cls] = _work_out_decoding(cls)
+    return plan
+
+
+def _work_out_decoding(cls: type[Event]) -> tuple[tuple[str, str, Any, bool], ...]:
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for f in fields(cls):
+        wire = _WIRE_NAMES.get(f.name, f.name)
+        has_default = f.default is not f.default_factory  # both MISSING when required
+        plan.append((f.name, wire, hints[f.name], not has_default or wire in cls.WIRE_REQUIRED))
+    return tuple(plan)
+
+
+def _build(cls: type[Event], obj: dict[str, Any]) -> Event:
+    kwargs: dict[str, Any] = {}
+    for name, wire, hint, required in _decoding_plan(cls):
+        if wire not in obj:
+            if required:
+                raise _BadField(wire)
+            continue
+        value = obj[wire]
+        if hint is str and type(value) is str:  # the common case, without the general check
+            kwargs[name] = value
+        else:
+            kwargs[name] = _check(value, hint)
+    return cls(**kwargs)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _load_object(text: str) -> dict[str, Any] | Invalid:
+    try:
+        obj = json.loads(text)
+        if _SURROGATE_ESCAPE.search(text):
+            # A surrogate escape without its pair decodes to a string that is not Unicode text;
+            # refuse the line here rather than fail later when it is encoded for someone.
+            json.dumps(obj, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
+        return Invalid(ErrorCode.BAD_JSON, "That line is not valid JSON.")
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        return Invalid(
+            ErrorCode.BAD_MESSAGE, 'Each line must be a JSON object with a string "type".'
+        )
+    return obj
+
+
+def decode_json(text: str, registry: dict[str, type[Event]] = CLIENT_EVENTS) -> Event | Invalid:
+    """Decode one JSON line into an event of `registry` (client events by default)."""
+    obj = _load_object(text)
+    if isinstance(obj, Invalid):
+        return obj
+    raw_id = obj.get("id")
+    request_id = raw_id if isinstance(raw_id, str) else None
+    cls = registry.get(obj["type"])
+    if cls is None:
+        return Invalid(ErrorCode.UNKNOWN_TYPE, f"Unknown message type {obj['type']!r}.", request_id)
+    try:
+        return _build(cls, obj)
+    except _BadField as exc:
+        missing = f" (field {exc.args[0]!r} is missing)" if exc.args else ""
+        return Invalid(
+            ErrorCode.BAD_MESSAGE,
+            f"A {cls.TYPE!r} message has a field missing or of the wrong kind{missing}.",
+            request_id,
+        )
+
+
+def decode_server_json(text: str) -> ServerEvent | Invalid:
+    """Decode one line the server sent (for clients)."""
+    return decode_json(text, SERVER_EVENTS)  # type: ignore[return-value]
