@@ -20,6 +20,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tcpchat.client.trust import (
+    CA_VERIFIED,
+    KnownHosts,
+    NewCertificate,
+    NewPin,
+    client_context,
+    host_key,
+    pinning_context,
+)
 from tcpchat.protocol import (
     PROTOCOL_VERSION,
     Banner,
@@ -33,17 +42,7 @@ from tcpchat.protocol import (
     ServerEvent,
     Welcome,
 )
-from tcpchat.tls import (
-    CA_VERIFIED,
-    KnownHosts,
-    NewCertificate,
-    NewPin,
-    TlsError,
-    client_context,
-    fingerprint,
-    host_key,
-    pinning_context,
-)
+from tcpchat.tls import TlsError, fingerprint
 
 SECONDS = 1.0
 CONNECT_TIMEOUT = 10 * SECONDS

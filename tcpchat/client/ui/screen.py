@@ -44,6 +44,7 @@ from tcpchat.client.connection import (
     TlsSettings,
     split_address,
 )
+from tcpchat.client.trust import NewCertificate
 from tcpchat.client.ui.render import (
     Bar,
     Fragments,
@@ -87,7 +88,6 @@ from tcpchat.protocol import (
     strip_unsafe,
     text_problem,
 )
-from tcpchat.tls import NewCertificate
 
 SECONDS = 1.0
 ACK_PATIENCE = 10 * SECONDS  # after this an unconfirmed message says so
