@@ -1,4 +1,4 @@
-"""TLS (tcpchat.tls and `join --tls`): real handshakes with the in-process server on 127.0.0.1.
+"""TLS (tcpchat.tls, tcpchat.client.trust and `join --tls`): real handshakes with the in-process server on 127.0.0.1.
 
 Certificates are made for each test (self-signed by tcpchat.tls, or a small CA made here with
 `cryptography`); the known-hosts file lives in the test's own config folder.  Outside clients

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from tcpchat.client.connection import ChatError, JoinRefused, TlsRefused
 from tcpchat.protocol import ErrorCode
 
-SECONDS = 1.0
-RECONNECT_FIRST = 1 * SECONDS
-RECONNECT_MAX = 30 * SECONDS
+RECONNECT_FIRST = 1.0  # seconds
+RECONNECT_MAX = 30.0  # seconds
 JITTER = 1.25  # a delay is stretched by a factor from 1 to this
 
 

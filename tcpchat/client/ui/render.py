@@ -3,6 +3,7 @@
 Fragments are `(style class, text)` pairs, prompt_toolkit's formatted text, so nothing from the
 network is ever written to the terminal raw: every peer string passes `strip_unsafe` first, which
 removes control characters, escape sequences and bidi marks.  No I/O here; tests call it directly.
+`STYLE` says how each style class looks.
 """
 
 from __future__ import annotations

@@ -53,9 +53,9 @@ from tcpchat.protocol import (
     text_problem,
 )
 
-SECONDS = 1.0
-ACK_PATIENCE = 10 * SECONDS  # after this an unconfirmed message says so
-DM_WAIT = 30 * SECONDS  # how long a private message typed offline waits for its recipient
+# In seconds, as every duration here (the clock's unit).
+ACK_PATIENCE = 10.0  # after this an unconfirmed message says so
+DM_WAIT = 30.0  # how long a private message typed offline waits for its recipient
 SPEAKERS_KEPT = 20  # recent speakers remembered for completion
 
 Clock = Callable[[], float]
