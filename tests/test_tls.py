@@ -1,4 +1,4 @@
-"""TLS (tcpchat.tls and `join --tls`): real handshakes with the in-process server on 127.0.0.1.
+"""TLS (tcpchat.tls, tcpchat.client.trust and `join --tls`): real handshakes with the in-process server on 127.0.0.1.
 
 Certificates are made for each test (self-signed by tcpchat.tls, or a small CA made here with
 `cryptography`); the known-hosts file lives in the test's own config folder.  Outside clients
@@ -34,6 +34,7 @@ from cryptography.x509.oid import NameOID
 from wire import LineClient
 
 from tcpchat import tls
+from tcpchat.client import trust
 from tcpchat.client.connection import (
     ChatConnection,
     ChatError,
@@ -82,7 +83,7 @@ def restart(
 
 
 def known_hosts_text(config: Path) -> str:
-    return (config / tls.KNOWN_HOSTS_FILE).read_text(encoding="utf-8")
+    return (config / trust.KNOWN_HOSTS_FILE).read_text(encoding="utf-8")
 
 
 async def open_and_join(
@@ -136,7 +137,9 @@ def tls_member(
     """A raw JSON member over TLS (not tcpchat's client), joined; closed when the test ends."""
     client = LineClient(HOST, server.port, TIMEOUT)
     server.clients.append(client)
-    client.sock = (context or tls.pinning_context()).wrap_socket(client.sock, server_hostname=HOST)
+    client.sock = (context or trust.pinning_context()).wrap_socket(
+        client.sock, server_hostname=HOST
+    )
     client.read_line()  # the banner
     client.send_json({"type": "hello", "name": name, "version": 1})
     assert client.expect("welcome")["name"] == name
@@ -450,16 +453,16 @@ def test_server_context_says_what_is_wrong_with_its_files(tmp_path: Path) -> Non
 
 
 def test_known_hosts_keys_and_file(tmp_path: Path) -> None:
-    assert tls.host_key("::1", 1024) == "[::1]:1024"
-    assert tls.host_key("Chat.Example.ORG.", 4000) == "chat.example.org:4000"
-    assert tls.host_key("127.0.0.1", 1) == "127.0.0.1:1"
-    known = tls.KnownHosts(tmp_path / "known_hosts")
+    assert trust.host_key("::1", 1024) == "[::1]:1024"
+    assert trust.host_key("Chat.Example.ORG.", 4000) == "chat.example.org:4000"
+    assert trust.host_key("127.0.0.1", 1) == "127.0.0.1:1"
+    known = trust.KnownHosts(tmp_path / "known_hosts")
     assert known.get("::1", 1024) is None
     known.pin("::1", 1024, "SHA256:one")
     known.mark_verified("chat.example.org", 4000)
     known.pin("::1", 1025, "SHA256:two")
     assert known.get("::1", 1024) == "SHA256:one"
-    assert known.get("CHAT.example.org", 4000) == tls.CA_VERIFIED
+    assert known.get("CHAT.example.org", 4000) == trust.CA_VERIFIED
     lines = [line for line in known.path.read_text().splitlines() if not line.startswith("#")]
     assert lines == [
         "[::1]:1024 SHA256:one",
@@ -540,10 +543,10 @@ def test_a_new_certificate_is_pinned_only_when_the_person_says_yes(
 ) -> None:
     cert, key = self_signed(config)
     expected = tls.certificate_fingerprint(cert)
-    asked: list[tls.NewCertificate] = []
+    asked: list[trust.NewCertificate] = []
 
     def answering(answer: bool) -> TlsSettings:
-        async def ask(certificate: tls.NewCertificate) -> bool:
+        async def ask(certificate: trust.NewCertificate) -> bool:
             asked.append(certificate)
             return answer
 
@@ -593,7 +596,7 @@ def test_a_pinned_address_is_never_sent_a_byte_in_clear(
     """A server pinned over TLS that now answers in clear (someone in the way, or TLS turned
     off): refused, and what it received is a TLS handshake, never `hello` or the password."""
     listener = recording(None)
-    tls.KnownHosts().pin(HOST, listener.port, tls.fingerprint(b"the certificate met before"))
+    trust.KnownHosts().pin(HOST, listener.port, tls.fingerprint(b"the certificate met before"))
 
     async def scenario() -> None:
         connection = await ChatConnection.open(HOST, listener.port, timeout=TIMEOUT)
@@ -690,7 +693,7 @@ def test_a_known_hosts_that_is_a_folder_is_refused(
     server = tls_server(start_server, cert, key)
     blocked = tmp_path / "known_hosts"
     blocked.mkdir()  # a folder where the file should be
-    settings = TlsSettings(known_hosts=tls.KnownHosts(blocked))
+    settings = TlsSettings(known_hosts=trust.KnownHosts(blocked))
     # It cannot be read either: refused, rather than trusted as if nothing were pinned.
     error = refusal(server.port, settings)
     assert isinstance(error, TlsRefused)
@@ -716,7 +719,7 @@ def test_server_refuses_tls_older_than_1_2(start_server: StartServer, config: Pa
     server = tls_server(start_server, cert, key)
 
     def client(version: ssl.TLSVersion) -> ssl.SSLContext:
-        context = tls.pinning_context()
+        context = trust.pinning_context()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
@@ -996,7 +999,8 @@ def test_message_event_over_tls_is_the_usual_one(start_server: StartServer, conf
 
 def test_an_unreadable_known_hosts_is_refused_not_overwritten(tmp_path) -> None:
     from tcpchat.client.connection import TlsRefused
-    from tcpchat.tls import KnownHosts, TlsError
+    from tcpchat.client.trust import KnownHosts
+    from tcpchat.tls import TlsError
 
     path = tmp_path / "known_hosts"
     path.write_bytes(b"127.0.0.1:1024 SHA256:abc\n\xff broken\n")

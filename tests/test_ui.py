@@ -28,8 +28,10 @@ from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.utils import get_cwidth
 
+import tcpchat.client.ui.reconnect
 import tcpchat.client.ui.screen
 from tcpchat.client.connection import ChatConnection
+from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.render import (
     CONTINUED,
     Bar,
@@ -39,7 +41,7 @@ from tcpchat.client.ui.render import (
     render_welcome,
     screen_rows,
 )
-from tcpchat.client.ui.screen import ChatCompleter, ChatScreen, Removed
+from tcpchat.client.ui.screen import ChatScreen, Removed
 from tcpchat.protocol import (
     Error,
     ErrorCode,
@@ -104,7 +106,7 @@ class Screen:
     async def quit(self, key: str = CTRL_D) -> None:
         """Ctrl-D (or `key`) on an empty line once nothing waits for its ack, then wait for the
         screen to finish. (Quitting with a message unconfirmed has its own test.)"""
-        await until(lambda: not self.screen.pending, "every sent message to be confirmed")
+        await until(lambda: not self.screen.state.pending, "every sent message to be confirmed")
         self.type(key)
         await asyncio.wait_for(asyncio.shield(self.task), TIMEOUT)
 
@@ -154,13 +156,13 @@ def test_typed_message_reaches_members_and_is_confirmed(chat):
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
             bob = chat.join("bob")
-            await until(lambda: ui.screen.members == 2, "bob's join")
+            await until(lambda: ui.screen.state.members == 2, "bob's join")
             ui.type("hello\r")
             message = await in_thread(bob.expect, "message")
             assert (message["from"], message["text"]) == ("alice", "hello")
             line = await ui.wait_line("✓ delivered to 1")
             assert "alice: hello" in line
-            assert ui.screen.pending == {}
+            assert ui.screen.state.pending == {}
             await ui.quit()
 
     run(main())
@@ -171,7 +173,7 @@ def test_message_with_nobody_else_here_is_confirmed_as_delivered_to_0(chat):
         async with chat_screen(chat.port) as ui:
             ui.type("anyone?\r")
             await ui.wait_line("alice: anyone?", "✓ delivered to 0")
-            assert ui.screen.pending == {}
+            assert ui.screen.state.pending == {}
             await ui.quit()
 
     run(main())
@@ -180,22 +182,24 @@ def test_message_with_nobody_else_here_is_confirmed_as_delivered_to_0(chat):
 def test_member_count_follows_joins_and_leaves(chat):
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
-            assert ui.screen.members == 1
+            assert ui.screen.state.members == 1
             assert "1 member online" in toolbar_text(ui.screen)
             bob = chat.join("bob")
-            await until(lambda: ui.screen.members == 2, "the count after bob joined")
+            await until(lambda: ui.screen.state.members == 2, "the count after bob joined")
             carol = chat.join("carol")
-            await until(lambda: ui.screen.members == 3, "the count after carol joined")
+            await until(lambda: ui.screen.state.members == 3, "the count after carol joined")
             assert "3 members online" in toolbar_text(ui.screen)
-            assert ui.screen.names == {"alice", "bob", "carol"}
+            assert ui.screen.state.names == {"alice", "bob", "carol"}
             await ui.wait_line("bob joined", "2 members online")
 
             bob.send_json({"type": "bye"})
-            await until(lambda: ui.screen.members == 2, "the count after bob left")
+            await until(lambda: ui.screen.state.members == 2, "the count after bob left")
             await ui.wait_line("← bob left", "2 members online")
             carol.close()
-            await until(lambda: ui.screen.members == 1, "the count after carol's connection ended")
-            assert ui.screen.names == {"alice"}
+            await until(
+                lambda: ui.screen.state.members == 1, "the count after carol's connection ended"
+            )
+            assert ui.screen.state.names == {"alice"}
             assert "1 member online" in toolbar_text(ui.screen)
             await ui.quit()
 
@@ -230,12 +234,12 @@ def test_over_long_message_is_refused_locally_and_not_sent(start_server):
 
     async def main() -> None:
         async with chat_screen(server.port) as ui:
-            assert ui.screen.max_text == 10
+            assert ui.screen.state.max_text == 10
             bob = server.join("bob")
-            await until(lambda: ui.screen.members == 2, "bob's join")
+            await until(lambda: ui.screen.state.members == 2, "bob's join")
             ui.type("x" * 11 + "\r")
             await ui.wait_line("message too long (11 > 10 characters)")
-            assert ui.screen.pending == {}
+            assert ui.screen.state.pending == {}
             # The next message is the first bob receives: the long one never went out.
             ui.type("short\r")
             message = await in_thread(bob.expect, "message")
@@ -251,7 +255,7 @@ def test_ctrl_d_or_ctrl_c_leaves_cleanly(chat, key):
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
             bob = chat.join("bob")
-            await until(lambda: ui.screen.members == 2, "bob's join")
+            await until(lambda: ui.screen.state.members == 2, "bob's join")
             await ui.quit(key)
             assert ui.task.exception() is None
             assert ui.lines[-1] == "* You left the chat."
@@ -265,7 +269,7 @@ def test_quit_command_leaves_cleanly(chat):
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
             bob = chat.join("bob")
-            await until(lambda: ui.screen.members == 2, "bob's join")
+            await until(lambda: ui.screen.state.members == 2, "bob's join")
             ui.type("/quit\r")
             await asyncio.wait_for(asyncio.shield(ui.task), TIMEOUT)
             left = await in_thread(bob.expect, "left")
@@ -281,14 +285,14 @@ def test_quitting_right_after_sending_waits_for_the_ack_and_reports_it(chat):
 
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
-            await until(lambda: ui.screen.members == 2, "bob in the member count")
+            await until(lambda: ui.screen.state.members == 2, "bob in the member count")
             app = ui.screen.session.app
             try:
                 # Hold the server (as a slow link would) so the ack comes after Ctrl-D.
                 chat.loop.call_soon_threadsafe(gate.wait, TIMEOUT)
                 ui.type("last words\r")
                 await until(
-                    lambda: any(item.sent for item in ui.screen.pending.values()),
+                    lambda: any(item.sent for item in ui.screen.state.pending.values()),
                     "the message to be sent",
                 )
                 await until(lambda: app.is_running, "the next prompt")
@@ -318,7 +322,7 @@ def test_who_lists_the_members(chat):
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
             chat.join("bob")
-            await until(lambda: ui.screen.members == 2, "bob's join")
+            await until(lambda: ui.screen.state.members == 2, "bob's join")
             ui.type("/who\r")
             line = await ui.wait_line("2 members online: alice, bob")
             assert line.startswith("* ")
@@ -331,11 +335,11 @@ def test_nick_changes_the_name_everywhere(chat):
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
             bob = chat.join("bob")
-            await until(lambda: ui.screen.members == 2, "bob's join")
+            await until(lambda: ui.screen.state.members == 2, "bob's join")
             ui.type("/nick alicia\r")
-            await until(lambda: ui.screen.name == "alicia", "the new name")
+            await until(lambda: ui.screen.state.name == "alicia", "the new name")
             await ui.wait_line("alice is now alicia")
-            assert ui.screen.names == {"alicia", "bob"}
+            assert ui.screen.state.names == {"alicia", "bob"}
             assert "you: alicia" in toolbar_text(ui.screen)
             renamed = await in_thread(bob.expect, "renamed")
             assert (renamed["old"], renamed["new"]) == ("alice", "alicia")
@@ -354,7 +358,7 @@ def test_nick_without_a_name_shows_usage(chat):
         async with chat_screen(chat.port) as ui:
             ui.type("/nick\r")
             await ui.wait_line("usage: /nick NAME")
-            assert ui.screen.name == "alice"
+            assert ui.screen.state.name == "alice"
             await ui.quit()
 
     run(main())
@@ -366,7 +370,7 @@ def test_msg_sends_a_private_message_to_its_target_only(chat):
             bob = chat.join("bob")
             carol = chat.join("carol")
             bob.expect("joined")
-            await until(lambda: ui.screen.members == 3, "bob and carol")
+            await until(lambda: ui.screen.state.members == 3, "bob and carol")
             ui.type("/msg carol just for you\r")
             private = await in_thread(carol.expect, "private")
             assert (private["from"], private["to"], private["text"]) == (
@@ -389,7 +393,7 @@ def test_msg_to_nobody_is_reported_and_not_left_pending(chat):
         async with chat_screen(chat.port) as ui:
             ui.type("/msg nobody hello?\r")
             await ui.wait_line("not sent", "hello?")
-            assert ui.screen.pending == {}
+            assert ui.screen.state.pending == {}
             await ui.quit()
 
     run(main())
@@ -411,14 +415,14 @@ def test_unknown_command_gives_one_line_error_and_sends_nothing(chat):
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
             bob = chat.join("bob")
-            await until(lambda: ui.screen.members == 2, "bob's join")
+            await until(lambda: ui.screen.state.members == 2, "bob's join")
             before = len(ui.lines)
             ui.type("/frobnicate now\r")
             await ui.wait_line("/frobnicate")
             new = ui.lines[before:]
             assert len(new) == 1, new
             assert new[0].startswith("! unknown command /frobnicate")
-            assert ui.screen.pending == {}
+            assert ui.screen.state.pending == {}
             ui.type("after\r")
             assert (await in_thread(bob.expect, "message"))["text"] == "after"
             await ui.quit()
@@ -430,7 +434,7 @@ def test_double_slash_sends_a_line_starting_with_slash(chat):
     async def main() -> None:
         async with chat_screen(chat.port) as ui:
             bob = chat.join("bob")
-            await until(lambda: ui.screen.members == 2, "bob's join")
+            await until(lambda: ui.screen.state.members == 2, "bob's join")
             ui.type("//shrug is a command elsewhere\r")
             message = await in_thread(bob.expect, "message")
             assert message["text"] == "/shrug is a command elsewhere"
@@ -445,7 +449,7 @@ def test_double_slash_sends_a_line_starting_with_slash(chat):
 
 def completions(screen: ChatScreen, text: str) -> list[tuple[str, int]]:
     document = Document(text, len(text))
-    found = ChatCompleter(screen).get_completions(
+    found = ChatCompleter(screen.state).get_completions(
         document, CompleteEvent(completion_requested=True)
     )
     return [(c.text, c.start_position) for c in found]
@@ -474,7 +478,7 @@ def test_completer_offers_recent_speakers_first_and_never_oneself(chat):
             anna = chat.join("anna")
             bob = chat.join("bob")
             chat.join("carol")
-            await until(lambda: ui.screen.members == 4, "everyone's join")
+            await until(lambda: ui.screen.state.members == 4, "everyone's join")
             bob.send_json({"type": "say", "text": "first", "id": "1"})
             await ui.wait_line("bob: first")
             anna.send_json({"type": "say", "text": "second", "id": "1"})
@@ -498,7 +502,7 @@ def test_a_completed_name_is_followed_by_a_separator(chat):
             bob = chat.join("bob")
             chat.join("caroline")
             assert (await in_thread(bob.expect, "joined"))["name"] == "caroline"
-            await until(lambda: ui.screen.members == 3, "everyone's join")
+            await until(lambda: ui.screen.state.members == 3, "everyone's join")
             assert completions(ui.screen, "ca") == [("caroline: ", -2)]
             assert completions(ui.screen, "first line\n  ca") == [("caroline: ", -2)]
             assert completions(ui.screen, "ask ca") == [("caroline ", -2)]
@@ -521,8 +525,8 @@ def test_a_completed_name_is_followed_by_a_separator(chat):
 
 def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry within tens of milliseconds instead of seconds (tuning, not the thing under test)."""
-    monkeypatch.setattr(tcpchat.client.ui.screen, "RECONNECT_FIRST", 0.05)
-    monkeypatch.setattr(tcpchat.client.ui.screen, "RECONNECT_MAX", 0.2)
+    monkeypatch.setattr(tcpchat.client.ui.reconnect, "RECONNECT_FIRST", 0.05)
+    monkeypatch.setattr(tcpchat.client.ui.reconnect, "RECONNECT_MAX", 0.2)
 
 
 def test_reconnects_to_restarted_server_and_sends_what_was_typed_offline(start_server, monkeypatch):
@@ -539,13 +543,17 @@ def test_reconnects_to_restarted_server_and_sends_what_was_typed_offline(start_s
                 await ui.wait_line("alice: before", "✓ delivered to 0")
 
                 await in_thread(first.stop)
-                await until(lambda: ui.screen.status.startswith("offline"), "the offline status")
+                await until(
+                    lambda: ui.screen.state.status.startswith("offline"), "the offline status"
+                )
                 assert "offline" in toolbar_text(ui.screen)
                 assert ui.screen.connection is None
 
                 ui.type("typed while offline\r")
-                await until(lambda: len(ui.screen.pending) == 1, "the offline message to wait")
-                (item,) = ui.screen.pending.values()
+                await until(
+                    lambda: len(ui.screen.state.pending) == 1, "the offline message to wait"
+                )
+                (item,) = ui.screen.state.pending.values()
                 assert (item.text, item.sent) == ("typed while offline", False)
 
                 second = await in_thread(lambda: start_server(port=port))
@@ -553,7 +561,9 @@ def test_reconnects_to_restarted_server_and_sends_what_was_typed_offline(start_s
                 await in_thread(bob.read_line)  # the banner
                 bob.send_json({"type": "hello", "name": "bob", "version": 1})
                 welcome = await in_thread(bob.expect, "welcome")
-                await until(lambda: ui.screen.status == "online", "the online status", 3 * TIMEOUT)
+                await until(
+                    lambda: ui.screen.state.status == "online", "the online status", 3 * TIMEOUT
+                )
                 assert "● online" in toolbar_text(ui.screen)
                 await ui.wait_line("Back online as alice")
                 # alice may rejoin (and send) before or after bob joins: either way bob learns
@@ -569,7 +579,7 @@ def test_reconnects_to_restarted_server_and_sends_what_was_typed_offline(start_s
                         heard.append(event["text"])
                 assert heard == ["typed while offline"]
                 await ui.wait_line("alice: typed while offline", "✓ delivered to 1")
-                assert ui.screen.pending == {}
+                assert ui.screen.state.pending == {}
                 await ui.quit()
             finally:
                 # The screen leaves the lost connection open (see the test below); close it
@@ -595,9 +605,13 @@ def test_lost_connection_is_closed_not_left_open(start_server, monkeypatch):
             assert lost is not None
             try:
                 await in_thread(first.stop)
-                await until(lambda: ui.screen.status.startswith("offline"), "the offline status")
+                await until(
+                    lambda: ui.screen.state.status.startswith("offline"), "the offline status"
+                )
                 await in_thread(lambda: start_server(port=port))
-                await until(lambda: ui.screen.status == "online", "the online status", 3 * TIMEOUT)
+                await until(
+                    lambda: ui.screen.state.status == "online", "the online status", 3 * TIMEOUT
+                )
                 await until(
                     lambda: is_closed(lost),
                     "the lost connection to be closed (its socket is still open)",
@@ -713,7 +727,7 @@ def test_rendered_welcome_holds_no_escape_control_or_bidi_characters():
 def test_rejoin_says_how_many_messages_the_history_no_longer_holds(start_server, monkeypatch):
     """Away while bob sent 5 messages and the server keeps 2: 2 shown, 3 reported lost."""
     monkeypatch.setattr(
-        tcpchat.client.ui.screen, "RECONNECT_FIRST", 1.5
+        tcpchat.client.ui.reconnect, "RECONNECT_FIRST", 1.5
     )  # room for bob to send 5 meanwhile
     server = start_server(history=2)
 
@@ -726,13 +740,15 @@ def test_rejoin_says_how_many_messages_the_history_no_longer_holds(start_server,
             connection = ui.screen.connection
             assert connection is not None
             connection.abort()  # the link drops; the server lives on
-            await until(lambda: ui.screen.status.startswith("offline"), "the offline status")
+            await until(lambda: ui.screen.state.status.startswith("offline"), "the offline status")
             assert (await in_thread(bob.expect, "ack"))["seq"] == 1
             assert (await in_thread(bob.expect, "left"))["name"] == "alice"
             for n in range(1, 6):
                 bob.send_json({"type": "say", "text": f"away {n}", "id": str(n)})
                 await in_thread(bob.expect, "ack")
-            await until(lambda: ui.screen.status == "online", "the online status", 3 * TIMEOUT)
+            await until(
+                lambda: ui.screen.state.status == "online", "the online status", 3 * TIMEOUT
+            )
             await ui.wait_line("3 messages from while you were away are lost")
             await ui.wait_line("bob: away 5")
             assert not ui.has_line("bob: away 3")
@@ -770,7 +786,7 @@ def test_ctrl_c_on_a_typed_line_clears_it_and_stays(chat):
             ui.type("\x03")
             await until(lambda: buffer.text == "", "the line to be cleared")
             assert not ui.task.done()
-            assert ui.screen.pending == {}
+            assert ui.screen.state.pending == {}
             await ui.quit("\x03")
             assert ui.lines[-1] == "* You left the chat."
 
@@ -789,14 +805,18 @@ def test_nick_while_offline_chooses_the_name_to_rejoin_with(start_server, monkey
             assert lost is not None
             try:
                 await in_thread(first.stop)
-                await until(lambda: ui.screen.status.startswith("offline"), "the offline status")
+                await until(
+                    lambda: ui.screen.state.status.startswith("offline"), "the offline status"
+                )
                 ui.type("/nick alicia\r")
                 await ui.wait_line("You will rejoin as alicia")
                 second = await in_thread(lambda: start_server(port=port))
                 bob = await in_thread(second.join, "bob")
-                await until(lambda: ui.screen.status == "online", "the online status", 3 * TIMEOUT)
+                await until(
+                    lambda: ui.screen.state.status == "online", "the online status", 3 * TIMEOUT
+                )
                 assert (await in_thread(bob.expect, "joined"))["name"] == "alicia"
-                assert ui.screen.name == "alicia"
+                assert ui.screen.state.name == "alicia"
                 await ui.quit()
             finally:
                 await lost.close()
@@ -816,17 +836,23 @@ def test_private_message_typed_offline_waits_for_its_recipient_to_rejoin(start_s
             assert lost is not None
             try:
                 await in_thread(first.stop)
-                await until(lambda: ui.screen.status.startswith("offline"), "the offline status")
+                await until(
+                    lambda: ui.screen.state.status.startswith("offline"), "the offline status"
+                )
                 ui.type("/msg bob see you soon\r")
-                await until(lambda: len(ui.screen.pending) == 1, "the private message to wait")
+                await until(
+                    lambda: len(ui.screen.state.pending) == 1, "the private message to wait"
+                )
                 second = await in_thread(lambda: start_server(port=port))
-                await until(lambda: ui.screen.status == "online", "the online status", 3 * TIMEOUT)
+                await until(
+                    lambda: ui.screen.state.status == "online", "the online status", 3 * TIMEOUT
+                )
                 await ui.wait_line("bob is not back yet")
                 bob = await in_thread(second.join, "bob")
                 private = await in_thread(bob.expect, "private")
                 assert (private["from"], private["text"]) == ("alice", "see you soon")
                 await ui.wait_line("alice → bob (private): see you soon", "✓ delivered to 1")
-                assert ui.screen.pending == {}
+                assert ui.screen.state.pending == {}
                 await ui.quit()
             finally:
                 await lost.close()
@@ -855,7 +881,7 @@ def test_removed_by_the_server_says_why_and_does_not_reconnect(start_server, mon
                 said = "You were idle for"
             with pytest.raises(Removed, match=said):  # the screen ends itself, saying why
                 await asyncio.wait_for(asyncio.shield(ui.task), TIMEOUT)
-            assert ui.screen.status == "removed"
+            assert ui.screen.state.status == "removed"
             assert not ui.has_line("You left the chat")
             lines = await in_thread(watcher.read_until, lambda line: '"type":"left"' in line)
             left = json.loads(lines[-1])
@@ -884,7 +910,7 @@ def test_a_password_the_restarted_server_refuses_stops_the_retries(start_server,
             await in_thread(lambda: start_server(port=port, password="new"))
             with pytest.raises(Removed, match="no longer takes your password"):
                 await asyncio.wait_for(asyncio.shield(task), 3 * TIMEOUT)
-            assert screen.status == "removed"
+            assert screen.state.status == "removed"
             assert "You left the chat" not in "\n".join(screen.transcript)
 
     run(main())

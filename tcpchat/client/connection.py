@@ -2,10 +2,8 @@
 
 The interactive screen (`ui`) and script mode (`script`) both sit on this.  Failures a person can
 cause or meet (unknown host, refused, refused join, lost server, a refused certificate) surface as
-`ChatError` with one readable sentence; the UI decides how to show it.  With TLS, `open` decides
-whom to trust (`TlsSettings`): a fingerprint given, else one pinned before, else the certificate
-authorities, else the server's certificate pinned on first use once the person (or `--trust-new`)
-accepted it, as SSH does with host keys.
+`ChatError` with one readable sentence (`errors`); the UI decides how to show it.  With TLS, `open` connects
+and `trust` decides whom to trust (`TlsSettings`).
 """
 
 from __future__ import annotations
@@ -16,34 +14,50 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 
+from tcpchat.client.errors import (
+    ChatError,
+    ConnectionLost,
+    JoinRefused,
+    NotTlsServer,
+    TlsRefused,
+)
+from tcpchat.client.trust import (
+    NewPin,
+    Streams,
+    TlsSettings,
+    met_over_tls,
+    no_longer_tls,
+    open_tls,
+)
 from tcpchat.protocol import (
     PROTOCOL_VERSION,
     Banner,
     ClientCodec,
     ClientEvent,
     Error,
-    ErrorCode,
     Hello,
     Invalid,
     Ping,
     ServerEvent,
     Welcome,
 )
-from tcpchat.tls import (
-    CA_VERIFIED,
-    KnownHosts,
-    NewCertificate,
-    NewPin,
-    TlsError,
-    client_context,
-    fingerprint,
-    host_key,
-    pinning_context,
-)
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "ChatConnection",
+    "ChatError",
+    "ConnectionLost",
+    "IncomingEvent",
+    "JoinRefused",
+    "NotTlsServer",
+    "TlsRefused",
+    "TlsSettings",
+    "describe_connect_error",
+    "describe_tls_error",
+    "split_address",
+]
 
 SECONDS = 1.0
 CONNECT_TIMEOUT = 10 * SECONDS
@@ -53,35 +67,6 @@ PONG_TIMEOUT = 15 * SECONDS
 READ_CHUNK = 64 * 1024
 
 IncomingEvent = ServerEvent | Banner | Invalid
-
-
-class ChatError(Exception):
-    """Something a person should be told in one sentence (`str(error)`)."""
-
-
-class ConnectionLost(ChatError):
-    """The server closed the connection or stopped answering."""
-
-
-class TlsRefused(ChatError):
-    """TLS could not be set up with the server, or its certificate was not trusted."""
-
-
-class NotTlsServer(TlsRefused):
-    """The server answered the TLS handshake with something that is not TLS."""
-
-
-class JoinRefused(ChatError):
-    """The server answered `hello` with an error; `error.code` says which."""
-
-    def __init__(self, error: Error) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-    @property
-    def can_retry(self) -> bool:
-        """True for `bad_name` and `name_taken`: the connection is open for another `hello`."""
-        return self.error.code in (ErrorCode.BAD_NAME, ErrorCode.NAME_TAKEN)
 
 
 def split_address(text: str) -> tuple[str, int | None]:
@@ -122,23 +107,6 @@ def describe_connect_error(host: str, port: int, exc: BaseException) -> str:
     return f"cannot connect to {host} port {port}: {exc}."
 
 
-@dataclass(frozen=True)
-class TlsSettings:
-    """How `ChatConnection.open` trusts a TLS server (`join --tls`, `--ca`, `--fingerprint`,
-    `--trust-new`)."""
-
-    ca_file: Path | None = None  # verify with only these authorities, never pin instead
-    fingerprint: str | None = None  # canonical (tls.parse_fingerprint): accept only this one
-    known_hosts: KnownHosts = field(default_factory=KnownHosts)
-    # A certificate no authority vouches for, from a server not met before, is pinned when
-    # `trust_new` is set or `ask` (a question to the person) says yes; else it is refused.
-    trust_new: bool = False
-    ask: Callable[[NewCertificate], Awaitable[bool]] | None = None
-
-
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
 class ChatConnection:
     """One open connection in JSON mode; `next_event()` reads, `send()` writes."""
 
@@ -174,18 +142,19 @@ class ChatConnection:
         ChatError with a readable reason (TlsRefused when the server's certificate is not
         trusted)."""
         new_pin = None
-        remembered = tls is None and _met_over_tls(host, port)
+        remembered = tls is None and met_over_tls(host, port)
         if remembered:
             tls = TlsSettings()
         if tls is None:
             reader, writer = await _connect(host, port, timeout, None)
         else:
             try:
-                (reader, writer), new_pin = await _open_tls(host, port, timeout, tls)
+                connect = partial(_connect, host, port, timeout)
+                (reader, writer), new_pin = await open_tls(host, port, tls, connect)
             except NotTlsServer:
                 if not remembered:
                     raise
-                raise TlsRefused(_no_longer_tls(host, port, tls.known_hosts)) from None
+                raise TlsRefused(no_longer_tls(host, port, tls.known_hosts)) from None
         sock = writer.get_extra_info("socket")
         if sock is not None:
             from tcpchat.sockets import enable_keepalive
@@ -357,149 +326,3 @@ def describe_tls_error(host: str, port: int, exc: ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLEOFError):
         return f"{host} port {port} closed the connection during the TLS handshake."
     return f"the TLS handshake with {host} port {port} failed ({reason or exc})."
-
-
-def _met_over_tls(host: str, port: int) -> bool:
-    """Whether known_hosts has this server (pinned, or vouched for by an authority).
-
-    A known_hosts that cannot be read raises TlsRefused: joining in clear could send the
-    password to a server that was pinned there.
-    """
-    try:
-        return KnownHosts().get(host, port) is not None
-    except TlsError as error:
-        raise TlsRefused(str(error)) from None
-
-
-def _no_longer_tls(host: str, port: int, known_hosts: KnownHosts) -> str:
-    address = host_key(host, port)
-    return (
-        f"{address} does not answer in TLS, but tcpchat met it over TLS before (it is in "
-        f"{known_hosts.path}), so tcpchat will not join it without TLS: someone may be in the "
-        f"way. If the server stopped using TLS on purpose, delete the line for {address} from "
-        f"{known_hosts.path} and join again."
-    )
-
-
-def _offered(streams: Streams) -> str:
-    """The fingerprint of the certificate the server presented on this connection."""
-    ssl_object = streams[1].get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    if not der:
-        streams[1].transport.abort()
-        raise TlsRefused("the server presented no TLS certificate; not connecting.")
-    return fingerprint(der)
-
-
-async def _connect_pinned(
-    host: str, port: int, timeout: float, expected: str, mismatch: Callable[[str], str]
-) -> Streams:
-    """A TLS connection whose certificate has the fingerprint `expected`, checked before a byte
-    of ours is sent; else TlsRefused with `mismatch(offered)`."""
-    streams = await _connect(host, port, timeout, pinning_context())
-    offered = _offered(streams)
-    if offered != expected:
-        streams[1].transport.abort()
-        raise TlsRefused(mismatch(offered))
-    return streams
-
-
-async def _open_tls(
-    host: str, port: int, timeout: float, settings: TlsSettings
-) -> tuple[Streams, NewPin | None]:
-    """Connect over TLS and decide whether to trust the server; see the module's docstring.
-
-    A pinned certificate is checked before a byte of ours is sent, so a refused server never
-    sees the password.
-    """
-    address = host_key(host, port)
-    known_hosts = settings.known_hosts
-    if settings.fingerprint is not None:
-        given = settings.fingerprint
-        streams = await _connect_pinned(
-            host, port, timeout, given,
-            lambda offered: (
-                f"{address} presented the certificate {offered}, not {given} as given with "
-                "--fingerprint; someone may be intercepting the connection, so tcpchat refuses it."
-            ),
-        )  # fmt: skip
-        return streams, None
-    try:
-        known = known_hosts.get(host, port)
-    except TlsError as error:
-        raise TlsRefused(str(error)) from None
-    if known is not None and known != CA_VERIFIED and settings.ca_file is None:  # --ca decides
-        pinned = known
-        streams = await _connect_pinned(
-            host, port, timeout, pinned,
-            lambda offered: (
-                f"the certificate of {address} has changed! It was {pinned} when tcpchat first "
-                f"met this server; now it is {offered}. Someone may be intercepting the "
-                "connection, so tcpchat refuses it. If the server's certificate was changed on "
-                f"purpose, delete the line for {address} from {known_hosts.path} and join again."
-            ),
-        )  # fmt: skip
-        return streams, None
-    try:
-        context = client_context(settings.ca_file)
-    except TlsError as exc:
-        raise TlsRefused(str(exc)) from None
-    try:
-        streams = await _connect(host, port, timeout, context)
-    except ssl.SSLCertVerificationError as exc:
-        reason = (exc.verify_message or exc.reason or "not verified").rstrip(".")
-        if settings.ca_file is not None:
-            raise TlsRefused(
-                f"the certificate of {address} cannot be verified with {settings.ca_file} "
-                f"({reason}); not connecting."
-            ) from None
-        if known == CA_VERIFIED:
-            raise TlsRefused(
-                f"{address} had a certificate verified by a certificate authority before, but "
-                f"now its certificate cannot be verified ({reason}). Someone may be intercepting "
-                "the connection, so tcpchat refuses it. If the server switched to a self-signed "
-                "certificate on purpose, join with --fingerprint (the one the server printed), "
-                f"or delete the line for {address} from {known_hosts.path} and join again."
-            ) from None
-        return await _trust_on_first_use(host, port, timeout, settings, reason)
-    known_hosts.mark_verified(host, port)
-    return streams, None
-
-
-async def _trust_on_first_use(
-    host: str, port: int, timeout: float, settings: TlsSettings, reason: str
-) -> tuple[Streams, NewPin]:
-    """A server not met before whose certificate no authority vouches for: pinned when
-    `--trust-new` says so or the person, shown its fingerprint, says yes; refused otherwise.
-
-    The connection that showed the certificate is dropped before a person is asked (nothing
-    is held open while they compare), and the one made after a yes must present the very
-    certificate they accepted.
-    """
-    streams = await _connect(host, port, timeout, pinning_context())
-    certificate = NewCertificate(host_key(host, port), _offered(streams), reason)
-    address, accepted = certificate.address, certificate.fingerprint
-    asked = not settings.trust_new
-    if asked:
-        streams[1].transport.abort()
-        if settings.ask is None:
-            raise TlsRefused(certificate.refusal())
-        if not await settings.ask(certificate):
-            raise TlsRefused(
-                f"you did not trust the certificate of {address}, so nothing was sent to it."
-            )
-        streams = await _connect_pinned(
-            host, port, timeout, accepted,
-            lambda offered: (
-                f"{address} presented the certificate {offered}, not {accepted} that you "
-                "trusted a moment ago; someone may be intercepting the connection, so tcpchat "
-                "refuses it."
-            ),
-        )  # fmt: skip
-    known_hosts = settings.known_hosts
-    try:
-        known_hosts.pin(host, port, accepted)
-    except TlsError as problem:
-        why = str(problem).rstrip(".")
-        return streams, NewPin(address, accepted, reason, None, why, asked=asked)
-    return streams, NewPin(address, accepted, reason, known_hosts.path, asked=asked)

@@ -3,6 +3,7 @@
 Fragments are `(style class, text)` pairs, prompt_toolkit's formatted text, so nothing from the
 network is ever written to the terminal raw: every peer string passes `strip_unsafe` first, which
 removes control characters, escape sequences and bidi marks.  No I/O here; tests call it directly.
+`STYLE` says how each style class looks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
 from tcpchat.protocol import (
@@ -332,3 +334,38 @@ def _toolbar(bar: Bar, status: str, count: str, kept: int) -> Fragments:
 def fragments_text(fragments: Fragments) -> str:
     """The plain text of fragments (for transcripts and tests)."""
     return "".join(text for _, text in fragments)
+
+
+# How each style class looks: the chat screen's and the join questions' colours.
+STYLE = Style.from_dict(
+    {
+        "time": "#888888",
+        "earlier": "#888888 italic",
+        "punct": "",
+        "text": "",
+        "mention": "bold reverse",
+        "me": "bold underline",
+        "private": "#d787ff",
+        "private-text": "#d787ff",
+        "notice": "#5f87af",
+        "motd": "#5f87af bold",
+        "problem": "#ff5f5f",
+        "confirmed": "#5faf5f",
+        "pending": "#888888 italic",
+        "continued": "#888888",
+        "prompt": "bold",
+        "operator": "bg:#d7af00 #000000 bold",
+        "name.c0": "#e06c75",
+        "name.c1": "#98c379",
+        "name.c2": "#e5c07b",
+        "name.c3": "#61afef",
+        "name.c4": "#c678dd",
+        "name.c5": "#56b6c2",
+        "name.c6": "#d19a66",
+        "name.c7": "#be5046",
+        "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
+        "toolbar.online": "bg:#303030 #87d787 bold",
+        "toolbar.offline": "bg:#303030 #ff5f5f bold",
+        "toolbar.count": "bg:#303030 #ffffff bold",
+    }
+)

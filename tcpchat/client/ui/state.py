@@ -1,0 +1,371 @@
+"""One person's chat session as data: who is here, what they typed and the server has not yet
+confirmed, whether the link is up, and what each server event changes and shows.
+
+No socket, no terminal and no event loop: every method changes the state and returns what the
+screen should do about it (lines to show, a bell, messages to send).  The screen
+(`tcpchat.client.ui.screen`) owns the prompt and the connection and acts on those answers, so
+the rules of a session can be tested by feeding it events.  Time comes from `clock`, so the
+patience of a message can be tested without waiting for it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tcpchat.client.ui.render import (
+    Bar,
+    Fragments,
+    counted,
+    mentions,
+    render_event,
+    render_notice,
+    render_own,
+    render_pending,
+    render_problem,
+    render_welcome,
+)
+from tcpchat.protocol import (
+    Ack,
+    Banner,
+    Dm,
+    Error,
+    ErrorCode,
+    Invalid,
+    Joined,
+    LeaveReason,
+    Left,
+    Members,
+    Message,
+    Private,
+    Renamed,
+    Say,
+    Shutdown,
+    Welcome,
+    fold_name,
+    name_problem,
+    normalize_name,
+    plural_members,
+    strip_unsafe,
+    text_problem,
+)
+
+# In seconds, as every duration here (the clock's unit).
+ACK_PATIENCE = 10.0  # after this an unconfirmed message says so
+DM_WAIT = 30.0  # how long a private message typed offline waits for its recipient
+SPEAKERS_KEPT = 20  # recent speakers remembered for completion
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class PendingMessage:
+    """A message the person typed, until the server confirms or refuses it."""
+
+    id: str
+    text: str
+    to: str | None
+    typed_at: float
+    sent: bool = False
+    resent_at: float | None = None  # sent again after a reconnect (typed while offline)
+    waiting_for: str | None = None  # a private message waiting for this (folded) name to rejoin
+
+    def event(self) -> Say | Dm:
+        """What goes on the wire for it: `dm` to its recipient, else `say`."""
+        if self.to:
+            return Dm(to=self.to, text=self.text, id=self.id)
+        return Say(text=self.text, id=self.id)
+
+
+@dataclass
+class Outcome:
+    """What the screen does after a change of state: show `lines`, ring the bell, send `send`."""
+
+    lines: list[Fragments] = field(default_factory=list)
+    bell: bool = False
+    send: list[PendingMessage] = field(default_factory=list)
+
+
+class ChatState:
+    """The session: the room as last heard, the person's name, unconfirmed messages, the link."""
+
+    def __init__(self, welcome: Welcome, *, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self.name = welcome.name
+        self.server = welcome.server
+        self.max_text = welcome.max_text
+        self.members = welcome.members
+        self.names: set[str] = set(welcome.names)
+        self.speakers: list[str] = []  # most recent first
+        self.last_seq = 0
+        self.status = "online"
+        self.status_detail = ""  # while offline: when the next try is
+        self.status_problem = ""  # while offline: why the last try failed
+        # Why the chat ended without the person leaving (kicked, banned, idle too long, a password
+        # no longer taken): then the screen does not reconnect, and ends with this sentence.
+        self.removed: str | None = None
+        self.pending: dict[str, PendingMessage] = {}
+        self._ids = (str(n) for n in itertools.count(1))
+
+    # --- what to show ----------------------------------------------------------------------
+
+    def names_by_recency(self) -> list[str]:
+        """Members who spoke lately, most recent first, then the others by name."""
+        recent_first = [name for name in self.speakers if name in self.names]
+        return recent_first + sorted(self.names - set(recent_first), key=fold_name)
+
+    def prompt(self) -> Fragments:
+        """Unconfirmed messages with how each is doing, then the prompt itself."""
+        lines: Fragments = []
+        now = self.clock()
+        for item in self.pending.values():
+            if item.waiting_for:
+                state = f"waiting for {strip_unsafe(item.to or '')} to come back"
+            elif not item.sent:
+                state = "waiting for the connection"
+            elif now - item.typed_at < ACK_PATIENCE:
+                state = "sending"
+            else:
+                state = f"not confirmed after {now - item.typed_at:.0f} s"
+            lines += render_pending(item.text, to=item.to, state=state)
+        return [*lines, ("class:prompt", f"{strip_unsafe(self.name)}› ")]
+
+    def bar(self, address: str) -> Bar:
+        """The toolbar's content: the state, then where, who and how many."""
+        return Bar(
+            status=self.status,
+            detail=self.status_detail,
+            problem=self.status_problem,
+            server=self.server,
+            name=self.name,
+            members=self.members,
+            address=address,
+        )
+
+    def who_offline(self) -> list[Fragments]:
+        """`/who` with no connection: the names last known."""
+        names = ", ".join(sorted(self.names, key=fold_name))
+        return [render_notice(f"offline; last known: {names}")]
+
+    @property
+    def unconfirmed(self) -> int:
+        """Messages handed to the server that it has not confirmed yet."""
+        return sum(item.sent for item in self.pending.values())
+
+    # --- events from the server ------------------------------------------------------------
+
+    def welcomed(self, welcome: Welcome, *, rejoined: bool) -> list[Fragments]:
+        """Take the room from a `welcome`; after a rejoin, only the history not seen yet."""
+        self.name = welcome.name
+        self.server = welcome.server
+        self.max_text = welcome.max_text
+        self.members = welcome.members
+        self.names = set(welcome.names)
+        history = welcome.history
+        lines = render_welcome(welcome, history=history)
+        if rejoined:
+            newest = max((m.seq for m in history), default=0)
+            if newest < self.last_seq:  # the server restarted: its seq began again
+                self.last_seq = 0
+            history = [m for m in history if m.seq > self.last_seq]
+            back = [render_notice(f"Back online as {self.name}; {plural_members(self.members)}.")]
+            missed = history[0].seq - self.last_seq - 1 if history and self.last_seq else 0
+            if missed > 0:
+                lost = f"{counted(missed, 'message')} from while you were away are lost."
+                back.append(render_problem(lost))
+            if history:
+                back.append(
+                    render_notice(f"{counted(len(history), 'message')} while you were away:")
+                )
+            lines = back + render_welcome(welcome, history=history)[1:]  # not the greeting again
+        for message in history:
+            self.last_seq = max(self.last_seq, message.seq)
+        return lines
+
+    def receive(self, event: object) -> Outcome:
+        """Update the state for one server event; what to show for it."""
+        outcome = Outcome()
+        if isinstance(event, Ack):
+            self._confirmed(event, outcome)
+        elif isinstance(event, Error) and event.id in self.pending:
+            self._refused(self.pending[event.id], event, outcome)
+        elif isinstance(event, (Banner, Welcome)):
+            pass
+        elif isinstance(event, Invalid):
+            outcome.lines.append(render_problem("the server sent a line that could not be read."))
+        elif isinstance(event, Shutdown) and event.reason in (
+            LeaveReason.KICKED,
+            LeaveReason.TIMEOUT,
+        ):
+            # Removed: the chat ends here with this sentence.
+            self.removed = strip_unsafe(event.message).strip() or "the server removed you."
+            self.status = "removed"
+        else:
+            self._track(event, outcome)
+            fragments = render_event(event, self.name)
+            if fragments:
+                outcome.lines.append(fragments)
+        return outcome
+
+    def _confirmed(self, ack: Ack, outcome: Outcome) -> None:
+        if ack.seq is not None:
+            self.last_seq = max(self.last_seq, ack.seq)
+        item = self.pending.pop(ack.id, None) if ack.id is not None else None
+        if item is not None:
+            shown = render_own(item.text, ack.ts, self.name, to=item.to, delivered=ack.delivered)
+            outcome.lines.append(shown)
+
+    def _refused(self, item: PendingMessage, error: Error, outcome: Outcome) -> None:
+        if self._may_wait_for_recipient(item, error):
+            item.sent = False
+            item.waiting_for = fold_name(item.to or "")
+            waits = f"{item.to} is not back yet; your private message waits for them."
+            outcome.lines.append(render_notice(waits))
+        else:
+            del self.pending[item.id]
+            outcome.lines.append(render_problem(f"not sent ({error.message}): {item.text[:80]}"))
+
+    def _may_wait_for_recipient(self, item: PendingMessage, error: Error) -> bool:
+        """A private message typed offline, refused just after we rejoined: its recipient has
+        probably not rejoined yet either, so it waits a little instead of failing."""
+        return (
+            error.code is ErrorCode.NO_SUCH_MEMBER
+            and item.to is not None
+            and item.resent_at is not None
+            and self.clock() - item.resent_at < DM_WAIT
+        )
+
+    def _track(self, event: object, outcome: Outcome) -> None:
+        if isinstance(event, Message):
+            self.last_seq = max(self.last_seq, event.seq)
+            self._spoke(event.sender)
+            outcome.bell = mentions(event.text, self.name)
+        elif isinstance(event, Private):
+            self._spoke(event.sender)
+            outcome.bell = True
+        elif isinstance(event, (Joined, Left, Members)):
+            self.members = event.members
+            if isinstance(event, Joined):
+                self.names.add(event.name)
+                outcome.send = self._returned(event.name)
+            elif isinstance(event, Left):
+                self.names.discard(event.name)
+            else:
+                self.names = set(event.names)
+        elif isinstance(event, Renamed):
+            self.names.discard(event.old)
+            self.names.add(event.new)
+            if event.old in self.speakers:
+                self.speakers[self.speakers.index(event.old)] = event.new
+            if fold_name(event.old) == fold_name(self.name):
+                self.name = event.new
+        elif isinstance(event, Shutdown):
+            self.status = "server shutting down"
+
+    def _returned(self, name: str) -> list[PendingMessage]:
+        """The private messages that waited for `name`, which no longer wait."""
+        released = [item for item in self.pending.values() if item.waiting_for == fold_name(name)]
+        for item in released:
+            item.waiting_for = None
+        return released
+
+    def _spoke(self, name: str) -> None:
+        if name in self.speakers:
+            self.speakers.remove(name)
+        self.speakers.insert(0, name)
+        del self.speakers[SPEAKERS_KEPT:]
+
+    # --- what the person does --------------------------------------------------------------
+
+    def queue(self, text: str, to: str | None = None) -> Outcome:
+        """A message typed: refused here if the server would refuse it, else pending, to send."""
+        problem = text_problem(text, self.max_text)
+        if problem:
+            return Outcome([render_problem(f"{problem[1]}; ↑ brings the line back to edit")])
+        item = PendingMessage(id=next(self._ids), text=text, to=to, typed_at=self.clock())
+        self.pending[item.id] = item
+        return Outcome(send=[item])
+
+    def sending(self, item: PendingMessage) -> Say | Dm:
+        """The event for `item`, which is about to be sent: its patience starts now."""
+        item.typed_at = self.clock()
+        return item.event()
+
+    def nick_offline(self, wanted: str) -> list[Fragments]:
+        """Offline, /nick chooses the name the next rejoin uses (the old one may be taken)."""
+        name = normalize_name(wanted)
+        problem = name_problem(name)
+        if problem:
+            return [render_problem(problem)]
+        self.name = name
+        return [render_notice(f"You will rejoin as {name}.")]
+
+    def leaving(self) -> list[Fragments]:
+        """What was never confirmed, said once as the person leaves; nothing is pending after."""
+        lines = []
+        for item in self.pending.values():
+            why = "not confirmed" if item.sent else "not sent (offline)"
+            lines.append(render_problem(f"{why}: {item.text[:80]}"))
+        self.pending.clear()
+        return lines
+
+    # --- the link --------------------------------------------------------------------------
+
+    def lost(self, reason: str) -> list[Fragments]:
+        """The connection broke: offline, and what was sent may or may not have arrived (said
+        so, and never sent twice); what was not sent yet waits for the next connection."""
+        self.status = "offline"
+        lines = [render_problem(f"{reason[0].upper()}{reason[1:]} Reconnecting…")]
+        for key, item in list(self.pending.items()):
+            if item.sent:
+                del self.pending[key]
+                lines.append(
+                    render_problem(
+                        f"not confirmed before the connection was lost; it may not have arrived: {item.text[:80]}"
+                    )
+                )
+        return lines
+
+    def retrying(self, seconds_left: float, problem: str) -> None:
+        """Offline, with the next try `seconds_left` away and why the last one failed."""
+        self.status = "offline"
+        self.status_detail = f"retrying in {math.ceil(seconds_left)} s"
+        self.status_problem = problem
+
+    def connecting(self) -> None:
+        self.status = "connecting…"
+        self.status_detail = self.status_problem = ""
+
+    def online(self) -> None:
+        self.status = "online"
+
+    def removed_by_password(self, refusal: str) -> None:
+        """A rejoin's password refused: retrying would only lock this address out (the server
+        counts wrong passwords), so the chat ends."""
+        self.removed = (
+            f"the server no longer takes your password ({refusal.rstrip('.')}); "
+            "join again with the new one."
+        )
+        self.status = "removed"
+
+    def next_unsent(self) -> PendingMessage | None:
+        """After a rejoin: the oldest message not sent yet (typed offline), marked as resent."""
+        item = next((i for i in self.pending.values() if not i.sent), None)
+        if item is not None:
+            item.resent_at = self.clock()
+        return item
+
+    def expire_waiting(self) -> list[Fragments]:
+        """Private messages whose recipient did not come back in time: given up, and said so."""
+        lines = []
+        for key, item in list(self.pending.items()):
+            waited = self.clock() - (item.resent_at or item.typed_at)
+            if item.waiting_for and waited > DM_WAIT:
+                del self.pending[key]
+                lines.append(
+                    render_problem(f"not sent ({item.to} did not come back): {item.text[:80]}")
+                )
+        return lines

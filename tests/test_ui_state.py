@@ -1,0 +1,357 @@
+"""The chat screen's rules without a screen: session state, typed commands, completion and the
+reconnect policy, fed with events and a clock the test sets. No server, no terminal, no loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+
+from tcpchat.client.connection import ChatError, JoinRefused, TlsRefused
+from tcpchat.client.ui.commands import COMMANDS, Problem, help_lines, parse_typed
+from tcpchat.client.ui.completer import ChatCompleter
+from tcpchat.client.ui.reconnect import Retries
+from tcpchat.client.ui.render import Fragments, fragments_text
+from tcpchat.client.ui.state import ACK_PATIENCE, DM_WAIT, ChatState, PendingMessage
+from tcpchat.protocol import (
+    Ack,
+    Bye,
+    Dm,
+    Error,
+    ErrorCode,
+    HelpRequest,
+    Joined,
+    LeaveReason,
+    Left,
+    Members,
+    Message,
+    Nick,
+    Private,
+    Renamed,
+    Say,
+    Shutdown,
+    Welcome,
+    Who,
+)
+
+TS = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    """Seconds that pass only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def welcome(
+    names: tuple[str, ...] = ("alice", "bob"),
+    history: tuple[Message, ...] = (),
+    max_text: int = 100,
+) -> Welcome:
+    return Welcome(
+        name="alice",
+        members=len(names),
+        names=list(names),
+        server="testserver",
+        motd=None,
+        max_text=max_text,
+        version=1,
+        history=list(history),
+    )
+
+
+def message(seq: int, sender: str = "bob", text: str = "hi") -> Message:
+    return Message(seq=seq, sender=sender, text=text, ts=TS)
+
+
+def texts(lines: list[Fragments]) -> list[str]:
+    return [fragments_text(line) for line in lines]
+
+
+def sent(state: ChatState, text: str, to: str | None = None) -> PendingMessage:
+    """Type `text` and hand it to a connection, as the screen does when online."""
+    (item,) = state.queue(text, to).send
+    state.sending(item)
+    item.sent = True
+    return item
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def state(clock: Clock) -> ChatState:
+    return ChatState(welcome(), clock=clock)
+
+
+# --- typed lines -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "parsed"),
+    [
+        ("hello", Say(text="hello")),
+        ("hello  \r\n", Say(text="hello")),
+        ("two\r\nlines\rhere", Say(text="two\nlines\nhere")),
+        ("//shrug", Say(text="/shrug")),
+        ("/who", Who()),
+        ("/WHO everyone", Who()),
+        ("/nick  alicia ", Nick(name="alicia")),
+        ("/msg bob see you", Dm(to="bob", text="see you")),
+        ("/quit", Bye()),
+        ("/help", HelpRequest()),
+        ("/nick", Problem("usage: /nick NAME")),
+        ("/msg bob   ", Problem("usage: /msg NAME TEXT")),
+        ("/Frobnicate now", Problem("unknown command /frobnicate; /help lists them.")),
+        ("   ", None),
+        ("", None),
+    ],
+)
+def test_a_typed_line_is_a_message_a_command_or_a_problem(typed, parsed):
+    assert parse_typed(typed) == parsed
+
+
+def test_help_is_the_command_table_and_the_escape():
+    lines = help_lines()
+    assert len(lines) == len(COMMANDS) + 1
+    for line, (usage, meta) in zip(lines, COMMANDS.values(), strict=False):
+        assert line.startswith(usage) and line.endswith(meta)
+    assert "//" in lines[-1]
+
+
+# --- the room as heard -------------------------------------------------------------------------
+
+
+def test_joins_leaves_and_member_lists_keep_the_names_and_the_count(state):
+    state.receive(Joined(name="carol", members=3, ts=TS))
+    assert (state.members, state.names) == (3, {"alice", "bob", "carol"})
+    state.receive(Left(name="bob", members=2, reason=LeaveReason.QUIT, ts=TS))
+    assert (state.members, state.names) == (2, {"alice", "carol"})
+    state.receive(Members(names=["alice", "dave"], members=2))
+    assert state.names == {"alice", "dave"}
+
+
+def test_a_rename_follows_the_member_and_oneself(state):
+    state.receive(message(1, "bob"))
+    state.receive(Renamed(old="bob", new="robert", ts=TS))
+    assert "robert" in state.names and "bob" not in state.names
+    assert state.speakers == ["robert"]
+    state.receive(Renamed(old="Alice", new="alicia", ts=TS))
+    assert state.name == "alicia"
+
+
+def test_names_come_recent_speakers_first_then_by_name(clock):
+    state = ChatState(welcome(("alice", "anna", "bob", "Carol", "dave")), clock=clock)
+    state.receive(message(1, "dave"))
+    state.receive(Private(sender="bob", to="alice", text="psst", ts=TS))
+    assert state.names_by_recency() == ["bob", "dave", "alice", "anna", "Carol"]
+
+
+def test_a_mention_or_a_private_message_rings_the_bell(state):
+    assert not state.receive(message(1, text="lunch?")).bell
+    assert state.receive(message(2, text="alice: lunch?")).bell
+    assert state.receive(Private(sender="bob", to="alice", text="psst", ts=TS)).bell
+
+
+def test_being_kicked_ends_the_session_with_the_servers_words(state):
+    outcome = state.receive(Shutdown(message="kicked: flooding", reason=LeaveReason.KICKED))
+    assert (state.removed, state.status, outcome.lines) == ("kicked: flooding", "removed", [])
+
+
+def test_a_server_stopping_is_a_status_not_a_removal(state):
+    state.receive(Shutdown(message="bye all"))
+    assert (state.removed, state.status) == (None, "server shutting down")
+
+
+# --- what the person sends ---------------------------------------------------------------------
+
+
+def test_a_message_is_pending_until_its_ack_then_shown_as_delivered(state, clock):
+    item = sent(state, "hello")
+    assert item.event() == Say(text="hello", id=item.id)
+    assert "sending" in fragments_text(state.prompt())
+    clock.now += ACK_PATIENCE + 2
+    assert "not confirmed after 12 s" in fragments_text(state.prompt())
+    outcome = state.receive(Ack(id=item.id, seq=7, ts=TS, delivered=1))
+    assert state.pending == {} and state.last_seq == 7
+    (line,) = texts(outcome.lines)
+    assert "alice: hello" in line and "✓ delivered to 1" in line
+
+
+def test_a_message_the_server_would_refuse_is_refused_here_and_not_kept(clock):
+    state = ChatState(welcome(max_text=5), clock=clock)
+    outcome = state.queue("far too long")
+    assert outcome.send == [] and state.pending == {}
+    assert "↑ brings the line back" in texts(outcome.lines)[0]
+
+
+def test_an_error_for_a_message_drops_it_and_says_why(state):
+    item = sent(state, "hello", to="nobody")
+    error = Error(code=ErrorCode.NO_SUCH_MEMBER, message="no one called nobody", id=item.id)
+    (line,) = texts(state.receive(error).lines)
+    assert state.pending == {} and "not sent (no one called nobody): hello" in line
+
+
+def test_a_private_message_resent_after_a_rejoin_waits_for_its_recipient(state, clock):
+    item = state.queue("see you", to="bob").send[0]  # typed offline: never sent
+    state.lost("lost the connection.")
+    assert state.next_unsent() is item and item.resent_at == clock.now
+    state.sending(item)
+    item.sent = True
+    error = Error(code=ErrorCode.NO_SUCH_MEMBER, message="no bob", id=item.id)
+    assert "bob is not back yet" in texts(state.receive(error).lines)[0]
+    assert (item.sent, item.waiting_for) == (False, "bob")
+    assert "waiting for bob to come back" in fragments_text(state.prompt())
+    released = state.receive(Joined(name="Bob", members=2, ts=TS)).send
+    assert released == [item] and item.waiting_for is None
+
+
+def test_a_waiting_private_message_is_given_up_after_its_patience(state, clock):
+    item = state.queue("see you", to="bob").send[0]
+    state.next_unsent()
+    state.receive(Error(code=ErrorCode.NO_SUCH_MEMBER, message="no bob", id=item.id))
+    assert state.expire_waiting() == []
+    clock.now += DM_WAIT + 1
+    (line,) = texts(state.expire_waiting())
+    assert "not sent (bob did not come back): see you" in line and state.pending == {}
+
+
+def test_nick_offline_chooses_the_rejoin_name_or_says_what_is_wrong(state):
+    assert texts(state.nick_offline("alicia")) == ["* You will rejoin as alicia."]
+    assert state.name == "alicia"
+    (problem,) = texts(state.nick_offline("no spaces please"))
+    assert problem.startswith("!") and state.name == "alicia"
+
+
+def test_leaving_reports_each_unconfirmed_message_once(state):
+    sent(state, "in flight")
+    state.queue("typed offline").send[0].sent = False
+    assert texts(state.leaving()) == [
+        "! not confirmed: in flight",
+        "! not sent (offline): typed offline",
+    ]
+    assert state.pending == {} and state.leaving() == []
+
+
+# --- the link ----------------------------------------------------------------------------------
+
+
+def test_a_lost_link_drops_what_may_have_arrived_and_keeps_what_was_never_sent(state):
+    in_flight = sent(state, "maybe arrived")
+    waiting = state.queue("typed offline").send[0]
+    lines = texts(state.lost("lost the connection to the server."))
+    assert state.status == "offline"
+    assert lines[0] == "! Lost the connection to the server. Reconnecting…"
+    assert "it may not have arrived: maybe arrived" in lines[1]
+    assert in_flight.id not in state.pending and state.next_unsent() is waiting
+
+
+def test_the_toolbar_says_when_the_next_try_is_and_why_the_last_failed(state):
+    state.retrying(2.2, "the server is full")
+    bar = state.bar("127.0.0.1:7000")
+    assert (bar.status, bar.detail, bar.problem) == (
+        "offline",
+        "retrying in 3 s",
+        "the server is full",
+    )
+    state.connecting()
+    assert (state.status, state.status_detail, state.status_problem) == ("connecting…", "", "")
+
+
+def test_a_rejoin_shows_only_the_history_not_seen_and_counts_what_was_lost(state):
+    state.welcomed(welcome(history=(message(1), message(2))), rejoined=False)
+    assert state.last_seq == 2
+    history = tuple(message(seq, text=f"away {seq}") for seq in (6, 7))
+    lines = texts(state.welcomed(welcome(history=(message(2), *history)), rejoined=True))
+    assert lines[0] == "* Back online as alice; 2 members online."
+    assert lines[1] == "! 3 messages from while you were away are lost."
+    assert lines[2] == "* 2 messages while you were away:"
+    assert any(line.endswith("bob: away 7") for line in lines)
+    assert not any(line.endswith("bob: hi") for line in lines)
+    assert state.last_seq == 7
+
+
+def test_a_restarted_server_starts_seq_again_and_its_history_is_shown(state):
+    state.receive(message(40))
+    lines = texts(state.welcomed(welcome(history=(message(1, text="new start"),)), rejoined=True))
+    assert any(line.endswith("bob: new start") for line in lines)
+    assert not any("lost" in line for line in lines) and state.last_seq == 1
+
+
+# --- completion over a name source -------------------------------------------------------------
+
+
+@dataclass
+class Names:
+    name: str
+    recent: list[str] = field(default_factory=list)
+
+    def names_by_recency(self) -> list[str]:
+        return self.recent
+
+
+def completions(names: Names, text: str) -> list[str]:
+    found = ChatCompleter(names).get_completions(Document(text), CompleteEvent())
+    return [completion.text for completion in found]
+
+
+def test_completion_needs_only_a_name_source():
+    names = Names("alice", ["Bob", "ALICE", "barbara"])
+    assert completions(names, "b") == ["Bob: ", "barbara: "]
+    assert completions(names, "/msg ") == ["Bob ", "barbara "]
+    assert completions(names, "/n") == ["/nick "]
+
+
+# --- reconnecting ------------------------------------------------------------------------------
+
+
+def test_retries_wait_twice_as_long_each_time_up_to_the_most():
+    retries = Retries(first=1.0, most=5.0, jitter=lambda low, high: high)
+    waits = []
+    for _ in range(5):
+        waits.append(retries.wait())
+        retries.failed(ChatError("cannot connect."), "alice")
+    assert waits == [1.25, 2.5, 5.0, 6.25, 6.25]
+
+
+def test_a_failed_try_is_said_once_per_new_reason():
+    retries = Retries(first=1.0, most=5.0)
+    door = ChatError("the server refused the connection: too many connections.")
+    assert retries.failed(door, "alice").said == [
+        "The server refused the connection: too many connections."
+    ]
+    again = retries.failed(door, "alice")
+    assert again.said == [] and again.problem.startswith("the server refused")
+    taken = JoinRefused(Error(code=ErrorCode.NAME_TAKEN, message="alice is taken."))
+    assert retries.failed(taken, "alice").said == [
+        "alice is taken. Type /nick NAME to rejoin as someone else."
+    ]
+    assert retries.failed(taken, "alice").said == []
+    tls = TlsRefused("the certificate of x has changed!")
+    first = retries.failed(tls, "alice")
+    assert (first.said, first.problem) == (["The certificate of x has changed!"], "TLS refused")
+    assert retries.failed(tls, "alice").said == []
+    assert retries.failed(ChatError("x refused the connection."), "alice").problem == ""
+
+
+def test_a_password_no_longer_taken_ends_the_retries():
+    refused = JoinRefused(Error(code=ErrorCode.AUTH_FAILED, message="wrong password."))
+    failure = Retries().failed(refused, "alice")
+    assert failure.password_refused == "wrong password."
+
+
+def test_a_password_refusal_ends_the_session(state):
+    state.removed_by_password("wrong password.")
+    assert state.status == "removed"
+    assert state.removed == (
+        "the server no longer takes your password (wrong password); join again with the new one."
+    )
