@@ -56,10 +56,10 @@ from tcpchat.protocol import (
     Private,
     Renamed,
     ServerEvent,
-    plural_members,
     render_plain,
 )
 from tcpchat.server import moderation
+from tcpchat.words import members_online
 
 Event = dict[str, Any]
 Seen = tuple[Any, ...]  # an event as compared: its type and the fields that matter, no `ts`
@@ -252,7 +252,7 @@ class Chat:
         if plain:
             client.send_line(name)
             lines = client.read_until(lambda line: "/help" in line)
-            greeting = f"* Welcome to testserver, {name}! {plural_members(len(names))}: "
+            greeting = f"* Welcome to testserver, {name}! {members_online(len(names))}: "
             assert lines[0] == greeting + ", ".join(names) + ".", lines
             earlier = []
             if history:

@@ -137,7 +137,7 @@ def bench(host: str, **options: Any) -> None:
     if anything was lost, reordered or late past --timeout.
     """
     from tcpchat import bench as load
-    from tcpchat.server.console import counted
+    from tcpchat.words import counted
 
     scenario = options["scenario"]
     protocol = options["protocol"]

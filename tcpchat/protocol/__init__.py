@@ -81,8 +81,6 @@ from tcpchat.protocol.rules import (
     strip_unsafe,
     text_problem,
 )
-from tcpchat.words import LEAVE_WORDS, clock
-from tcpchat.words import members_online as plural_members
 
 __all__ = [
     "CLIENT_EVENTS",
@@ -92,7 +90,6 @@ __all__ = [
     "DEFAULT_PORT",
     "INVISIBLE_LETTERS",
     "KIB",
-    "LEAVE_WORDS",
     "MAX_NAME_LENGTH",
     "NAME_PUNCTUATION",
     "OVERSIZED_LINE",
@@ -134,7 +131,6 @@ __all__ = [
     "Welcome",
     "Who",
     "banner",
-    "clock",
     "confusable_keys",
     "decode_json",
     "decode_server_json",
@@ -147,7 +143,6 @@ __all__ = [
     "normalize_name",
     "parse_plain_command",
     "parse_ts",
-    "plural_members",
     "render_plain",
     "strip_unsafe",
     "text_problem",

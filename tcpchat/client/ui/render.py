@@ -18,7 +18,6 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
 from tcpchat.protocol import (
-    LEAVE_WORDS,
     RESERVED_NAMES,
     Error,
     Joined,
@@ -29,11 +28,10 @@ from tcpchat.protocol import (
     Renamed,
     Shutdown,
     Welcome,
-    clock,
     fold_name,
-    plural_members,
     strip_unsafe,
 )
+from tcpchat.words import LEAVE_WORDS, clock, members_online
 
 Fragments = list[tuple[str, str]]
 
@@ -55,11 +53,6 @@ OPERATOR_MARK = "⚑"
 def name_style(name: str) -> str:
     """A colour class that is the same for a name in every session (a hash, not the order seen)."""
     return f"class:name.c{zlib.crc32(fold_name(name).encode()) % NAME_COLOURS}"
-
-
-def counted(count: int, noun: str) -> str:
-    """`1 message`, `3 messages`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def mentions(text: str, me: str) -> bool:
@@ -145,18 +138,18 @@ def render_event(event: object, me: str) -> Fragments | None:
         ]
     if isinstance(event, Joined):
         return _notice(
-            event.ts, f"→ {strip_unsafe(event.name)} joined · {plural_members(event.members)}"
+            event.ts, f"→ {strip_unsafe(event.name)} joined · {members_online(event.members)}"
         )
     if isinstance(event, Left):
         words = LEAVE_WORDS[event.reason]
         return _notice(
-            event.ts, f"← {strip_unsafe(event.name)} {words} · {plural_members(event.members)}"
+            event.ts, f"← {strip_unsafe(event.name)} {words} · {members_online(event.members)}"
         )
     if isinstance(event, Renamed):
         return _notice(event.ts, f"* {strip_unsafe(event.old)} is now {strip_unsafe(event.new)}")
     if isinstance(event, Members):
         names = ", ".join(strip_unsafe(name) for name in event.names)
-        return [("class:notice", f"* {plural_members(event.members)}: {names}")]
+        return [("class:notice", f"* {members_online(event.members)}: {names}")]
     if isinstance(event, Error):
         return render_problem(event.message)
     if isinstance(event, Shutdown):
@@ -172,7 +165,7 @@ def render_welcome(welcome: Welcome, *, history: list[Message] | None = None) ->
         [
             ("class:notice", f"* Welcome to {strip_unsafe(welcome.server)}, "),
             ("class:me", strip_unsafe(me)),
-            ("class:notice", f"! {plural_members(welcome.members)}: {names}."),
+            ("class:notice", f"! {members_online(welcome.members)}: {names}."),
         ]
     ]
     if welcome.motd:
@@ -304,7 +297,7 @@ def render_toolbar(bar: Bar, width: int) -> Fragments:
 
 def _status_and_count(bar: Bar) -> Iterator[tuple[str, str]]:
     """The state and the count, the longest way first."""
-    count = plural_members(bar.members)
+    count = members_online(bar.members)
     if bar.online:
         yield bar.status, count
         return

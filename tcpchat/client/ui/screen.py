@@ -52,7 +52,6 @@ from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
     STYLE,
     Fragments,
-    counted,
     fragments_text,
     render_notice,
     render_problem,
@@ -71,6 +70,7 @@ from tcpchat.protocol import (
     Who,
     fold_name,
 )
+from tcpchat.words import counted
 
 SECONDS = 1.0
 QUIT_WAIT = 5 * SECONDS  # how long /quit waits for the last confirmations

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from tcpchat.client.ui.render import (
     Bar,
     Fragments,
-    counted,
     mentions,
     render_event,
     render_notice,
@@ -48,10 +47,10 @@ from tcpchat.protocol import (
     fold_name,
     name_problem,
     normalize_name,
-    plural_members,
     strip_unsafe,
     text_problem,
 )
+from tcpchat.words import counted, members_online
 
 # In seconds, as every duration here (the clock's unit).
 ACK_PATIENCE = 10.0  # after this an unconfirmed message says so
@@ -171,7 +170,7 @@ class ChatState:
             if newest < self.last_seq:  # the server restarted: its seq began again
                 self.last_seq = 0
             history = [m for m in history if m.seq > self.last_seq]
-            back = [render_notice(f"Back online as {self.name}; {plural_members(self.members)}.")]
+            back = [render_notice(f"Back online as {self.name}; {members_online(self.members)}.")]
             missed = history[0].seq - self.last_seq - 1 if history and self.last_seq else 0
             if missed > 0:
                 lost = f"{counted(missed, 'message')} from while you were away are lost."
