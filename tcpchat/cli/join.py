@@ -1,7 +1,7 @@
 """`tcpchat join`: the client's options, then the chat screen on a terminal or a script otherwise.
 
 Reading HOST as people write it and refusing contradictory trust options is parsing, done here; the
-chat itself is `tcpchat.client.ui.screen.run_interactive` or `tcpchat.client.script.run_script`.
+chat itself is `tcpchat.client.run.run_client`.
 """
 
 from __future__ import annotations
@@ -137,6 +137,8 @@ def join(
         raise click.UsageError("give HOST (or set TCPCHAT_HOST) when input is not a terminal.")
     if not interactive and not name:
         raise click.UsageError("give --name (or set TCPCHAT_NAME) when input is not a terminal.")
+    from tcpchat.client.run import run_client
+
     try:
         run_client(host, port, name, password, settings, interactive=interactive, as_json=as_json)
     except ChatError as error:
@@ -144,34 +146,6 @@ def join(
         raise click.ClickException(strip_unsafe(str(error))) from None
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-def run_client(
-    host: str | None,
-    port: int,
-    name: str | None,
-    password: str | None,
-    tls: TlsSettings | None,
-    *,
-    interactive: bool,
-    as_json: bool,
-) -> None:
-    """Chat on the terminal's screen, or else send standard input's lines as a script.
-
-    The screen asks for a missing HOST or name; a script needs both (`join` checks them first).
-    Raises `ChatError` with a sentence when the chat cannot start or ends in failure.
-    """
-    import asyncio
-
-    if interactive:
-        from tcpchat.client.ui.screen import run_interactive
-
-        asyncio.run(run_interactive(host, port, name, password, tls))
-        return
-    assert host and name, "a script is given HOST and a name"
-    from tcpchat.client.script import run_script
-
-    asyncio.run(run_script(host, port, name, password, as_json=as_json, tls=tls))
 
 
 def _tls_settings(
