@@ -14,7 +14,6 @@ goes to the room it is in, never to "the" room.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import socket
 import time
@@ -49,13 +48,14 @@ from tcpchat.protocol import (
 )
 from tcpchat.server.accept import Listener
 from tcpchat.server.config import ServerConfig
+from tcpchat.server.console import console_text
 from tcpchat.server.fanout import Fanout, Outgoing, Recipient
 from tcpchat.server.flood import FloodControl
 from tcpchat.server.guard import AddressGuard, HandshakeSlots, address_key
 from tcpchat.server.member import READ_CHUNK, Member, peer_host
 from tcpchat.server.room import Delivery, Room
 
-__all__ = ["LOBBY", "ChatServer", "ServerConfig", "console_text", "serve"]
+__all__ = ["LOBBY", "ChatServer", "ServerConfig", "serve"]
 
 SECONDS = 1.0
 MAX_HANDSHAKES = 256  # TLS handshakes in progress at once (see HandshakeSlots)
@@ -67,19 +67,6 @@ MAX_REFUSING = 256  # refused connections being told why at once; past that, cut
 LOBBY = "lobby"  # the room every connection joins
 
 log = logging.getLogger("tcpchat.server")
-
-
-CONSOLE_LINES = 3
-
-
-def console_text(text: str) -> str:
-    """A message for the console: continuation lines indented (so none passes for a console line
-    of ours) and at most CONSOLE_LINES of them (so one paste cannot flood the operator)."""
-    lines = text.split("\n")
-    shown = "\n    ".join(lines[:CONSOLE_LINES])
-    if len(lines) > CONSOLE_LINES:
-        shown += f"\n    (+{len(lines) - CONSOLE_LINES} more lines)"
-    return shown
 
 
 def _now() -> datetime:
@@ -390,7 +377,7 @@ class ChatServer:
         )
         first = deliveries[0].event
         if isinstance(first, Welcome) and first.history:
-            first = self._fit_history(connection, first)
+            first = connection.fit_history(first)
             deliveries[0] = Delivery(first, deliveries[0].to)
         if isinstance(first, Welcome):
             log.info(
@@ -420,28 +407,6 @@ class ChatServer:
                 connection.close()
             elif plain and name_refused:
                 connection.write(b"Enter another name:\n")
-
-    def _fit_history(self, connection: Member, welcome: Welcome) -> Welcome:
-        """`welcome` with the newest of its history that fits the member's send buffer.
-
-        A welcome is written whole, whether or not the member reads it; were its history not
-        bounded too, a crowd of members that never read would each hold a long history in the
-        server's memory and the kernel's for as long as they stay.
-        """
-        budget = self.config.outgoing_limit
-        history = welcome.history
-        # Cheap and sure: no character of a message takes more than 5 bytes in either mode (4 in
-        # UTF-8, a line break and its indent 5 in plain mode), and 256 cover the rest of its line.
-        if sum(len(message.text) for message in history) * 5 + 256 * len(history) <= budget:
-            return welcome
-        used = 0
-        kept = 0
-        for message in reversed(history):
-            used += len(connection.codec.encode(message))
-            if used > budget:
-                break
-            kept += 1
-        return dataclasses.replace(welcome, history=history[len(history) - kept :])
 
     def tell(self, member: Member, text: str) -> None:
         """A private word from the server to one member (an idle warning, say)."""

@@ -12,6 +12,7 @@ dropped with reason `slow` (as `websockets.broadcast` does), so nobody waits for
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Protocol
@@ -25,6 +26,7 @@ from tcpchat.protocol import (
     Mode,
     ServerEvent,
     Shutdown,
+    Welcome,
     banner,
 )
 from tcpchat.server.config import ServerConfig
@@ -203,6 +205,28 @@ class Member:
             self.fanout.drop_later(self, LeaveReason.SLOW)
             return
         transport.write(data)
+
+    def fit_history(self, welcome: Welcome) -> Welcome:
+        """`welcome` with the newest of its history that fits this member's send buffer.
+
+        A welcome is written whole, whether or not the member reads it; were its history not
+        bounded too, a crowd of members that never read would each hold a long history in the
+        server's memory and the kernel's for as long as they stay.
+        """
+        budget = self.config.outgoing_limit
+        history = welcome.history
+        # Cheap and sure: no character of a message takes more than 5 bytes in either mode (4 in
+        # UTF-8, a line break and its indent 5 in plain mode), and 256 cover the rest of its line.
+        if sum(len(message.text) for message in history) * 5 + 256 * len(history) <= budget:
+            return welcome
+        used = 0
+        kept = 0
+        for message in reversed(history):
+            used += len(self.codec.encode(message))
+            if used > budget:
+                break
+            kept += 1
+        return dataclasses.replace(welcome, history=history[len(history) - kept :])
 
     def send(self, event: ServerEvent) -> None:
         self.write(self.codec.encode(event))
