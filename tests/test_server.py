@@ -908,7 +908,8 @@ def test_flooding_member_is_slowed_but_loses_nothing(chat, capsys):
     alice.expect("joined")
     began = time.monotonic()
     alice.send_raw(b"".join(json_line(say(f"flood {i}", str(i))) for i in range(count)))
-    paced = (count - config.effective_burst) / config.rate  # seconds the token bucket must take at least
+    # Seconds the token bucket must take at least:
+    paced = (count - config.effective_burst) / config.rate
     acks, others = collect(alice, "ack", count, timeout=paced + 2 * TIMEOUT)
     elapsed = time.monotonic() - began
     assert others == []

@@ -397,9 +397,7 @@ def script(request, start_server, monkeypatch) -> Callable[..., Chat]:
     if turns in ("gathered", "held"):
         monkeypatch.setattr(tcpchat.server.fanout, "GATHER_FROM", 1)
     if turns == "held":
-        monkeypatch.setattr(
-            tcpchat.server.fanout, "GATHER_TIME", 3600.0
-        )  # ended by the test only
+        monkeypatch.setattr(tcpchat.server.fanout, "GATHER_TIME", 3600.0)  # ended by the test only
 
     def start(**config: Any) -> Chat:
         return Chat(start_server(**{**HIGH_RATE, **config}), turns)
@@ -740,12 +738,14 @@ def test_a_gathering_room_of_520_delivers_everything_in_order_and_at_shutdown(st
                 loop = asyncio.get_running_loop()
                 later: concurrent.futures.Future[int] = concurrent.futures.Future()
 
+                turn = server.fanouts[LOBBY].turn
+
                 def attempt() -> None:
-                    if server.fanouts[LOBBY].turn.entries:  # the last joins' turn is still gathering
+                    if turn.entries:  # the last joins' turn is still gathering
                         loop.call_soon(attempt)
                         return
                     moderation.execute(server, "/say gathering")
-                    loop.call_soon(lambda: later.set_result(len(server.fanouts[LOBBY].turn.entries)))
+                    loop.call_soon(lambda: later.set_result(len(turn.entries)))
 
                 attempt()
                 return later
