@@ -1,4 +1,4 @@
-"""The one chat room: members, names, `seq` and history, and who gets which event.
+"""A chat room: members, names, `seq` and history, and who gets which event.
 
 Pure logic with no I/O and no clock of its own: every call gets the time from its caller and
 returns `Delivery` values; the server turns those into bytes and writes them.  Members are opaque
