@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from wire import LineClient
 
-from tcpchat.server.chat_server import ChatServer, ServerConfig, serve
+from tcpchat.server.chat_server import ChatServer, serve
+from tcpchat.server.config import ServerConfig
 
 # One unit for every wait in the tests; raise it on a slow machine (as websockets' MS).
 TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))

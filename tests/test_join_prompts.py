@@ -175,5 +175,5 @@ def test_what_is_typed_replaces_the_default_and_enter_alone_takes_it(
     assert term.answer_offered("Your name") == "carol", term.dump()
     term.type("\r")
     term.wait_text("1 member online")
-    assert chat.call(lambda: chat.server.room.sorted_names()) == ["carol"]  # type: ignore[union-attr]
+    assert chat.call(lambda: chat.server.lobby.sorted_names()) == ["carol"]  # type: ignore[union-attr]
     leave(term)

@@ -21,7 +21,7 @@ from conftest import TIMEOUT, RunningServer
 from test_server import expect_closed, expect_error, hello, join, json_line, next_of, say, sync
 from wire import LineClient
 
-from tcpchat.server.chat_server import ServerConfig
+from tcpchat.server.config import ServerConfig
 from tcpchat.server.guard import PRUNE_AT, AddressGuard, GuardLimits, address_key
 
 DEFAULTS = ServerConfig()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from conftest import TIMEOUT, RunningServer
 
-import tcpchat.server.chat_server
+import tcpchat.server.member
 
 StartServer = Callable[..., RunningServer]
 NC = shutil.which("nc")
@@ -23,7 +23,7 @@ NC = shutil.which("nc")
 
 @pytest.fixture
 def server(start_server: StartServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
-    monkeypatch.setattr(tcpchat.server.chat_server, "CLOSE_GRACE", 60.0)
+    monkeypatch.setattr(tcpchat.server.member, "CLOSE_GRACE", 60.0)
     return start_server()
 
 

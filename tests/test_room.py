@@ -32,7 +32,7 @@ from tcpchat.protocol import (
     confusable_keys,
     fold_name,
 )
-from tcpchat.server.room import Delivery, Room, RoomLimits
+from tcpchat.server.room import Delivery, MemoryLog, Room, RoomLimits
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
 
@@ -614,3 +614,29 @@ def test_deliveries_to_everyone_say_so_and_whom_they_leave_out() -> None:
     assert left.everyone and left.exclude is None and set(left.to) == {"a", "b"}
     (announced,) = room.announce("notice", NOW)
     assert announced.everyone and announced.exclude is None and set(announced.to) == {"a", "b"}
+
+
+# --------------------------------------------------------------------------------------------
+# The message log: where `seq` and history live, so that a store can take the memory's place.
+
+
+def test_a_room_numbers_and_keeps_its_messages_in_the_log_it_is_given() -> None:
+    """A log that already holds messages (a store reopened, say): the room goes on from its
+    `seq`, and a joiner's history is the log's."""
+    log = MemoryLog(keep=2)
+    for text in ("one", "two", "three"):
+        log.append("earlier", text, NOW)
+    room = Room(RoomLimits(server_name="testhost", max_text=1024, history=2), log)
+    welcome = join(room, "alice")[0].event
+    assert [(m.seq, m.text) for m in welcome.history] == [(2, "two"), (3, "three")]
+    join(room, "bob")
+    assert only_event(say(room, "alice", "four"), Ack).seq == 4
+    assert only_event(room.announce("five", NOW), Message).seq == 5
+    assert room.seq == log.seq == 5
+    assert [m.text for m in log.recent()] == ["four", "five"]
+
+
+def test_a_log_that_keeps_nothing_still_counts() -> None:
+    log = MemoryLog(keep=0)
+    assert [log.append("alice", "hi", NOW).seq for _ in range(3)] == [1, 2, 3]
+    assert log.recent() == []

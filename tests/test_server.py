@@ -26,6 +26,7 @@ from conftest import TIMEOUT, RunningServer
 from wire import LineClient, kernel_sockets
 
 from tcpchat.protocol import LeaveReason
+from tcpchat.server.chat_server import LOBBY
 
 Event = dict[str, Any]
 
@@ -889,7 +890,7 @@ def test_concurrent_senders_keep_seq_in_order_without_gaps(start_server, capsys)
         for n in range(senders_count):  # each sender's messages in the order it sent them
             texts = [m["text"] for m in messages if m["from"] == f"sender{n}"]
             assert texts == [f"s{n} m{i}" for i in range(per_sender)]
-    assert server.call(lambda: server.server.room.seq) == total
+    assert server.call(lambda: server.server.lobby.seq) == total
     with capsys.disabled():
         deliveries = total * (senders_count + receivers_count)
         print(
@@ -907,7 +908,8 @@ def test_flooding_member_is_slowed_but_loses_nothing(chat, capsys):
     alice.expect("joined")
     began = time.monotonic()
     alice.send_raw(b"".join(json_line(say(f"flood {i}", str(i))) for i in range(count)))
-    paced = (count - config.burst) / config.rate  # seconds the token bucket must take at least
+    # Seconds the token bucket must take at least:
+    paced = (count - config.effective_burst) / config.rate
     acks, others = collect(alice, "ack", count, timeout=paced + 2 * TIMEOUT)
     elapsed = time.monotonic() - began
     assert others == []
@@ -957,7 +959,7 @@ def test_member_that_stops_reading_is_dropped_as_slow_and_the_others_miss_nothin
     watched.append(next_of(watcher, "message")["seq"])
     acked.append(ack["seq"])
     assert watched == acked == list(range(1, len(acked) + 1))
-    assert server.call(lambda: server.server.room.count) == 2
+    assert server.call(lambda: server.server.lobby.count) == 2
     # What reached it before the cut is every message from the first on, none skipped.
     complete_lines = sleeper.read_eof().split(b"\n")[:-1]
     events = [json.loads(line) for line in complete_lines]
@@ -1324,7 +1326,7 @@ def test_three_hundred_members_are_all_counted(chat):
     assert [e["members"] for e in joined] == list(range(2, count + 1))
     clients[0].send_json({"type": "who"})
     assert next_of(clients[0], "members")["members"] == count
-    assert chat.call(lambda: chat.server.room.count) == count
+    assert chat.call(lambda: chat.server.lobby.count) == count
 
 
 def test_plain_name_and_first_message_in_one_packet_as_piped_into_nc(chat):
@@ -1432,9 +1434,9 @@ def test_many_lines_in_one_packet_do_not_stretch_the_registration_timeout(start_
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
 def test_a_closing_connection_that_never_reads_is_cut_after_a_grace(start_server, monkeypatch):
     """`bye` from a member that reads nothing: the server may not keep its socket for ever."""
-    import tcpchat.server.chat_server
+    import tcpchat.server.member
 
-    monkeypatch.setattr(tcpchat.server.chat_server, "CLOSE_GRACE", 0.2)
+    monkeypatch.setattr(tcpchat.server.member, "CLOSE_GRACE", 0.2)
     server = start_server(rate=1e6, burst=10**6, byte_rate=0, outgoing_limit=64 * 1024 * 1024)
     sleeper = SmallBufferClient(server.port, TIMEOUT, 4096)
     server.clients.append(sleeper)
@@ -1474,7 +1476,7 @@ def test_a_burst_of_long_multiline_messages_does_not_make_a_reading_member_slow(
     seen = 0
     while seen < 60:
         seen += watcher.read_line().startswith("[")
-    assert server.call(lambda: server.server.room.count) == 3  # nobody was dropped
+    assert server.call(lambda: server.server.lobby.count) == 3  # nobody was dropped
 
 
 def test_hundreds_of_members_dropped_at_once_are_each_announced(start_server):
@@ -1489,10 +1491,10 @@ def test_hundreds_of_members_dropped_at_once_are_each_announced(start_server):
 
     def drop_all() -> int:
         for connection in list(chat_server.connections):
-            if chat_server.room.name_of(connection) != "observer":
-                chat_server.drop_later(connection, LeaveReason.SLOW)
-        chat_server._run_drops()
-        return chat_server.room.count
+            if chat_server.lobby.name_of(connection) != "observer":
+                connection.fanout.drop_later(connection, LeaveReason.SLOW)
+        chat_server.fanouts[LOBBY].run_drops()
+        return chat_server.lobby.count
 
     assert server.call(drop_all) == 1
     names = {observer.expect("left")["name"] for _ in doomed}

@@ -440,7 +440,7 @@ class Pool:
     def room(self, attribute: str) -> Callable[[], Any]:
         server = self.running.server
         assert server is not None
-        return lambda: getattr(server.room, attribute)
+        return lambda: getattr(server.lobby, attribute)
 
     async def still_serves(self, watcher: Watcher, last_seq: int) -> None:
         """A newcomer joins and speaks: the watcher sees both, the message with the next seq."""

@@ -631,7 +631,7 @@ def test_changed_certificate_is_refused_loudly(start_server: StartServer, config
     assert f"delete the line for {address} from {config / 'known_hosts'}" in text
     assert "\n" not in text and "Traceback" not in text
     # Refused before joining: the server never had a member, the old pin stays.
-    assert server.call(lambda: server.server.room.count if server.server else -1) == 0
+    assert server.call(lambda: server.server.lobby.count if server.server else -1) == 0
     assert f"{address} {pinned}" in known_hosts_text(config)
     # Once the person deletes the line, the new certificate is pinned on first use.
     (config / "known_hosts").write_text("", encoding="utf-8")
@@ -909,7 +909,7 @@ def test_a_person_is_asked_about_a_new_certificate_and_yes_trusts_it(
         assert expected in screen_text(term), term.dump()
         assert "compare it with the one the server printed" in screen_text(term), term.dump()
         # Nothing was sent while the person compares: nobody joined, nothing is pinned.
-        assert server.call(lambda: server.server.room.count if server.server else -1) == 0
+        assert server.call(lambda: server.server.lobby.count if server.server else -1) == 0
         assert not (tmp_path / "config" / "known_hosts").exists()
         term.type("yes\r")
         term.wait_text("1 member online")

@@ -1,4 +1,4 @@
-"""The per-turn write path (`ChatServer._broadcast` / `_end_turn`, `Connection.write` catch-up)
+"""The per-turn write path (`Fanout._broadcast` / `end_turn`, `Member.write` catch-up)
 against exact expectations, over real loopback sockets.
 
 Events to everyone are kept in the turn's log and written at the end of the turn: shared joined
@@ -12,7 +12,7 @@ Every scripted scenario runs with three kinds of turn:
 - `each`: the server as configured for a small room (the turn ends at `call_soon`);
 - `gathered`: the 4 ms gathering of big rooms (GATHER_FROM lowered to 1);
 - `held`: the same gathering with a turn that never ends on its own: the test ends it (runs
-  `_end_turn` in the server's loop) where it chooses, so that every action of the script between
+  `Fanout.end_turn` in the server's loop) where it chooses, so that every action of the script between
   two ends, from every client, falls into one turn.  Each action is still confirmed by its own
   unicast answer (ack, pong, welcome, EOF...), which the catch-up path must deliver at once.
 
@@ -45,7 +45,7 @@ from test_server import SmallBufferClient
 from test_stress import Peer, Pool, run_storm, together
 from wire import LineClient
 
-import tcpchat.server.chat_server
+import tcpchat.server.fanout
 from tcpchat.protocol import (
     Hello,
     Joined,
@@ -59,6 +59,7 @@ from tcpchat.protocol import (
     render_plain,
 )
 from tcpchat.server import moderation
+from tcpchat.server.chat_server import LOBBY
 from tcpchat.words import members_online
 
 Event = dict[str, Any]
@@ -237,10 +238,10 @@ class Chat:
     def end_turn(self) -> None:
         """In `held` turns, end the turn now (as the gathering timer would)."""
         if self.turns == "held":
-            self.running.call(self.server._end_turn)
+            self.running.call(self.server.fanouts[LOBBY].end_turn)
 
     def pending(self) -> int:
-        return int(self.running.call(lambda: len(self.server.turn.entries)))
+        return int(self.running.call(lambda: len(self.server.fanouts[LOBBY].turn.entries)))
 
     # Actions -------------------------------------------------------------------------------------
 
@@ -394,11 +395,9 @@ def script(request, start_server, monkeypatch) -> Callable[..., Chat]:
     """Start a server (ServerConfig fields as keywords) with the turn kind of this run."""
     turns = request.param
     if turns in ("gathered", "held"):
-        monkeypatch.setattr(tcpchat.server.chat_server, "GATHER_FROM", 1)
+        monkeypatch.setattr(tcpchat.server.fanout, "GATHER_FROM", 1)
     if turns == "held":
-        monkeypatch.setattr(
-            tcpchat.server.chat_server, "GATHER_TIME", 3600.0
-        )  # ended by the test only
+        monkeypatch.setattr(tcpchat.server.fanout, "GATHER_TIME", 3600.0)  # ended by the test only
 
     def start(**config: Any) -> Chat:
         return Chat(start_server(**{**HIGH_RATE, **config}), turns)
@@ -545,7 +544,7 @@ def test_shutdown_with_broadcasts_pending(script):
 
     def say_and_stop() -> int:
         moderation.execute(chat.server, "/say last words")
-        pending = len(chat.server.turn.entries)
+        pending = len(chat.server.fanouts[LOBBY].turn.entries)
         assert running._stop is not None
         running._stop.set()  # as Ctrl-C: the shutdown runs before this turn ends
         return pending
@@ -568,7 +567,7 @@ def test_a_member_dropped_slow_costs_the_others_nothing(start_server, monkeypatc
     """A member that never reads is dropped `slow` (once) while JSON and plain members that read
     keep every seq, in order, and walk the member counts one by one."""
     if turns == "gathered":
-        monkeypatch.setattr(tcpchat.server.chat_server, "GATHER_FROM", 1)
+        monkeypatch.setattr(tcpchat.server.fanout, "GATHER_FROM", 1)
     running = start_server(outgoing_limit=16 * 1024, **HIGH_RATE)
     sleeper = SmallBufferClient(running.port, TIMEOUT, receive_buffer=1)
     running.clients.append(sleeper)
@@ -624,14 +623,14 @@ def test_a_member_dropped_slow_costs_the_others_nothing(start_server, monkeypatc
 
 def test_a_joiner_sees_the_left_of_a_member_dropped_slow_while_it_joins(start_server):
     """A member marked slow (its `_hand_over` found too much unread: `drop_later`) is taken out
-    of the room by `_run_drops`, which `dispatch` runs at its end.  When the drop is still
+    of the room by `run_drops`, which `dispatch` runs at its end.  When the drop is still
     pending as a hello is handled, `_hello`'s `dispatch` runs it after the `joined` entry, and
     only then does `_hello` set the joiner's `turn_index` to the length of the turn's log: past
     the `left` that the drop just added.  The joiner's welcome lists the dropped member and the
     `left` never comes, so from then on its member list and every count are wrong.
 
     Natural cause: the drop is marked in a member's deferred `flush` callback, and the
-    `_run_drops` it schedules with `call_soon` comes after a reading task's step already in the
+    `run_drops` it schedules with `call_soon` comes after a reading task's step already in the
     loop's ready queue; if that step handles a hello, the race is on (seen with real sockets
     only: passive never-readers fed private messages until dropped, and a stream of joiners
     checking welcome + joined/left against `who`, mismatched after 5 to 25 s).  Here the same
@@ -653,9 +652,9 @@ def test_a_joiner_sees_the_left_of_a_member_dropped_slow_while_it_joins(start_se
         alice = server.member("alice")
         (stranger,) = [c for c in server.connections if c.name is None]
         assert alice is not None
-        server.drop_later(alice, LeaveReason.SLOW)  # as `_hand_over` does
+        alice.fanout.drop_later(alice, LeaveReason.SLOW)  # as `_hand_over` does
         server.handle(stranger, Hello(name="bob"))  # bob's line, read before the drop ran
-        return server.room.count
+        return server.lobby.count
 
     assert running.call(alice_marked_slow_as_bob_joins) == 2
     # The others: bob joined with alice still counted, then alice left.
@@ -739,12 +738,14 @@ def test_a_gathering_room_of_520_delivers_everything_in_order_and_at_shutdown(st
                 loop = asyncio.get_running_loop()
                 later: concurrent.futures.Future[int] = concurrent.futures.Future()
 
+                turn = server.fanouts[LOBBY].turn
+
                 def attempt() -> None:
-                    if server.turn.entries:  # the last joins' turn is still gathering
+                    if turn.entries:  # the last joins' turn is still gathering
                         loop.call_soon(attempt)
                         return
                     moderation.execute(server, "/say gathering")
-                    loop.call_soon(lambda: later.set_result(len(server.turn.entries)))
+                    loop.call_soon(lambda: later.set_result(len(turn.entries)))
 
                 attempt()
                 return later
@@ -811,7 +812,7 @@ def test_a_gathering_room_of_520_delivers_everything_in_order_and_at_shutdown(st
                 moderation.execute(server, "/say last words")
                 assert running._stop is not None
                 running._stop.set()
-                return len(server.turn.entries)
+                return len(server.fanouts[LOBBY].turn.entries)
 
             assert running.call(say_and_stop) >= 1  # not written before the shutdown
             ends = await together(*(peer.eof() for peer in peers.values()))

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tcpchat.cli.options import CONTEXT_SETTINGS, EXIT_CODES, Finite, option
-from tcpchat.defaults import DEFAULT_LINE_LIMIT, DEFAULT_MAX_TEXT, DEFAULT_PORT
+from tcpchat.defaults import DEFAULT_MAX_TEXT, DEFAULT_PORT
 
 if TYPE_CHECKING:
-    from tcpchat.server.chat_server import ServerConfig
+    from tcpchat.server.config import ServerConfig
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
@@ -240,18 +240,16 @@ def serve(**options: Any) -> None:
 
 def _server_config(options: dict[str, Any], tls_context: Any) -> ServerConfig:
     """The `ServerConfig` the options describe, in the units it counts in."""
-    from tcpchat.protocol import KIB
-    from tcpchat.server.chat_server import ServerConfig
+    from tcpchat.defaults import KIB
+    from tcpchat.server.config import ServerConfig
 
-    max_text = options["max_text"]
-    rate = options["rate"]
     idle_minutes = options["idle_timeout"]
     return ServerConfig(
         host=options["host"],
         port=options["port"],
         name=options["name"],
         motd=options["motd"],
-        max_text=max_text,
+        max_text=options["max_text"],
         max_clients=options["max_clients"],
         history=options["history"],
         password=options["password"],
@@ -259,13 +257,10 @@ def _server_config(options: dict[str, Any], tls_context: Any) -> ServerConfig:
         max_per_address=options["max_per_address"] or None,
         connect_rate=options["connect_rate"] or None,
         registration_timeout=options["register_timeout"],
-        rate=rate,
-        burst=max(1, round(3 * rate)),
+        rate=options["rate"],
         byte_rate=options["byte_rate"] * KIB,
         outgoing_limit=options["send_buffer"] * KIB,
         tls=tls_context,
-        # Room for the longest text even when every character is sent as a 12-byte JSON escape.
-        line_limit=max(DEFAULT_LINE_LIMIT, 12 * max_text + 1024),
     )
 
 

@@ -1,7 +1,8 @@
-"""What the person who started the server sees, and the log file the brief asks for.
+"""What the person who started the server sees, and its log file.
 
 Both are standard `logging`: the console gets one short timestamped line per join, leave and
-message; `--log-file` gets full records (level, logger, client addresses, tracebacks).
+message (a message shortened by `console_text`); `--log-file` gets full records (level, logger,
+client addresses, tracebacks).
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ from tcpchat.protocol import DEFAULT_PORT
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_FORMAT = "[%(asctime)s] %(message)s"
+
+
+CONSOLE_LINES = 3  # lines of one message shown on the console
+
+
+def console_text(text: str) -> str:
+    """A message for the console: continuation lines indented (so none passes for a console line
+    of ours) and at most CONSOLE_LINES of them (so one paste cannot flood the operator)."""
+    lines = text.split("\n")
+    shown = "\n    ".join(lines[:CONSOLE_LINES])
+    if len(lines) > CONSOLE_LINES:
+        shown += f"\n    (+{len(lines) - CONSOLE_LINES} more lines)"
+    return shown
 
 
 class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -47,7 +47,7 @@ def execute(server: ChatServer, line: str) -> str:
 
 
 def _who(server: ChatServer, rest: str) -> str:
-    names = server.room.sorted_names()
+    names = [name for room in server.rooms.values() for name in room.sorted_names()]
     if not names:
         return "Nobody is here."
     lines = [f"{len(names)} member{'s' if len(names) != 1 else ''} online:"]
@@ -62,7 +62,7 @@ def _say(server: ChatServer, rest: str) -> str:
     if problem:
         return f"Not sent: {problem[1]}"
     server.announce(rest)
-    members = server.room.count
+    members = server.online
     return f"Sent to {members} member{'s' if members != 1 else ''}."
 
 

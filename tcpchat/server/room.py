@@ -1,8 +1,10 @@
-"""The one chat room: members, names, `seq` and history, and who gets which event.
+"""A chat room: members, names, `seq` and history, and who gets which event.
 
 Pure logic with no I/O and no clock of its own: every call gets the time from its caller and
 returns `Delivery` values; the server turns those into bytes and writes them.  Members are opaque
-handles (the server's connection objects) so this module never sees a socket.
+handles (the server's connection objects) so this module never sees a socket.  Messages, their
+`seq` and the recent history are kept by a `MessageLog`: `MemoryLog` here, and a durable store
+can take its place without the room changing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hmac
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from tcpchat.protocol import (
     PROTOCOL_VERSION,
@@ -70,11 +73,49 @@ class RoomLimits:
     password: str | None = None
 
 
-class Room:
-    """Members by handle, by folded name and by look; the `seq` counter and the recent history."""
+class MessageLog(Protocol):
+    """Where a room's messages are numbered and kept: the one place that gives out `seq`."""
 
-    def __init__(self, limits: RoomLimits) -> None:
+    @property
+    def seq(self) -> int:
+        """The `seq` of the last message (0 before the first)."""
+
+    def append(self, sender: str, text: str, ts: datetime) -> Message:
+        """Number a message with the next `seq`, keep it, and return it."""
+
+    def recent(self) -> list[Message]:
+        """The newest messages kept for a joiner's `welcome`, oldest first."""
+
+
+class MemoryLog:
+    """A `MessageLog` in memory: the counter, and the last `keep` messages (none with 0)."""
+
+    __slots__ = ("_kept", "seq")
+
+    def __init__(self, keep: int) -> None:
+        self.seq = 0
+        self._kept: collections.deque[Message] | None = (
+            collections.deque(maxlen=keep) if keep else None
+        )
+
+    def append(self, sender: str, text: str, ts: datetime) -> Message:
+        self.seq += 1
+        message = Message(seq=self.seq, sender=sender, text=text, ts=ts)
+        if self._kept is not None:
+            self._kept.append(message)
+        return message
+
+    def recent(self) -> list[Message]:
+        return [] if self._kept is None else list(self._kept)
+
+
+class Room:
+    """Members by handle, by folded name and by look; its messages in a `MessageLog`."""
+
+    def __init__(self, limits: RoomLimits, log: MessageLog | None = None) -> None:
         self.limits = limits
+        # Messages and `seq`: in memory unless a store is given.
+        self.log: MessageLog = MemoryLog(limits.history) if log is None else log
         self._names: dict[Handle, str] = {}
         self._by_key: dict[str, Handle] = {}
         # Members by each of their names' confusable keys: no two members share one.
@@ -83,10 +124,13 @@ class Room:
         # name, so the order is kept up to date instead of sorted again for each joiner.
         self._keys_in_order: list[str] = []
         self._names_in_order: list[str] = []
-        self._history: collections.deque[Message] = collections.deque(maxlen=limits.history or 0)
-        self.seq = 0
 
     # --- queries -------------------------------------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        """The `seq` of the last message (0 before the first)."""
+        return self.log.seq
 
     @property
     def count(self) -> int:
@@ -198,7 +242,7 @@ class Room:
             motd=self.limits.motd,
             max_text=self.limits.max_text,
             version=PROTOCOL_VERSION,
-            history=list(self._history),
+            history=self.log.recent(),
         )
         return [
             Delivery(welcome, (handle,)),
@@ -211,22 +255,16 @@ class Room:
         problem = text_problem(say.text, self.limits.max_text)
         if problem:
             return [_error_to(handle, *problem, request_id=say.id)]
-        self.seq += 1
-        message = Message(seq=self.seq, sender=sender, text=say.text, ts=now)
-        if self._history.maxlen:
-            self._history.append(message)
+        message = self.log.append(sender, say.text, now)
         others = list(self._names)  # copied and searched in C: this runs for every message
         others.remove(handle)
-        ack = Ack(id=say.id, seq=self.seq, ts=now, delivered=len(others))
+        ack = Ack(id=say.id, seq=message.seq, ts=now, delivered=len(others))
         return [Delivery(message, others, True, handle), Delivery(ack, (handle,))]
 
     def announce(self, text: str, now: datetime) -> list[Delivery]:
         """A message from the server's operator: sender `server` (a name no member can take),
         the next `seq` like any message, to every member."""
-        self.seq += 1
-        message = Message(seq=self.seq, sender=RESERVED_NAME, text=text, ts=now)
-        if self._history.maxlen:
-            self._history.append(message)
+        message = self.log.append(RESERVED_NAME, text, now)
         return [Delivery(message, list(self._names), True)]
 
     def notify(self, handle: Handle, text: str, now: datetime) -> list[Delivery]:

@@ -22,8 +22,9 @@ import click
 
 from tcpchat import sockets
 from tcpchat.server import console, moderation
-from tcpchat.server.chat_server import ChatServer, ServerConfig
+from tcpchat.server.chat_server import ChatServer
 from tcpchat.server.chat_server import serve as serve_forever
+from tcpchat.server.config import ServerConfig
 from tcpchat.stdin import start_feeding
 
 MAX_COMMAND_LINE = 64 * 1024  # a longer console line is dropped (no command is that long)
