@@ -54,6 +54,7 @@ from tcpchat.server.flood import FloodControl
 from tcpchat.server.guard import AddressGuard, HandshakeSlots, address_key
 from tcpchat.server.member import READ_CHUNK, Member, peer_host
 from tcpchat.server.room import Delivery, Room
+from tcpchat.words import counted, members_online
 
 __all__ = ["LOBBY", "ChatServer", "ServerConfig", "serve"]
 
@@ -269,7 +270,7 @@ class ChatServer:
         for connection in list(self.connections):
             connection.write(goodbye.bytes_for(connection.codec.mode))
             connection.close()
-        log.info("server stopping; %d member%s disconnected", count, "" if count == 1 else "s")
+        log.info("server stopping; %s disconnected", counted(count, "member"))
         tasks = set(self._tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
@@ -381,11 +382,7 @@ class ChatServer:
             deliveries[0] = Delivery(first, deliveries[0].to)
         if isinstance(first, Welcome):
             log.info(
-                "%s joined from %s (%d member%s online)",
-                first.name,
-                connection.peer,
-                first.members,
-                "" if first.members == 1 else "s",
+                "%s joined from %s (%s)", first.name, connection.peer, members_online(first.members)
             )
             # The turn's broadcasts from now on are for it too, counted before the dispatch:
             # it ends with the pending drops, whose `left` the joiner needs, since its welcome
@@ -423,14 +420,12 @@ class ChatServer:
         name = room.name_of(connection)
         fanout.dispatch(room.leave(connection, reason, self.clock()))
         if name is not None:
-            count = room.count
             log.info(
-                "%s left (%s) from %s (%d member%s online)",
+                "%s left (%s) from %s (%s)",
                 name,
                 reason.value,
                 connection.peer,
-                count,
-                "" if count == 1 else "s",
+                members_online(room.count),
             )
 
     def _drop(self, member: Recipient, reason: LeaveReason) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from tcpchat.protocol import DEFAULT_PORT
+from tcpchat.words import counted
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_FORMAT = "[%(asctime)s] %(message)s"
@@ -170,12 +171,6 @@ def local_addresses() -> list[str]:
         if address not in found and not address.startswith("fe80"):
             found.append(address)
     return found
-
-
-def counted(count: float, noun: str, plural: str | None = None) -> str:
-    """`1 minute`, `0.5 minutes`, `3 deliveries`: a number and its noun, plural unless one."""
-    number = str(int(count)) if count == int(count) else f"{count:g}"
-    return f"{number} {noun if count == 1 else plural or noun + 's'}"
 
 
 def listening_line(*, listening: Sequence[str], port: int, all_interfaces: bool) -> str:

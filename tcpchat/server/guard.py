@@ -16,6 +16,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from tcpchat.words import counted
+
 MINUTE = 60.0
 FAILURE_WINDOW = 10 * MINUTE  # wrong passwords older than this are forgotten
 PRUNE_AT = 4096  # per-address records kept before idle ones are swept out
@@ -100,7 +102,7 @@ class AddressGuard:
                 wait = math.ceil((1 - record.tokens) * MINUTE / self.limits.connect_rate)
                 return (
                     "Too many new connections from your address; try again in "
-                    f"{wait} second{'s' if wait != 1 else ''}."
+                    f"{counted(wait, 'second')}."
                 )
             record.tokens -= 1
         record.open += 1
@@ -143,7 +145,7 @@ class AddressGuard:
         wait = math.ceil((1 - bucket.tokens) * MINUTE / rate)
         return (
             "Too many wrong passwords have been tried on this server lately; "
-            f"try again in {wait} second{'s' if wait != 1 else ''}."
+            f"try again in {counted(wait, 'second')}."
         )
 
     def password_accepted(self, host: str) -> None:
@@ -199,7 +201,7 @@ class AddressGuard:
             del self._bans[key]
             return None
         minutes = max(1, round((until - now) / MINUTE))
-        return f"Your address is banned from this server for {minutes} more minute{'s' if minutes != 1 else ''}."
+        return f"Your address is banned from this server for {counted(minutes, 'more minute')}."
 
     # --- upkeep ------------------------------------------------------------------------------
 

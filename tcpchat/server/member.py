@@ -32,6 +32,7 @@ from tcpchat.protocol import (
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.fanout import Fanout
 from tcpchat.server.flood import FloodControl
+from tcpchat.words import duration
 
 SECONDS = 1.0
 READ_CHUNK = 64 * KIB
@@ -374,8 +375,8 @@ class Member:
             self.warned = True
             self.hub.tell(
                 self,
-                f"You have been idle for {_duration(idle)}; you will be disconnected in "
-                f"{_duration(idle_timeout - idle)} unless you send a message or a command.",
+                f"You have been idle for {duration(idle)}; you will be disconnected in "
+                f"{duration(idle_timeout - idle)} unless you send a message or a command.",
             )
         return False
 
@@ -405,7 +406,7 @@ class Member:
             log.info("%s (%s) was idle too long", self.name, self.peer)
             self.hub.leave(self, LeaveReason.TIMEOUT)
             idle_timeout = self.config.idle_timeout or 0
-            message = f"You were idle for {_duration(idle_timeout)}; closing the connection."
+            message = f"You were idle for {duration(idle_timeout)}; closing the connection."
         else:
             log.debug("%s did not join in time", self.peer)
             message = (
@@ -433,12 +434,3 @@ def peer_host(peername: object) -> str:
 
 def _warning_lead(idle_timeout: float) -> float:
     return min(IDLE_WARNING, idle_timeout / 2)
-
-
-def _duration(seconds: float) -> str:
-    """`45 seconds`, `1 minute`, `10 minutes`: how a person says an idle time."""
-    if seconds < 90:
-        count, unit = max(1, round(seconds)), "second"
-    else:
-        count, unit = round(seconds / 60), "minute"
-    return f"{count} {unit}{'' if count == 1 else 's'}"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from tcpchat.protocol import strip_unsafe, text_problem
 from tcpchat.server.guard import address_key
+from tcpchat.words import counted, members_online
 
 if TYPE_CHECKING:
     from tcpchat.server.chat_server import ChatServer
@@ -50,7 +51,7 @@ def _who(server: ChatServer, rest: str) -> str:
     names = [name for room in server.rooms.values() for name in room.sorted_names()]
     if not names:
         return "Nobody is here."
-    lines = [f"{len(names)} member{'s' if len(names) != 1 else ''} online:"]
+    lines = [f"{members_online(len(names))}:"]
     for name in names:
         member = server.member(name)
         lines.append(f"  {name}  {member.peer if member else ''}")
@@ -63,7 +64,7 @@ def _say(server: ChatServer, rest: str) -> str:
         return f"Not sent: {problem[1]}"
     server.announce(rest)
     members = server.online
-    return f"Sent to {members} member{'s' if members != 1 else ''}."
+    return f"Sent to {counted(members, 'member')}."
 
 
 def _kick(server: ChatServer, rest: str) -> str:
@@ -137,9 +138,9 @@ def _minutes(seconds: float) -> str:
     """`45 seconds`, `1 minute`, `90 minutes`: a ban's length as a person says it."""
     if seconds < 60:
         whole = max(1, math.ceil(seconds - 1e-9))
-        return f"{whole} second{'s' if whole != 1 else ''}"
+        return counted(whole, "second")
     minutes = math.ceil(seconds / 60 - 1e-9)
-    return f"{minutes:,} minute{'s' if minutes != 1 else ''}"
+    return f"{minutes:,} minute{'' if minutes == 1 else 's'}"  # thousands separated
 
 
 _COMMANDS = {

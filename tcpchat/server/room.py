@@ -42,6 +42,7 @@ from tcpchat.protocol import (
     normalize_name,
     text_problem,
 )
+from tcpchat.words import counted
 
 Handle = Hashable
 PASSWORD_NEEDED = "This server needs a password."
@@ -221,7 +222,7 @@ class Room:
                 _error_to(
                     handle,
                     ErrorCode.SERVER_FULL,
-                    f"The server is full ({limit} member{'' if limit == 1 else 's'}); try later.",
+                    f"The server is full ({counted(limit, 'member')}); try later.",
                 )
             ]
         name = normalize_name(hello.name)
