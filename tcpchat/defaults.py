@@ -9,3 +9,6 @@ KIB = 1024
 # h11 uses for its header limit.
 DEFAULT_LINE_LIMIT = 16 * KIB
 DEFAULT_MAX_TEXT = 1024
+SECONDS = 1.0  # the unit of every duration: `60 * SECONDS`
+# How much one read from a socket asks for, on either side.
+READ_CHUNK = 64 * KIB

@@ -31,6 +31,7 @@ from tcpchat.client.trust import (
     no_longer_tls,
     open_tls,
 )
+from tcpchat.defaults import READ_CHUNK, SECONDS
 from tcpchat.protocol import (
     PROTOCOL_VERSION,
     Banner,
@@ -59,12 +60,10 @@ __all__ = [
     "split_address",
 ]
 
-SECONDS = 1.0
 CONNECT_TIMEOUT = 10 * SECONDS
 JOIN_TIMEOUT = 15 * SECONDS
 PING_INTERVAL = 30 * SECONDS
 PONG_TIMEOUT = 15 * SECONDS
-READ_CHUNK = 64 * 1024
 
 IncomingEvent = ServerEvent | Banner | Invalid
 

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from tcpchat import sockets
+from tcpchat.defaults import READ_CHUNK, SECONDS
 from tcpchat.protocol import (
     PLAIN_HELP,
     RESERVED_NAME,
@@ -52,13 +53,12 @@ from tcpchat.server.console import console_text
 from tcpchat.server.fanout import Fanout, Outgoing, Recipient
 from tcpchat.server.flood import FloodControl
 from tcpchat.server.guard import AddressGuard, HandshakeSlots, address_key
-from tcpchat.server.member import READ_CHUNK, Member, peer_host
+from tcpchat.server.member import Member, peer_host
 from tcpchat.server.room import Delivery, Room
 from tcpchat.words import counted, members_online
 
 __all__ = ["LOBBY", "ChatServer", "ServerConfig", "serve"]
 
-SECONDS = 1.0
 MAX_HANDSHAKES = 256  # TLS handshakes in progress at once (see HandshakeSlots)
 MAX_HANDSHAKES_PER_ADDRESS = 16
 MAX_TLS_REFUSING = 16  # refused TLS connections told why at once (each costs a handshake)

@@ -11,12 +11,12 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 
+from tcpchat.defaults import SECONDS
 from tcpchat.protocol import DEFAULT_LINE_LIMIT, DEFAULT_MAX_TEXT, DEFAULT_PORT, KIB
 from tcpchat.server.flood import FloodLimits
 from tcpchat.server.guard import GuardLimits
 from tcpchat.server.room import RoomLimits
 
-SECONDS = 1.0
 BURST_SECONDS = 3  # a member may send this many seconds' worth of lines at once
 # The longest text may arrive with every character as a 12-byte JSON escape (a surrogate pair).
 ESCAPED_CHARACTER = 12

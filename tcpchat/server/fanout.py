@@ -18,10 +18,10 @@ import collections
 from collections.abc import Callable, Iterable
 from typing import Protocol, cast
 
+from tcpchat.defaults import SECONDS
 from tcpchat.protocol import LeaveReason, Mode, ServerEvent, encode_json, render_plain
 from tcpchat.server.room import Delivery, Room
 
-SECONDS = 1.0
 # In a room this big, events to everyone are gathered for GATHER_TIME before they are written: a
 # crowd joining (each join is news to every member) costs one system call per member per few
 # milliseconds instead of per join.  Smaller rooms get every event at once.

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from tcpchat import sockets
+from tcpchat.defaults import READ_CHUNK, SECONDS
 from tcpchat.protocol import (
     KIB,
     Event,
@@ -34,8 +35,6 @@ from tcpchat.server.fanout import Fanout
 from tcpchat.server.flood import FloodControl
 from tcpchat.words import duration
 
-SECONDS = 1.0
-READ_CHUNK = 64 * KIB
 FLUSH_AT = 64 * KIB  # an outbox this full goes to the kernel at once, not at the end of the turn
 CLOSE_GRACE = 10 * SECONDS  # how long a closing connection may take to flush before it is cut
 # A person's client (nc, telnet) does not end at the end of the stream: it waits for more to send.

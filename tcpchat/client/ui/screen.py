@@ -59,6 +59,7 @@ from tcpchat.client.ui.render import (
     screen_rows,
 )
 from tcpchat.client.ui.state import ChatState, Outcome, PendingMessage
+from tcpchat.defaults import SECONDS
 from tcpchat.protocol import (
     Bye,
     Dm,
@@ -72,7 +73,6 @@ from tcpchat.protocol import (
 )
 from tcpchat.words import counted
 
-SECONDS = 1.0
 QUIT_WAIT = 5 * SECONDS  # how long /quit waits for the last confirmations
 PASSWORD_TRIES = 3
 
