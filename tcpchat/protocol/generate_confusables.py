@@ -1,4 +1,4 @@
-"""Write tcpchat/confusables.tsv, the look-alike table of names, from Unicode's confusables.txt.
+"""Write tcpchat/protocol/confusables.tsv, the look-alike table of names, from Unicode's confusables.txt.
 
 Usage: python -m tcpchat.protocol.generate_confusables PATH/TO/confusables.txt
 
