@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import TIMEOUT, RunningServer
+from support import TIMEOUT
+from support.running import RunningServer
 
 from tcpchat.bench import BenchClient, IrcDialect, Tally, TcpchatDialect, message_text
 from tcpchat.cli import main

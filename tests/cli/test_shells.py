@@ -28,11 +28,11 @@ if sys.platform == "win32":
     )
 
 import pexpect
-from screen import TIMEOUT, Terminal
+from support import REPO
+from support.screen import TIMEOUT, Terminal
 
 from tcpchat.cli import SHELLS
 
-REPO = Path(__file__).resolve().parent.parent
 RECENT_HOST = "chat.example.org"
 KILL_LINE = "\x15"  # Ctrl-U: empty the command line in all three shells
 

@@ -7,7 +7,8 @@ import socket
 import threading
 
 import pytest
-from conftest import TIMEOUT, RunningServer
+from support import TIMEOUT
+from support.running import RunningServer
 
 from tcpchat.client.connection import (
     ChatConnection,

@@ -20,10 +20,9 @@ if sys.platform == "win32":
     pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
 
 import pexpect
-from conftest import RunningServer
-from screen import COLUMNS, ROWS, TIMEOUT, Terminal
-
-REPO = Path(__file__).resolve().parent.parent
+from support import REPO
+from support.running import RunningServer
+from support.screen import COLUMNS, ROWS, TIMEOUT, Terminal
 
 
 class Prompts(Terminal):

@@ -19,13 +19,13 @@ if sys.platform == "win32":
     pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
 
 import pexpect
-from screen import COLUMNS, ROWS, TIMEOUT, Terminal
+from support import REPO
+from support.screen import COLUMNS, ROWS, TIMEOUT, Terminal
 
 from tcpchat.client.ui.render import CONTINUED
 from tcpchat.server import moderation
 
 PROMPT = "alice› "
-REPO = Path(__file__).resolve().parent.parent
 
 
 class ChatTerminal(Terminal):

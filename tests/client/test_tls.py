@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer, both_event_loops
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from wire import LineClient
+from support import TIMEOUT
+from support.running import RunningServer, both_event_loops
+from support.wire import LineClient
 
 from tcpchat import tls
 from tcpchat.client.connection import (
@@ -866,7 +867,7 @@ def test_join_tls_script_end_to_end(
 def spawn_in_terminal(port: int, env: dict[str, str], *extra: str) -> Any:
     """`tcpchat join` in a real pty (tests/screen.py), so it is interactive and may ask."""
     import pexpect
-    from screen import COLUMNS, ROWS, Terminal
+    from support.screen import COLUMNS, ROWS, Terminal
 
     environment = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
     child = pexpect.spawn(
@@ -881,7 +882,7 @@ def spawn_in_terminal(port: int, env: dict[str, str], *extra: str) -> Any:
 
 def screen_text(term: Any) -> str:
     """The screen as one string, rows padded to full width: text wrapped across rows is whole."""
-    from screen import COLUMNS
+    from support.screen import COLUMNS
 
     return "".join(line.ljust(COLUMNS) for line in term.lines)
 

@@ -669,7 +669,7 @@ def test_the_confusables_table_names_its_unicode_version_and_licence() -> None:
 def test_the_confusables_generator_keeps_unicodes_header_and_the_mappings() -> None:
     """tcpchat/protocol/generate_confusables.py on a file shaped like Unicode's confusables.txt."""
     generator = runpy.run_path(
-        str(Path(__file__).parent.parent / "tcpchat/protocol/generate_confusables.py")
+        str(Path(__file__).parents[2] / "tcpchat/protocol/generate_confusables.py")
     )
     source = (
         "\ufeff# confusables.txt\n# Date: 2026-08-06, 01:05:35 GMT\n# © 2026 Unicode®, Inc.\n"

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer
-from test_server import hello, json_line, say
-from wire import LineClient
+from support import TIMEOUT
+from support.chat import hello, json_line, say
+from support.running import RunningServer
+from support.wire import LineClient
 
 from tcpchat.server.flood import ADDRESS_BYTES, BYTE_BURST, KIB, FloodControl, FloodLimits
 

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import TIMEOUT, RunningServer
+from support import TIMEOUT
+from support.running import RunningServer
 
 import tcpchat.server.chat_server
 

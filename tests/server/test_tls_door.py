@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, RunningServer, both_event_loops
+from support import TIMEOUT
+from support.running import RunningServer, both_event_loops
 
 from tcpchat import tls
 from tcpchat.server.guard import HandshakeSlots

@@ -40,10 +40,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer
-from test_server import SmallBufferClient
-from test_stress import Peer, Pool, run_storm, together
-from wire import LineClient
+from support import TIMEOUT
+from support.chat import SmallBufferClient
+from support.running import RunningServer
+from support.storm import Peer, Pool, run_storm, together
+from support.wire import LineClient
 
 import tcpchat.server.chat_server
 from tcpchat.protocol import (
