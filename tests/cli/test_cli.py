@@ -440,6 +440,7 @@ def test_serve_prints_joins_and_leaves_with_member_counts(
     process.wait_for_line(matching(r"alice left .*\(0 members online\)$"))
 
 
+@pytest.mark.slow
 @posix_signals
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_stop_signal_tells_members_and_exits_0_quickly(
@@ -647,6 +648,7 @@ def test_every_help_states_the_exit_codes(command: list[str]) -> None:
     assert "Exit status: 0 done, 1 failed" in " ".join(result.output.split())
 
 
+@pytest.mark.slow
 def test_python_dash_m_is_the_same_command_as_the_script(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "tcpchat"
     if not script.exists():
@@ -750,6 +752,7 @@ def _banner_or_warning(probe: LineClient, process: Process) -> str:
     raise AssertionError(f"neither a banner nor a warning; stdout={process.out!r}")
 
 
+@pytest.mark.slow
 @posix_signals
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_out_of_descriptors_new_connections_wait_quietly_and_members_go_on(

@@ -33,6 +33,9 @@ from support.screen import TIMEOUT, Terminal
 
 from tcpchat.cli import SHELLS
 
+# Real shells in a pty: left out of the fast loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 RECENT_HOST = "chat.example.org"
 KILL_LINE = "\x15"  # Ctrl-U: empty the command line in all three shells
 

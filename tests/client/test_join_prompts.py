@@ -24,6 +24,9 @@ from support import REPO
 from support.running import RunningServer
 from support.screen import COLUMNS, ROWS, TIMEOUT, Terminal
 
+# A real `tcpchat join` in a pty for each test: left out of the fast loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 
 class Prompts(Terminal):
     """The questions `join` asks: `Question [default]: `, or `Question: ` with none to offer."""

@@ -25,6 +25,9 @@ from support.screen import COLUMNS, ROWS, TIMEOUT, Terminal
 from tcpchat.client.ui.render import CONTINUED
 from tcpchat.server import moderation
 
+# A real `tcpchat join` in a pty for each test: left out of the fast loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 PROMPT = "alice› "
 
 

@@ -770,6 +770,7 @@ def test_wrong_password_over_tls_is_auth_failed(start_server: StartServer, confi
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_interactive_client_checks_the_pin_again_when_it_reconnects(
     start_server: StartServer, config: Path
 ) -> None:
@@ -812,6 +813,7 @@ def test_interactive_client_checks_the_pin_again_when_it_reconnects(
 # --- outside clients ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_join_tls_script_end_to_end(
     start_server: StartServer, tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -894,6 +896,7 @@ def end_terminal(term: Any) -> None:
     term.child.close(force=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pty")
 def test_a_person_is_asked_about_a_new_certificate_and_yes_trusts_it(
     start_server: StartServer, tmp_path: Path, env: dict[str, str]
@@ -920,6 +923,7 @@ def test_a_person_is_asked_about_a_new_certificate_and_yes_trusts_it(
         end_terminal(term)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pty")
 @pytest.mark.parametrize("answer", ["no", "", "y"])
 def test_anything_but_yes_about_a_new_certificate_stops_with_nothing_sent(
@@ -944,6 +948,7 @@ def test_anything_but_yes_about_a_new_certificate_stops_with_nothing_sent(
     assert not (tmp_path / "config" / "known_hosts").exists()
 
 
+@pytest.mark.slow
 def test_openssl_s_client_joins_in_plain_mode(
     start_server: StartServer, config: Path, processes: list[subprocess.Popen[str]]
 ) -> None:

@@ -710,6 +710,7 @@ def test_rendered_welcome_holds_no_escape_control_or_bidi_characters():
         assert unsafe_chars(fragments) == [], fragments
 
 
+@pytest.mark.slow
 def test_rejoin_says_how_many_messages_the_history_no_longer_holds(start_server, monkeypatch):
     """Away while bob sent 5 messages and the server keeps 2: 2 shown, 3 reported lost."""
     monkeypatch.setattr(

@@ -507,6 +507,7 @@ def test_anything_but_hello_or_ping_before_joining_is_not_joined(chat, event):
     assert observer.expect("joined")["name"] == "now"  # nothing reached the room before
 
 
+@pytest.mark.slow
 def test_line_over_the_limit_is_line_too_long_and_the_connection_stays_open(chat):
     alice = chat.join("alice")
     alice.send_raw(b'{"type": "say", "text": "' + b"x" * (100 * 1024) + b'"}\n')
@@ -688,6 +689,7 @@ def test_half_closed_client_gets_its_answers_then_the_close(chat):
 # --- timeouts ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_connection_that_never_joins_is_closed_after_the_registration_timeout(start_server):
     server = start_server(registration_timeout=0.3)
     member, _ = join(server, "member")
@@ -704,6 +706,7 @@ def test_connection_that_never_joins_is_closed_after_the_registration_timeout(st
     sync(member)  # joined in time: never closed, though its own deadline has passed too
 
 
+@pytest.mark.slow
 def test_idle_member_is_warned_then_dropped_with_reason_timeout(start_server):
     server = start_server(idle_timeout=0.6)  # the warning comes half-way, at 0.3 s
     bob, _ = join(server, "bob")
@@ -720,6 +723,7 @@ def test_idle_member_is_warned_then_dropped_with_reason_timeout(start_server):
     assert "idle" in json.loads(lines[-1])["message"]
 
 
+@pytest.mark.slow
 def test_pings_do_not_keep_an_idle_member_in_the_room(start_server):
     server = start_server(idle_timeout=0.6)
     alice, _ = join(server, "alice")
@@ -737,6 +741,7 @@ def test_pings_do_not_keep_an_idle_member_in_the_room(start_server):
     assert "private" in seen and seen[-1] == "shutdown", seen
 
 
+@pytest.mark.slow
 def test_a_message_restarts_the_idle_clock(start_server):
     server = start_server(idle_timeout=0.6)
     alice, _ = join(server, "alice")
@@ -810,6 +815,7 @@ def test_concurrent_senders_keep_seq_in_order_without_gaps(start_server, capsys)
         )
 
 
+@pytest.mark.slow
 def test_flooding_member_is_slowed_but_loses_nothing(chat, capsys):
     count = 300
     config = chat.config
@@ -1200,6 +1206,7 @@ def shut_down_and_read(server: RunningServer, client: LineClient) -> list[str]:
     return expect_closed(client)
 
 
+@pytest.mark.slow
 def test_shutdown_does_not_wait_past_its_grace_for_a_member_that_stopped_reading(
     start_server, untracked
 ):
@@ -1223,6 +1230,7 @@ def test_shutdown_does_not_wait_past_its_grace_for_a_member_that_stopped_reading
     assert [json.loads(line)["type"] for line in lines] == ["shutdown"]
 
 
+@pytest.mark.slow
 def test_three_hundred_members_are_all_counted(chat):
     count = 300
     clients = []
@@ -1329,6 +1337,7 @@ def test_a_crowd_that_never_reads_holds_no_more_than_its_send_buffers(start_serv
     assert len(waiting) == 10 and max(waiting) <= limit + 4096, waiting
 
 
+@pytest.mark.slow
 def test_many_lines_in_one_packet_do_not_stretch_the_registration_timeout(start_server):
     """Thousands of empty name lines, read later by the token bucket, still end at the deadline."""
     server = start_server(registration_timeout=0.5)
@@ -1340,6 +1349,7 @@ def test_many_lines_in_one_packet_do_not_stretch_the_registration_timeout(start_
     assert time.monotonic() - started < TIMEOUT
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
 def test_a_closing_connection_that_never_reads_is_cut_after_a_grace(start_server, monkeypatch):
     """`bye` from a member that reads nothing: the server may not keep its socket for ever."""
@@ -1366,6 +1376,7 @@ def test_a_closing_connection_that_never_reads_is_cut_after_a_grace(start_server
         time.sleep(0.02)  # polling the process's open files with a deadline
 
 
+@pytest.mark.slow
 def test_a_burst_of_long_multiline_messages_does_not_make_a_reading_member_slow(start_server):
     """60 legal messages of 1,024 characters, nearly all line breaks, in one packet: a plain
     member that reads everything (each break costs it 5 bytes) is not taken for slow.  (A
@@ -1388,6 +1399,7 @@ def test_a_burst_of_long_multiline_messages_does_not_make_a_reading_member_slow(
     assert server.call(lambda: server.server.room.count) == 3  # nobody was dropped
 
 
+@pytest.mark.slow
 def test_hundreds_of_members_dropped_at_once_are_each_announced(start_server):
     """Drops run as a loop, not a recursion: 400 at once, each `left` reaches the observer."""
     server = start_server()

@@ -62,6 +62,9 @@ from support.storm import (
 )
 from support.wire import kernel_sockets, recv_until_closed
 
+# Storms of hundreds of connections: left out of the fast loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 STORM = {"max_per_address": None, "connect_rate": None, "rate": 1e6, "burst": 10**6, "byte_rate": 0}
 LINE_LIMIT = 16 * 1024
 MAX_TEXT = 1024
