@@ -1,14 +1,29 @@
-"""Shared fixtures: a real tcpchat server on loopback, in a thread of its own (support/running.py)."""
+"""Shared fixtures (a real tcpchat server on loopback, in a thread of its own) and the hypothesis
+profiles.
+
+Hypothesis: the `fast` profile (few examples) is for working locally, `ci` (many) for CI; the
+environment variable HYPOTHESIS_PROFILE picks one, and it defaults to `ci` where CI=true.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from support.running import RunningServer
 
 from tcpchat.server.chat_server import ServerConfig
+
+settings.register_profile("fast", max_examples=30)
+settings.register_profile("ci", max_examples=300)
+settings.load_profile(
+    os.environ.get(
+        "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI", "").lower() == "true" else "fast"
+    )
+)
 
 
 @pytest.fixture

@@ -81,8 +81,8 @@ TS = datetime(2026, 11, 24, 9, 30, 0, 123000, tzinfo=timezone.utc)
 # 09:30 on the local clock, whatever the machine's zone: plain mode shows the server's local time.
 LOCAL_0930 = datetime(2026, 11, 24, 9, 30).astimezone()
 
+# As many examples as the hypothesis profile says (conftest.py: few locally, many in CI).
 PROPERTY_SETTINGS = settings(
-    max_examples=300,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
