@@ -1,14 +1,14 @@
-"""Bounded storms against a real server, each watched by a member that must miss nothing (issue 5).
+"""Bounded storms against a real server, each watched by a member that must miss nothing.
 
-Each test starts the real asyncio server (conftest's `start_server`: its own thread, 127.0.0.1,
-a free port) and drives it from a pool of asyncio clients in the test's thread, so hundreds of
-connections need no threads.  In every storm a *watcher* joins first and reads everything.  At
-the end it must have received every accepted `message` in `seq` order without a gap (seq is
-global and the watcher is a member from before the first message, so it sees exactly 1 to the
-room's last seq), each with the sender and text that was sent (every `ack` a sender got names
-the seq to look up), and its `joined`/`left` counts must walk one by one from its welcome's count
-to what a final `who` says.  Afterwards the server's set of open connections must shrink back to
-the members that stayed, and the server must still answer.
+Each test starts the real asyncio server (conftest's `start_server`: its own thread, 127.0.0.1, a
+free port) and drives it from a pool of asyncio clients in the test's thread (support/storm.py), so
+hundreds of connections need no threads.  In every storm a *watcher* joins first and reads
+everything.  At the end it must have received every accepted `message` in `seq` order without a gap
+(seq is global and the watcher is a member from before the first message, so it sees exactly 1 to
+the room's last seq), each with the sender and text that was sent (every `ack` a sender got names
+the seq to look up), and its `joined`/`left` counts must walk one by one from its welcome's count to
+what a final `who` says.  Afterwards the server's set of open connections must shrink back to the
+members that stayed, and the server must still answer.
 
 The storms and their sizes:
 
@@ -25,12 +25,12 @@ The storms and their sizes:
   and reset, at most 100 at once, while a sender sends 200 messages; 10 members hold half a line
   through the whole storm and finish it at the end.
 
-One more test guards what the never-reader storm turned up (fixed since): a member dropped as
-`slow` must be reset, not closed, or the server's kernel goes on holding its backlog for minutes.
+One more test guards what the never-reader storm once turned up: a member dropped as `slow`
+must be reset, not closed, or the server's kernel goes on holding its backlog for minutes.
 
 Per-address limits are off (every connection comes from 127.0.0.1) and the token bucket is opened
 wide (`STORM`), so the storms measure the server, not its pacing.  Every wait is a read or a poll
-with a deadline in units of conftest's TIMEOUT; every loop is bounded; each storm as a whole has
+with a deadline in units of support's TIMEOUT; every loop is bounded; each storm as a whole has
 a budget (`BUDGET`, 40 s with the default TIMEOUT) under the 60 s pytest-timeout, and takes a
 second or two on a 2-core machine.
 """
