@@ -1,6 +1,6 @@
 """`tcpchat join`'s questions before the chat screen (host, name), in a real pseudo-terminal.
 
-The child is the real command in a pty, drawn on a pyte screen (tests/screen.py); the server runs
+The child is the real command in a pty, drawn on a pyte screen (support/screen.py); the server runs
 in this process on 127.0.0.1 (conftest).  The prompts are prompt_toolkit's, so only a terminal
 shows what a person sees: the default offered after the question, and what happens on Enter.
 """

@@ -1,6 +1,6 @@
 """End to end in a real pseudo-terminal: `tcpchat join` as a person sees it.
 
-The child is the real command in a pty, drawn on a pyte screen (tests/screen.py). The server and
+The child is the real command in a pty, drawn on a pyte screen (support/screen.py). The server and
 the other member (a raw JSON line client) run in this process, on 127.0.0.1.
 """
 

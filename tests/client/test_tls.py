@@ -867,7 +867,7 @@ def test_join_tls_script_end_to_end(
 
 
 def spawn_in_terminal(port: int, env: dict[str, str], *extra: str) -> Any:
-    """`tcpchat join` in a real pty (tests/screen.py), so it is interactive and may ask."""
+    """`tcpchat join` in a real pty (support/screen.py), so it is interactive and may ask."""
     import pexpect
     from support.screen import COLUMNS, ROWS, Terminal
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 import unicodedata
@@ -27,6 +26,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
 from prompt_toolkit.utils import get_cwidth
+from support import TIMEOUT
 
 import tcpchat.client.ui.screen
 from tcpchat.client.connection import ChatConnection
@@ -55,8 +55,6 @@ from tcpchat.protocol import (
     is_forbidden_char,
 )
 
-# One unit for every wait (as conftest's); raise it on a slow machine.
-TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
 HOST = "127.0.0.1"
 CTRL_D = "\x04"
 
