@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, RunningServer
-from test_cli import Process, clean_env, free_port
-from test_server import expect_closed, join, say, sync
-from wire import LineClient
+from support import TIMEOUT
+from support.chat import expect_closed, join, say, sync
+from support.process import Process, clean_env, free_port
+from support.running import RunningServer
+from support.wire import LineClient
 
 from tcpchat.server import moderation
 

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer
-from test_server import hello, json_line, say
-from wire import LineClient
+from support import TIMEOUT
+from support.chat import hello, json_line, say
+from support.running import RunningServer
+from support.wire import LineClient
 
+from tcpchat.server.chat_server import ServerConfig
 from tcpchat.server.flood import ADDRESS_BYTES, BYTE_BURST, KIB, FloodControl, FloodLimits
 
 
@@ -70,6 +72,24 @@ def test_members_from_one_address_share_a_line_rate_three_times_one_members() ->
     assert flood.pace("192.0.2.2").for_line() == 0.0  # type: ignore[union-attr]
 
 
+def test_a_flood_at_the_default_limits_is_paced_to_the_rate_after_the_burst() -> None:
+    """What `test_flooding_member_is_slowed_but_loses_nothing` (test_server.py) waits out in real
+    seconds, on the clock: 300 lines from one member, each waiting as long as it is told, take
+    (300 - burst) / rate seconds at a default server's limits, and the burst none at all."""
+    limits = ServerConfig().flood_limits()
+    clock = Clock()
+    pace = FloodControl(limits, clock).pace("127.0.0.1")  # type: ignore[arg-type]
+    assert pace is not None
+    waits = []
+    for n in range(300):
+        line = json_line(say(f"flood {n}", str(n)))
+        waits.append(pace.for_bytes(len(line)) + pace.for_line())
+        clock.now += waits[-1]
+    assert waits[: limits.burst] == [0.0] * limits.burst
+    assert all(wait > 0 for wait in waits[limits.burst :])
+    assert clock.now - 100.0 == pytest.approx((300 - limits.burst) / limits.rate)
+
+
 def test_an_address_is_forgotten_with_its_last_connection_and_rate_0_paces_nothing() -> None:
     flood, _ = control(rate=20, burst=60, byte_rate=1000)
     flood.pace("192.0.2.1")
@@ -95,6 +115,7 @@ def events_of(client: LineClient, kind: str, count: int) -> list[dict[str, Any]]
     return found
 
 
+@pytest.mark.slow
 def test_members_on_one_address_are_slowed_together_and_lose_nothing(
     start_server: Callable[..., RunningServer],
 ) -> None:

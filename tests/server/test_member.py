@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import TIMEOUT
+from support import TIMEOUT
 
 from tcpchat.protocol import (
     Event,

@@ -82,8 +82,8 @@ TS = datetime(2026, 11, 24, 9, 30, 0, 123000, tzinfo=timezone.utc)
 # 09:30 on the local clock, whatever the machine's zone: plain mode shows the server's local time.
 LOCAL_0930 = datetime(2026, 11, 24, 9, 30).astimezone()
 
+# As many examples as the hypothesis profile says (conftest.py: few locally, many in CI).
 PROPERTY_SETTINGS = settings(
-    max_examples=300,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -677,7 +677,7 @@ def test_the_confusables_table_names_its_unicode_version_and_licence() -> None:
 def test_the_confusables_generator_keeps_unicodes_header_and_the_mappings() -> None:
     """tcpchat/protocol/generate_confusables.py on a file shaped like Unicode's confusables.txt."""
     generator = runpy.run_path(
-        str(Path(__file__).parent.parent / "tcpchat/protocol/generate_confusables.py")
+        str(Path(__file__).parents[2] / "tcpchat/protocol/generate_confusables.py")
     )
     source = (
         "\ufeff# confusables.txt\n# Date: 2026-08-06, 01:05:35 GMT\n# © 2026 Unicode®, Inc.\n"

@@ -40,10 +40,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer
-from test_server import SmallBufferClient
-from test_stress import Peer, Pool, run_storm, together
-from wire import LineClient
+from support import TIMEOUT
+from support.chat import SmallBufferClient
+from support.running import RunningServer
+from support.storm import Peer, Pool, run_storm, together
+from support.wire import LineClient
 
 import tcpchat.server.fanout
 from tcpchat.protocol import (
@@ -562,6 +563,7 @@ def test_shutdown_with_broadcasts_pending(script):
 # --- slow members -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("turns", ["each", "gathered"])
 def test_a_member_dropped_slow_costs_the_others_nothing(start_server, monkeypatch, turns):
     """A member that never reads is dropped `slow` (once) while JSON and plain members that read
@@ -710,6 +712,7 @@ def seqs(events: list[Event]) -> list[int]:
     ]
 
 
+@pytest.mark.slow
 def test_a_gathering_room_of_520_delivers_everything_in_order_and_at_shutdown(start_server):
     """520 members (so the 4 ms gathering is on), then in one burst: 5 senders with 3 messages
     each, a private message, a ping, a member that joins and one that says goodbye after

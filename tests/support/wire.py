@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +84,14 @@ class LineClient:
         if not self.closed:
             self.closed = True
             self.sock.close()
+
+    def reset(self) -> None:
+        """Close with RST instead of FIN (SO_LINGER 0): the server drops the connection at once,
+        where a FIN from a plain-mode member would have it show its last words for a moment."""
+        if not self.closed:
+            with contextlib.suppress(OSError):  # already reset by the server: close it all the same
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close()
 
 
 def recv_until_closed(sock: socket.socket, timeout: float) -> bytes:

@@ -22,8 +22,24 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer
-from wire import LineClient, kernel_sockets
+from support import TIMEOUT
+from support.chat import (
+    SmallBufferClient,
+    collect,
+    expect_closed,
+    expect_error,
+    has_ipv6_loopback,
+    hello,
+    join,
+    json_line,
+    next_of,
+    plain_sync,
+    plain_until,
+    say,
+    sync,
+)
+from support.running import RunningServer
+from support.wire import LineClient, kernel_sockets
 
 from tcpchat.protocol import LeaveReason
 from tcpchat.server.chat_server import LOBBY
@@ -35,111 +51,6 @@ CLOCK = r"\[\d\d:\d\d\]"
 LINE_LIMIT = 16 * 1024
 MAX_TEXT = 1024
 HIGH_RATE = {"rate": 1e6, "burst": 10**6, "byte_rate": 0}  # so the token bucket never paces a test
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def hello(name: str, **fields: Any) -> Event:
-    return {"type": "hello", "name": name, "version": 1, **fields}
-
-
-def say(text: str, request_id: str | None = None) -> Event:
-    event: Event = {"type": "say", "text": text}
-    if request_id is not None:
-        event["id"] = request_id
-    return event
-
-
-def json_line(event: Event) -> bytes:
-    return json.dumps(event).encode() + b"\n"
-
-
-def join(server: RunningServer, name: str, host: str = "127.0.0.1") -> tuple[LineClient, Event]:
-    """A JSON member that has read its banner; returns it with its `welcome`."""
-    client = server.connect(host)
-    assert not client.read_line().startswith("{")
-    client.send_json(hello(name))
-    return client, client.expect("welcome")
-
-
-def sync(client: LineClient, tag: str = "sync") -> None:
-    """A ping round trip whose pong must be the next line: nothing else was pending."""
-    client.send_json({"type": "ping", "id": tag})
-    assert client.read_json() == {"type": "pong", "id": tag}
-
-
-def next_of(client: LineClient, kind: str, timeout: float | None = None) -> Event:
-    """The next event of type `kind`, skipping any others."""
-    lines = client.read_until(lambda line: json.loads(line)["type"] == kind, timeout)
-    return json.loads(lines[-1])
-
-
-def collect(
-    client: LineClient, kind: str, count: int, timeout: float | None = None
-) -> tuple[list[Event], list[Event]]:
-    """Read until `count` events of `kind` came; return them and every other event in between."""
-    deadline = time.monotonic() + (timeout or TIMEOUT)
-    wanted: list[Event] = []
-    others: list[Event] = []
-    while len(wanted) < count:
-        event = client.read_json(max(0.01, deadline - time.monotonic()))
-        (wanted if event["type"] == kind else others).append(event)
-    return wanted, others
-
-
-def expect_error(client: LineClient, code: str, request_id: str | None = None) -> Event:
-    error = client.expect("error")
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str) and error["message"].strip()
-    assert error.get("id") == request_id, error
-    return error
-
-
-def expect_closed(client: LineClient) -> list[str]:
-    """The lines the server sent before closing the connection (AssertionError if it stays open)."""
-    return client.read_eof().decode(errors="replace").splitlines()
-
-
-def plain_until(client: LineClient, pattern: str, timeout: float | None = None) -> list[str]:
-    """Plain-mode lines up to and including the first that matches the regex `pattern`."""
-    regex = re.compile(pattern)
-    return client.read_until(lambda line: regex.search(line) is not None, timeout)
-
-
-def plain_sync(client: LineClient, members: int) -> None:
-    """`/who` whose answer must be the next line: nothing else was pending for this plain member."""
-    client.send_line("/who")
-    assert re.match(rf"^\* {members} members? online: ", client.read_line())
-
-
-def has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-class SmallBufferClient(LineClient):
-    """A line client whose receive buffer is set before connecting (create_connection can't)."""
-
-    def __init__(self, port: int, timeout: float, receive_buffer: int) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-            sock.settimeout(timeout)
-            sock.connect(("127.0.0.1", port))
-        except OSError:
-            sock.close()
-            raise
-        self.timeout = timeout
-        self.sock = sock
-        self._buffer = b""
-        self.closed = False
 
 
 @pytest.fixture(autouse=True)
@@ -597,6 +508,7 @@ def test_anything_but_hello_or_ping_before_joining_is_not_joined(chat, event):
     assert observer.expect("joined")["name"] == "now"  # nothing reached the room before
 
 
+@pytest.mark.slow
 def test_line_over_the_limit_is_line_too_long_and_the_connection_stays_open(chat):
     alice = chat.join("alice")
     alice.send_raw(b'{"type": "say", "text": "' + b"x" * (100 * 1024) + b'"}\n')
@@ -778,6 +690,7 @@ def test_half_closed_client_gets_its_answers_then_the_close(chat):
 # --- timeouts ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_connection_that_never_joins_is_closed_after_the_registration_timeout(start_server):
     server = start_server(registration_timeout=0.3)
     member, _ = join(server, "member")
@@ -794,6 +707,7 @@ def test_connection_that_never_joins_is_closed_after_the_registration_timeout(st
     sync(member)  # joined in time: never closed, though its own deadline has passed too
 
 
+@pytest.mark.slow
 def test_idle_member_is_warned_then_dropped_with_reason_timeout(start_server):
     server = start_server(idle_timeout=0.6)  # the warning comes half-way, at 0.3 s
     bob, _ = join(server, "bob")
@@ -810,6 +724,7 @@ def test_idle_member_is_warned_then_dropped_with_reason_timeout(start_server):
     assert "idle" in json.loads(lines[-1])["message"]
 
 
+@pytest.mark.slow
 def test_pings_do_not_keep_an_idle_member_in_the_room(start_server):
     server = start_server(idle_timeout=0.6)
     alice, _ = join(server, "alice")
@@ -827,6 +742,7 @@ def test_pings_do_not_keep_an_idle_member_in_the_room(start_server):
     assert "private" in seen and seen[-1] == "shutdown", seen
 
 
+@pytest.mark.slow
 def test_a_message_restarts_the_idle_clock(start_server):
     server = start_server(idle_timeout=0.6)
     alice, _ = join(server, "alice")
@@ -900,6 +816,7 @@ def test_concurrent_senders_keep_seq_in_order_without_gaps(start_server, capsys)
         )
 
 
+@pytest.mark.slow
 def test_flooding_member_is_slowed_but_loses_nothing(chat, capsys):
     count = 300
     config = chat.config
@@ -1291,6 +1208,7 @@ def shut_down_and_read(server: RunningServer, client: LineClient) -> list[str]:
     return expect_closed(client)
 
 
+@pytest.mark.slow
 def test_shutdown_does_not_wait_past_its_grace_for_a_member_that_stopped_reading(
     start_server, untracked
 ):
@@ -1314,6 +1232,7 @@ def test_shutdown_does_not_wait_past_its_grace_for_a_member_that_stopped_reading
     assert [json.loads(line)["type"] for line in lines] == ["shutdown"]
 
 
+@pytest.mark.slow
 def test_three_hundred_members_are_all_counted(chat):
     count = 300
     clients = []
@@ -1420,6 +1339,7 @@ def test_a_crowd_that_never_reads_holds_no_more_than_its_send_buffers(start_serv
     assert len(waiting) == 10 and max(waiting) <= limit + 4096, waiting
 
 
+@pytest.mark.slow
 def test_many_lines_in_one_packet_do_not_stretch_the_registration_timeout(start_server):
     """Thousands of empty name lines, read later by the token bucket, still end at the deadline."""
     server = start_server(registration_timeout=0.5)
@@ -1431,6 +1351,7 @@ def test_many_lines_in_one_packet_do_not_stretch_the_registration_timeout(start_
     assert time.monotonic() - started < TIMEOUT
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
 def test_a_closing_connection_that_never_reads_is_cut_after_a_grace(start_server, monkeypatch):
     """`bye` from a member that reads nothing: the server may not keep its socket for ever."""
@@ -1457,6 +1378,7 @@ def test_a_closing_connection_that_never_reads_is_cut_after_a_grace(start_server
         time.sleep(0.02)  # polling the process's open files with a deadline
 
 
+@pytest.mark.slow
 def test_a_burst_of_long_multiline_messages_does_not_make_a_reading_member_slow(start_server):
     """60 legal messages of 1,024 characters, nearly all line breaks, in one packet: a plain
     member that reads everything (each break costs it 5 bytes) is not taken for slow.  (A
@@ -1479,6 +1401,7 @@ def test_a_burst_of_long_multiline_messages_does_not_make_a_reading_member_slow(
     assert server.call(lambda: server.server.lobby.count) == 3  # nobody was dropped
 
 
+@pytest.mark.slow
 def test_hundreds_of_members_dropped_at_once_are_each_announced(start_server):
     """Drops run as a loop, not a recursion: 400 at once, each `left` reaches the observer."""
     server = start_server()

@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer
-from test_server import expect_closed, expect_error, hello, join, json_line, next_of, say, sync
-from wire import LineClient
+from support import TIMEOUT
+from support.chat import expect_closed, expect_error, hello, join, json_line, next_of, say, sync
+from support.running import RunningServer
+from support.wire import LineClient
 
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.guard import PRUNE_AT, AddressGuard, GuardLimits, address_key

@@ -5,7 +5,7 @@ send MESSAGES messages each as fast as the server takes them, and reports how lo
 every member had every message, the fan-out rate (message deliveries a second) and the server's
 resident memory (Linux).  Everything is bounded: a deadline ends the run whatever happens.
 
-    python tests/bench_load.py --members 1000 --senders 10 --messages 100
+    python tests/benchmarks/bench_load.py --members 1000 --senders 10 --messages 100
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import TIMEOUT, RunningServer
+from support import TIMEOUT
+from support.running import RunningServer
 
 import tcpchat.server.member
 
@@ -48,6 +49,7 @@ def kick(server: RunningServer, name: str) -> None:
     server.call(run)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["quit", "kick"])
 def test_a_plain_connection_is_closed_once_the_goodbye_has_arrived(
     server: RunningServer, how: str
@@ -82,6 +84,7 @@ def nc_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                 stream.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(NC is None, reason="nc is not installed")
 @pytest.mark.parametrize("how", ["quit", "kick", "shutdown"])
 def test_nc_exits_by_itself_once_the_goodbye_has_arrived(

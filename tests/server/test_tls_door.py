@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, RunningServer, both_event_loops
+from support import TIMEOUT
+from support.running import RunningServer, both_event_loops
 
 from tcpchat import tls
 from tcpchat.server.guard import HandshakeSlots
@@ -94,6 +95,7 @@ def test_idle_sockets_from_many_addresses_cannot_keep_real_clients_out(
         assert banner.startswith("Welcome"), f"client {address} got {banner!r}"
 
 
+@pytest.mark.slow
 def test_a_socket_that_never_starts_tls_is_cut_after_the_handshake_deadline(
     start_server: StartServer, tmp_path: Path, sockets: list[socket.socket]
 ) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TIMEOUT
-from test_server import join, next_of, say
+from support import TIMEOUT
+from support.chat import join, next_of, say
 
 from tcpchat.defaults import DEFAULT_LINE_LIMIT
 from tcpchat.server.config import ServerConfig

@@ -511,7 +511,7 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(deadline=None, database=None)  # examples: the hypothesis profile
 @given(OPS)
 def test_every_member_gets_every_message_of_its_stay_in_order(
     ops: list[tuple[str, str, str]],
@@ -567,7 +567,7 @@ def test_every_member_gets_every_message_of_its_stay_in_order(
 LOOK_ALIKES = ["alice", "аlice", "ALICE", "al.ice", "bob", "b0b", "BOB", "carol", "caroI"]
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(deadline=None, database=None)  # examples: the hypothesis profile
 @given(
     st.lists(
         st.tuples(

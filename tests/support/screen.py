@@ -7,14 +7,14 @@ screen with a deadline and fails showing the screen.  POSIX only (pexpect needs 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
 import pexpect
 import pyte
 
-TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
+from support import TIMEOUT
+
 SCREEN_WAIT = 2 * TIMEOUT  # ~10 s: starting Python (and prompt_toolkit) in a child takes a moment
 ROWS, COLUMNS = 24, 100
 

@@ -5,7 +5,7 @@ when installed, with their flood and per-address limits off), pins it to CPU 0 a
 generator to CPU 1 where `taskset` exists, runs the same scenario against each, and prints a
 Markdown table: deliveries per second, per server CPU-second, latency, loss, memory.
 
-    python tests/bench_compare.py --messages 20000 --receivers 100 --repeat 3
+    python tests/benchmarks/bench_compare.py --messages 20000 --receivers 100 --repeat 3
 
 IRC servers come from Debian: `apt-get install ngircd inspircd`.  Their configuration files are
 written to a temporary folder here; nothing of theirs is kept.

@@ -7,7 +7,8 @@ import socket
 import threading
 
 import pytest
-from conftest import TIMEOUT, RunningServer
+from support import TIMEOUT
+from support.running import RunningServer
 
 from tcpchat.client.connection import (
     ChatConnection,
@@ -115,6 +116,7 @@ def test_opening_a_closed_port_raises_a_readable_chat_error() -> None:
         asyncio.run(ChatConnection.open("127.0.0.1", port))
 
 
+@pytest.mark.slow
 def test_keepalive_counts_a_busy_server_as_alive(chat: RunningServer) -> None:
     """A backlog of our own lines delays the `pong` (the server answers lines in order, slowed
     to its rate), but the acks arriving meanwhile prove the server alive: no cut."""

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import TIMEOUT, RunningServer
+from support import TIMEOUT
+from support.running import RunningServer
 
 from tcpchat.bench import BenchClient, IrcDialect, Tally, TcpchatDialect, message_text
 from tcpchat.cli import main
@@ -107,6 +108,7 @@ def test_the_text_report_reads_as_a_summary(fast: RunningServer) -> None:
     assert any("lost 0, reordered 0, duplicates 0, seq gaps 0" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_a_run_that_cannot_finish_in_time_says_so_and_fails(start_server) -> None:
     paced = start_server(rate=5, burst=5, history=0)  # 5 messages a second: 200 take 40 s
     result = bench("127.0.0.1", "-p", str(paced.port), "-c", "2", "-m", "200", "--timeout", "1")

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,18 +24,18 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
-from wire import LineClient
+from support import REPO, TIMEOUT
+from support.process import Process, clean_env, free_port
+from support.wire import LineClient
 
 from tcpchat import __version__
 from tcpchat.cli import main
 from tcpchat.cli.join import join as join_command
 from tcpchat.cli.serve import serve as serve_command
 
-# One unit for every wait (as in conftest); raise TCPCHAT_TEST_TIMEOUT on a slow machine.
-TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
 # The brief: after Ctrl-C or SIGTERM the server is gone within 2 seconds (scaled with TIMEOUT).
 SHUTDOWN_LIMIT = 2.0 * TIMEOUT / 5
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 SHELLS = ("bash", "zsh", "fish")
 LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
 
@@ -44,115 +43,6 @@ posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signal
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def clean_env(config_dir: Path) -> dict[str, str]:
-    """The test's environment without any TCPCHAT_ setting of the person running the tests."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.upper().startswith(("TCPCHAT_", "_TCPCHAT"))
-    }
-    env["TCPCHAT_CONFIG_DIR"] = str(config_dir)
-    # Output must reach a pipe promptly by itself, not thanks to the tester's environment.
-    env.pop("PYTHONUNBUFFERED", None)
-    return env
-
-
-class Process:
-    """A subprocess whose stdout and stderr lines are gathered by threads, to wait on with deadlines."""
-
-    def __init__(
-        self,
-        args: list[str],
-        env: dict[str, str],
-        stdin: int = subprocess.DEVNULL,
-        preexec_fn: Callable[[], None] | None = None,
-    ) -> None:
-        self.popen = subprocess.Popen(
-            args,
-            stdin=stdin,
-            preexec_fn=preexec_fn,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self._changed = threading.Condition()
-        self._open = 2
-        self._threads = [
-            threading.Thread(target=self._pump, args=(self.popen.stdout, self.out), daemon=True),
-            threading.Thread(target=self._pump, args=(self.popen.stderr, self.err), daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _pump(self, stream: Any, into: list[str]) -> None:
-        try:
-            for line in stream:
-                with self._changed:
-                    into.append(line.rstrip("\r\n"))
-                    self._changed.notify_all()
-        except (OSError, ValueError):
-            pass
-        finally:
-            with self._changed:
-                self._open -= 1
-                self._changed.notify_all()
-
-    def wait_for_line(self, matches: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
-        """The first stdout line that `matches`; AssertionError if none comes in time."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.out:
-                    if matches(line):
-                        return line
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._open == 0:
-                    raise AssertionError(
-                        f"no matching line; stdout={self.out!r} stderr={self.err!r}"
-                    )
-                self._changed.wait(remaining)
-
-    def type(self, text: str) -> None:
-        """Write to the process's standard input (started with stdin=subprocess.PIPE)."""
-        assert self.popen.stdin is not None
-        self.popen.stdin.write(text)
-        self.popen.stdin.flush()
-
-    def close_stdin(self) -> None:
-        if self.popen.stdin is not None:
-            self.popen.stdin.close()
-
-    def wait(self, timeout: float) -> int:
-        """The exit code; AssertionError if the process is still running after `timeout`."""
-        try:
-            code = self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"still running after {timeout:g} s; stdout={self.out!r} stderr={self.err!r}"
-            ) from None
-        self._join_readers()
-        return code
-
-    def _join_readers(self) -> None:
-        for thread in self._threads:
-            thread.join(TIMEOUT)
-
-    def stop(self) -> None:
-        self.close_stdin()
-        if self.popen.poll() is None:
-            self.popen.kill()
-        try:
-            self.popen.wait(TIMEOUT)
-        finally:
-            self._join_readers()
-            for stream in (self.popen.stdout, self.popen.stderr):
-                if stream is not None:
-                    stream.close()
 
 
 @pytest.fixture(autouse=True)
@@ -256,12 +146,6 @@ def local_port(client: LineClient) -> int:
 
 def stderr_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- help and version ---------------------------------------------------------------------------
@@ -558,6 +442,7 @@ def test_serve_prints_joins_and_leaves_with_member_counts(
     process.wait_for_line(matching(r"alice left .*\(0 members online\)$"))
 
 
+@pytest.mark.slow
 @posix_signals
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_stop_signal_tells_members_and_exits_0_quickly(
@@ -818,6 +703,7 @@ def test_every_help_states_the_exit_codes(command: list[str]) -> None:
     assert "Exit status: 0 done, 1 failed" in " ".join(result.output.split())
 
 
+@pytest.mark.slow
 def test_python_dash_m_is_the_same_command_as_the_script(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "tcpchat"
     if not script.exists():
@@ -921,6 +807,7 @@ def _banner_or_warning(probe: LineClient, process: Process) -> str:
     raise AssertionError(f"neither a banner nor a warning; stdout={process.out!r}")
 
 
+@pytest.mark.slow
 @posix_signals
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_out_of_descriptors_new_connections_wait_quietly_and_members_go_on(

@@ -1,6 +1,6 @@
 """`tcpchat join`'s questions before the chat screen (host, name), in a real pseudo-terminal.
 
-The child is the real command in a pty, drawn on a pyte screen (tests/screen.py); the server runs
+The child is the real command in a pty, drawn on a pyte screen (support/screen.py); the server runs
 in this process on 127.0.0.1 (conftest).  The prompts are prompt_toolkit's, so only a terminal
 shows what a person sees: the default offered after the question, and what happens on Enter.
 """
@@ -20,10 +20,12 @@ if sys.platform == "win32":
     pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
 
 import pexpect
-from conftest import RunningServer
-from screen import COLUMNS, ROWS, TIMEOUT, Terminal
+from support import REPO
+from support.running import RunningServer
+from support.screen import COLUMNS, ROWS, TIMEOUT, Terminal
 
-REPO = Path(__file__).resolve().parent.parent
+# A real `tcpchat join` in a pty for each test: left out of the fast loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
 
 
 class Prompts(Terminal):

@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TIMEOUT, RunningServer, both_event_loops
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from wire import LineClient
+from support import TIMEOUT
+from support.running import RunningServer, both_event_loops
+from support.wire import LineClient
 
 from tcpchat import tls
 from tcpchat.client import trust
@@ -772,6 +773,7 @@ def test_wrong_password_over_tls_is_auth_failed(start_server: StartServer, confi
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_interactive_client_checks_the_pin_again_when_it_reconnects(
     start_server: StartServer, config: Path
 ) -> None:
@@ -814,6 +816,7 @@ def test_interactive_client_checks_the_pin_again_when_it_reconnects(
 # --- outside clients ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_join_tls_script_end_to_end(
     start_server: StartServer, tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -867,9 +870,9 @@ def test_join_tls_script_end_to_end(
 
 
 def spawn_in_terminal(port: int, env: dict[str, str], *extra: str) -> Any:
-    """`tcpchat join` in a real pty (tests/screen.py), so it is interactive and may ask."""
+    """`tcpchat join` in a real pty (support/screen.py), so it is interactive and may ask."""
     import pexpect
-    from screen import COLUMNS, ROWS, Terminal
+    from support.screen import COLUMNS, ROWS, Terminal
 
     environment = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
     child = pexpect.spawn(
@@ -884,7 +887,7 @@ def spawn_in_terminal(port: int, env: dict[str, str], *extra: str) -> Any:
 
 def screen_text(term: Any) -> str:
     """The screen as one string, rows padded to full width: text wrapped across rows is whole."""
-    from screen import COLUMNS
+    from support.screen import COLUMNS
 
     return "".join(line.ljust(COLUMNS) for line in term.lines)
 
@@ -896,6 +899,7 @@ def end_terminal(term: Any) -> None:
     term.child.close(force=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pty")
 def test_a_person_is_asked_about_a_new_certificate_and_yes_trusts_it(
     start_server: StartServer, tmp_path: Path, env: dict[str, str]
@@ -922,6 +926,7 @@ def test_a_person_is_asked_about_a_new_certificate_and_yes_trusts_it(
         end_terminal(term)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="pexpect needs a POSIX pty")
 @pytest.mark.parametrize("answer", ["no", "", "y"])
 def test_anything_but_yes_about_a_new_certificate_stops_with_nothing_sent(
@@ -946,6 +951,7 @@ def test_anything_but_yes_about_a_new_certificate_stops_with_nothing_sent(
     assert not (tmp_path / "config" / "known_hosts").exists()
 
 
+@pytest.mark.slow
 def test_openssl_s_client_joins_in_plain_mode(
     start_server: StartServer, config: Path, processes: list[subprocess.Popen[str]]
 ) -> None:

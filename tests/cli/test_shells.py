@@ -28,11 +28,14 @@ if sys.platform == "win32":
     )
 
 import pexpect
-from screen import TIMEOUT, Terminal
+from support import REPO
+from support.screen import TIMEOUT, Terminal
 
 from tcpchat.cli.completion import SHELLS
 
-REPO = Path(__file__).resolve().parent.parent
+# Real shells in a pty: left out of the fast loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 RECENT_HOST = "chat.example.org"
 KILL_LINE = "\x15"  # Ctrl-U: empty the command line in all three shells
 

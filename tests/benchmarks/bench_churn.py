@@ -6,7 +6,7 @@ plain-mode `/quit`, garbage then close, or half a line then close.  After every 
 the server's open files and resident memory (Linux /proc); at the end, once every connection is
 gone, the open files must be back where they started.
 
-    python tests/bench_churn.py --rounds 20 --batch 500
+    python tests/benchmarks/bench_churn.py --rounds 20 --batch 500
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """End to end in a real pseudo-terminal: `tcpchat join` as a person sees it.
 
-The child is the real command in a pty, drawn on a pyte screen (tests/screen.py). The server and
+The child is the real command in a pty, drawn on a pyte screen (support/screen.py). The server and
 the other member (a raw JSON line client) run in this process, on 127.0.0.1.
 """
 
@@ -19,13 +19,16 @@ if sys.platform == "win32":
     pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
 
 import pexpect
-from screen import COLUMNS, ROWS, TIMEOUT, Terminal
+from support import REPO
+from support.screen import COLUMNS, ROWS, TIMEOUT, Terminal
 
 from tcpchat.client.ui.render import CONTINUED
 from tcpchat.server import moderation
 
+# A real `tcpchat join` in a pty for each test: left out of the fast loop (`pytest -m "not slow"`).
+pytestmark = pytest.mark.slow
+
 PROMPT = "alice› "
-REPO = Path(__file__).resolve().parent.parent
 
 
 class ChatTerminal(Terminal):

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from support import TIMEOUT
 
 if TYPE_CHECKING:
-    from conftest import RunningServer
-    from wire import LineClient
+    from support.running import RunningServer
+    from support.wire import LineClient
 
-TIMEOUT = float(os.environ.get("TCPCHAT_TEST_TIMEOUT", "5"))
 # A join process starts Python, connects, sends and waits for acks: allow a few units.
 RUN_LIMIT = 3 * TIMEOUT
 
