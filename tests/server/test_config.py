@@ -54,7 +54,7 @@ def test_the_line_limit_follows_max_text_and_a_given_one_is_kept() -> None:
 @pytest.mark.parametrize("character", ["é", "\U0001f600"])
 def test_the_longest_message_is_read_whole_however_it_is_escaped(start_server, character):
     """json.dumps escapes every non-ASCII character: "é" as 6 bytes, an emoji as 12."""
-    server = start_server(max_text=10_000)
+    server = start_server(max_text=10_000, byte_rate=0)  # 120 KB would wait for the byte rate
     alice, _ = join(server, "alice")
     bob, _ = join(server, "bob")
     alice.expect("joined")
