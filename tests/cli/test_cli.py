@@ -33,7 +33,7 @@ from tcpchat.cli import main
 from tcpchat.cli.join import join as join_command
 from tcpchat.cli.serve import serve as serve_command
 
-# The brief: after Ctrl-C or SIGTERM the server is gone within 2 seconds (scaled with TIMEOUT).
+# After Ctrl-C or SIGTERM the server is gone within 2 seconds (scaled with TIMEOUT).
 SHUTDOWN_LIMIT = 2.0 * TIMEOUT / 5
 ROOT = REPO
 SHELLS = ("bash", "zsh", "fish")
@@ -253,7 +253,7 @@ def _variables(option: click.Option) -> list[str]:
 
 
 def test_no_two_options_share_an_environment_variable_but_the_password() -> None:
-    # TCPCHAT_PASSWORD is the one both ask for: the server's, and the one to join with (issue 5).
+    # TCPCHAT_PASSWORD is the one both ask for: the server's, and the one to join with.
     names = [v for _, option in COMMAND_OPTIONS for v in _variables(option)]
     shared = {name for name in names if names.count(name) > 1}
     assert shared == {"TCPCHAT_PASSWORD"}, names
@@ -359,7 +359,7 @@ def test_help_and_serve_do_not_import_prompt_toolkit(args: list[str], tmp_path: 
     "args", [["--help"], ["serve", "--help"], ["join", "--help"], ["bench", "--help"]], ids=" ".join
 )
 def test_help_loads_neither_asyncio_nor_the_protocol(args: list[str], tmp_path: Path) -> None:
-    """What makes `tcpchat --help` quick (issue 6: under 150 ms): only Click and the numbers."""
+    """What makes `tcpchat --help` quick (well under 150 ms): only Click and the numbers."""
     heavy = {"asyncio", "ssl", "tcpchat.protocol", "cryptography", "prompt_toolkit"}
     loaded = sorted(heavy & modules_loaded_by(args, "tcpchat.cli", tmp_path))
     assert not loaded, loaded

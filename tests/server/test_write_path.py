@@ -17,7 +17,7 @@ Every scripted scenario runs with three kinds of turn:
   unicast answer (ack, pong, welcome, EOF...), which the catch-up path must deliver at once.
 
 Then: a member dropped `slow` while JSON and plain members keep every seq; a joiner whose hello
-is handled while a `slow` drop is pending (a bug this found, fixed since); and a room of 520
+is handled while a `slow` drop is pending; and a room of 520
 members, where the real 4 ms gathering is on, ending in a shutdown with a broadcast pending.
 
 Every wait is a read with a deadline.  Ending a turn and the operator's /say and /kick run in the
