@@ -44,25 +44,6 @@ def test_welcome_counts_read_as_english(settings: dict[str, Any], said: str) -> 
     assert said in welcome(**settings)
 
 
-@pytest.mark.parametrize(
-    ("count", "said"),
-    [
-        (0, "0 members"),
-        (1, "1 member"),
-        (2, "2 members"),
-        (1.0, "1 member"),
-        (10_000_000, "10000000 members"),
-    ],
-)
-def test_counted_takes_the_plural_except_for_one(count: float, said: str) -> None:
-    assert console.counted(count, "member") == said
-
-
-def test_counted_takes_an_irregular_plural() -> None:
-    assert console.counted(1, "delivery", "deliveries") == "1 delivery"
-    assert console.counted(2, "delivery", "deliveries") == "2 deliveries"
-
-
 # --- the log file -------------------------------------------------------------------------------
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and /dev/full")
