@@ -5,5 +5,6 @@
 connection is a `member` (its codec, its outbox, its reading task), which knows the server only
 as a small `Hub`; `fanout` carries one room's events to its members, one write a turn.
 `chat_server` is the door and routes events between members and their room; `accept`, `console`
-and `moderation` are the edges (sockets, the operator).  Nothing here imports the client.
+and `moderation` are the edges (sockets, the operator), and `run` is the serve process around
+it all.  Nothing here imports the client.
 """
