@@ -380,7 +380,7 @@ class ChatServer:
             connection.codec.ask_password(hello.name)
             connection.write(b"Password:\n")
             return
-        replaced = room.replaced_by(hello, password_checked=connection.password_checked)
+        replaced = room.replaced_by(connection, hello, password_checked=connection.password_checked)
         if replaced is not None:
             self._replace(cast(Member, replaced))
         deliveries = room.join(

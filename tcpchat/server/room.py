@@ -276,13 +276,15 @@ class Room:
                 )
         return None
 
-    def replaced_by(self, hello: Hello, *, password_checked: bool = False) -> Handle | None:
-        """The member whose name `hello` takes back with its token, or None.
+    def replaced_by(
+        self, handle: Handle, hello: Hello, *, password_checked: bool = False
+    ) -> Handle | None:
+        """The member whose name `hello` from `handle` takes back with its token, or None.
 
-        Only a `hello` that would otherwise be let in (right version and password) takes a
-        name over; a wrong token is left to `join`, which finds the name taken.
+        Only a `hello` that would otherwise be let in (not from a member, right version and
+        password) takes a name over; a wrong token is left to `join`, which finds it taken.
         """
-        if hello.token is None or hello.version != PROTOCOL_VERSION:
+        if hello.token is None or handle in self._names or hello.version != PROTOCOL_VERSION:
             return None
         if not password_checked and not self.password_matches(hello.password):
             return None

@@ -303,3 +303,15 @@ def test_a_plain_member_sees_the_replacement(chat: RunningServer) -> None:
     rejoin(chat, "alice", token=welcome["token"])
     plain_until(carol, r"^\* alice reconnected \(1 member online\)$")
     plain_until(carol, r"^\* alice joined \(2 members online\)$")
+
+
+def test_a_member_cannot_take_a_name_over_with_a_second_hello(chat: RunningServer) -> None:
+    alice, welcome = join(chat, "alice")
+    bob, _ = join(chat, "bob")
+    alice.expect("joined")
+    bob.send_json(hello("alice", token=welcome["token"]))
+    expect_error(bob, "already_joined")
+    alice.send_json(hello("alice", token=welcome["token"]))  # its own name, its own token
+    expect_error(alice, "already_joined")
+    sync(alice)
+    sync(bob)
