@@ -186,6 +186,21 @@ def test_since_gives_at_most_the_newest_thousand_and_a_gap(start_server: Any) ->
     assert welcome["gap"] is True
 
 
+def test_a_resume_cut_to_fit_the_send_buffer_is_a_gap(start_server: Any) -> None:
+    server = start_server(outgoing_limit=16 * 1024, rate=0, byte_rate=0)
+    alice, _ = join(server, "alice")
+    for number in range(40):
+        alice.send_json(say(f"{number:04} " + "x" * 995))
+    for _ in range(40):
+        alice.expect("ack")
+    _, welcome = rejoin(server, "bob", since=0)
+    assert 0 < len(welcome["history"]) < 40
+    assert welcome["history"][-1]["seq"] == 40  # the newest are kept
+    assert welcome["gap"] is True
+    _, fresh = join(server, "carol")  # not resuming: the last messages, no gap to speak of
+    assert fresh["gap"] is False
+
+
 # --- exactly once ------------------------------------------------------------------------------
 
 
