@@ -55,4 +55,5 @@ LEAVE_WORDS: dict[str, str] = {
     "kicked": "was removed",
     "slow": "was dropped for not keeping up",
     "shutdown": "left as the server shut down",
+    "replaced": "reconnected",
 }

@@ -36,6 +36,7 @@ class ErrorCode(str, enum.Enum):
     LINE_TOO_LONG = "line_too_long"
     BAD_UTF8 = "bad_utf8"
     NO_SUCH_MEMBER = "no_such_member"
+    UNAVAILABLE = "unavailable"
     VERSION_UNSUPPORTED = "version_unsupported"
     AUTH_FAILED = "auth_failed"
     SERVER_FULL = "server_full"
@@ -60,6 +61,7 @@ class LeaveReason(str, enum.Enum):
     KICKED = "kicked"
     SLOW = "slow"
     SHUTDOWN = "shutdown"
+    REPLACED = "replaced"
 
 
 class Mode(enum.Enum):
@@ -79,6 +81,8 @@ class Event:
     TYPE: ClassVar[str] = ""
     # Fields with a default for our own code that a peer must still send.
     WIRE_REQUIRED: ClassVar[frozenset[str]] = frozenset()
+    # Fields left out of the JSON while they hold their default (`me` but for an action).
+    WIRE_OMITTED: ClassVar[frozenset[str]] = frozenset()
 
 
 # Client to server.
@@ -88,16 +92,21 @@ class Event:
 class Hello(Event):
     TYPE: ClassVar[str] = "hello"
     WIRE_REQUIRED: ClassVar[frozenset[str]] = frozenset({"version"})
+    WIRE_OMITTED: ClassVar[frozenset[str]] = frozenset({"since", "token"})
     name: str
     version: int = PROTOCOL_VERSION
     password: str | None = None
+    since: int | None = None  # resume: the messages after this `seq` come with the welcome
+    token: str | None = None  # an earlier welcome's: take this name over from its connection
 
 
 @dataclass(frozen=True, slots=True)
 class Say(Event):
     TYPE: ClassVar[str] = "say"
+    WIRE_OMITTED: ClassVar[frozenset[str]] = frozenset({"me"})
     text: str
     id: str | None = None
+    me: bool = False  # an action: `* alice waves`
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +135,26 @@ class Ping(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryRequest(Event):
+    """`history`: a page of earlier messages, those before `before` (after the newest if None)."""
+
+    TYPE: ClassVar[str] = "history"
+    before: int | None = None
+    limit: int | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest(Event):
+    """`search`: the messages holding every word of `text`."""
+
+    TYPE: ClassVar[str] = "search"
+    text: str
+    limit: int | None = None
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Bye(Event):
     TYPE: ClassVar[str] = "bye"
 
@@ -143,10 +172,12 @@ class HelpRequest(Event):
 @dataclass(frozen=True, slots=True)
 class Message(Event):
     TYPE: ClassVar[str] = "message"
+    WIRE_OMITTED: ClassVar[frozenset[str]] = frozenset({"me"})
     seq: int
     sender: str  # wire field `from`, a Python keyword
     text: str
     ts: datetime
+    me: bool = False  # an action; on the wire only when true
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +191,9 @@ class Welcome(Event):
     max_text: int
     version: int
     history: list[Message] = field(default_factory=list)
+    seq: int = 0  # the newest `seq` when this was sent
+    token: str = ""  # the secret that takes this name back from this connection
+    gap: bool = False  # some messages after the `hello`'s `since` are not in `history`
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +247,25 @@ class Ack(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryPage(Event):
+    """The answer to `history` (its wire `type` is `history` too): oldest first."""
+
+    TYPE: ClassVar[str] = "history"
+    messages: list[Message]
+    more: bool
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Results(Event):
+    """The answer to `search`: newest first."""
+
+    TYPE: ClassVar[str] = "results"
+    messages: list[Message]
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Pong(Event):
     TYPE: ClassVar[str] = "pong"
     id: str | None = None
@@ -221,6 +274,7 @@ class Pong(Event):
 @dataclass(frozen=True, slots=True)
 class Error(Event):
     TYPE: ClassVar[str] = "error"
+    WIRE_OMITTED: ClassVar[frozenset[str]] = frozenset({"id"})  # "when the request had one"
     code: ErrorCode
     message: str
     id: str | None = None
@@ -229,6 +283,7 @@ class Error(Event):
 @dataclass(frozen=True, slots=True)
 class Shutdown(Event):
     TYPE: ClassVar[str] = "shutdown"
+    WIRE_OMITTED: ClassVar[frozenset[str]] = frozenset({"reason"})
     message: str
     # tcpchat's addition (PROTOCOL.md: unknown extra fields are ignored): why this connection
     # ends when it is not the whole server stopping (`kicked`, `timeout`), so that a client
@@ -244,13 +299,27 @@ class Banner(Event):
     text: str
 
 
-ClientEvent = Hello | Say | Dm | Nick | Who | Ping | Bye | HelpRequest
+ClientEvent = (
+    Hello | Say | Dm | Nick | Who | HistoryRequest | SearchRequest | Ping | Bye | HelpRequest
+)
 ServerEvent = (
-    Welcome | Message | Private | Joined | Left | Renamed | Members | Ack | Pong | Error | Shutdown
+    Welcome
+    | Message
+    | Private
+    | Joined
+    | Left
+    | Renamed
+    | Members
+    | Ack
+    | HistoryPage
+    | Results
+    | Pong
+    | Error
+    | Shutdown
 )
 
 CLIENT_EVENTS: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (Hello, Say, Dm, Nick, Who, Ping, Bye)
+    cls.TYPE: cls for cls in (Hello, Say, Dm, Nick, Who, HistoryRequest, SearchRequest, Ping, Bye)
 }
 SERVER_EVENTS: dict[str, type[Event]] = {
     cls.TYPE: cls
@@ -263,6 +332,8 @@ SERVER_EVENTS: dict[str, type[Event]] = {
         Renamed,
         Members,
         Ack,
+        HistoryPage,
+        Results,
         Pong,
         Error,
         Shutdown,

@@ -19,14 +19,12 @@ from typing import Any, Union
 from tcpchat.protocol.events import (
     CLIENT_EVENTS,
     SERVER_EVENTS,
-    Error,
     ErrorCode,
     Event,
     HelpRequest,
     Invalid,
     ProtocolUsageError,
     ServerEvent,
-    Shutdown,
 )
 
 # Python names that differ from the wire field names.
@@ -67,12 +65,15 @@ def _to_wire(value: Any) -> Any:
 _PLAIN_VALUES = (str, int, bool, type(None))
 
 
-_ENCODING_PLANS: dict[type[Event], tuple[tuple[str, str, bool], ...]] = {}
+_ENCODING_PLANS: dict[type[Event], tuple[tuple[str, str, bool, object], ...]] = {}
 _DECODING_PLANS: dict[type[Event], tuple[tuple[str, str, Any, bool], ...]] = {}
+# The "default" of a field that is always written: no value is this object.
+_ALWAYS = object()
 
 
-def _encoding_plan(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
-    """Per field of `cls`: its name, its wire name, and whether its value needs converting.
+def _encoding_plan(cls: type[Event]) -> tuple[tuple[str, str, bool, object], ...]:
+    """Per field of `cls`: its name, its wire name, whether its value needs converting, and the
+    default that leaves it out of the JSON (`_ALWAYS` for a field always written).
 
     Worked out once per class: every message and ack is encoded with it, and asking
     `dataclasses.fields` and testing each value's type every time was most of the cost.
@@ -83,7 +84,7 @@ def _encoding_plan(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
     return plan
 
 
-def _work_out_encoding(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
+def _work_out_encoding(cls: type[Event]) -> tuple[tuple[str, str, bool, object], ...]:
     hints = typing.get_type_hints(cls)
     plan = []
     for f in fields(cls):
@@ -98,15 +99,18 @@ def _work_out_encoding(cls: type[Event]) -> tuple[tuple[str, str, bool], ...]:
             or (typing.get_origin(kind) is list and typing.get_args(kind)[0] in _PLAIN_VALUES)
             for kind in kinds
         )  # a list of names is plain; a list of messages is not
-        plan.append((f.name, _WIRE_NAMES.get(f.name, f.name), not plain))
+        omitted_at = f.default if f.name in cls.WIRE_OMITTED else _ALWAYS
+        plan.append((f.name, _WIRE_NAMES.get(f.name, f.name), not plain, omitted_at))
     return tuple(plan)
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    """The JSON object of an event, `type` first."""
+    """The JSON object of an event, `type` first, without the omitted fields at their default."""
     obj: dict[str, Any] = {"type": event.TYPE}
-    for name, wire, convert in _encoding_plan(type(event)):
+    for name, wire, convert, omitted_at in _encoding_plan(type(event)):
         value = getattr(event, name)
+        if value is omitted_at:  # None or False: singletons
+            continue
         obj[wire] = _to_wire(value) if convert else value
     return obj
 
@@ -115,12 +119,7 @@ def encode_json(event: Event) -> bytes:
     """One compact JSON line, non-ASCII kept as UTF-8 (PROTOCOL.md, JSON mode)."""
     if isinstance(event, HelpRequest):
         raise ProtocolUsageError("HelpRequest has no JSON form")
-    obj = event_to_dict(event)
-    if isinstance(event, Error) and event.id is None:
-        del obj["id"]  # `id` only "when the request had one"
-    if isinstance(event, Shutdown) and event.reason is None:
-        del obj["reason"]  # the specification's own form
-    return _ENCODER.encode(obj).encode() + b"\n"
+    return _ENCODER.encode(event_to_dict(event)).encode() + b"\n"
 
 
 # One encoder for every line (json.dumps with options builds a new one per call).

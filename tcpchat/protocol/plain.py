@@ -16,6 +16,7 @@ from tcpchat.protocol.events import (
     Error,
     ErrorCode,
     HelpRequest,
+    HistoryPage,
     Invalid,
     Joined,
     Left,
@@ -24,6 +25,7 @@ from tcpchat.protocol.events import (
     Nick,
     Private,
     Renamed,
+    Results,
     Say,
     ServerEvent,
     Shutdown,
@@ -38,6 +40,7 @@ PLAIN_HELP = """\
 *   /who              who is here
 *   /nick NAME        change your name
 *   /msg NAME TEXT    send TEXT to NAME only
+*   /me TEXT          an action: * yourname TEXT
 *   /quit             leave the chat
 *   /help             this list
 * Any other line is a message to everyone (start it with // to send a line that begins with /)."""
@@ -60,6 +63,10 @@ def parse_plain_command(text: str) -> ClientEvent | Invalid:
         if not rest:
             return Invalid(ErrorCode.BAD_MESSAGE, "usage: /nick NAME")
         return Nick(name=rest)
+    if command == "me":
+        if not rest:
+            return Invalid(ErrorCode.BAD_MESSAGE, "usage: /me TEXT")
+        return Say(text=rest, me=True)
     if command == "msg":
         to, _, message = rest.partition(" ")
         if not to or not message.strip():
@@ -166,6 +173,11 @@ def render_plain(event: ServerEvent, *, hints: bool = True) -> bytes:
 
 def _plain_text(event: ServerEvent, hints: bool = True) -> str:
     if isinstance(event, Message):
+        if event.me:  # the time first, as for any message: no line of the server's starts so
+            return (
+                f"[{clock(event.ts)}] * {_plain_sender(event.sender)} "
+                f"{_plain_message_text(event.text)}"
+            )
         return (
             f"[{clock(event.ts)}] {_plain_sender(event.sender)}: {_plain_message_text(event.text)}"
         )
@@ -200,7 +212,20 @@ def _plain_text(event: ServerEvent, hints: bool = True) -> str:
         if hints:
             lines.append("* Type /help for commands, /quit to leave.")
         return "\n".join(lines)
+    if isinstance(event, HistoryPage):
+        return _plain_list("earlier messages", event.messages, "no earlier messages")
+    if isinstance(event, Results):
+        return _plain_list("search results, newest first", event.messages, "nothing found")
     return ""  # Ack and Pong: the person already sees what they typed
+
+
+def _plain_list(title: str, messages: list[Message], empty: str) -> str:
+    """Messages asked for (not live ones), set apart between two marker lines."""
+    if not messages:
+        return f"* --- {empty} ---"
+    lines = [f"* --- {title} ---", *(_plain_text(message) for message in messages)]
+    lines.append("* --- end ---")
+    return "\n".join(lines)
 
 
 def banner(server_name: str, members: int) -> bytes:

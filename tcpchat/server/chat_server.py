@@ -19,6 +19,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import cast
 
 from tcpchat import sockets
 from tcpchat.defaults import READ_CHUNK, SECONDS
@@ -32,6 +33,7 @@ from tcpchat.protocol import (
     Event,
     Hello,
     HelpRequest,
+    HistoryRequest,
     Invalid,
     LeaveReason,
     Message,
@@ -42,6 +44,7 @@ from tcpchat.protocol import (
     Private,
     Renamed,
     Say,
+    SearchRequest,
     ServerCodec,
     Shutdown,
     Welcome,
@@ -351,6 +354,10 @@ class ChatServer:
                 log.info("%s is now known as %s", deliveries[0].event.old, deliveries[0].event.new)
         elif isinstance(event, Who):
             deliveries = room.who(connection)
+        elif isinstance(event, HistoryRequest):
+            deliveries = room.history(connection, event)
+        elif isinstance(event, SearchRequest):
+            deliveries = room.search(connection, event)
         elif isinstance(event, HelpRequest):
             connection.write(PLAIN_HELP.encode() + b"\n")
             return
@@ -373,12 +380,15 @@ class ChatServer:
             connection.codec.ask_password(hello.name)
             connection.write(b"Password:\n")
             return
+        replaced = room.replaced_by(connection, hello, password_checked=connection.password_checked)
+        if replaced is not None:
+            self._replace(cast(Member, replaced))
         deliveries = room.join(
             connection, hello, self.clock(), password_checked=connection.password_checked
         )
         first = deliveries[0].event
         if isinstance(first, Welcome) and first.history:
-            first = connection.fit_history(first)
+            first = connection.fit_history(first, resuming=hello.since is not None)
             deliveries[0] = Delivery(first, deliveries[0].to)
         if isinstance(first, Welcome):
             log.info(
@@ -404,6 +414,15 @@ class ChatServer:
                 connection.close()
             elif plain and name_refused:
                 connection.write(b"Enter another name:\n")
+
+    def _replace(self, old: Member) -> None:
+        """A new connection showed `old`'s token: `old` goes (`left` with reason `replaced`)
+        and is closed, so that the new one can take its name."""
+        log.info("%s reconnected; its connection from %s is closed", old.name, old.peer)
+        self.leave(old, LeaveReason.REPLACED)
+        old.end(
+            "You connected again from elsewhere; this connection is closed.", LeaveReason.REPLACED
+        )
 
     def tell(self, member: Member, text: str) -> None:
         """A private word from the server to one member (an idle warning, say)."""

@@ -206,8 +206,9 @@ class Member:
             return
         transport.write(data)
 
-    def fit_history(self, welcome: Welcome) -> Welcome:
-        """`welcome` with the newest of its history that fits this member's send buffer.
+    def fit_history(self, welcome: Welcome, *, resuming: bool = False) -> Welcome:
+        """`welcome` with the newest of its history that fits this member's send buffer (a
+        resuming member is told, with `gap`, that some of what it missed was left out).
 
         A welcome is written whole, whether or not the member reads it; were its history not
         bounded too, a crowd of members that never read would each hold a long history in the
@@ -226,7 +227,8 @@ class Member:
             if used > budget:
                 break
             kept += 1
-        return dataclasses.replace(welcome, history=history[len(history) - kept :])
+        gap = welcome.gap or (resuming and kept < len(history))
+        return dataclasses.replace(welcome, history=history[len(history) - kept :], gap=gap)
 
     def send(self, event: ServerEvent) -> None:
         self.write(self.codec.encode(event))

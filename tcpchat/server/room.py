@@ -12,6 +12,9 @@ from __future__ import annotations
 import bisect
 import collections
 import hmac
+import itertools
+import re
+import secrets
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +28,8 @@ from tcpchat.protocol import (
     Error,
     ErrorCode,
     Hello,
+    HistoryPage,
+    HistoryRequest,
     Joined,
     LeaveReason,
     Left,
@@ -33,7 +38,9 @@ from tcpchat.protocol import (
     Nick,
     Private,
     Renamed,
+    Results,
     Say,
+    SearchRequest,
     ServerEvent,
     Welcome,
     confusable_keys,
@@ -42,10 +49,14 @@ from tcpchat.protocol import (
     normalize_name,
     text_problem,
 )
+from tcpchat.server.once import SentIds
 from tcpchat.words import counted
 
 Handle = Hashable
 PASSWORD_NEEDED = "This server needs a password."
+# `history` and `search` pages: the size when not asked for, and the most (PROTOCOL.md).
+HISTORY_PAGE, HISTORY_PAGE_MAX = 50, 500
+SEARCH_PAGE, SEARCH_PAGE_MAX = 20, 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,40 +85,118 @@ class RoomLimits:
     password: str | None = None
 
 
+class LogUnavailable(Exception):
+    """The log cannot take or give messages right now (its store is down): nothing was done."""
+
+
 class MessageLog(Protocol):
-    """Where a room's messages are numbered and kept: the one place that gives out `seq`."""
+    """Where a room's messages are numbered and kept: the one place that gives out `seq`.
+
+    Any method may raise `LogUnavailable`; the room then answers `unavailable`.
+    """
 
     @property
     def seq(self) -> int:
         """The `seq` of the last message (0 before the first)."""
 
-    def append(self, sender: str, text: str, ts: datetime) -> Message:
+    def append(self, sender: str, text: str, ts: datetime, me: bool = False) -> Message:
         """Number a message with the next `seq`, keep it, and return it."""
 
     def recent(self) -> list[Message]:
         """The newest messages kept for a joiner's `welcome`, oldest first."""
 
+    def since(self, seq: int, limit: int) -> tuple[list[Message], bool]:
+        """The newest `limit` messages after `seq`, oldest first, and whether that is all of
+        them (False when more were sent, or some are no longer kept: a gap)."""
+
+    def before(self, seq: int | None, limit: int) -> tuple[list[Message], bool]:
+        """The newest `limit` messages before `seq` (None: all), oldest first, and whether
+        older ones are kept."""
+
+    def search(self, words: Sequence[str], limit: int) -> list[Message]:
+        """The newest `limit` messages holding every one of `words` (case-folded) as a whole
+        word, newest first."""
+
+
+# A resuming client gets at most this many of the messages it missed (PROTOCOL.md, Resuming).
+RESUME_LIMIT = 1000
+# At least this many messages are kept for resuming, paging and searching, unless none are.
+MEMORY_KEPT = RESUME_LIMIT
+_WORD = re.compile(r"\w+")
+
+
+def words_of(text: str) -> list[str]:
+    """The words a search looks for, or that a message holds: runs of letters and digits,
+    case-folded."""
+    return _WORD.findall(text.casefold())
+
 
 class MemoryLog:
-    """A `MessageLog` in memory: the counter, and the last `keep` messages (none with 0)."""
+    """A `MessageLog` in memory: the counter, and the last messages (none when `keep` is 0).
 
-    __slots__ = ("_kept", "seq")
+    A joiner's welcome shows the last `keep`; at least `MEMORY_KEPT` are kept for resuming,
+    paging and searching.
+    """
+
+    __slots__ = ("_keep", "_kept", "seq")
 
     def __init__(self, keep: int) -> None:
         self.seq = 0
+        self._keep = keep
         self._kept: collections.deque[Message] | None = (
-            collections.deque(maxlen=keep) if keep else None
+            collections.deque(maxlen=max(keep, MEMORY_KEPT)) if keep else None
         )
 
-    def append(self, sender: str, text: str, ts: datetime) -> Message:
+    def append(self, sender: str, text: str, ts: datetime, me: bool = False) -> Message:
         self.seq += 1
-        message = Message(seq=self.seq, sender=sender, text=text, ts=ts)
+        message = Message(seq=self.seq, sender=sender, text=text, ts=ts, me=me)
         if self._kept is not None:
             self._kept.append(message)
         return message
 
     def recent(self) -> list[Message]:
-        return [] if self._kept is None else list(self._kept)
+        if self._kept is None:
+            return []
+        start = max(0, len(self._kept) - self._keep)
+        return list(itertools.islice(self._kept, start, None))
+
+    def _index(self, seq: int) -> int:
+        """Where the message numbered `seq` is (or would be) in `_kept`, clamped to it."""
+        kept = self._kept
+        if not kept:
+            return 0
+        return min(max(0, seq - kept[0].seq), len(kept))
+
+    def since(self, seq: int, limit: int) -> tuple[list[Message], bool]:
+        if seq >= self.seq:
+            return [], seq == self.seq
+        kept = self._kept or ()
+        start = self._index(seq + 1)
+        missing = not kept or kept[0].seq > seq + 1
+        count = len(kept) - start
+        if count > limit:
+            start, missing = len(kept) - limit, True
+        return list(itertools.islice(kept, start, None)), not missing
+
+    def before(self, seq: int | None, limit: int) -> tuple[list[Message], bool]:
+        kept = self._kept
+        if not kept:
+            return [], False
+        end = len(kept) if seq is None else self._index(seq)
+        start = max(0, end - limit)
+        return list(itertools.islice(kept, start, end)), start > 0
+
+    def search(self, words: Sequence[str], limit: int) -> list[Message]:
+        wanted = set(words)
+        found: list[Message] = []
+        if not wanted or self._kept is None:
+            return found
+        for message in reversed(self._kept):
+            if wanted.issubset(words_of(message.text)):
+                found.append(message)
+                if len(found) >= limit:
+                    break
+        return found
 
 
 class Room:
@@ -125,6 +214,11 @@ class Room:
         # name, so the order is kept up to date instead of sorted again for each joiner.
         self._keys_in_order: list[str] = []
         self._names_in_order: list[str] = []
+        # Each member's secret for taking its name back (new with each welcome), and the
+        # lineage its `say` ids are remembered under (see `tcpchat.server.once`).
+        self._tokens: dict[Handle, str] = {}
+        self._lineages: dict[Handle, int] = {}
+        self.sent = SentIds()
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -182,6 +276,23 @@ class Room:
                 )
         return None
 
+    def replaced_by(
+        self, handle: Handle, hello: Hello, *, password_checked: bool = False
+    ) -> Handle | None:
+        """The member whose name `hello` from `handle` takes back with its token, or None.
+
+        Only a `hello` that would otherwise be let in (not from a member, right version and
+        password) takes a name over; a wrong token is left to `join`, which finds it taken.
+        """
+        if hello.token is None or handle in self._names or hello.version != PROTOCOL_VERSION:
+            return None
+        if not password_checked and not self.password_matches(hello.password):
+            return None
+        holder = self._by_key.get(fold_name(normalize_name(hello.name)))
+        if holder is None or not _same_secret(self._tokens[holder], hello.token):
+            return None
+        return holder
+
     def password_matches(self, password: str | None) -> bool:
         expected = self.limits.password
         if expected is None:
@@ -229,12 +340,22 @@ class Room:
         error = self.name_error(name)
         if error:
             return [Delivery(error, (handle,))]
+        try:
+            if hello.since is None:
+                history, complete = self.log.recent(), True
+            else:
+                history, complete = self.log.since(max(0, hello.since), RESUME_LIMIT)
+        except LogUnavailable:
+            return [_unavailable(handle)]
         others = list(self._names)
         self._names[handle] = name
         key = fold_name(name)
         self._by_key[key] = handle
         self._by_look.update(dict.fromkeys(confusable_keys(name), handle))
         self._add_name(key, name)
+        token = self._tokens[handle] = secrets.token_urlsafe(32)
+        inherited = None if hello.token is None else self.sent.inherit(hello.token, now)
+        self._lineages[handle] = self.sent.new_lineage() if inherited is None else inherited
         welcome = Welcome(
             name=name,
             members=self.count,
@@ -243,7 +364,10 @@ class Room:
             motd=self.limits.motd,
             max_text=self.limits.max_text,
             version=PROTOCOL_VERSION,
-            history=self.log.recent(),
+            history=history,
+            seq=self.log.seq,
+            token=token,
+            gap=not complete,
         )
         return [
             Delivery(welcome, (handle,)),
@@ -253,13 +377,22 @@ class Room:
     def say(self, handle: Handle, say: Say, now: datetime) -> list[Delivery]:
         """`say`: the next `seq`; `message` to every other member and `ack` to the sender."""
         sender = self._names[handle]
+        if say.id is not None:
+            acked = self.sent.ack_of(self._lineages[handle], say.id, now)
+            if acked is not None:  # sent before, maybe under another name: not again
+                return [Delivery(acked, (handle,))]
         problem = text_problem(say.text, self.limits.max_text)
         if problem:
             return [_error_to(handle, *problem, request_id=say.id)]
-        message = self.log.append(sender, say.text, now)
+        try:
+            message = self.log.append(sender, say.text, now, say.me)
+        except LogUnavailable:
+            return [_unavailable(handle, say.id)]
         others = list(self._names)  # copied and searched in C: this runs for every message
         others.remove(handle)
         ack = Ack(id=say.id, seq=message.seq, ts=now, delivered=len(others))
+        if say.id is not None:
+            self.sent.remember(self._lineages[handle], say.id, ack, now)
         return [Delivery(message, others, True, handle), Delivery(ack, (handle,))]
 
     def announce(self, text: str, now: datetime) -> list[Delivery]:
@@ -311,6 +444,24 @@ class Room:
         self._add_name(new_key, new)
         return [Delivery(Renamed(old=old, new=new, ts=now), list(self._names), True)]
 
+    def history(self, handle: Handle, request: HistoryRequest) -> list[Delivery]:
+        """`history`: a page of the messages before `request.before`, oldest first."""
+        limit = _clamp(request.limit, HISTORY_PAGE, HISTORY_PAGE_MAX)
+        try:
+            messages, more = self.log.before(request.before, limit)
+        except LogUnavailable:
+            return [_unavailable(handle, request.id)]
+        return [Delivery(HistoryPage(messages=messages, more=more, id=request.id), (handle,))]
+
+    def search(self, handle: Handle, request: SearchRequest) -> list[Delivery]:
+        """`search`: the newest messages that hold every word of `request.text`, newest first."""
+        limit = _clamp(request.limit, SEARCH_PAGE, SEARCH_PAGE_MAX)
+        try:
+            messages = self.log.search(words_of(request.text), limit)
+        except LogUnavailable:
+            return [_unavailable(handle, request.id)]
+        return [Delivery(Results(messages=messages, id=request.id), (handle,))]
+
     def who(self, handle: Handle) -> list[Delivery]:
         return [Delivery(Members(names=self.sorted_names(), members=self.count), (handle,))]
 
@@ -319,6 +470,7 @@ class Room:
         name = self._names.pop(handle, None)
         if name is None:
             return []
+        self.sent.retire(self._tokens.pop(handle), self._lineages.pop(handle), now)
         key = fold_name(name)
         del self._by_key[key]
         for look in confusable_keys(name):
@@ -326,6 +478,27 @@ class Room:
         self._remove_name(key)
         left = Left(name=name, members=self.count, reason=reason, ts=now)
         return [Delivery(left, list(self._names), True)]
+
+
+def _clamp(limit: int | None, default: int, most: int) -> int:
+    """A request's `limit`: the default when not given, else between 1 and `most`."""
+    return default if limit is None else min(max(1, limit), most)
+
+
+def _same_secret(expected: str, given: str) -> bool:
+    # surrogatepass: a token is compared, never refused for being odd Unicode.
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
+
+
+def _unavailable(handle: Handle, request_id: str | None = None) -> Delivery:
+    return _error_to(
+        handle,
+        ErrorCode.UNAVAILABLE,
+        "The server cannot keep messages right now; nothing was sent. Try again soon.",
+        request_id,
+    )
 
 
 def _error_to(

@@ -43,6 +43,8 @@ from tcpchat.protocol import (
     Event,
     Hello,
     HelpRequest,
+    HistoryPage,
+    HistoryRequest,
     Invalid,
     Joined,
     LeaveReason,
@@ -57,7 +59,9 @@ from tcpchat.protocol import (
     Private,
     ProtocolUsageError,
     Renamed,
+    Results,
     Say,
+    SearchRequest,
     ServerCodec,
     Shutdown,
     Welcome,
@@ -160,6 +164,24 @@ CLIENT_EXAMPLES = [
     pytest.param({"type": "ping"}, Ping(), id="ping"),
     pytest.param({"type": "ping", "id": "p1"}, Ping("p1"), id="ping-id"),
     pytest.param({"type": "bye"}, Bye(), id="bye"),
+    pytest.param(
+        {"type": "hello", "name": "alice", "version": 1, "since": 0, "token": "t0k"},
+        Hello("alice", 1, since=0, token="t0k"),
+        id="hello-resume",
+    ),
+    pytest.param({"type": "say", "text": "waves", "me": True}, Say("waves", me=True), id="say-me"),
+    pytest.param({"type": "history"}, HistoryRequest(), id="history"),
+    pytest.param(
+        {"type": "history", "before": 90, "limit": 10, "id": "h1"},
+        HistoryRequest(90, 10, "h1"),
+        id="history-before",
+    ),
+    pytest.param({"type": "search", "text": "lunch"}, SearchRequest("lunch"), id="search"),
+    pytest.param(
+        {"type": "search", "text": "lunch", "limit": 5, "id": "s1"},
+        SearchRequest("lunch", 5, "s1"),
+        id="search-limit",
+    ),
     pytest.param(
         {"type": "say", "text": "hi", "extra": [1, {"x": None}]}, Say("hi"), id="extra-field"
     ),
@@ -526,6 +548,8 @@ def test_plain_mode_events_are_rendered_as_text() -> None:
         ("/msg bob a  b", Dm("bob", "a  b")),
         ("/quit", Bye()),
         ("/help", HelpRequest()),
+        ("/me waves", Say("waves", me=True)),
+        ("/ME  waves at bob ", Say("waves at bob", me=True)),
         ("hello", Say("hello")),
         ("  indented", Say("  indented")),
         ("//who", Say("/who")),
@@ -545,6 +569,8 @@ def test_plain_command_parses(line: str, expected: Event) -> None:
         ("/msg", "usage: /msg NAME TEXT"),
         ("/msg bob", "usage: /msg NAME TEXT"),
         ("/msg bob    ", "usage: /msg NAME TEXT"),
+        ("/me", "usage: /me TEXT"),
+        ("/me   ", "usage: /me TEXT"),
     ],
 )
 def test_plain_command_without_its_arguments_shows_usage(line: str, usage: str) -> None:
@@ -828,7 +854,56 @@ SERVER_EXAMPLES = [
     pytest.param(Error(ErrorCode.NAME_TAKEN, "Taken.", "r3"), id="error"),
     pytest.param(Error(ErrorCode.SERVER_FULL, "Full."), id="error-no-id"),
     pytest.param(Shutdown("The server is shutting down."), id="shutdown"),
+    pytest.param(Message(8, "alice", "waves", TS, me=True), id="message-me"),
+    pytest.param(
+        Welcome("bob", 2, ["alice", "bob"], "myhost", None, 1024, 1, HISTORY, 2, "s3cret", True),
+        id="welcome-resumed",
+    ),
+    pytest.param(HistoryPage(HISTORY, True, "h1"), id="history"),
+    pytest.param(HistoryPage([], False), id="history-empty"),
+    pytest.param(Results(HISTORY[::-1], "s1"), id="results"),
+    pytest.param(Error(ErrorCode.UNAVAILABLE, "Try again.", "r4"), id="error-unavailable"),
 ]
+
+
+def test_me_is_on_the_wire_only_for_an_action() -> None:
+    assert "me" not in json.loads(encode_json(Message(1, "alice", "hi", TS)))
+    assert json.loads(encode_json(Message(1, "alice", "waves", TS, me=True)))["me"] is True
+    assert "me" not in json.loads(encode_json(Say("hi")))
+    assert json.loads(encode_json(Say("waves", me=True)))["me"] is True
+
+
+def test_hello_sends_since_and_token_only_when_given() -> None:
+    assert set(json.loads(encode_json(Hello("alice")))) == {"type", "name", "version", "password"}
+    resumed = json.loads(encode_json(Hello("alice", since=0, token="t")))
+    assert resumed["since"] == 0
+    assert resumed["token"] == "t"
+
+
+def test_welcome_carries_seq_token_and_gap() -> None:
+    obj = json.loads(
+        encode_json(Welcome("bob", 1, ["bob"], "h", None, 1024, 1, [], 41, "s3cret", True))
+    )
+    assert (obj["seq"], obj["token"], obj["gap"]) == (41, "s3cret", True)
+
+
+def test_history_answer_is_typed_history_with_messages_as_sent_live() -> None:
+    obj = json.loads(encode_json(HistoryPage([Message(3, "bob", "w", TS, me=True)], False, "h")))
+    assert obj == {
+        "type": "history",
+        "messages": [
+            {
+                "type": "message",
+                "seq": 3,
+                "from": "bob",
+                "text": "w",
+                "ts": "2026-11-24T09:30:00.123Z",
+                "me": True,
+            }
+        ],
+        "more": False,
+        "id": "h",
+    }
 
 
 def test_server_examples_cover_every_server_type() -> None:
@@ -976,6 +1051,19 @@ def test_timestamp_parses_back_to_the_same_instant() -> None:
         (Renamed("bob", "robert", TS), "* bob is now known as robert\n"),
         (Members(["alice", "bob"], 2), "* 2 members online: alice, bob\n"),
         (Shutdown("The server is shutting down."), "* The server is shutting down.\n"),
+        (Message(1, "alice", "waves", LOCAL_0930, me=True), "[09:30] * alice waves\n"),
+        (Message(1, "alice", "a\nb", LOCAL_0930, me=True), "[09:30] * alice a\n    b\n"),
+        (Left("bob", 2, LeaveReason.REPLACED, TS), "* bob reconnected (2 members online)\n"),
+        (
+            HistoryPage([Message(1, "alice", "hi", LOCAL_0930)], True),
+            "* --- earlier messages ---\n[09:30] alice: hi\n* --- end ---\n",
+        ),
+        (HistoryPage([], False), "* --- no earlier messages ---\n"),
+        (
+            Results([Message(2, "bob", "lunch?", LOCAL_0930)]),
+            "* --- search results, newest first ---\n[09:30] bob: lunch?\n* --- end ---\n",
+        ),
+        (Results([]), "* --- nothing found ---\n"),
     ],
 )
 def test_plain_rendering(event: Any, text: str) -> None:
@@ -1303,7 +1391,11 @@ def _strategy_for(hint: Any) -> st.SearchStrategy[Any]:
     return st.from_type(hint)  # the enums
 
 
-ALL_EVENTS = {**CLIENT_EVENTS, **SERVER_EVENTS}
+# By side: `history` is a type of both (the request and its answer).
+ALL_EVENTS = {
+    **{f"client-{kind}": cls for kind, cls in CLIENT_EVENTS.items()},
+    **{f"server-{kind}": cls for kind, cls in SERVER_EVENTS.items()},
+}
 
 
 @PROPERTY_SETTINGS
@@ -1314,7 +1406,7 @@ def test_every_event_round_trips_through_json(kind: str, data: st.DataObject) ->
     event = data.draw(_event_strategy(cls))
     line = encode_json(event).decode()
     assert line.endswith("\n") and "\n" not in line[:-1]  # one line, whatever the text holds
-    decode = decode_json if kind in CLIENT_EVENTS else decode_server_json
+    decode = decode_json if kind.startswith("client-") else decode_server_json
     assert decode(line) == event
 
 

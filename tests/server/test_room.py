@@ -32,6 +32,7 @@ from tcpchat.protocol import (
     confusable_keys,
     fold_name,
 )
+from tcpchat.server.once import WINDOW, SentIds
 from tcpchat.server.room import Delivery, MemoryLog, Room, RoomLimits
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
@@ -93,18 +94,21 @@ def error_to(deliveries: Sequence[Delivery], handle: str, code: ErrorCode) -> Er
 def test_first_member_is_welcomed_alone_and_nobody_is_told() -> None:
     room = make_room(motd="Be nice.")
     deliveries = join(room, "alice")
-    assert events_for(deliveries, "alice") == [
-        Welcome(
-            name="alice",
-            members=1,
-            names=["alice"],
-            server="testhost",
-            motd="Be nice.",
-            max_text=1024,
-            version=1,
-            history=[],
-        )
-    ]
+    (welcome,) = events_for(deliveries, "alice")
+    assert len(welcome.token) >= 40  # a secret nobody guesses
+    assert welcome == Welcome(
+        name="alice",
+        members=1,
+        names=["alice"],
+        server="testhost",
+        motd="Be nice.",
+        max_text=1024,
+        version=1,
+        history=[],
+        seq=0,
+        token=welcome.token,
+        gap=False,
+    )
     assert recipients(deliveries, Joined) == set()
 
 
@@ -640,3 +644,91 @@ def test_a_log_that_keeps_nothing_still_counts() -> None:
     log = MemoryLog(keep=0)
     assert [log.append("alice", "hi", NOW).seq for _ in range(3)] == [1, 2, 3]
     assert log.recent() == []
+
+
+# --------------------------------------------------------------------------------------------
+# What the log answers (the queries a durable store answers the same way).
+
+
+def filled_log(count: int, keep: int = 50) -> MemoryLog:
+    log = MemoryLog(keep)
+    for number in range(1, count + 1):
+        log.append("alice", f"m{number}", NOW)
+    return log
+
+
+def seqs(messages: Sequence[Message]) -> list[int]:
+    return [message.seq for message in messages]
+
+
+def test_memory_log_keeps_enough_to_resume_but_welcomes_with_its_own_number() -> None:
+    log = filled_log(1200, keep=50)
+    assert seqs(log.recent()) == list(range(1151, 1201))
+    messages, complete = log.since(100, 1000)
+    assert (seqs(messages), complete) == (list(range(201, 1201)), False)
+    messages, complete = log.since(1190, 1000)
+    assert (seqs(messages), complete) == (list(range(1191, 1201)), True)
+
+
+def test_memory_log_since_what_is_no_longer_kept_is_incomplete() -> None:
+    log = filled_log(1500)  # 1,000 kept: 501 to 1500
+    messages, complete = log.since(400, 1000)
+    assert (seqs(messages)[:1], complete) == ([501], False)
+    assert log.since(500, 1000) == (log.before(None, 1000)[0], True)
+    assert log.since(1500, 1000) == ([], True)
+    assert log.since(1501, 1000) == ([], False)
+    assert MemoryLog(0).since(0, 10) == ([], True)  # nothing was ever said
+
+
+def test_memory_log_pages_backwards() -> None:
+    log = filled_log(10)
+    assert log.before(None, 3) == (log.recent()[-3:], True)
+    assert seqs(log.before(4, 3)[0]) == [1, 2, 3]
+    assert log.before(4, 3)[1] is False
+    assert log.before(1, 3) == ([], False)
+    assert seqs(log.before(99, 2)[0]) == [9, 10]
+    assert MemoryLog(0).before(None, 5) == ([], False)
+
+
+def test_memory_log_search_needs_every_whole_word() -> None:
+    log = MemoryLog(50)
+    for text in ("Café au lait", "café-crème", "cafés", "au revoir"):
+        log.append("bob", text, NOW)
+    assert [m.text for m in log.search(["café"], 10)] == ["café-crème", "Café au lait"]
+    assert [m.text for m in log.search(["au", "café"], 10)] == ["Café au lait"]
+    assert log.search([], 10) == []
+    assert len(log.search(["au"], 1)) == 1
+
+
+def test_remembered_ids_are_bounded_and_expire() -> None:
+    sent = SentIds(max_ids=3)
+    lineage = sent.new_lineage()
+    ack = Ack(id="x", seq=1, ts=NOW, delivered=0)
+    for number in range(5):
+        sent.remember(lineage, f"id{number}", ack, NOW)
+    assert len(sent) == 3
+    assert sent.ack_of(lineage, "id0", NOW) is None
+    assert sent.ack_of(lineage, "id4", NOW) == ack
+    assert sent.ack_of(lineage, "id4", NOW + WINDOW + timedelta(seconds=1)) is None
+    sent.remember(lineage, "late", ack, NOW + WINDOW + timedelta(seconds=1))
+    assert len(sent) == 1  # the expired ones went
+
+
+def test_a_token_hands_its_lineage_down_once_and_within_the_window() -> None:
+    sent = SentIds()
+    sent.retire("t1", 7, NOW)
+    sent.retire("t2", 8, NOW)
+    assert sent.inherit("t1", NOW) == 7
+    assert sent.inherit("t1", NOW) is None  # its connection's successor has it now
+    assert sent.inherit("t2", NOW + WINDOW + timedelta(seconds=1)) is None
+
+
+def test_a_member_who_left_takes_its_ids_back_with_its_token() -> None:
+    room = make_room("bob")
+    welcome = only_event(join(room, "alice"), Welcome)
+    first = only_event(say(room, "alice", "hi", id="x1"), Ack)
+    room.leave("alice", LeaveReason.DISCONNECTED, NOW)
+    join(room, "alice2", "alice", token=welcome.token)
+    assert events_for(say(room, "alice2", "hi", id="x1"), "bob") == []
+    assert only_event(say(room, "alice2", "hi", id="x1"), Ack) == first
+    assert only_event(say(room, "bob", "hi", id="x1"), Ack).seq == first.seq + 1

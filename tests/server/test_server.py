@@ -121,6 +121,8 @@ def test_hello_gets_welcome_and_the_others_get_joined(chat):
     assert first["members"] == 1
     assert first["names"] == ["alice"]
     bob, welcome = join(chat, "bob")
+    assert isinstance(welcome.get("token"), str) and len(welcome["token"]) >= 40
+    assert welcome["token"] != first["token"]
     assert welcome == {
         "type": "welcome",
         "name": "bob",
@@ -131,6 +133,9 @@ def test_hello_gets_welcome_and_the_others_get_joined(chat):
         "max_text": MAX_TEXT,
         "version": 1,
         "history": [],
+        "seq": 0,
+        "token": welcome["token"],
+        "gap": False,
     }
     joined = alice.expect("joined")
     assert (joined["name"], joined["members"]) == ("bob", 2)

@@ -92,7 +92,7 @@ def server_logs_no_internal_errors(caplog: pytest.LogCaptureFixture) -> Iterator
 def seen_json(event: Event) -> Seen:
     kind = event["type"]
     if kind == "message":
-        return (kind, event["seq"], event["from"], event["text"])
+        return ("action" if event.get("me") else kind, event["seq"], event["from"], event["text"])
     if kind == "ack":
         return (kind, event["id"], event["seq"], event["delivered"])
     if kind == "private":
@@ -127,8 +127,8 @@ def as_plain(seen: Seen) -> Seen | None:
         return None
     if kind == "line":
         return seen
-    if kind == "message":
-        event = Message(seq=seen[1], sender=seen[2], text=seen[3], ts=now)
+    if kind in ("message", "action"):
+        event = Message(seq=seen[1], sender=seen[2], text=seen[3], ts=now, me=kind == "action")
     elif kind == "private":
         event = Private(sender=seen[1], to=seen[2], text=seen[3], ts=now)
     elif kind == "joined":
@@ -161,6 +161,8 @@ class Member:
     plain: bool
     expected: list[Seen] = field(default_factory=list)
     received: list[Seen] = field(default_factory=list)
+    token: str = ""  # its welcome's, to take its name back
+    last_say: tuple[str, Seen] | None = None  # the id of its last `say`, and the ack it got
 
     def read_one(self, timeout: float) -> Seen:
         line = self.client.read_line(timeout)
@@ -246,7 +248,7 @@ class Chat:
 
     # Actions -------------------------------------------------------------------------------------
 
-    def join(self, name: str, plain: bool = False) -> Member:
+    def join(self, name: str, plain: bool = False, replacing: Member | None = None) -> Member:
         client = self.running.connect()
         assert not client.read_line().startswith("{")  # the banner
         names = sorted([*self.members, name], key=str.casefold)
@@ -262,29 +264,51 @@ class Chat:
                 earlier = [seen_plain(line) for line in lines[start + 1 : end]]
             assert earlier == [as_plain(message) for message in history], lines
         else:
-            client.send_json({"type": "hello", "name": name, "version": 1})
+            hello = {"type": "hello", "name": name, "version": 1}
+            if replacing is not None:
+                hello["token"] = replacing.token
+            client.send_json(hello)
             welcome = client.expect("welcome")
             assert (welcome["members"], welcome["names"]) == (len(names), names), welcome
             assert [seen_json(m) for m in welcome["history"]] == history, welcome["history"]
-        member = Member(name, client, plain)
+        member = Member(name, client, plain, token="" if plain else welcome["token"])
         self.to_everyone(("joined", name, len(names)))
         self.members[name] = member
         return member
 
-    def say(self, name: str) -> None:
+    def say(self, name: str, me: bool = False) -> None:
         member = self.members[name]
         self.seq += 1
         text = f"{name} says #{self.seq}"
-        message = ("message", self.seq, name, text)
+        message = ("action" if me else "message", self.seq, name, text)
         self.to_everyone(message, but=member)
         self.history.append(message)
         if member.plain:
-            self._plain_sync(member, text)
+            self._plain_sync(member, f"/me {text}" if me else text)
             return
         request = self.new_id()
-        self.give(member, ("ack", request, self.seq, len(self.members) - 1))
-        member.client.send_json({"type": "say", "text": text, "id": request})
+        ack = ("ack", request, self.seq, len(self.members) - 1)
+        self.give(member, ack)
+        member.last_say = (request, ack)
+        member.client.send_json({"type": "say", "text": text, "id": request, "me": me})
         member.read_until(lambda seen: seen[:2] == ("ack", request))
+
+    def resend(self, name: str) -> None:
+        """The member's last `say` again, same id: its first ack again, nothing to anyone."""
+        member = self.members[name]
+        assert member.last_say is not None
+        request, ack = member.last_say
+        self.give(member, ack)
+        member.client.send_json({"type": "say", "text": "again", "id": request})
+        member.read_until(lambda seen: seen[:2] == ("ack", request))
+
+    def take_over(self, name: str) -> None:
+        """A new connection with `name`'s token: the old one gets what was sent to it, then
+        `shutdown` (replaced) and the end; the others `left` (replaced), then `joined`."""
+        old = self._gone(name, "replaced")
+        old.expected.append(("shutdown", "replaced"))
+        self.join(name, replacing=old)
+        old.read_to_end()
 
     def announce(self) -> None:
         """The operator's /say: a message from `server` to everyone, with the next seq."""
@@ -502,6 +526,30 @@ def test_nick_changes_in_the_middle_of_a_turn(script):
     chat.dm("alicia", "pauline")
     chat.nick("alicia", "alice")  # back to a name the turn already used
     chat.say("alice")
+    chat.finish()
+
+
+def test_actions_resent_ids_and_name_takeovers_in_the_middle_of_a_turn(script):
+    """Actions go to everyone like messages, in both modes; a resent id is answered to its
+    sender alone; a connection taken over gets every message up to its replacement, then
+    `shutdown`, while the others see `left` (replaced) and `joined` between the messages."""
+    chat = script()
+    for name in ("watcher", "alice", "bob", "carol"):
+        chat.join(name)
+    chat.join("plainwatch", plain=True)
+    chat.join("paula", plain=True)
+    chat.end_turn()
+    chat.say("alice", me=True)
+    chat.say("paula", me=True)
+    chat.resend("alice")
+    chat.say("bob")
+    chat.take_over("carol")  # passive so far this turn
+    chat.say("carol")
+    chat.ping("alice")
+    chat.take_over("alice")  # caught up by its pong already
+    chat.resend("bob")
+    chat.announce()
+    chat.say("alice", me=True)
     chat.finish()
 
 

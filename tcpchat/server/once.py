@@ -1,0 +1,86 @@
+"""Exactly once (PROTOCOL.md, Rules): which member sent which `say` ids lately, and their acks.
+
+A member is known by its lineage: a number given to a connection when it joins, handed down to a
+later connection that shows the token of an earlier one (the live one it takes the name over from,
+or one that left less than `WINDOW` ago).  Renames keep the lineage (it belongs to the connection,
+not to the name), so an id is the same member's under its current or an earlier name, and a
+stranger who takes a name that was free cannot make that name's ids their own.
+
+Memory is bounded: ids and tokens are forgotten after `WINDOW`, and the oldest first past
+`MAX_IDS` and `MAX_TOKENS`.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from tcpchat.protocol import Ack
+
+WINDOW = timedelta(minutes=10)
+MAX_IDS = 100_000  # some tens of megabytes at most
+MAX_TOKENS = 10_000  # tokens of connections that left, kept for a reconnect within WINDOW
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SentIds:
+    """The acks of accepted `say`s with an id, by lineage and id, for `WINDOW`."""
+
+    def __init__(self, window: timedelta = WINDOW, max_ids: int = MAX_IDS) -> None:
+        self.window = window
+        self.max_ids = max_ids
+        self._lineages = itertools.count(1)
+        # In the order they were accepted, so the oldest are at the front.
+        self._acks: collections.OrderedDict[tuple[int, str], tuple[datetime, Ack]] = (
+            collections.OrderedDict()
+        )
+        # Tokens of connections that left: who may inherit their lineage, until when.
+        self._retired: collections.OrderedDict[str, tuple[datetime, int]] = (
+            collections.OrderedDict()
+        )
+
+    def new_lineage(self) -> int:
+        return next(self._lineages)
+
+    def retire(self, token: str, lineage: int, now: datetime) -> None:
+        """A connection left: a new one that shows `token` within `WINDOW` is the same member."""
+        self._retired[token] = (now, lineage)
+        self._retired.move_to_end(token)
+        _forget_old(self._retired, now - self.window, MAX_TOKENS)
+
+    def inherit(self, token: str, now: datetime) -> int | None:
+        """The lineage of the connection that left with `token` (within `WINDOW`), or None."""
+        _forget_old(self._retired, now - self.window, MAX_TOKENS)
+        found = self._retired.pop(token, None)
+        return None if found is None else found[1]
+
+    def ack_of(self, lineage: int, request_id: str, now: datetime) -> Ack | None:
+        """The ack of the `say` this lineage sent with `request_id` within `WINDOW`, or None."""
+        found = self._acks.get((lineage, request_id))
+        if found is None or found[0] < now - self.window:
+            return None
+        return found[1]
+
+    def remember(self, lineage: int, request_id: str, ack: Ack, now: datetime) -> None:
+        key = (lineage, request_id)
+        self._acks[key] = (now, ack)
+        self._acks.move_to_end(key)
+        _forget_old(self._acks, now - self.window, self.max_ids)
+
+    def __len__(self) -> int:
+        return len(self._acks)
+
+
+def _forget_old(
+    entries: collections.OrderedDict[K, tuple[datetime, V]], before: datetime, most: int
+) -> None:
+    """Drop the entries from before `before`, and the oldest past `most`."""
+    while entries:
+        key, (when, _) = next(iter(entries.items()))
+        if when >= before and len(entries) <= most:
+            return
+        del entries[key]
