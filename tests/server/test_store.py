@@ -282,19 +282,25 @@ class Watched(sqlite3.Connection):
     commits: ClassVar[list[int]] = []
     failure: ClassVar[str | None] = None
 
+    late: ClassVar[bool] = False  # fail after the COMMIT reached the file
+
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
         if sql == "COMMIT":
-            if Watched.failure:
+            if Watched.failure and not Watched.late:
                 raise sqlite3.OperationalError(Watched.failure)
             Watched.commits.append(threading.get_ident())
+            cursor = super().execute(sql, *args)
+            if Watched.failure:
+                raise sqlite3.OperationalError(Watched.failure)
+            return cursor
         return super().execute(sql, *args)
 
 
 @pytest.fixture
 def watched() -> Iterator[type[Watched]]:
-    Watched.commits, Watched.failure = [], None
+    Watched.commits, Watched.failure, Watched.late = [], None, False
     yield Watched
-    Watched.commits, Watched.failure = [], None
+    Watched.commits, Watched.failure, Watched.late = [], None, False
 
 
 def test_a_turn_of_messages_is_one_commit_off_the_loop_thread(
@@ -344,6 +350,20 @@ def test_a_failed_write_is_one_sentence_stores_nothing_and_the_next_retries(
     store.close()
     again = Store(path).room("lobby")
     assert [(m.seq, m.text) for m in again.history()[0]] == [(1, "kept"), (2, "after")]
+
+
+def test_a_commit_that_failed_late_keeps_its_numbers(path: Path, watched: type[Watched]) -> None:
+    """A COMMIT can report an error after it reached the file: its `seq`s are then taken."""
+    store = Store(path, factory=watched)
+    log = store.room("lobby")
+    watched.failure, watched.late = "disk I/O error", True
+    with pytest.raises(StoreUnavailable):
+        fill(store, ["in the file, though refused"])
+    assert (log.seq, log.durable_seq) == (1, 1)
+    watched.failure = None
+    fill(store, ["next"])
+    assert seqs(log.history()[0]) == [1, 2]
+    store.close()
 
 
 def test_messages_numbered_behind_a_failed_batch_are_refused_too(

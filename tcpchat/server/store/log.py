@@ -43,11 +43,25 @@ PRUNE_CHUNK = 500
 
 
 class StoreUnavailable(Exception):
-    """The history file cannot be written (or opened) now; `str()` is one sentence for a person."""
+    """The history file cannot be written (or opened) now; `str()` is one sentence for a person.
+
+    `marks` are the rooms' high-water marks read back from the file after the failure, when it
+    could still be read: a COMMIT that reported an error may yet have reached the disk, and
+    then its numbers are taken, not given out again."""
+
+    def __init__(self, sentence: str, marks: dict[str, int] | None = None) -> None:
+        super().__init__(sentence)
+        self.marks = marks or {}
 
 
-def _unavailable(path: Path, error: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"The message store {path} cannot be written: {error}.")
+def _unavailable(
+    path: Path, error: BaseException, connection: sqlite3.Connection
+) -> StoreUnavailable:
+    try:
+        marks = database.high_water(connection)
+    except sqlite3.Error:
+        marks = {}
+    return StoreUnavailable(f"The message store {path} cannot be written: {error}.", marks)
 
 
 class Store:
@@ -132,7 +146,7 @@ class Store:
         try:
             database.write(self._writer, batch)
         except (sqlite3.Error, OSError) as error:
-            raise _unavailable(self.path, error) from error
+            raise _unavailable(self.path, error, self._writer) from error
 
     def _written(
         self, batch: list[Entry], done: asyncio.Future[None], job: asyncio.Future[None]
@@ -148,8 +162,9 @@ class Store:
             # The messages numbered after the failed ones are void as well: their numbers
             # follow numbers that now belong to nobody.
             self._pending = []
+            marks = error.marks if isinstance(error, StoreUnavailable) else {}
             for log in self._logs.values():
-                log._rewind()
+                log._rewind(marks.get(log.room, 0))
             done.set_exception(error)
             if self._waiting is not None:
                 self._waiting.set_exception(StoreUnavailable(str(error)))
@@ -193,7 +208,7 @@ class Store:
                 self._writer, room, before_ts=before_ts, keep=keep, chunk=chunk
             )
         except (sqlite3.Error, OSError) as error:
-            raise _unavailable(self.path, error) from error
+            raise _unavailable(self.path, error, self._writer) from error
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -286,7 +301,8 @@ class SqliteLog:
         if self._recent is not None:
             self._recent.append(message)
 
-    def _rewind(self) -> None:
+    def _rewind(self, mark: int) -> None:
+        self.durable_seq = max(self.durable_seq, mark)
         self.seq = self.durable_seq
 
     def _forget_before(self, ts: datetime | None) -> None:
