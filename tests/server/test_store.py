@@ -260,8 +260,8 @@ def test_new_messages_are_written_while_retention_runs(path: Path) -> None:
     log = store.room("lobby")
 
     async def go() -> bool:
+        # The task's first chunk goes to the writer thread before this turn's commit.
         pruning = asyncio.create_task(store.prune(T0, keep_messages=1, chunk=10))
-        await asyncio.sleep(0)  # let it start its first chunk
         log.append("bob", "still here", T0)
         await store.commit()
         busy = not pruning.done()
@@ -383,8 +383,8 @@ def test_messages_numbered_behind_a_failed_batch_are_refused_too(
 
     async def go() -> list[str]:
         first = asyncio.create_task(send("first"))
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)  # the first batch is on the writer thread now
+        while store._in_flight is None:  # until the first batch is on the writer thread
+            await asyncio.sleep(0)
         return [*await asyncio.gather(first, send("second"))]
 
     assert asyncio.run(go()) == ["refused", "refused"]
