@@ -177,6 +177,8 @@ def test_search_finds_every_word_whole_any_case_newest_first(path: Path, fts: bo
             "Café au lait",  # 4
             "cafe latte",  # 5
             "deploy release deploy!",  # 6
+            "οδοσ",  # 7: a sigma at the end of a word, written as a middle one
+            "ΟΔΟΣ.Α",  # 8
         ],
     )
     log = store.room("lobby")
@@ -184,6 +186,7 @@ def test_search_finds_every_word_whole_any_case_newest_first(path: Path, fts: bo
     assert seqs(log.search("deploy release", limit=2)) == [6, 2]
     assert seqs(log.search("café")) == [4]
     assert seqs(log.search("CAFÉ")) == [4]
+    assert seqs(log.search("ΟΔΟΣ")) == seqs(log.search("οδος")) == [8, 7]
     assert log.search("...") == []
     assert log.search('"deploy" OR NEAR') == []  # no query syntax: words only
     store.close()
