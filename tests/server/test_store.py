@@ -254,6 +254,9 @@ def test_retention_by_count_and_age_in_small_chunks(path: Path) -> None:
     assert deleted == 280  # 201 to 480
     assert log.since(0)[0][0].seq == 481
     assert asyncio.run(store.prune(T0)) == 0
+    assert asyncio.run(store.prune(T0, keep_days=0, keep_messages=0)) == 0  # 0: no limit
+    asyncio.run(store.prune(T0, keep_messages=3))
+    assert seqs(log.recent()) == seqs(log.since(0)[0]) == [1198, 1199, 1200]
     store.close()
 
 

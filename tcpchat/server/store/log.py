@@ -103,13 +103,15 @@ class Store:
 
     # --- rooms ---------------------------------------------------------------------------------
 
-    def room(self, name: str, *, recent: int = 0) -> SqliteLog:
+    def room(self, name: str, *, recent: int | None = None) -> SqliteLog:
         """The log of the room `name` (made on first use), keeping its newest `recent` messages
-        in memory for each joiner's `welcome`."""
+        in memory for each joiner's `welcome` (None: as many as before, none at first)."""
         log = self._logs.get(name)
         if log is None:
-            log = SqliteLog(self, name, self._marks.get(name, 0), recent)
+            log = SqliteLog(self, name, self._marks.get(name, 0))
             self._logs[name] = log
+        if recent is not None:
+            log._keep_recent(recent)
         return log
 
     def _enqueue(self, entry: Entry) -> None:
@@ -180,9 +182,10 @@ class Store:
         chunk: int = PRUNE_CHUNK,
     ) -> int:
         """Delete messages older than `keep_days` or beyond each room's newest `keep_messages`
-        (None: no limit), a small transaction at a time, so new messages are never held up
+        (None or 0: no limit), a small transaction at a time, so new messages are never held up
         for long; return how many went.  Rooms' marks stay, so no `seq` comes back."""
-        before_ts = None if keep_days is None else now - timedelta(days=keep_days)
+        before_ts = now - timedelta(days=keep_days) if keep_days else None
+        keep_messages = keep_messages or None
         if before_ts is None and keep_messages is None:
             return 0
         loop = asyncio.get_running_loop()
@@ -197,7 +200,7 @@ class Store:
                 if deleted < chunk:
                     break
         for log in self._logs.values():
-            log._forget_before(before_ts)
+            log._forget(before_ts, keep_messages)
         return total
 
     def _prune_chunk(
@@ -241,15 +244,18 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 class SqliteLog:
     """One room's messages in a `Store`: a `MessageLog` that also pages, resumes and searches."""
 
-    def __init__(self, store: Store, room: str, mark: int, recent: int) -> None:
+    def __init__(self, store: Store, room: str, mark: int) -> None:
         self._store = store
         self.room = room
         self.seq = mark  # the last `seq` given out, pending messages included
         self.durable_seq = mark  # the last `seq` known to be in the file
         self._recent: collections.deque[Message] | None = None
-        if recent:
-            kept = database.newest(store.reader, room, recent)
-            self._recent = collections.deque(kept, maxlen=recent)
+
+    def _keep_recent(self, count: int) -> None:
+        if count == (0 if self._recent is None else self._recent.maxlen):
+            return
+        kept = database.newest(self._store.reader, self.room, count) if count else []
+        self._recent = collections.deque(kept, maxlen=count) if count else None
 
     def append(self, sender: str, text: str, ts: datetime, *, me: bool = False) -> Message:
         """Number a message with the next `seq` and queue it for the next commit."""
@@ -305,7 +311,12 @@ class SqliteLog:
         self.durable_seq = max(self.durable_seq, mark)
         self.seq = self.durable_seq
 
-    def _forget_before(self, ts: datetime | None) -> None:
-        if self._recent is not None and ts is not None:
-            while self._recent and self._recent[0].ts < ts:
-                self._recent.popleft()
+    def _forget(self, before_ts: datetime | None, keep: int | None) -> None:
+        """Drop from the recent messages those that retention deleted from the file."""
+        if self._recent is None:
+            return
+        while self._recent and (
+            (before_ts is not None and self._recent[0].ts < before_ts)
+            or (keep is not None and self._recent[0].seq <= self.durable_seq - keep)
+        ):
+            self._recent.popleft()
