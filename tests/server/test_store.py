@@ -23,6 +23,7 @@ from support.process import Process, clean_env
 from tcpchat.protocol import Message
 from tcpchat.server.store import (
     MAX_RESUME,
+    SqliteLog,
     Store,
     StoreUnavailable,
     default_db_path,
@@ -51,6 +52,10 @@ def fill(store: Store, texts: list[str], room: str = "lobby", step: float = 1.0)
         await store.commit()
 
     asyncio.run(go())
+
+
+def found(log: SqliteLog, text: str, limit: int = 20) -> list[Message]:
+    return asyncio.run(log.search(text, limit))
 
 
 def seqs(messages: list[Any]) -> list[int]:
@@ -182,13 +187,13 @@ def test_search_finds_every_word_whole_any_case_newest_first(path: Path, fts: bo
         ],
     )
     log = store.room("lobby")
-    assert seqs(log.search("release DEPLOY")) == [6, 2, 1]
-    assert seqs(log.search("deploy release", limit=2)) == [6, 2]
-    assert seqs(log.search("café")) == [4]
-    assert seqs(log.search("CAFÉ")) == [4]
-    assert seqs(log.search("ΟΔΟΣ")) == seqs(log.search("οδος")) == [8, 7]
-    assert log.search("...") == []
-    assert log.search('"deploy" OR NEAR') == []  # no query syntax: words only
+    assert seqs(found(log, "release DEPLOY")) == [6, 2, 1]
+    assert seqs(found(log, "deploy release", limit=2)) == [6, 2]
+    assert seqs(found(log, "café")) == [4]
+    assert seqs(found(log, "CAFÉ")) == [4]
+    assert seqs(found(log, "ΟΔΟΣ")) == seqs(found(log, "οδος")) == [8, 7]
+    assert found(log, "...") == []
+    assert found(log, '"deploy" OR NEAR') == []  # no query syntax: words only
     store.close()
 
 
@@ -197,7 +202,7 @@ def test_search_is_per_room(path: Path, fts: bool) -> None:
     store = Store(path, fts=fts)
     fill(store, ["hello there"], room="lobby")
     fill(store, ["hello again"], room="#other")
-    assert [m.text for m in store.room("#other").search("hello")] == ["hello again"]
+    assert [m.text for m in found(store.room("#other"), "hello")] == ["hello again"]
     store.close()
 
 
@@ -234,7 +239,7 @@ def test_fts5_and_the_fallback_find_the_same(texts: list[str], query: str) -> No
         for fts in (True, False):
             store = Store(Path(folder) / f"{fts}.sqlite3", fts=fts)
             fill(store, texts)
-            results.append(seqs(store.room("lobby").search(query, limit=200)))
+            results.append(seqs(found(store.room("lobby"), query, limit=200)))
             store.close()
     assert results[0] == results[1]
 

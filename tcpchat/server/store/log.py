@@ -13,9 +13,11 @@ Nothing may be sent (no `ack`, no `message`) before `commit()` returns.  When it
 was never sent to anyone) and live members still see `seq` without gaps.  The next commit
 simply tries again, so the store recovers once the disk has room.
 
-Reads (`history`, `since`, `search`) run on the caller's thread on a second connection: they
-are index look-ups that take milliseconds even with a million messages (see
-tests/benchmarks/bench_store.py), and in WAL mode they never wait for the writer.
+Reads of pages (`history`, `since`) run on the caller's thread on a second connection: they
+are index look-ups that take a millisecond or two even with a million messages (see
+tests/benchmarks/bench_store.py), and in WAL mode they never wait for the writer.  `search` is
+awaited and runs on a reading thread of its own: with FTS5 it takes well under a millisecond,
+but the fallback reads every message until it has enough (about a second a million).
 """
 
 from __future__ import annotations
@@ -87,7 +89,6 @@ class Store:
             self._writer = database.connect(path, factory=factory)
             database.create_schema(self._writer, fts=self.fts)
             self._reader = database.connect(path)
-            database.add_fallback_search(self._reader)
             marks = database.high_water(self._reader)
         except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(
@@ -96,10 +97,12 @@ class Store:
         self._marks = marks
         self._logs: dict[str, SqliteLog] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "tcpchat-store")
+        self._searcher = concurrent.futures.ThreadPoolExecutor(1, "tcpchat-search")
         self._pending: list[Entry] = []
         self._waiting: asyncio.Future[None] | None = None  # the commit of `_pending`
         self._in_flight: asyncio.Future[None] | None = None  # the batch being written
         self.failures = 0  # failed batches, for the operator's log
+        self._search_connection: sqlite3.Connection | None = None
 
     # --- rooms ---------------------------------------------------------------------------------
 
@@ -228,9 +231,25 @@ class Store:
         finally:
             self.close()
 
+    async def search(self, room: str, text: str, limit: int) -> list[Message]:
+        """`database.search` on the searching thread, so a long scan never holds up the loop."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._searcher, self._search, room, text, limit
+        )
+
+    def _search(self, room: str, text: str, limit: int) -> list[Message]:
+        # The reading connection is the loop thread's: the search thread has one of its own.
+        if self._search_connection is None:
+            self._search_connection = database.connect(self.path)
+            database.add_fallback_search(self._search_connection)
+        return database.search(self._search_connection, room, text, limit, fts=self.fts)
+
     def close(self) -> None:
-        """Stop the writer thread (after the work it has) and close both connections."""
+        """Stop the threads (after the work they have) and close the connections."""
         self._executor.shutdown(wait=True)
+        self._searcher.shutdown(wait=True)
+        if self._search_connection is not None:
+            self._search_connection.close()
         self._writer.close()
         self._reader.close()
 
@@ -294,11 +313,11 @@ class SqliteLog:
         found = database.after(self._store.reader, self.room, seq, limit)
         return found, len(found) < newest - seq
 
-    def search(self, text: str, limit: int = 20) -> list[Message]:
+    async def search(self, text: str, limit: int = 20) -> list[Message]:
         """`search`: up to `limit` (at most 200) messages holding every word of `text` as a whole
         word, case-insensitively, newest first."""
         limit = max(0, min(limit, MAX_RESULTS))
-        return database.search(self._store.reader, self.room, text, limit, fts=self._store.fts)
+        return await self._store.search(self.room, text, limit)
 
     # --- the store's calls, on the event loop's thread -----------------------------------------
 
