@@ -356,11 +356,34 @@ def test_a_failed_write_is_one_sentence_stores_nothing_and_the_next_retries(
     assert (log.seq, log.durable_seq, store.failures) == (1, 1, 1)
     assert [m.text for m in log.recent()] == ["kept"]
 
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(store.prune(T0, keep_messages=1))
     watched.failure = None
     assert asyncio.run(send("after")) == 2  # the refused message was never sent: 2 is free
     store.close()
     again = Store(path).room("lobby")
     assert [(m.seq, m.text) for m in again.history()[0]] == [(1, "kept"), (2, "after")]
+
+
+def test_a_commit_waits_for_the_batch_in_flight_and_closing_writes_what_is_pending(
+    path: Path,
+) -> None:
+    store = Store(path)
+    log = store.room("lobby")
+
+    async def go() -> None:
+        log.append("alice", "one", T0)
+        first = asyncio.create_task(log.commit())
+        while store._in_flight is None:  # until the batch is on the writer thread
+            await asyncio.sleep(0)
+        await store.commit()  # nothing new: it waits for the batch in flight
+        assert log.durable_seq == 1
+        log.append("alice", "two", T0)
+        await store.aclose()
+        await first
+
+    asyncio.run(go())
+    assert seqs(Store(path).room("lobby").history()[0]) == [1, 2]
 
 
 def test_a_commit_that_failed_late_keeps_its_numbers(path: Path, watched: type[Watched]) -> None:
