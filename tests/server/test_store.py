@@ -1,0 +1,521 @@
+"""The durable store on real SQLite files in a temporary folder: numbering across restarts,
+resume and history pages, search with and without FTS5, retention, group commit on the writer
+thread, write failures at the store's boundary, and a writer killed with SIGKILL mid-burst."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support.process import Process, clean_env
+
+from tcpchat.protocol import Message
+from tcpchat.server.store import (
+    MAX_RESUME,
+    SqliteLog,
+    Store,
+    StoreUnavailable,
+    default_db_path,
+    fts5_available,
+)
+
+T0 = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
+SEARCHES = [
+    pytest.param(True, id="fts5", marks=pytest.mark.skipif(not fts5_available(), reason="no FTS5")),
+    pytest.param(False, id="fallback"),
+]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "history.sqlite3"
+
+
+def fill(store: Store, texts: list[str], room: str = "lobby", step: float = 1.0) -> None:
+    """Append and commit `texts` to `room`, one second apart from T0 on."""
+    log = store.room(room)
+
+    async def go() -> None:
+        for n, text in enumerate(texts):
+            log.append("alice", text, T0 + timedelta(seconds=n * step))
+        await store.commit()
+
+    asyncio.run(go())
+
+
+def found(log: SqliteLog, text: str, limit: int = 20) -> list[Message]:
+    return asyncio.run(log.search(text, limit))
+
+
+def seqs(messages: list[Any]) -> list[int]:
+    return [m.seq for m in messages]
+
+
+# --- numbering ---------------------------------------------------------------------------------
+
+
+def test_history_and_seq_survive_reopening(path: Path) -> None:
+    store = Store(path)
+    fill(store, ["one", "two", "three"])
+    store.close()
+    store = Store(path)
+    log = store.room("lobby", recent=2)
+    assert (log.seq, log.durable_seq) == (3, 3)
+    assert [m.text for m in log.recent()] == ["two", "three"]
+    assert log.recent()[0].ts == T0 + timedelta(seconds=1)
+    fill(store, ["four"])
+    assert seqs(log.history()[0]) == [1, 2, 3, 4]
+    store.close()
+
+
+def test_seq_is_not_reused_after_retention_deleted_the_newest(path: Path) -> None:
+    store = Store(path)
+    fill(store, ["old"] * 5)
+    deleted = asyncio.run(store.prune(T0 + timedelta(days=2), keep_days=1))
+    assert deleted == 5
+    store.close()
+    store = Store(path)
+    log = store.room("lobby")
+    assert log.seq == 5
+    assert log.since(0) == ([], True)
+    fill(store, ["new"])
+    assert seqs(log.history()[0]) == [6]
+    store.close()
+
+
+def test_each_room_has_its_own_seq(path: Path) -> None:
+    store = Store(path)
+    fill(store, ["a", "b"], room="lobby")
+    fill(store, ["c"], room="#rust")
+    assert (store.room("lobby").seq, store.room("#rust").seq) == (2, 1)
+    assert [m.text for m in store.room("#rust").history()[0]] == ["c"]
+    store.close()
+
+
+def test_an_action_is_stored_as_one(path: Path) -> None:
+    store = Store(path)
+    log = store.room("lobby")
+
+    async def go() -> None:
+        log.append("alice", "waves", T0, me=True)
+        log.append("alice", "hello", T0)
+        await store.commit()
+
+    asyncio.run(go())
+    store.close()
+    rows = sqlite3.connect(path).execute("SELECT seq, me FROM messages ORDER BY seq").fetchall()
+    assert rows == [(1, 1), (2, 0)]
+    if "me" in Message.__dataclass_fields__:
+        kept = Store(path).room("lobby").history()[0]
+        assert [m.me for m in kept] == [True, False]
+
+
+# --- resume and history pages ------------------------------------------------------------------
+
+
+def test_since_gives_what_was_missed_and_says_when_there_is_a_gap(path: Path) -> None:
+    store = Store(path)
+    fill(store, [f"m{n}" for n in range(1, 11)])
+    log = store.room("lobby")
+    assert log.since(7) == (log.history()[0][7:], False)
+    assert seqs(log.since(0)[0]) == list(range(1, 11)) and log.since(0)[1] is False
+    assert log.since(10) == ([], False)
+    assert log.since(11) == ([], True)  # another server's history
+    found, gap = log.since(2, limit=3)
+    assert (seqs(found), gap) == ([8, 9, 10], True)  # the newest ones
+    asyncio.run(store.prune(T0, keep_messages=4))
+    found, gap = log.since(2)
+    assert (seqs(found), gap) == ([7, 8, 9, 10], True)  # 3 to 6 are no longer kept
+    assert log.since(6) == (found, False)
+    store.close()
+
+
+def test_since_gives_at_most_a_thousand(path: Path) -> None:
+    store = Store(path)
+    fill(store, ["x"] * (MAX_RESUME + 5))
+    found, gap = store.room("lobby").since(0, limit=5000)
+    assert (len(found), found[0].seq, found[-1].seq, gap) == (MAX_RESUME, 6, MAX_RESUME + 5, True)
+    store.close()
+
+
+def test_history_pages_backwards_until_there_is_no_more(path: Path) -> None:
+    store = Store(path)
+    fill(store, [f"m{n}" for n in range(1, 12)])
+    log = store.room("lobby")
+    pages = []
+    before: int | None = None
+    while True:
+        page, more = log.history(before, limit=4)
+        pages.append(seqs(page))
+        if not more:
+            break
+        before = page[0].seq
+    assert pages == [[8, 9, 10, 11], [4, 5, 6, 7], [1, 2, 3]]
+    assert log.history(1) == ([], False)
+    assert len(log.history(limit=10_000)[0]) == 11
+    store.close()
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fts", SEARCHES)
+def test_search_finds_every_word_whole_any_case_newest_first(path: Path, fts: bool) -> None:
+    store = Store(path, fts=fts)
+    fill(
+        store,
+        [
+            "Deploy the RELEASE today",  # 1
+            "release notes, then deploy",  # 2
+            "released: deployment done",  # 3: neither word whole
+            "Café au lait",  # 4
+            "cafe latte",  # 5
+            "deploy release deploy!",  # 6
+            "οδοσ",  # 7: a sigma at the end of a word, written as a middle one
+            "ΟΔΟΣ.Α",  # 8
+        ],
+    )
+    log = store.room("lobby")
+    assert seqs(found(log, "release DEPLOY")) == [6, 2, 1]
+    assert seqs(found(log, "deploy release", limit=2)) == [6, 2]
+    assert seqs(found(log, "café")) == [4]
+    assert seqs(found(log, "CAFÉ")) == [4]
+    assert seqs(found(log, "ΟΔΟΣ")) == seqs(found(log, "οδος")) == [8, 7]
+    assert found(log, "...") == []
+    assert found(log, '"deploy" OR NEAR') == []  # no query syntax: words only
+    store.close()
+
+
+@pytest.mark.parametrize("fts", SEARCHES)
+def test_search_is_per_room(path: Path, fts: bool) -> None:
+    store = Store(path, fts=fts)
+    fill(store, ["hello there"], room="lobby")
+    fill(store, ["hello again"], room="#other")
+    assert [m.text for m in found(store.room("#other"), "hello")] == ["hello again"]
+    store.close()
+
+
+WORDS = st.sampled_from(
+    [
+        "a",
+        "B",
+        "é",
+        "É",
+        "1",
+        "ñ",
+        "ß",
+        "x",
+        "日",
+        "\u0301",
+        "Σ",
+        "ς",
+        " ",
+        ".",
+        "-",
+        "'",
+        "\n",
+        "_",
+    ]
+)
+TEXTS = st.lists(WORDS, min_size=1, max_size=12).map("".join).filter(str.strip)
+
+
+@pytest.mark.skipif(not fts5_available(), reason="no FTS5")
+@given(texts=st.lists(TEXTS, min_size=1, max_size=8), query=TEXTS)
+def test_fts5_and_the_fallback_find_the_same(texts: list[str], query: str) -> None:
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for fts in (True, False):
+            store = Store(Path(folder) / f"{fts}.sqlite3", fts=fts)
+            fill(store, texts)
+            results.append(seqs(found(store.room("lobby"), query, limit=200)))
+            store.close()
+    assert results[0] == results[1]
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+def test_retention_by_count_and_age_in_small_chunks(path: Path) -> None:
+    store = Store(path)
+    fill(store, ["x"] * 1200, step=60)  # a minute apart
+    log = store.room("lobby", recent=10)
+    deleted = asyncio.run(store.prune(T0, keep_messages=1000, chunk=50))
+    assert deleted == 200 and log.history(limit=1)[0][0].seq == 1200
+    assert log.since(0)[0][0].seq == 201
+    # 1200 minutes after T0, a day of 0.5 keeps the messages of the last 720 minutes.
+    deleted = asyncio.run(store.prune(T0 + timedelta(minutes=1200), keep_days=0.5, chunk=50))
+    assert deleted == 280  # 201 to 480
+    assert log.since(0)[0][0].seq == 481
+    assert asyncio.run(store.prune(T0)) == 0
+    assert asyncio.run(store.prune(T0, keep_days=0, keep_messages=0)) == 0  # 0: no limit
+    asyncio.run(store.prune(T0, keep_messages=3))
+    assert seqs(log.recent()) == seqs(log.since(0)[0]) == [1198, 1199, 1200]
+    store.close()
+
+
+def test_new_messages_are_written_while_retention_runs(path: Path) -> None:
+    store = Store(path)
+    fill(store, ["x"] * 2000)
+    log = store.room("lobby")
+
+    async def go() -> bool:
+        # The task's first chunk goes to the writer thread before this turn's commit.
+        pruning = asyncio.create_task(store.prune(T0, keep_messages=1, chunk=10))
+        log.append("bob", "still here", T0)
+        await store.commit()
+        busy = not pruning.done()
+        await pruning
+        return busy
+
+    assert asyncio.run(go()), "the commit waited for the whole clean-up"
+    assert [m.text for m in log.history()[0]] == ["still here"]
+    store.close()
+
+
+# --- group commit and failures -----------------------------------------------------------------
+
+
+class Watched(sqlite3.Connection):
+    """A writing connection that records its COMMITs and their threads, and fails on demand."""
+
+    commits: ClassVar[list[int]] = []
+    failure: ClassVar[str | None] = None
+
+    late: ClassVar[bool] = False  # fail after the COMMIT reached the file
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        if sql == "COMMIT":
+            if Watched.failure and not Watched.late:
+                raise sqlite3.OperationalError(Watched.failure)
+            Watched.commits.append(threading.get_ident())
+            cursor = super().execute(sql, *args)
+            if Watched.failure:
+                raise sqlite3.OperationalError(Watched.failure)
+            return cursor
+        return super().execute(sql, *args)
+
+
+@pytest.fixture
+def watched() -> Iterator[type[Watched]]:
+    Watched.commits, Watched.failure, Watched.late = [], None, False
+    yield Watched
+    Watched.commits, Watched.failure, Watched.late = [], None, False
+
+
+def test_a_turn_of_messages_is_one_commit_off_the_loop_thread(
+    path: Path, watched: type[Watched]
+) -> None:
+    store = Store(path, factory=watched)
+    log = store.room("lobby")
+    watched.commits.clear()
+
+    async def member(n: int) -> int:
+        message = log.append(f"m{n}", "hi", T0)
+        await store.commit()
+        return message.seq
+
+    async def go() -> list[int]:
+        return await asyncio.gather(*(member(n) for n in range(100)))
+
+    assert asyncio.run(go()) == list(range(1, 101))
+    assert len(watched.commits) == 1
+    assert watched.commits[0] != threading.get_ident()
+    assert log.durable_seq == 100
+    store.close()
+
+
+def test_a_failed_write_is_one_sentence_stores_nothing_and_the_next_retries(
+    path: Path, watched: type[Watched]
+) -> None:
+    store = Store(path, factory=watched)
+    log = store.room("lobby", recent=5)
+    fill(store, ["kept"])
+
+    async def send(text: str) -> int:
+        message = log.append("alice", text, T0)
+        await store.commit()
+        return message.seq
+
+    watched.failure = "database or disk is full"
+    with pytest.raises(StoreUnavailable) as refused:
+        asyncio.run(send("lost"))
+    sentence = str(refused.value)
+    assert sentence.endswith(".") and "\n" not in sentence and "disk is full" in sentence
+    assert (log.seq, log.durable_seq, store.failures) == (1, 1, 1)
+    assert [m.text for m in log.recent()] == ["kept"]
+
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(store.prune(T0, keep_messages=1))
+    watched.failure = None
+    assert asyncio.run(send("after")) == 2  # the refused message was never sent: 2 is free
+    store.close()
+    again = Store(path).room("lobby")
+    assert [(m.seq, m.text) for m in again.history()[0]] == [(1, "kept"), (2, "after")]
+
+
+def test_a_commit_waits_for_the_batch_in_flight_and_closing_writes_what_is_pending(
+    path: Path,
+) -> None:
+    store = Store(path)
+    log = store.room("lobby")
+
+    async def go() -> None:
+        log.append("alice", "one", T0)
+        first = asyncio.create_task(log.commit())
+        while store._in_flight is None:  # until the batch is on the writer thread
+            await asyncio.sleep(0)
+        await store.commit()  # nothing new: it waits for the batch in flight
+        assert log.durable_seq == 1
+        log.append("alice", "two", T0)
+        await store.aclose()
+        await first
+
+    asyncio.run(go())
+    assert seqs(Store(path).room("lobby").history()[0]) == [1, 2]
+
+
+def test_a_commit_that_failed_late_keeps_its_numbers(path: Path, watched: type[Watched]) -> None:
+    """A COMMIT can report an error after it reached the file: its `seq`s are then taken."""
+    store = Store(path, factory=watched)
+    log = store.room("lobby")
+    watched.failure, watched.late = "disk I/O error", True
+    with pytest.raises(StoreUnavailable):
+        fill(store, ["in the file, though refused"])
+    assert (log.seq, log.durable_seq) == (1, 1)
+    watched.failure = None
+    fill(store, ["next"])
+    assert seqs(log.history()[0]) == [1, 2]
+    store.close()
+
+
+def test_messages_numbered_behind_a_failed_batch_are_refused_too(
+    path: Path, watched: type[Watched]
+) -> None:
+    store = Store(path, factory=watched)
+    log = store.room("lobby")
+    watched.failure = "disk I/O error"
+
+    async def send(text: str) -> str:
+        log.append("alice", text, T0)
+        try:
+            await store.commit()
+        except StoreUnavailable:
+            return "refused"
+        return "ok"
+
+    async def go() -> list[str]:
+        first = asyncio.create_task(send("first"))
+        while store._in_flight is None:  # until the first batch is on the writer thread
+            await asyncio.sleep(0)
+        return [*await asyncio.gather(first, send("second"))]
+
+    assert asyncio.run(go()) == ["refused", "refused"]
+    assert log.seq == 0
+    store.close()
+
+
+def test_a_full_database_refuses_and_recovers_when_there_is_room(path: Path) -> None:
+    """A real SQLITE_FULL: the file may not grow past its pages (as on a full disk)."""
+    store = Store(path)
+    fill(store, ["x"])
+    pages = store._writer.execute("PRAGMA page_count").fetchone()[0]
+    store._writer.execute(f"PRAGMA max_page_count = {pages}")
+    log = store.room("lobby")
+
+    async def send() -> None:
+        for _ in range(50):
+            log.append("alice", "y" * 1000, T0)
+        await store.commit()
+
+    with pytest.raises(StoreUnavailable, match="full"):
+        asyncio.run(send())
+    assert log.seq == 1
+    store._writer.execute("PRAGMA max_page_count = 1000000")
+    asyncio.run(send())
+    assert log.durable_seq == 51
+    store.close()
+
+
+def test_a_file_that_is_not_a_database_is_one_sentence(path: Path) -> None:
+    path.write_bytes(b"this is not SQLite\n" * 100)
+    with pytest.raises(StoreUnavailable) as refused:
+        Store(path)
+    assert str(refused.value).startswith(f"The message store {path} cannot be opened: ")
+    assert "\n" not in str(refused.value)
+
+
+# --- where the file lives ----------------------------------------------------------------------
+
+
+def test_each_server_address_has_its_own_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TCPCHAT_CONFIG_DIR", str(tmp_path))
+    paths = {
+        default_db_path(None, 1024),
+        default_db_path(None, 1025),
+        default_db_path("::1", 1024),
+        default_db_path("127.0.0.1", 1024),
+        default_db_path("a/b", 1024),
+        default_db_path("a%2Fb", 1024),
+    }
+    assert len(paths) == 6
+    assert all(p.parent == tmp_path / "history" for p in paths)
+
+
+# --- the crash promise -------------------------------------------------------------------------
+
+WRITER = """
+import asyncio, sys
+from datetime import datetime, timezone
+from tcpchat.server.store import Store
+
+async def main() -> None:
+    store = Store(sys.argv[1])
+    log = store.room("lobby")
+    while True:
+        sent = [log.append("bot", "burst " * 20, datetime.now(timezone.utc)) for _ in range(50)]
+        await store.commit()
+        print(*(m.seq for m in sent), flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_every_acknowledged_message_survives_sigkill_mid_burst(path: Path, tmp_path: Path) -> None:
+    acked: list[int] = []
+    for _ in range(2):  # killed twice: the second run starts from what the first left
+        writer = Process([sys.executable, "-c", WRITER, str(path)], clean_env(tmp_path))
+        try:
+            first = acked[-1] if acked else 0
+            enough = first + 2000
+            writer.wait_for_line(lambda line, enough=enough: int(line.split()[-1]) >= enough)
+            writer.popen.send_signal(signal.SIGKILL)
+            writer.wait(10)
+        finally:
+            writer.stop()
+        printed = [int(seq) for line in writer.out for seq in line.split()]
+        assert printed == list(range(first + 1, first + 1 + len(printed)))
+        acked += printed
+    store = Store(path)
+    log = store.room("lobby")
+    kept = seqs(log.since(0, limit=MAX_RESUME)[0])
+    stored = [row[0] for row in store.reader.execute("SELECT seq FROM messages ORDER BY id")]
+    assert stored[: len(acked)] == acked, "an acknowledged message is missing or out of order"
+    assert kept[-1] == stored[-1] and log.seq >= acked[-1]
+    fill(store, ["after the crash"])
+    assert log.seq > max(stored)
+    store.close()
