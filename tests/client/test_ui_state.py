@@ -54,6 +54,10 @@ def welcome(
     names: tuple[str, ...] = ("alice", "bob"),
     history: tuple[Message, ...] = (),
     max_text: int = 100,
+    *,
+    seq: int | None = None,
+    token: str = "token",
+    gap: bool = False,
 ) -> Welcome:
     return Welcome(
         name="alice",
@@ -64,6 +68,9 @@ def welcome(
         max_text=max_text,
         version=1,
         history=list(history),
+        seq=max((m.seq for m in history), default=0) if seq is None else seq,
+        token=token,
+        gap=gap,
     )
 
 
@@ -267,24 +274,58 @@ def test_the_toolbar_says_when_the_next_try_is_and_why_the_last_failed(state):
     assert (state.status, state.status_detail, state.status_problem) == ("connecting…", "", "")
 
 
-def test_a_rejoin_shows_only_the_history_not_seen_and_counts_what_was_lost(state):
+def test_a_rejoin_resumes_after_the_newest_seq_with_the_latest_token(clock):
+    state = ChatState(welcome(seq=5, token="first"), clock=clock)
+    state.welcomed(welcome(seq=5, token="first"), rejoined=False)
+    assert state.resume() == (5, "first")
+    state.receive(message(6))
+    assert state.resume() == (6, "first")
+    away = (message(7, text="away 7"), message(8, "carol", "away 8"))
+    lines = texts(state.welcomed(welcome(history=away, token="second"), rejoined=True))
+    assert lines[:3] == [
+        "* Back online as alice; 2 members online.",
+        "* 2 messages while you were away:",
+        "── while you were away ──",
+    ]
+    assert lines[3].endswith("bob: away 7") and lines[4].endswith("carol: away 8")
+    assert lines[5:] == ["── now ──"]
+    assert state.resume() == (8, "second")
+
+
+def test_a_rejoin_shows_only_the_history_not_seen_and_counts_what_is_missing(state):
     state.welcomed(welcome(history=(message(1), message(2))), rejoined=False)
     assert state.last_seq == 2
     history = tuple(message(seq, text=f"away {seq}") for seq in (6, 7))
-    lines = texts(state.welcomed(welcome(history=(message(2), *history)), rejoined=True))
+    lines = texts(state.welcomed(welcome(history=(message(2), *history), gap=True), rejoined=True))
     assert lines[0] == "* Back online as alice; 2 members online."
-    assert lines[1] == "! 3 messages from while you were away are lost."
+    assert lines[1].startswith("! 3 messages from while you were away are missing")
     assert lines[2] == "* 2 messages while you were away:"
     assert any(line.endswith("bob: away 7") for line in lines)
     assert not any(line.endswith("bob: hi") for line in lines)
     assert state.last_seq == 7
 
 
+def test_a_gap_the_server_reports_is_said_plainly(state):
+    state.receive(message(6))
+    lines = texts(state.welcomed(welcome(seq=9, gap=True), rejoined=True))
+    assert lines[1] == (
+        "! Messages from while you were away may be missing: the server no longer has them all."
+    )
+    assert state.resume()[0] == 9
+
+
 def test_a_restarted_server_starts_seq_again_and_its_history_is_shown(state):
     state.receive(message(40))
-    lines = texts(state.welcomed(welcome(history=(message(1, text="new start"),)), rejoined=True))
-    assert any(line.endswith("bob: new start") for line in lines)
-    assert not any("lost" in line for line in lines) and state.last_seq == 1
+    restarted = welcome(history=(message(1, text="new start"),), gap=True)
+    lines = texts(state.welcomed(restarted, rejoined=True))
+    assert lines[1].startswith("! Messages from while you were away may be missing")
+    assert any(line.endswith("bob: new start") for line in lines) and state.last_seq == 1
+
+
+def test_a_connection_replaced_by_another_ends_the_session(state):
+    said = "You connected again from elsewhere; this connection is closed."
+    state.receive(Shutdown(message=said, reason=LeaveReason.REPLACED))
+    assert (state.removed, state.status) == (said, "removed")
 
 
 # --- completion over a name source -------------------------------------------------------------

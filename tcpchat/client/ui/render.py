@@ -157,8 +157,11 @@ def render_event(event: object, me: str) -> Fragments | None:
     return None
 
 
-def render_welcome(welcome: Welcome, *, history: list[Message] | None = None) -> list[Fragments]:
-    """The lines shown on joining: who is here, the message of the day, earlier messages."""
+def render_welcome(
+    welcome: Welcome, *, history: list[Message] | None = None, title: str = "earlier messages"
+) -> list[Fragments]:
+    """The lines shown on joining: who is here, the message of the day, earlier messages
+    (`history`, by default the welcome's, under a marker line saying `title`)."""
     me = welcome.name
     names = ", ".join(strip_unsafe(name) for name in welcome.names)
     lines: list[Fragments] = [
@@ -172,7 +175,7 @@ def render_welcome(welcome: Welcome, *, history: list[Message] | None = None) ->
         lines.append([("class:motd", f"* {strip_unsafe(welcome.motd)}")])
     shown = welcome.history if history is None else history
     if shown:
-        lines.append([("class:earlier", "── earlier messages ──")])
+        lines.append([("class:earlier", f"── {title} ──")])
         lines.extend(render_message(message, me, earlier=True) for message in shown)
         lines.append([("class:earlier", "── now ──")])
     return lines

@@ -348,7 +348,11 @@ class ChatScreen:
         if connection.new_pin is not None:
             self.show(render_notice(connection.new_pin.notice()))
         try:
-            return connection, await connection.join(self.state.name, self.password)
+            since, token = self.state.resume()
+            welcome = await connection.join(
+                self.state.name, self.password, since=since, token=token
+            )
+            return connection, welcome
         except BaseException:
             await connection.close()
             raise

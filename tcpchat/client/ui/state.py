@@ -99,7 +99,8 @@ class ChatState:
         self.members = welcome.members
         self.names: set[str] = set(welcome.names)
         self.speakers: list[str] = []  # most recent first
-        self.last_seq = 0
+        self.last_seq = welcome.seq  # the newest message heard of: a rejoin resumes after it
+        self.token = welcome.token  # the latest welcome's: a rejoin takes the name back with it
         self.status = "online"
         self.status_detail = ""  # while offline: when the next try is
         self.status_problem = ""  # while offline: why the last try failed
@@ -156,33 +157,47 @@ class ChatState:
 
     # --- events from the server ------------------------------------------------------------
 
+    def resume(self) -> tuple[int, str | None]:
+        """What a rejoin's `hello` carries: `since`, the newest `seq` heard of, so the welcome
+        brings what was missed; and `token`, the latest welcome's, so a connection of ours the
+        server still thinks alive gives the name back (PROTOCOL.md, Resuming; Taking a name
+        back)."""
+        return self.last_seq, self.token or None
+
     def welcomed(self, welcome: Welcome, *, rejoined: bool) -> list[Fragments]:
-        """Take the room from a `welcome`; after a rejoin, only the history not seen yet."""
+        """Take the room from a `welcome`; after a rejoin, what was missed while away, once."""
+        since = self.last_seq
         self.name = welcome.name
         self.server = welcome.server
         self.max_text = welcome.max_text
         self.members = welcome.members
         self.names = set(welcome.names)
-        history = welcome.history
-        lines = render_welcome(welcome, history=history)
-        if rejoined:
-            newest = max((m.seq for m in history), default=0)
-            if newest < self.last_seq:  # the server restarted: its seq began again
-                self.last_seq = 0
-            history = [m for m in history if m.seq > self.last_seq]
-            back = [render_notice(f"Back online as {self.name}; {members_online(self.members)}.")]
-            missed = history[0].seq - self.last_seq - 1 if history and self.last_seq else 0
-            if missed > 0:
-                lost = f"{counted(missed, 'message')} from while you were away are lost."
-                back.append(render_problem(lost))
-            if history:
-                back.append(
-                    render_notice(f"{counted(len(history), 'message')} while you were away:")
-                )
-            lines = back + render_welcome(welcome, history=history)[1:]  # not the greeting again
-        for message in history:
-            self.last_seq = max(self.last_seq, message.seq)
+        self.token = welcome.token
+        lines = self._back(welcome, since) if rejoined else render_welcome(welcome)
+        # From the welcome on, messages come live: a later rejoin resumes after these.
+        self.last_seq = max([welcome.seq, *(message.seq for message in welcome.history)])
         return lines
+
+    def _back(self, welcome: Welcome, since: int) -> list[Fragments]:
+        """The lines of a rejoin: back online, what is missing, and what was missed."""
+        restarted = welcome.seq < since  # its `seq` began again: it lost what we saw
+        # Only what came after `since`, even from a server that did not resume from there.
+        missed = welcome.history if restarted else [m for m in welcome.history if m.seq > since]
+        lines = [render_notice(f"Back online as {self.name}; {members_online(self.members)}.")]
+        unaccounted = missed[0].seq - since - 1 if missed and not restarted else 0
+        if unaccounted > 0:
+            lines.append(render_problem(
+                f"{counted(unaccounted, 'message')} from while you were away are missing: "
+                "the server no longer has them or did not send them all."
+            ))  # fmt: skip
+        elif welcome.gap or restarted:
+            lines.append(render_problem(
+                "Messages from while you were away may be missing: the server no longer has them all."
+            ))  # fmt: skip
+        if missed:
+            lines.append(render_notice(f"{counted(len(missed), 'message')} while you were away:"))
+        # Not the greeting again: the message of the day, then the missed messages.
+        return lines + render_welcome(welcome, history=missed, title="while you were away")[1:]
 
     def receive(self, event: object) -> Outcome:
         """Update the state for one server event; what to show for it."""
@@ -198,8 +213,10 @@ class ChatState:
         elif isinstance(event, Shutdown) and event.reason in (
             LeaveReason.KICKED,
             LeaveReason.TIMEOUT,
+            LeaveReason.REPLACED,  # another connection took the name with our token
         ):
-            # Removed: the chat ends here with this sentence.
+            # Removed: the chat ends here with this sentence (reconnecting would take the name
+            # back from whoever has it now, or undo the operator's decision).
             self.removed = strip_unsafe(event.message).strip() or "the server removed you."
             self.status = "removed"
         else:
