@@ -29,8 +29,10 @@ class Relay:
         self.target = port
         self.port = 0
         self.accepting = True  # False: a new connection is closed at once, as if the link is down
-        # A line from the client after which its side is cut (the line reaches the server).
+        # A line from the client after which its side is cut (the line reaches the server);
+        # with `cut_both`, the server's side is closed too (the server sees a disconnection).
         self.cut_after: Callable[[bytes], bool] | None = None
+        self.cut_both = False
         self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -78,6 +80,8 @@ class Relay:
                 if self.cut_after is not None and self.cut_after(line):
                     self.cut_after = None
                     client.transport.abort()
+                    if self.cut_both:
+                        to.close()  # after the line: the server reads it, then the end
                     return
 
     async def _downstream(self, reader: asyncio.StreamReader, to: asyncio.StreamWriter) -> None:
@@ -169,5 +173,33 @@ def test_a_connection_another_takes_the_name_from_ends_and_does_not_reconnect(ch
             with pytest.raises(Removed, match="You connected again from elsewhere"):
                 await asyncio.wait_for(asyncio.shield(ui.task), TIMEOUT)
             assert not ui.has_line("Reconnecting")
+
+    run(main())
+
+
+@pytest.mark.parametrize("cut", ["frozen", "closed"])
+def test_a_message_whose_ack_the_link_lost_is_resent_and_delivered_once(chat, monkeypatch, cut):
+    """The relay cuts the screen off right after its `say` went through, before the ack came
+    back; the old connection is frozen (still a member) or closed (the server saw it go)."""
+    fast_reconnect(monkeypatch)
+
+    async def main() -> None:
+        bob = await in_thread(chat.join, "bob")
+        async with Relay(chat.port) as relay, chat_screen(relay.port) as ui:
+            await in_thread(bob.expect, "joined")
+            relay.cut_both = cut == "closed"
+            relay.cut_after = lambda line: b'"say"' in line
+            ui.type("exactly once\r")
+            message = await in_thread(bob.expect, "message")
+            assert message["text"] == "exactly once"
+            await ui.wait_line("alice: exactly once", "✓ delivered to 1")
+            assert ui.screen.state.pending == {}
+            assert not ui.has_line("may not have arrived")
+            assert sum("exactly once" in line for line in ui.lines) == 1
+            # What bob heard since: alice going and coming back, and not the message again.
+            bob.send_json({"type": "ping", "id": "end"})
+            heard = await in_thread(bob.read_until, lambda line: '"pong"' in line)
+            assert not any("exactly once" in line for line in heard), heard
+            await ui.quit()
 
     run(main())

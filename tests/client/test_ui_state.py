@@ -15,7 +15,13 @@ from tcpchat.client.ui.commands import COMMANDS, Problem, help_lines, parse_type
 from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import Fragments, fragments_text
-from tcpchat.client.ui.state import ACK_PATIENCE, DM_WAIT, ChatState, PendingMessage
+from tcpchat.client.ui.state import (
+    ACK_PATIENCE,
+    DM_WAIT,
+    SERVER_REMEMBERS,
+    ChatState,
+    PendingMessage,
+)
 from tcpchat.protocol import (
     Ack,
     Bye,
@@ -252,14 +258,73 @@ def test_leaving_reports_each_unconfirmed_message_once(state):
 # --- the link ----------------------------------------------------------------------------------
 
 
-def test_a_lost_link_drops_what_may_have_arrived_and_keeps_what_was_never_sent(state):
-    in_flight = sent(state, "maybe arrived")
+def test_a_lost_link_drops_a_private_message_that_may_have_arrived_and_keeps_the_rest(state):
+    in_flight = sent(state, "maybe arrived", to="bob")
+    said = sent(state, "said")
     waiting = state.queue("typed offline").send[0]
     lines = texts(state.lost("lost the connection to the server."))
     assert state.status == "offline"
     assert lines[0] == "! Lost the connection to the server. Reconnecting…"
-    assert "it may not have arrived: maybe arrived" in lines[1]
-    assert in_flight.id not in state.pending and state.next_unsent() is waiting
+    assert "it may not have arrived: maybe arrived" in lines[1] and len(lines) == 2
+    assert in_flight.id not in state.pending
+    assert "not confirmed; sent again once back" in fragments_text(state.prompt())
+    assert list(state.pending.values()) == [said, waiting] and state.next_unsent() is said
+
+
+def test_a_message_unconfirmed_when_the_link_broke_is_resent_with_its_id_once_back(state):
+    item = sent(state, "important")
+    state.lost("lost the connection.")
+    arrived = Message(seq=1, sender="alice", text="important", ts=TS)
+    lines = texts(
+        state.welcomed(welcome(history=(arrived, message(2, text="later"))), rejoined=True)
+    )
+    assert not any("may not have arrived" in line for line in lines)
+    assert not any("alice: important" in line for line in lines)  # shown once: when confirmed
+    assert state.next_unsent() is item
+    assert state.sending(item) == Say(text="important", id=item.id)
+    (line,) = texts(state.receive(Ack(id=item.id, seq=1, ts=TS, delivered=1)).lines)
+    assert "alice: important" in line and "✓ delivered to 1" in line
+
+
+def test_a_server_that_cannot_remember_gets_nothing_resent(clock):
+    state = ChatState(welcome(seq=40), clock=clock)
+    item = sent(state, "lost maybe")
+    state.lost("lost the connection.")
+    lines = texts(state.welcomed(welcome(seq=0), rejoined=True))  # restarted, history gone
+    assert any("it may not have arrived: lost maybe" in line for line in lines)
+    assert state.next_unsent() is None and item.id not in state.pending
+
+
+def test_no_token_or_too_long_away_means_nothing_is_resent(state, clock):
+    state.token = ""
+    sent(state, "no token")
+    state.lost("lost the connection.")
+    lines = texts(state.welcomed(welcome(), rejoined=True))
+    assert any("it may not have arrived: no token" in line for line in lines)
+    sent(state, "long ago")
+    state.lost("lost the connection.")
+    clock.now += SERVER_REMEMBERS + 1
+    lines = texts(state.welcomed(welcome(), rejoined=True))
+    assert any("it may not have arrived: long ago" in line for line in lines)
+    assert state.pending == {}
+
+
+def test_a_message_the_missed_history_holds_arrived_even_if_it_cannot_be_resent(state, clock):
+    sent(state, "made it")
+    state.lost("lost the connection.")
+    clock.now += SERVER_REMEMBERS + 1
+    arrived = Message(seq=1, sender="alice", text="made it", ts=TS)
+    lines = texts(state.welcomed(welcome(history=(arrived,)), rejoined=True))
+    assert not any("may not have arrived" in line for line in lines)
+    assert any(line.endswith("alice: made it") for line in lines) and state.pending == {}
+
+
+def test_leaving_while_offline_reports_what_may_not_have_arrived(state):
+    sent(state, "in doubt")
+    state.lost("lost the connection.")
+    assert texts(state.leaving()) == [
+        "! not confirmed before the connection was lost; it may not have arrived: in doubt"
+    ]
 
 
 def test_the_toolbar_says_when_the_next_try_is_and_why_the_last_failed(state):

@@ -263,7 +263,8 @@ class ChatScreen:
         """Send if online (or on `via`); False when nothing was handed to a connection.
 
         True also when the connection broke while the bytes were on their way: they may have
-        arrived, so the message waits for its ack and is reported if none comes, never resent.
+        arrived, so the message waits for its ack; after a rejoin the state says whether it is
+        resent with its id (delivered once) or reported as in doubt.
         """
         connection = via or (self.connection if self.state.status == "online" else None)
         if connection is None or connection.is_closed:

@@ -56,8 +56,13 @@ from tcpchat.words import counted, members_online
 ACK_PATIENCE = 10.0  # after this an unconfirmed message says so
 DM_WAIT = 30.0  # how long a private message typed offline waits for its recipient
 SPEAKERS_KEPT = 20  # recent speakers remembered for completion
+# How long after a message was first sent a resend with its id is still known to the server:
+# it remembers ids and tokens for 10 minutes (PROTOCOL.md, Exactly once); less a margin for
+# the time the message took to get there.
+SERVER_REMEMBERS = 9 * 60.0
 
 Clock = Callable[[], float]
+IN_DOUBT = "not confirmed before the connection was lost; it may not have arrived"
 
 
 @dataclass
@@ -68,7 +73,13 @@ class PendingMessage:
     text: str
     to: str | None
     typed_at: float
+    me: bool = False  # an action: `/me waves`
     sent: bool = False
+    first_sent: float | None = None  # when first handed to a connection
+    sent_as: str = ""  # our name then: how the room's history shows it
+    # Sent, but the connection broke before its ack: resent with the same id after a rejoin
+    # the server can tell it from a new message in (else it may or may not have arrived).
+    unsure: bool = False
     resent_at: float | None = None  # sent again after a reconnect (typed while offline)
     waiting_for: str | None = None  # a private message waiting for this (folded) name to rejoin
 
@@ -76,7 +87,7 @@ class PendingMessage:
         """What goes on the wire for it: `dm` to its recipient, else `say`."""
         if self.to:
             return Dm(to=self.to, text=self.text, id=self.id)
-        return Say(text=self.text, id=self.id)
+        return Say(text=self.text, id=self.id, me=self.me)
 
 
 @dataclass
@@ -124,6 +135,8 @@ class ChatState:
         for item in self.pending.values():
             if item.waiting_for:
                 state = f"waiting for {strip_unsafe(item.to or '')} to come back"
+            elif item.unsure:
+                state = "not confirmed; sent again once back"
             elif not item.sent:
                 state = "waiting for the connection"
             elif now - item.typed_at < ACK_PATIENCE:
@@ -167,23 +180,32 @@ class ChatState:
     def welcomed(self, welcome: Welcome, *, rejoined: bool) -> list[Fragments]:
         """Take the room from a `welcome`; after a rejoin, what was missed while away, once."""
         since = self.last_seq
+        token_shown = bool(self.token)  # what `resume` gave the rejoin's hello
         self.name = welcome.name
         self.server = welcome.server
         self.max_text = welcome.max_text
         self.members = welcome.members
         self.names = set(welcome.names)
         self.token = welcome.token
-        lines = self._back(welcome, since) if rejoined else render_welcome(welcome)
+        if rejoined:
+            lines = self._back(welcome, since, remembers=token_shown and welcome.seq >= since)
+        else:
+            lines = render_welcome(welcome)
         # From the welcome on, messages come live: a later rejoin resumes after these.
         self.last_seq = max([welcome.seq, *(message.seq for message in welcome.history)])
         return lines
 
-    def _back(self, welcome: Welcome, since: int) -> list[Fragments]:
-        """The lines of a rejoin: back online, what is missing, and what was missed."""
+    def _back(self, welcome: Welcome, since: int, *, remembers: bool) -> list[Fragments]:
+        """The lines of a rejoin: back online, what is missing, and what was missed.
+
+        `remembers`: the server can tell a resent id from a new message (the rejoin showed our
+        token, so it is the same member, and it did not lose its memory since).
+        """
         restarted = welcome.seq < since  # its `seq` began again: it lost what we saw
         # Only what came after `since`, even from a server that did not resume from there.
         missed = welcome.history if restarted else [m for m in welcome.history if m.seq > since]
         lines = [render_notice(f"Back online as {self.name}; {members_online(self.members)}.")]
+        missed = self._settle_unsure(missed, remembers, lines)
         unaccounted = missed[0].seq - since - 1 if missed and not restarted else 0
         if unaccounted > 0:
             lines.append(render_problem(
@@ -198,6 +220,28 @@ class ChatState:
             lines.append(render_notice(f"{counted(len(missed), 'message')} while you were away:"))
         # Not the greeting again: the message of the day, then the missed messages.
         return lines + render_welcome(welcome, history=missed, title="while you were away")[1:]
+
+    def _settle_unsure(
+        self, missed: list[Message], remembers: bool, lines: list[Fragments]
+    ) -> list[Message]:
+        """Decide, after a rejoin, what becomes of each message whose ack the broken connection
+        never brought: resent with its id while the server remembers it (PROTOCOL.md, Exactly
+        once), and then shown once, when confirmed, not also among the missed messages; else
+        settled by the missed messages if they hold it, or said to be in doubt.  The missed
+        messages to show are returned."""
+        shown = list(missed)
+        for key, item in list(self.pending.items()):
+            if not item.unsure:
+                continue
+            found = next((m for m in shown if _is_ours(m, item)), None)
+            if remembers and self.clock() - (item.first_sent or 0.0) < SERVER_REMEMBERS:
+                if found is not None:
+                    shown.remove(found)
+                continue
+            del self.pending[key]
+            if found is None:
+                lines.append(render_problem(f"{IN_DOUBT}: {item.text[:80]}"))
+        return shown
 
     def receive(self, event: object) -> Outcome:
         """Update the state for one server event; what to show for it."""
@@ -308,6 +352,10 @@ class ChatState:
     def sending(self, item: PendingMessage) -> Say | Dm:
         """The event for `item`, which is about to be sent: its patience starts now."""
         item.typed_at = self.clock()
+        if item.first_sent is None:
+            item.first_sent = item.typed_at
+            item.sent_as = self.name
+        item.unsure = False
         return item.event()
 
     def nick_offline(self, wanted: str) -> list[Fragments]:
@@ -323,7 +371,10 @@ class ChatState:
         """What was never confirmed, said once as the person leaves; nothing is pending after."""
         lines = []
         for item in self.pending.values():
-            why = "not confirmed" if item.sent else "not sent (offline)"
+            if item.unsure:
+                why = IN_DOUBT
+            else:
+                why = "not confirmed" if item.sent else "not sent (offline)"
             lines.append(render_problem(f"{why}: {item.text[:80]}"))
         self.pending.clear()
         return lines
@@ -331,18 +382,19 @@ class ChatState:
     # --- the link --------------------------------------------------------------------------
 
     def lost(self, reason: str) -> list[Fragments]:
-        """The connection broke: offline, and what was sent may or may not have arrived (said
-        so, and never sent twice); what was not sent yet waits for the next connection."""
+        """The connection broke: offline.  What was not sent yet waits for the next connection;
+        a message sent but not confirmed is resent with its id after the rejoin (the server
+        delivers an id once: `_settle_unsure`).  A private message has no such promise: it may
+        or may not have arrived, and is said so, never sent twice."""
         self.status = "offline"
         lines = [render_problem(f"{reason[0].upper()}{reason[1:]} Reconnecting…")]
         for key, item in list(self.pending.items()):
-            if item.sent:
+            if item.sent and item.to is not None:
                 del self.pending[key]
-                lines.append(
-                    render_problem(
-                        f"not confirmed before the connection was lost; it may not have arrived: {item.text[:80]}"
-                    )
-                )
+                lines.append(render_problem(f"{IN_DOUBT}: {item.text[:80]}"))
+            elif item.sent:
+                item.sent = False
+                item.unsure = True
         return lines
 
     def retrying(self, seconds_left: float, problem: str) -> None:
@@ -385,3 +437,13 @@ class ChatState:
                     render_problem(f"not sent ({item.to} did not come back): {item.text[:80]}")
                 )
         return lines
+
+
+def _is_ours(message: Message, item: PendingMessage) -> bool:
+    """True when `message` in the room's history is `item` as it arrived (or one just like it)."""
+    return (
+        fold_name(message.sender) == fold_name(item.sent_as)
+        and message.text == item.text
+        and message.me == item.me
+        and item.to is None
+    )
