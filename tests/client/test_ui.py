@@ -462,8 +462,12 @@ def test_completer_completes_commands_after_slash(chat):
                 ("/who ", -1),
                 ("/nick ", -1),
                 ("/msg ", -1),
+                ("/me ", -1),
+                ("/history ", -1),
+                ("/search ", -1),
                 ("/quit ", -1),
             ]
+            assert completions(ui.screen, "/h") == [("/help ", -2), ("/history ", -2)]
             assert completions(ui.screen, "/xyz") == []
             await ui.quit()
 

@@ -29,6 +29,8 @@ from tcpchat.protocol import (
     Error,
     ErrorCode,
     HelpRequest,
+    HistoryPage,
+    HistoryRequest,
     Joined,
     LeaveReason,
     Left,
@@ -37,7 +39,9 @@ from tcpchat.protocol import (
     Nick,
     Private,
     Renamed,
+    Results,
     Say,
+    SearchRequest,
     Shutdown,
     Welcome,
     Who,
@@ -122,6 +126,14 @@ def state(clock: Clock) -> ChatState:
         ("/msg bob see you", Dm(to="bob", text="see you")),
         ("/quit", Bye()),
         ("/help", HelpRequest()),
+        ("/me waves", Say(text="waves", me=True)),
+        ("/history", HistoryRequest(limit=20)),
+        ("/history 5", HistoryRequest(limit=5)),
+        ("/search  lunch  friday ", SearchRequest(text="lunch  friday")),
+        ("/me", Problem("usage: /me TEXT")),
+        ("/history many", Problem("usage: /history [N], N from 1 to 500.")),
+        ("/history 0", Problem("usage: /history [N], N from 1 to 500.")),
+        ("/search", Problem("usage: /search WORDS")),
         ("/nick", Problem("usage: /nick NAME")),
         ("/msg bob   ", Problem("usage: /msg NAME TEXT")),
         ("/Frobnicate now", Problem("unknown command /frobnicate; /help lists them.")),
@@ -391,6 +403,54 @@ def test_a_connection_replaced_by_another_ends_the_session(state):
     said = "You connected again from elsewhere; this connection is closed."
     state.receive(Shutdown(message=said, reason=LeaveReason.REPLACED))
     assert (state.removed, state.status) == (said, "removed")
+
+
+# --- actions, history and search --------------------------------------------------------------
+
+
+def test_an_action_is_sent_with_me_and_shown_as_one_mine_and_others(state):
+    (item,) = state.queue("waves", me=True).send
+    assert state.sending(item) == Say(text="waves", id=item.id, me=True)
+    (mine,) = texts(state.receive(Ack(id=item.id, seq=1, ts=TS, delivered=1)).lines)
+    assert mine.endswith("* alice waves  ✓ delivered to 1")
+    action = Message(seq=2, sender="bob", text="nods", ts=TS, me=True)
+    (theirs,) = texts(state.receive(action).lines)
+    assert theirs.endswith(" * bob nods")
+
+
+def test_history_pages_back_from_the_oldest_message_shown(clock):
+    state = ChatState(welcome(history=(message(8), message(9))), clock=clock)
+    state.welcomed(welcome(history=(message(8), message(9))), rejoined=False)
+    assert state.history_request(2) == HistoryRequest(before=8, limit=2, id="q1")
+    page = HistoryPage(
+        messages=[message(6, text="six"), message(7, text="seven")], more=True, id="q1"
+    )
+    lines = state.receive(page).lines
+    assert texts(lines)[0] == "── 2 earlier messages ──"
+    assert texts(lines)[1].endswith("bob: six") and texts(lines)[2].endswith("bob: seven")
+    assert texts(lines)[-1] == "── /history for more ──"
+    assert all("class:asked" in style for line in lines for style, _ in line[:1])
+    assert state.history_request(20).before == 6
+    empty = HistoryPage(messages=[], more=False, id="q3")
+    assert texts(state.receive(empty).lines) == ["── no earlier messages ──"]
+
+
+def test_history_with_nothing_shown_yet_starts_after_the_newest(state):
+    assert state.history_request(20).before is None
+    state.receive(message(3))
+    assert state.history_request(20).before == 3
+
+
+def test_search_results_say_what_was_looked_for_and_when_each_was_said(state):
+    request = state.search_request("lunch")
+    assert request == SearchRequest(text="lunch", id="q1")
+    found = Results(messages=[message(4, text="lunch now?"), message(2, text="lunch?")], id="q1")
+    lines = texts(state.receive(found).lines)
+    assert lines[0] == "── search “lunch”: 2 found, newest first ──"
+    assert lines[1].startswith(TS.astimezone().strftime("%Y-%m-%d %H:%M"))
+    assert lines[1].endswith("bob: lunch now?") and lines[-1] == "── end of search ──"
+    none = texts(state.receive(Results(messages=[], id=state.search_request("x").id)).lines)
+    assert none == ["── search “x”: nothing found ──"]
 
 
 # --- completion over a name source -------------------------------------------------------------

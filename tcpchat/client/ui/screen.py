@@ -46,7 +46,7 @@ from tcpchat.client.ui.asking import (
     trust_certificate,
     written_address,
 )
-from tcpchat.client.ui.commands import Problem, help_lines, parse_typed
+from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
@@ -65,8 +65,10 @@ from tcpchat.protocol import (
     Dm,
     ErrorCode,
     HelpRequest,
+    HistoryRequest,
     Nick,
     Say,
+    SearchRequest,
     Welcome,
     Who,
     fold_name,
@@ -240,15 +242,30 @@ class ChatScreen:
             if not await self._send(command):
                 self.show_all(self.state.nick_offline(command.name))
                 self.refresh()
-        elif isinstance(command, (Say, Dm)):
-            await self.queue(command.text, to=command.to if isinstance(command, Dm) else None)
+        elif isinstance(command, Dm):
+            await self.queue(command.text, to=command.to)
+        elif isinstance(command, Say):
+            await self.queue(command.text, me=command.me)
+        elif isinstance(command, (HistoryRequest, SearchRequest)):
+            await self._ask(command)
         elif isinstance(command, Problem):
             self.show(render_problem(command.sentence))
         return True
 
-    async def queue(self, text: str, to: str | None = None) -> None:
+    async def _ask(self, command: HistoryRequest | SearchRequest) -> None:
+        """/history or /search: the answer is shown when it comes (`state.receive`)."""
+        if isinstance(command, HistoryRequest):
+            request: HistoryRequest | SearchRequest = self.state.history_request(
+                command.limit or HISTORY_PAGE
+            )
+        else:
+            request = self.state.search_request(command.text)
+        if not await self._send(request):
+            self.show(render_problem("offline; /history and /search work once back online."))
+
+    async def queue(self, text: str, to: str | None = None, *, me: bool = False) -> None:
         """Check a message, show it as pending and send it (or keep it until reconnected)."""
-        outcome = self.state.queue(text, to)
+        outcome = self.state.queue(text, to, me=me)
         self.show_all(outcome.lines)
         for item in outcome.send:
             await self._send_pending(item)
@@ -258,7 +275,9 @@ class ChatScreen:
         item.sent = await self._send(self.state.sending(item), via)
 
     async def _send(
-        self, event: Say | Dm | Nick | Who | Bye, via: ChatConnection | None = None
+        self,
+        event: Say | Dm | Nick | Who | Bye | HistoryRequest | SearchRequest,
+        via: ChatConnection | None = None,
     ) -> bool:
         """Send if online (or on `via`); False when nothing was handed to a connection.
 

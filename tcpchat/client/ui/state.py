@@ -20,6 +20,7 @@ from tcpchat.client.ui.render import (
     Bar,
     Fragments,
     mentions,
+    render_asked,
     render_event,
     render_notice,
     render_own,
@@ -33,6 +34,8 @@ from tcpchat.protocol import (
     Dm,
     Error,
     ErrorCode,
+    HistoryPage,
+    HistoryRequest,
     Invalid,
     Joined,
     LeaveReason,
@@ -41,7 +44,9 @@ from tcpchat.protocol import (
     Message,
     Private,
     Renamed,
+    Results,
     Say,
+    SearchRequest,
     Shutdown,
     Welcome,
     fold_name,
@@ -120,6 +125,10 @@ class ChatState:
         self.removed: str | None = None
         self.pending: dict[str, PendingMessage] = {}
         self._ids = (str(n) for n in itertools.count(1))
+        # The oldest message shown, where /history goes on from (None: none shown yet).
+        self.oldest_seq: int | None = None
+        self._request_ids = (f"q{n}" for n in itertools.count(1))
+        self._searches: dict[str, str] = {}  # a search's id: the words it looks for
 
     # --- what to show ----------------------------------------------------------------------
 
@@ -193,6 +202,7 @@ class ChatState:
             lines = render_welcome(welcome)
         # From the welcome on, messages come live: a later rejoin resumes after these.
         self.last_seq = max([welcome.seq, *(message.seq for message in welcome.history)])
+        self._shown(welcome.history)
         return lines
 
     def _back(self, welcome: Welcome, since: int, *, remembers: bool) -> list[Fragments]:
@@ -243,10 +253,20 @@ class ChatState:
                 lines.append(render_problem(f"{IN_DOUBT}: {item.text[:80]}"))
         return shown
 
+    def _shown(self, messages: list[Message]) -> None:
+        """`messages` are on the screen: /history pages back from the oldest of them."""
+        for message in messages:
+            if self.oldest_seq is None or message.seq < self.oldest_seq:
+                self.oldest_seq = message.seq
+
     def receive(self, event: object) -> Outcome:
         """Update the state for one server event; what to show for it."""
         outcome = Outcome()
-        if isinstance(event, Ack):
+        if isinstance(event, HistoryPage):
+            outcome.lines += self._page(event)
+        elif isinstance(event, Results):
+            outcome.lines += self._results(event)
+        elif isinstance(event, Ack):
             self._confirmed(event, outcome)
         elif isinstance(event, Error) and event.id in self.pending:
             self._refused(self.pending[event.id], event, outcome)
@@ -270,12 +290,32 @@ class ChatState:
                 outcome.lines.append(fragments)
         return outcome
 
+    def _page(self, page: HistoryPage) -> list[Fragments]:
+        if not page.messages:
+            return render_asked("no earlier messages", [], self.name)
+        self._shown(page.messages)
+        title = f"{counted(len(page.messages), 'earlier message')}"
+        end = "/history for more" if page.more else "the oldest message kept"
+        return render_asked(title, page.messages, self.name, end=end)
+
+    def _results(self, results: Results) -> list[Fragments]:
+        words = self._searches.pop(results.id or "", "")
+        asked = f"search “{words}”" if words else "search"
+        if not results.messages:
+            return render_asked(f"{asked}: nothing found", [], self.name)
+        found = f"{asked}: {len(results.messages)} found, newest first"
+        return render_asked(found, results.messages, self.name, end="end of search")
+
     def _confirmed(self, ack: Ack, outcome: Outcome) -> None:
         if ack.seq is not None:
             self.last_seq = max(self.last_seq, ack.seq)
+            if self.oldest_seq is None:
+                self.oldest_seq = ack.seq
         item = self.pending.pop(ack.id, None) if ack.id is not None else None
         if item is not None:
-            shown = render_own(item.text, ack.ts, self.name, to=item.to, delivered=ack.delivered)
+            shown = render_own(
+                item.text, ack.ts, self.name, to=item.to, delivered=ack.delivered, action=item.me
+            )
             outcome.lines.append(shown)
 
     def _refused(self, item: PendingMessage, error: Error, outcome: Outcome) -> None:
@@ -301,6 +341,7 @@ class ChatState:
     def _track(self, event: object, outcome: Outcome) -> None:
         if isinstance(event, Message):
             self.last_seq = max(self.last_seq, event.seq)
+            self._shown([event])
             self._spoke(event.sender)
             outcome.bell = mentions(event.text, self.name)
         elif isinstance(event, Private):
@@ -340,12 +381,13 @@ class ChatState:
 
     # --- what the person does --------------------------------------------------------------
 
-    def queue(self, text: str, to: str | None = None) -> Outcome:
-        """A message typed: refused here if the server would refuse it, else pending, to send."""
+    def queue(self, text: str, to: str | None = None, *, me: bool = False) -> Outcome:
+        """A message typed (an action with `me`): refused here if the server would refuse it,
+        else pending, to send."""
         problem = text_problem(text, self.max_text)
         if problem:
             return Outcome([render_problem(f"{problem[1]}; ↑ brings the line back to edit")])
-        item = PendingMessage(id=next(self._ids), text=text, to=to, typed_at=self.clock())
+        item = PendingMessage(id=next(self._ids), text=text, to=to, typed_at=self.clock(), me=me)
         self.pending[item.id] = item
         return Outcome(send=[item])
 
@@ -357,6 +399,16 @@ class ChatState:
             item.sent_as = self.name
         item.unsure = False
         return item.event()
+
+    def history_request(self, limit: int) -> HistoryRequest:
+        """/history: the `limit` messages before the oldest one shown (the newest if none)."""
+        return HistoryRequest(before=self.oldest_seq, limit=limit, id=next(self._request_ids))
+
+    def search_request(self, words: str) -> SearchRequest:
+        """/search: remembered by its id, so that its results can say what was looked for."""
+        request = SearchRequest(text=words, id=next(self._request_ids))
+        self._searches[request.id or ""] = words
+        return request
 
     def nick_offline(self, wanted: str) -> list[Fragments]:
         """Offline, /nick chooses the name the next rejoin uses (the old one may be taken)."""
