@@ -397,6 +397,7 @@ def test_a_restarted_server_starts_seq_again_and_its_history_is_shown(state):
     lines = texts(state.welcomed(restarted, rejoined=True))
     assert lines[1].startswith("! Messages from while you were away may be missing")
     assert any(line.endswith("bob: new start") for line in lines) and state.last_seq == 1
+    assert state.history_request(20).before == 1
 
 
 def test_a_connection_replaced_by_another_ends_the_session(state):

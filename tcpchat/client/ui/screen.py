@@ -5,9 +5,10 @@ printed above it (`print_formatted_text` goes through `run_in_terminal` while th
 Messages waiting for their `ack` are part of the prompt, just above the input line, until the
 server confirms them; then they move into the scroll-back with "✓ delivered to N".
 The network side runs as one task beside the prompt: it reads events, and after a lost connection
-reconnects with backoff (`reconnect`) and rejoins with the same name.  What the session is and
-what each event does to it is `state`, which needs neither this screen nor a connection;
-typed lines are read by `commands`, and Tab completes with `completer`.
+reconnects with backoff (`reconnect`) and rejoins with the same name, resuming after the last
+message seen.  What the session is and what each event does to it is `state`, which needs
+neither this screen nor a connection; typed lines are read by `commands`, and Tab completes
+with `completer`.
 """
 
 from __future__ import annotations

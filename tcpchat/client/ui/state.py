@@ -212,6 +212,8 @@ class ChatState:
         token, so it is the same member, and it did not lose its memory since).
         """
         restarted = welcome.seq < since  # its `seq` began again: it lost what we saw
+        if restarted:
+            self.oldest_seq = None  # /history pages back through the new `seq`s
         # Only what came after `since`, even from a server that did not resume from there.
         missed = welcome.history if restarted else [m for m in welcome.history if m.seq > since]
         lines = [render_notice(f"Back online as {self.name}; {members_online(self.members)}.")]
