@@ -210,9 +210,23 @@ class ChatConnection:
             "the server closed the connection before its greeting; if it uses TLS, join with --tls."
         )
 
-    async def join(self, name: str, password: str | None = None) -> Welcome:
-        """Send `hello` and wait for `welcome`; raises JoinRefused or ChatError."""
-        await self.send(Hello(name=name, version=PROTOCOL_VERSION, password=password))
+    async def join(
+        self,
+        name: str,
+        password: str | None = None,
+        *,
+        since: int | None = None,
+        token: str | None = None,
+    ) -> Welcome:
+        """Send `hello` and wait for `welcome`; raises JoinRefused or ChatError.
+
+        A rejoin gives `since` (the newest `seq` seen) and `token` (the last welcome's), so
+        that it misses nothing and gets its name back (PROTOCOL.md, Resuming).
+        """
+        hello = Hello(
+            name=name, version=PROTOCOL_VERSION, password=password, since=since, token=token
+        )
+        await self.send(hello)
         try:
             return await asyncio.wait_for(self._await_welcome(), JOIN_TIMEOUT)
         except asyncio.TimeoutError:

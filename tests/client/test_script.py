@@ -9,17 +9,22 @@ deadline and is killed when its test ends.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from support import TIMEOUT
+
+from tcpchat.client.script import ScriptSession
+from tcpchat.protocol import HistoryPage, Message, Results
 
 if TYPE_CHECKING:
     from support.running import RunningServer
@@ -518,3 +523,22 @@ def test_a_hostile_servers_controls_are_escaped_in_either_output(
         assert [e["text"] for e in events if e["type"] == "message"] == [HOSTILE_TEXT]
     else:
         assert "eve: a\ufffd31mb\ufffdc\ufffdgnp.exe\ufffdd\ufffde" in stdout, ascii(stdout)
+
+
+def test_history_and_results_print_as_text_lines_or_as_the_servers_json() -> None:
+    said = Message(seq=3, sender="bob", text="waves", ts=datetime.now(timezone.utc), me=True)
+    events = [HistoryPage(messages=[said], more=False, id="1"), Results(messages=[], id="2")]
+    text, as_json = io.StringIO(), io.StringIO()
+    for out, json_mode in ((text, False), (as_json, True)):
+        session = ScriptSession(None, as_json=json_mode, out=out, err=io.StringIO())  # type: ignore[arg-type]
+        for event in events:
+            session.show(event)
+    lines = text.getvalue().splitlines()
+    assert lines[0] == "* --- earlier messages ---" and lines[1].endswith("* bob waves")
+    assert lines[-1] == "* --- nothing found ---"
+    page, results = (json.loads(line) for line in as_json.getvalue().splitlines())
+    assert (page["type"], page["messages"][0]["me"], results["type"]) == (
+        "history",
+        True,
+        "results",
+    )

@@ -462,8 +462,12 @@ def test_completer_completes_commands_after_slash(chat):
                 ("/who ", -1),
                 ("/nick ", -1),
                 ("/msg ", -1),
+                ("/me ", -1),
+                ("/history ", -1),
+                ("/search ", -1),
                 ("/quit ", -1),
             ]
+            assert completions(ui.screen, "/h") == [("/help ", -2), ("/history ", -2)]
             assert completions(ui.screen, "/xyz") == []
             await ui.quit()
 
@@ -720,40 +724,6 @@ def test_rendered_welcome_holds_no_escape_control_or_bidi_characters():
     assert len(lines) == 5  # greeting, motd, earlier marker, the message, now marker
     for fragments in lines:
         assert unsafe_chars(fragments) == [], fragments
-
-
-@pytest.mark.slow
-def test_rejoin_says_how_many_messages_the_history_no_longer_holds(start_server, monkeypatch):
-    """Away while bob sent 5 messages and the server keeps 2: 2 shown, 3 reported lost."""
-    monkeypatch.setattr(
-        tcpchat.client.ui.reconnect, "RECONNECT_FIRST", 1.5
-    )  # room for bob to send 5 meanwhile
-    server = start_server(history=2)
-
-    async def main() -> None:
-        bob = await in_thread(server.join, "bob")
-        async with chat_screen(server.port) as ui:
-            await in_thread(bob.expect, "joined")
-            bob.send_json({"type": "say", "text": "seen", "id": "0"})
-            await ui.wait_line("bob: seen")
-            connection = ui.screen.connection
-            assert connection is not None
-            connection.abort()  # the link drops; the server lives on
-            await until(lambda: ui.screen.state.status.startswith("offline"), "the offline status")
-            assert (await in_thread(bob.expect, "ack"))["seq"] == 1
-            assert (await in_thread(bob.expect, "left"))["name"] == "alice"
-            for n in range(1, 6):
-                bob.send_json({"type": "say", "text": f"away {n}", "id": str(n)})
-                await in_thread(bob.expect, "ack")
-            await until(
-                lambda: ui.screen.state.status == "online", "the online status", 3 * TIMEOUT
-            )
-            await ui.wait_line("3 messages from while you were away are lost")
-            await ui.wait_line("bob: away 5")
-            assert not ui.has_line("bob: away 3")
-            await ui.quit()
-
-    run(main())
 
 
 def test_a_mention_highlights_the_name_not_the_whole_message():

@@ -15,7 +15,13 @@ from tcpchat.client.ui.commands import COMMANDS, Problem, help_lines, parse_type
 from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import Fragments, fragments_text
-from tcpchat.client.ui.state import ACK_PATIENCE, DM_WAIT, ChatState, PendingMessage
+from tcpchat.client.ui.state import (
+    ACK_PATIENCE,
+    DM_WAIT,
+    SERVER_REMEMBERS,
+    ChatState,
+    PendingMessage,
+)
 from tcpchat.protocol import (
     Ack,
     Bye,
@@ -23,6 +29,8 @@ from tcpchat.protocol import (
     Error,
     ErrorCode,
     HelpRequest,
+    HistoryPage,
+    HistoryRequest,
     Joined,
     LeaveReason,
     Left,
@@ -31,7 +39,9 @@ from tcpchat.protocol import (
     Nick,
     Private,
     Renamed,
+    Results,
     Say,
+    SearchRequest,
     Shutdown,
     Welcome,
     Who,
@@ -54,6 +64,10 @@ def welcome(
     names: tuple[str, ...] = ("alice", "bob"),
     history: tuple[Message, ...] = (),
     max_text: int = 100,
+    *,
+    seq: int | None = None,
+    token: str = "token",
+    gap: bool = False,
 ) -> Welcome:
     return Welcome(
         name="alice",
@@ -64,6 +78,9 @@ def welcome(
         max_text=max_text,
         version=1,
         history=list(history),
+        seq=max((m.seq for m in history), default=0) if seq is None else seq,
+        token=token,
+        gap=gap,
     )
 
 
@@ -109,6 +126,14 @@ def state(clock: Clock) -> ChatState:
         ("/msg bob see you", Dm(to="bob", text="see you")),
         ("/quit", Bye()),
         ("/help", HelpRequest()),
+        ("/me waves", Say(text="waves", me=True)),
+        ("/history", HistoryRequest(limit=20)),
+        ("/history 5", HistoryRequest(limit=5)),
+        ("/search  lunch  friday ", SearchRequest(text="lunch  friday")),
+        ("/me", Problem("usage: /me TEXT")),
+        ("/history many", Problem("usage: /history [N], N from 1 to 500.")),
+        ("/history 0", Problem("usage: /history [N], N from 1 to 500.")),
+        ("/search", Problem("usage: /search WORDS")),
         ("/nick", Problem("usage: /nick NAME")),
         ("/msg bob   ", Problem("usage: /msg NAME TEXT")),
         ("/Frobnicate now", Problem("unknown command /frobnicate; /help lists them.")),
@@ -245,14 +270,73 @@ def test_leaving_reports_each_unconfirmed_message_once(state):
 # --- the link ----------------------------------------------------------------------------------
 
 
-def test_a_lost_link_drops_what_may_have_arrived_and_keeps_what_was_never_sent(state):
-    in_flight = sent(state, "maybe arrived")
+def test_a_lost_link_drops_a_private_message_that_may_have_arrived_and_keeps_the_rest(state):
+    in_flight = sent(state, "maybe arrived", to="bob")
+    said = sent(state, "said")
     waiting = state.queue("typed offline").send[0]
     lines = texts(state.lost("lost the connection to the server."))
     assert state.status == "offline"
     assert lines[0] == "! Lost the connection to the server. Reconnecting…"
-    assert "it may not have arrived: maybe arrived" in lines[1]
-    assert in_flight.id not in state.pending and state.next_unsent() is waiting
+    assert "it may not have arrived: maybe arrived" in lines[1] and len(lines) == 2
+    assert in_flight.id not in state.pending
+    assert "not confirmed; sent again once back" in fragments_text(state.prompt())
+    assert list(state.pending.values()) == [said, waiting] and state.next_unsent() is said
+
+
+def test_a_message_unconfirmed_when_the_link_broke_is_resent_with_its_id_once_back(state):
+    item = sent(state, "important")
+    state.lost("lost the connection.")
+    arrived = Message(seq=1, sender="alice", text="important", ts=TS)
+    lines = texts(
+        state.welcomed(welcome(history=(arrived, message(2, text="later"))), rejoined=True)
+    )
+    assert not any("may not have arrived" in line for line in lines)
+    assert not any("alice: important" in line for line in lines)  # shown once: when confirmed
+    assert state.next_unsent() is item
+    assert state.sending(item) == Say(text="important", id=item.id)
+    (line,) = texts(state.receive(Ack(id=item.id, seq=1, ts=TS, delivered=1)).lines)
+    assert "alice: important" in line and "✓ delivered to 1" in line
+
+
+def test_a_server_that_cannot_remember_gets_nothing_resent(clock):
+    state = ChatState(welcome(seq=40), clock=clock)
+    item = sent(state, "lost maybe")
+    state.lost("lost the connection.")
+    lines = texts(state.welcomed(welcome(seq=0), rejoined=True))  # restarted, history gone
+    assert any("it may not have arrived: lost maybe" in line for line in lines)
+    assert state.next_unsent() is None and item.id not in state.pending
+
+
+def test_no_token_or_too_long_away_means_nothing_is_resent(state, clock):
+    state.token = ""
+    sent(state, "no token")
+    state.lost("lost the connection.")
+    lines = texts(state.welcomed(welcome(), rejoined=True))
+    assert any("it may not have arrived: no token" in line for line in lines)
+    sent(state, "long ago")
+    state.lost("lost the connection.")
+    clock.now += SERVER_REMEMBERS + 1
+    lines = texts(state.welcomed(welcome(), rejoined=True))
+    assert any("it may not have arrived: long ago" in line for line in lines)
+    assert state.pending == {}
+
+
+def test_a_message_the_missed_history_holds_arrived_even_if_it_cannot_be_resent(state, clock):
+    sent(state, "made it")
+    state.lost("lost the connection.")
+    clock.now += SERVER_REMEMBERS + 1
+    arrived = Message(seq=1, sender="alice", text="made it", ts=TS)
+    lines = texts(state.welcomed(welcome(history=(arrived,)), rejoined=True))
+    assert not any("may not have arrived" in line for line in lines)
+    assert any(line.endswith("alice: made it") for line in lines) and state.pending == {}
+
+
+def test_leaving_while_offline_reports_what_may_not_have_arrived(state):
+    sent(state, "in doubt")
+    state.lost("lost the connection.")
+    assert texts(state.leaving()) == [
+        "! not confirmed before the connection was lost; it may not have arrived: in doubt"
+    ]
 
 
 def test_the_toolbar_says_when_the_next_try_is_and_why_the_last_failed(state):
@@ -267,24 +351,107 @@ def test_the_toolbar_says_when_the_next_try_is_and_why_the_last_failed(state):
     assert (state.status, state.status_detail, state.status_problem) == ("connecting…", "", "")
 
 
-def test_a_rejoin_shows_only_the_history_not_seen_and_counts_what_was_lost(state):
+def test_a_rejoin_resumes_after_the_newest_seq_with_the_latest_token(clock):
+    state = ChatState(welcome(seq=5, token="first"), clock=clock)
+    state.welcomed(welcome(seq=5, token="first"), rejoined=False)
+    assert state.resume() == (5, "first")
+    state.receive(message(6))
+    assert state.resume() == (6, "first")
+    away = (message(7, text="away 7"), message(8, "carol", "away 8"))
+    lines = texts(state.welcomed(welcome(history=away, token="second"), rejoined=True))
+    assert lines[:3] == [
+        "* Back online as alice; 2 members online.",
+        "* 2 messages while you were away:",
+        "── while you were away ──",
+    ]
+    assert lines[3].endswith("bob: away 7") and lines[4].endswith("carol: away 8")
+    assert lines[5:] == ["── now ──"]
+    assert state.resume() == (8, "second")
+
+
+def test_a_rejoin_shows_only_the_history_not_seen_and_counts_what_is_missing(state):
     state.welcomed(welcome(history=(message(1), message(2))), rejoined=False)
     assert state.last_seq == 2
     history = tuple(message(seq, text=f"away {seq}") for seq in (6, 7))
-    lines = texts(state.welcomed(welcome(history=(message(2), *history)), rejoined=True))
+    lines = texts(state.welcomed(welcome(history=(message(2), *history), gap=True), rejoined=True))
     assert lines[0] == "* Back online as alice; 2 members online."
-    assert lines[1] == "! 3 messages from while you were away are lost."
+    assert lines[1].startswith("! 3 messages from while you were away are missing")
     assert lines[2] == "* 2 messages while you were away:"
     assert any(line.endswith("bob: away 7") for line in lines)
     assert not any(line.endswith("bob: hi") for line in lines)
     assert state.last_seq == 7
 
 
+def test_a_gap_the_server_reports_is_said_plainly(state):
+    state.receive(message(6))
+    lines = texts(state.welcomed(welcome(seq=9, gap=True), rejoined=True))
+    assert lines[1] == (
+        "! Messages from while you were away may be missing: the server no longer has them all."
+    )
+    assert state.resume()[0] == 9
+
+
 def test_a_restarted_server_starts_seq_again_and_its_history_is_shown(state):
     state.receive(message(40))
-    lines = texts(state.welcomed(welcome(history=(message(1, text="new start"),)), rejoined=True))
-    assert any(line.endswith("bob: new start") for line in lines)
-    assert not any("lost" in line for line in lines) and state.last_seq == 1
+    restarted = welcome(history=(message(1, text="new start"),), gap=True)
+    lines = texts(state.welcomed(restarted, rejoined=True))
+    assert lines[1].startswith("! Messages from while you were away may be missing")
+    assert any(line.endswith("bob: new start") for line in lines) and state.last_seq == 1
+    assert state.history_request(20).before == 1
+
+
+def test_a_connection_replaced_by_another_ends_the_session(state):
+    said = "You connected again from elsewhere; this connection is closed."
+    state.receive(Shutdown(message=said, reason=LeaveReason.REPLACED))
+    assert (state.removed, state.status) == (said, "removed")
+
+
+# --- actions, history and search --------------------------------------------------------------
+
+
+def test_an_action_is_sent_with_me_and_shown_as_one_mine_and_others(state):
+    (item,) = state.queue("waves", me=True).send
+    assert state.sending(item) == Say(text="waves", id=item.id, me=True)
+    (mine,) = texts(state.receive(Ack(id=item.id, seq=1, ts=TS, delivered=1)).lines)
+    assert mine.endswith("* alice waves  ✓ delivered to 1")
+    action = Message(seq=2, sender="bob", text="nods", ts=TS, me=True)
+    (theirs,) = texts(state.receive(action).lines)
+    assert theirs.endswith(" * bob nods")
+
+
+def test_history_pages_back_from_the_oldest_message_shown(clock):
+    state = ChatState(welcome(history=(message(8), message(9))), clock=clock)
+    state.welcomed(welcome(history=(message(8), message(9))), rejoined=False)
+    assert state.history_request(2) == HistoryRequest(before=8, limit=2, id="q1")
+    page = HistoryPage(
+        messages=[message(6, text="six"), message(7, text="seven")], more=True, id="q1"
+    )
+    lines = state.receive(page).lines
+    assert texts(lines)[0] == "── 2 earlier messages ──"
+    assert texts(lines)[1].endswith("bob: six") and texts(lines)[2].endswith("bob: seven")
+    assert texts(lines)[-1] == "── /history for more ──"
+    assert all("class:asked" in style for line in lines for style, _ in line[:1])
+    assert state.history_request(20).before == 6
+    empty = HistoryPage(messages=[], more=False, id="q3")
+    assert texts(state.receive(empty).lines) == ["── no earlier messages ──"]
+
+
+def test_history_with_nothing_shown_yet_starts_after_the_newest(state):
+    assert state.history_request(20).before is None
+    state.receive(message(3))
+    assert state.history_request(20).before == 3
+
+
+def test_search_results_say_what_was_looked_for_and_when_each_was_said(state):
+    request = state.search_request("lunch")
+    assert request == SearchRequest(text="lunch", id="q1")
+    found = Results(messages=[message(4, text="lunch now?"), message(2, text="lunch?")], id="q1")
+    lines = texts(state.receive(found).lines)
+    assert lines[0] == "── search “lunch”: 2 found, newest first ──"
+    assert lines[1].startswith(TS.astimezone().strftime("%Y-%m-%d %H:%M"))
+    assert lines[1].endswith("bob: lunch now?") and lines[-1] == "── end of search ──"
+    none = texts(state.receive(Results(messages=[], id=state.search_request("x").id)).lines)
+    assert none == ["── search “x”: nothing found ──"]
 
 
 # --- completion over a name source -------------------------------------------------------------

@@ -15,18 +15,26 @@ from tcpchat.protocol import (
     Dm,
     ErrorCode,
     HelpRequest,
+    HistoryRequest,
     Invalid,
     Nick,
     Say,
+    SearchRequest,
     Who,
     parse_plain_command,
 )
+
+HISTORY_PAGE = 20  # messages /history shows when not told how many
+HISTORY_MOST = 500  # the most one `history` request gets (PROTOCOL.md)
 
 COMMANDS = {  # command: (how to type it, what it does)
     "/help": ("/help", "show the commands"),
     "/who": ("/who", "list who is here"),
     "/nick": ("/nick NAME", "change your name"),
     "/msg": ("/msg NAME TEXT", "a private message"),
+    "/me": ("/me TEXT", "an action: * yourname TEXT"),
+    "/history": ("/history [N]", f"N earlier messages ({HISTORY_PAGE}), paging back"),
+    "/search": ("/search WORDS", "the messages holding every word, with their time"),
     "/quit": ("/quit", "leave the chat (also Ctrl-D, or Ctrl-C on an empty line)"),
 }
 ESCAPE_HINT = "A line starting with // sends a message that starts with /."
@@ -39,7 +47,7 @@ class Problem:
     sentence: str
 
 
-Typed = Say | Dm | Who | Nick | Bye | HelpRequest | Problem
+Typed = Say | Dm | Who | Nick | Bye | HelpRequest | HistoryRequest | SearchRequest | Problem
 
 
 def parse_typed(typed: str) -> Typed | None:
@@ -51,6 +59,9 @@ def parse_typed(typed: str) -> Typed | None:
     text = typed.replace("\r\n", "\n").replace("\r", "\n").rstrip()
     if not text.strip():
         return None
+    command, _, rest = text.partition(" ")
+    if command.lower() in ("/history", "/search"):
+        return _asking(command.lower(), rest.strip())
     parsed = parse_plain_command(text)
     if isinstance(parsed, Invalid):
         if parsed.code is ErrorCode.UNKNOWN_TYPE:
@@ -60,6 +71,17 @@ def parse_typed(typed: str) -> Typed | None:
     if isinstance(parsed, (Say, Dm, Who, Nick, Bye, HelpRequest)):
         return parsed
     raise AssertionError(f"plain mode parsed a typed line as {parsed!r}")
+
+
+def _asking(command: str, rest: str) -> HistoryRequest | SearchRequest | Problem:
+    """`/history [N]` and `/search WORDS`, the screen's own commands (plain mode has none)."""
+    if command == "/search":
+        return SearchRequest(text=rest) if rest else Problem("usage: /search WORDS")
+    if not rest:
+        return HistoryRequest(limit=HISTORY_PAGE)
+    if rest.isascii() and rest.isdigit() and 1 <= int(rest) <= HISTORY_MOST:
+        return HistoryRequest(limit=int(rest))
+    return Problem(f"usage: /history [N], N from 1 to {HISTORY_MOST}.")
 
 
 def help_lines() -> list[str]:

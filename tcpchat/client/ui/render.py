@@ -90,28 +90,65 @@ def _body(text: str, me: str, extra_style: str = "") -> Fragments:
     return [fragment for fragment in fragments if fragment[1]]
 
 
-def render_message(message: Message, me: str, *, earlier: bool = False) -> Fragments:
-    """`12:30 alice: text`; history (`earlier`) is dimmed."""
-    extra = " class:earlier" if earlier else ""
+def render_message(
+    message: Message, me: str, *, earlier: bool = False, asked: bool = False
+) -> Fragments:
+    """`12:30 alice: text`, an action as `12:30 * alice waves`; history (`earlier`) is dimmed,
+    and messages asked for (`asked`: /history, /search) have their own look and their date."""
+    extra = " class:earlier" if earlier else " class:asked" if asked else ""
+    when = _dated(message.ts) if asked else clock(message.ts)
+    if message.me:
+        return [
+            ("class:time" + extra, when + " "),
+            ("class:action" + extra, "* "),
+            _speaker(message.sender, me),
+            ("class:action" + extra, " "),
+            *_body(message.text, me, extra + " class:action"),
+        ]
     return [
-        ("class:time" + extra, clock(message.ts) + " "),
+        ("class:time" + extra, when + " "),
         _speaker(message.sender, me),
         ("class:punct" + extra, ": "),
         *_body(message.text, me, extra),
     ]
 
 
-def render_own(text: str, ts: datetime, me: str, *, to: str | None, delivered: int) -> Fragments:
+def _dated(ts: datetime) -> str:
+    """`2026-11-24 09:30`: a message asked for may be from any day."""
+    return ts.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def render_asked(
+    title: str, messages: list[Message], me: str, *, end: str | None = None
+) -> list[Fragments]:
+    """Messages asked for (/history, /search), set apart from the live ones: a title line, the
+    messages in their own look with their date, and an `end` line (none when nothing came)."""
+    lines: list[Fragments] = [[("class:asked-title", f"── {strip_unsafe(title)} ──")]]
+    lines += [render_message(message, me, asked=True) for message in messages]
+    if end is not None:
+        lines.append([("class:asked-title", f"── {end} ──")])
+    return lines
+
+
+def render_own(
+    text: str, ts: datetime, me: str, *, to: str | None, delivered: int, action: bool = False
+) -> Fragments:
     """One's own message once the server confirmed it: `✓ delivered to 3`."""
     target = (
         [("class:punct", " → "), _speaker(to, me), ("class:private", " (private)")] if to else []
     )
+    if action:
+        said: Fragments = [
+            ("class:action", "* "),
+            _speaker(me, me),
+            ("class:action", " "),
+            ("class:text class:action", _shown(text)),
+        ]
+    else:
+        said = [_speaker(me, me), *target, ("class:punct", ": "), ("class:text", _shown(text))]
     return [
         ("class:time", clock(ts) + " "),
-        _speaker(me, me),
-        *target,
-        ("class:punct", ": "),
-        ("class:text", _shown(text)),
+        *said,
         ("class:confirmed", f"  ✓ delivered to {delivered}"),
     ]
 
@@ -157,8 +194,11 @@ def render_event(event: object, me: str) -> Fragments | None:
     return None
 
 
-def render_welcome(welcome: Welcome, *, history: list[Message] | None = None) -> list[Fragments]:
-    """The lines shown on joining: who is here, the message of the day, earlier messages."""
+def render_welcome(
+    welcome: Welcome, *, history: list[Message] | None = None, title: str = "earlier messages"
+) -> list[Fragments]:
+    """The lines shown on joining: who is here, the message of the day, earlier messages
+    (`history`, by default the welcome's, under a marker line saying `title`)."""
     me = welcome.name
     names = ", ".join(strip_unsafe(name) for name in welcome.names)
     lines: list[Fragments] = [
@@ -172,7 +212,7 @@ def render_welcome(welcome: Welcome, *, history: list[Message] | None = None) ->
         lines.append([("class:motd", f"* {strip_unsafe(welcome.motd)}")])
     shown = welcome.history if history is None else history
     if shown:
-        lines.append([("class:earlier", "── earlier messages ──")])
+        lines.append([("class:earlier", f"── {title} ──")])
         lines.extend(render_message(message, me, earlier=True) for message in shown)
         lines.append([("class:earlier", "── now ──")])
     return lines
@@ -334,6 +374,9 @@ STYLE = Style.from_dict(
     {
         "time": "#888888",
         "earlier": "#888888 italic",
+        "action": "italic",
+        "asked": "#87afaf",
+        "asked-title": "#87afaf bold reverse",
         "punct": "",
         "text": "",
         "mention": "bold reverse",

@@ -5,9 +5,10 @@ printed above it (`print_formatted_text` goes through `run_in_terminal` while th
 Messages waiting for their `ack` are part of the prompt, just above the input line, until the
 server confirms them; then they move into the scroll-back with "✓ delivered to N".
 The network side runs as one task beside the prompt: it reads events, and after a lost connection
-reconnects with backoff (`reconnect`) and rejoins with the same name.  What the session is and
-what each event does to it is `state`, which needs neither this screen nor a connection;
-typed lines are read by `commands`, and Tab completes with `completer`.
+reconnects with backoff (`reconnect`) and rejoins with the same name, resuming after the last
+message seen.  What the session is and what each event does to it is `state`, which needs
+neither this screen nor a connection; typed lines are read by `commands`, and Tab completes
+with `completer`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from tcpchat.client.ui.asking import (
     trust_certificate,
     written_address,
 )
-from tcpchat.client.ui.commands import Problem, help_lines, parse_typed
+from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
@@ -65,8 +66,10 @@ from tcpchat.protocol import (
     Dm,
     ErrorCode,
     HelpRequest,
+    HistoryRequest,
     Nick,
     Say,
+    SearchRequest,
     Welcome,
     Who,
     fold_name,
@@ -240,15 +243,30 @@ class ChatScreen:
             if not await self._send(command):
                 self.show_all(self.state.nick_offline(command.name))
                 self.refresh()
-        elif isinstance(command, (Say, Dm)):
-            await self.queue(command.text, to=command.to if isinstance(command, Dm) else None)
+        elif isinstance(command, Dm):
+            await self.queue(command.text, to=command.to)
+        elif isinstance(command, Say):
+            await self.queue(command.text, me=command.me)
+        elif isinstance(command, (HistoryRequest, SearchRequest)):
+            await self._ask(command)
         elif isinstance(command, Problem):
             self.show(render_problem(command.sentence))
         return True
 
-    async def queue(self, text: str, to: str | None = None) -> None:
+    async def _ask(self, command: HistoryRequest | SearchRequest) -> None:
+        """/history or /search: the answer is shown when it comes (`state.receive`)."""
+        if isinstance(command, HistoryRequest):
+            request: HistoryRequest | SearchRequest = self.state.history_request(
+                command.limit or HISTORY_PAGE
+            )
+        else:
+            request = self.state.search_request(command.text)
+        if not await self._send(request):
+            self.show(render_problem("offline; /history and /search work once back online."))
+
+    async def queue(self, text: str, to: str | None = None, *, me: bool = False) -> None:
         """Check a message, show it as pending and send it (or keep it until reconnected)."""
-        outcome = self.state.queue(text, to)
+        outcome = self.state.queue(text, to, me=me)
         self.show_all(outcome.lines)
         for item in outcome.send:
             await self._send_pending(item)
@@ -258,12 +276,15 @@ class ChatScreen:
         item.sent = await self._send(self.state.sending(item), via)
 
     async def _send(
-        self, event: Say | Dm | Nick | Who | Bye, via: ChatConnection | None = None
+        self,
+        event: Say | Dm | Nick | Who | Bye | HistoryRequest | SearchRequest,
+        via: ChatConnection | None = None,
     ) -> bool:
         """Send if online (or on `via`); False when nothing was handed to a connection.
 
         True also when the connection broke while the bytes were on their way: they may have
-        arrived, so the message waits for its ack and is reported if none comes, never resent.
+        arrived, so the message waits for its ack; after a rejoin the state says whether it is
+        resent with its id (delivered once) or reported as in doubt.
         """
         connection = via or (self.connection if self.state.status == "online" else None)
         if connection is None or connection.is_closed:
@@ -348,7 +369,11 @@ class ChatScreen:
         if connection.new_pin is not None:
             self.show(render_notice(connection.new_pin.notice()))
         try:
-            return connection, await connection.join(self.state.name, self.password)
+            since, token = self.state.resume()
+            welcome = await connection.join(
+                self.state.name, self.password, since=since, token=token
+            )
+            return connection, welcome
         except BaseException:
             await connection.close()
             raise

@@ -20,6 +20,7 @@ from tcpchat.client.ui.render import (
     Bar,
     Fragments,
     mentions,
+    render_asked,
     render_event,
     render_notice,
     render_own,
@@ -33,6 +34,8 @@ from tcpchat.protocol import (
     Dm,
     Error,
     ErrorCode,
+    HistoryPage,
+    HistoryRequest,
     Invalid,
     Joined,
     LeaveReason,
@@ -41,7 +44,9 @@ from tcpchat.protocol import (
     Message,
     Private,
     Renamed,
+    Results,
     Say,
+    SearchRequest,
     Shutdown,
     Welcome,
     fold_name,
@@ -56,8 +61,13 @@ from tcpchat.words import counted, members_online
 ACK_PATIENCE = 10.0  # after this an unconfirmed message says so
 DM_WAIT = 30.0  # how long a private message typed offline waits for its recipient
 SPEAKERS_KEPT = 20  # recent speakers remembered for completion
+# How long after a message was first sent a resend with its id is still known to the server:
+# it remembers ids and tokens for 10 minutes (PROTOCOL.md, Exactly once); less a margin for
+# the time the message took to get there.
+SERVER_REMEMBERS = 9 * 60.0
 
 Clock = Callable[[], float]
+IN_DOUBT = "not confirmed before the connection was lost; it may not have arrived"
 
 
 @dataclass
@@ -68,7 +78,13 @@ class PendingMessage:
     text: str
     to: str | None
     typed_at: float
+    me: bool = False  # an action: `/me waves`
     sent: bool = False
+    first_sent: float | None = None  # when first handed to a connection
+    sent_as: str = ""  # our name then: how the room's history shows it
+    # Sent, but the connection broke before its ack: resent with the same id after a rejoin
+    # the server can tell it from a new message in (else it may or may not have arrived).
+    unsure: bool = False
     resent_at: float | None = None  # sent again after a reconnect (typed while offline)
     waiting_for: str | None = None  # a private message waiting for this (folded) name to rejoin
 
@@ -76,7 +92,7 @@ class PendingMessage:
         """What goes on the wire for it: `dm` to its recipient, else `say`."""
         if self.to:
             return Dm(to=self.to, text=self.text, id=self.id)
-        return Say(text=self.text, id=self.id)
+        return Say(text=self.text, id=self.id, me=self.me)
 
 
 @dataclass
@@ -99,7 +115,8 @@ class ChatState:
         self.members = welcome.members
         self.names: set[str] = set(welcome.names)
         self.speakers: list[str] = []  # most recent first
-        self.last_seq = 0
+        self.last_seq = welcome.seq  # the newest message heard of: a rejoin resumes after it
+        self.token = welcome.token  # the latest welcome's: a rejoin takes the name back with it
         self.status = "online"
         self.status_detail = ""  # while offline: when the next try is
         self.status_problem = ""  # while offline: why the last try failed
@@ -108,6 +125,10 @@ class ChatState:
         self.removed: str | None = None
         self.pending: dict[str, PendingMessage] = {}
         self._ids = (str(n) for n in itertools.count(1))
+        # The oldest message shown, where /history goes on from (None: none shown yet).
+        self.oldest_seq: int | None = None
+        self._request_ids = (f"q{n}" for n in itertools.count(1))
+        self._searches: dict[str, str] = {}  # a search's id: the words it looks for
 
     # --- what to show ----------------------------------------------------------------------
 
@@ -123,6 +144,8 @@ class ChatState:
         for item in self.pending.values():
             if item.waiting_for:
                 state = f"waiting for {strip_unsafe(item.to or '')} to come back"
+            elif item.unsure:
+                state = "not confirmed; sent again once back"
             elif not item.sent:
                 state = "waiting for the connection"
             elif now - item.typed_at < ACK_PATIENCE:
@@ -156,38 +179,96 @@ class ChatState:
 
     # --- events from the server ------------------------------------------------------------
 
+    def resume(self) -> tuple[int, str | None]:
+        """What a rejoin's `hello` carries: `since`, the newest `seq` heard of, so the welcome
+        brings what was missed; and `token`, the latest welcome's, so a connection of ours the
+        server still thinks alive gives the name back (PROTOCOL.md, Resuming; Taking a name
+        back)."""
+        return self.last_seq, self.token or None
+
     def welcomed(self, welcome: Welcome, *, rejoined: bool) -> list[Fragments]:
-        """Take the room from a `welcome`; after a rejoin, only the history not seen yet."""
+        """Take the room from a `welcome`; after a rejoin, what was missed while away, once."""
+        since = self.last_seq
+        token_shown = bool(self.token)  # what `resume` gave the rejoin's hello
         self.name = welcome.name
         self.server = welcome.server
         self.max_text = welcome.max_text
         self.members = welcome.members
         self.names = set(welcome.names)
-        history = welcome.history
-        lines = render_welcome(welcome, history=history)
+        self.token = welcome.token
         if rejoined:
-            newest = max((m.seq for m in history), default=0)
-            if newest < self.last_seq:  # the server restarted: its seq began again
-                self.last_seq = 0
-            history = [m for m in history if m.seq > self.last_seq]
-            back = [render_notice(f"Back online as {self.name}; {members_online(self.members)}.")]
-            missed = history[0].seq - self.last_seq - 1 if history and self.last_seq else 0
-            if missed > 0:
-                lost = f"{counted(missed, 'message')} from while you were away are lost."
-                back.append(render_problem(lost))
-            if history:
-                back.append(
-                    render_notice(f"{counted(len(history), 'message')} while you were away:")
-                )
-            lines = back + render_welcome(welcome, history=history)[1:]  # not the greeting again
-        for message in history:
-            self.last_seq = max(self.last_seq, message.seq)
+            lines = self._back(welcome, since, remembers=token_shown and welcome.seq >= since)
+        else:
+            lines = render_welcome(welcome)
+        # From the welcome on, messages come live: a later rejoin resumes after these.
+        self.last_seq = max([welcome.seq, *(message.seq for message in welcome.history)])
+        self._shown(welcome.history)
         return lines
+
+    def _back(self, welcome: Welcome, since: int, *, remembers: bool) -> list[Fragments]:
+        """The lines of a rejoin: back online, what is missing, and what was missed.
+
+        `remembers`: the server can tell a resent id from a new message (the rejoin showed our
+        token, so it is the same member, and it did not lose its memory since).
+        """
+        restarted = welcome.seq < since  # its `seq` began again: it lost what we saw
+        if restarted:
+            self.oldest_seq = None  # /history pages back through the new `seq`s
+        # Only what came after `since`, even from a server that did not resume from there.
+        missed = welcome.history if restarted else [m for m in welcome.history if m.seq > since]
+        lines = [render_notice(f"Back online as {self.name}; {members_online(self.members)}.")]
+        missed = self._settle_unsure(missed, remembers, lines)
+        unaccounted = missed[0].seq - since - 1 if missed and not restarted else 0
+        if unaccounted > 0:
+            lines.append(render_problem(
+                f"{counted(unaccounted, 'message')} from while you were away are missing: "
+                "the server no longer has them or did not send them all."
+            ))  # fmt: skip
+        elif welcome.gap or restarted:
+            lines.append(render_problem(
+                "Messages from while you were away may be missing: the server no longer has them all."
+            ))  # fmt: skip
+        if missed:
+            lines.append(render_notice(f"{counted(len(missed), 'message')} while you were away:"))
+        # Not the greeting again: the message of the day, then the missed messages.
+        return lines + render_welcome(welcome, history=missed, title="while you were away")[1:]
+
+    def _settle_unsure(
+        self, missed: list[Message], remembers: bool, lines: list[Fragments]
+    ) -> list[Message]:
+        """Decide, after a rejoin, what becomes of each message whose ack the broken connection
+        never brought: resent with its id while the server remembers it (PROTOCOL.md, Exactly
+        once), and then shown once, when confirmed, not also among the missed messages; else
+        settled by the missed messages if they hold it, or said to be in doubt.  The missed
+        messages to show are returned."""
+        shown = list(missed)
+        for key, item in list(self.pending.items()):
+            if not item.unsure:
+                continue
+            found = next((m for m in shown if _is_ours(m, item)), None)
+            if remembers and self.clock() - (item.first_sent or 0.0) < SERVER_REMEMBERS:
+                if found is not None:
+                    shown.remove(found)
+                continue
+            del self.pending[key]
+            if found is None:
+                lines.append(render_problem(f"{IN_DOUBT}: {item.text[:80]}"))
+        return shown
+
+    def _shown(self, messages: list[Message]) -> None:
+        """`messages` are on the screen: /history pages back from the oldest of them."""
+        for message in messages:
+            if self.oldest_seq is None or message.seq < self.oldest_seq:
+                self.oldest_seq = message.seq
 
     def receive(self, event: object) -> Outcome:
         """Update the state for one server event; what to show for it."""
         outcome = Outcome()
-        if isinstance(event, Ack):
+        if isinstance(event, HistoryPage):
+            outcome.lines += self._page(event)
+        elif isinstance(event, Results):
+            outcome.lines += self._results(event)
+        elif isinstance(event, Ack):
             self._confirmed(event, outcome)
         elif isinstance(event, Error) and event.id in self.pending:
             self._refused(self.pending[event.id], event, outcome)
@@ -198,8 +279,10 @@ class ChatState:
         elif isinstance(event, Shutdown) and event.reason in (
             LeaveReason.KICKED,
             LeaveReason.TIMEOUT,
+            LeaveReason.REPLACED,  # another connection took the name with our token
         ):
-            # Removed: the chat ends here with this sentence.
+            # Removed: the chat ends here with this sentence (reconnecting would take the name
+            # back from whoever has it now, or undo the operator's decision).
             self.removed = strip_unsafe(event.message).strip() or "the server removed you."
             self.status = "removed"
         else:
@@ -209,12 +292,32 @@ class ChatState:
                 outcome.lines.append(fragments)
         return outcome
 
+    def _page(self, page: HistoryPage) -> list[Fragments]:
+        if not page.messages:
+            return render_asked("no earlier messages", [], self.name)
+        self._shown(page.messages)
+        title = f"{counted(len(page.messages), 'earlier message')}"
+        end = "/history for more" if page.more else "the oldest message kept"
+        return render_asked(title, page.messages, self.name, end=end)
+
+    def _results(self, results: Results) -> list[Fragments]:
+        words = self._searches.pop(results.id or "", "")
+        asked = f"search “{words}”" if words else "search"
+        if not results.messages:
+            return render_asked(f"{asked}: nothing found", [], self.name)
+        found = f"{asked}: {len(results.messages)} found, newest first"
+        return render_asked(found, results.messages, self.name, end="end of search")
+
     def _confirmed(self, ack: Ack, outcome: Outcome) -> None:
         if ack.seq is not None:
             self.last_seq = max(self.last_seq, ack.seq)
+            if self.oldest_seq is None:
+                self.oldest_seq = ack.seq
         item = self.pending.pop(ack.id, None) if ack.id is not None else None
         if item is not None:
-            shown = render_own(item.text, ack.ts, self.name, to=item.to, delivered=ack.delivered)
+            shown = render_own(
+                item.text, ack.ts, self.name, to=item.to, delivered=ack.delivered, action=item.me
+            )
             outcome.lines.append(shown)
 
     def _refused(self, item: PendingMessage, error: Error, outcome: Outcome) -> None:
@@ -240,6 +343,7 @@ class ChatState:
     def _track(self, event: object, outcome: Outcome) -> None:
         if isinstance(event, Message):
             self.last_seq = max(self.last_seq, event.seq)
+            self._shown([event])
             self._spoke(event.sender)
             outcome.bell = mentions(event.text, self.name)
         elif isinstance(event, Private):
@@ -279,19 +383,34 @@ class ChatState:
 
     # --- what the person does --------------------------------------------------------------
 
-    def queue(self, text: str, to: str | None = None) -> Outcome:
-        """A message typed: refused here if the server would refuse it, else pending, to send."""
+    def queue(self, text: str, to: str | None = None, *, me: bool = False) -> Outcome:
+        """A message typed (an action with `me`): refused here if the server would refuse it,
+        else pending, to send."""
         problem = text_problem(text, self.max_text)
         if problem:
             return Outcome([render_problem(f"{problem[1]}; ↑ brings the line back to edit")])
-        item = PendingMessage(id=next(self._ids), text=text, to=to, typed_at=self.clock())
+        item = PendingMessage(id=next(self._ids), text=text, to=to, typed_at=self.clock(), me=me)
         self.pending[item.id] = item
         return Outcome(send=[item])
 
     def sending(self, item: PendingMessage) -> Say | Dm:
         """The event for `item`, which is about to be sent: its patience starts now."""
         item.typed_at = self.clock()
+        if item.first_sent is None:
+            item.first_sent = item.typed_at
+            item.sent_as = self.name
+        item.unsure = False
         return item.event()
+
+    def history_request(self, limit: int) -> HistoryRequest:
+        """/history: the `limit` messages before the oldest one shown (the newest if none)."""
+        return HistoryRequest(before=self.oldest_seq, limit=limit, id=next(self._request_ids))
+
+    def search_request(self, words: str) -> SearchRequest:
+        """/search: remembered by its id, so that its results can say what was looked for."""
+        request = SearchRequest(text=words, id=next(self._request_ids))
+        self._searches[request.id or ""] = words
+        return request
 
     def nick_offline(self, wanted: str) -> list[Fragments]:
         """Offline, /nick chooses the name the next rejoin uses (the old one may be taken)."""
@@ -306,7 +425,10 @@ class ChatState:
         """What was never confirmed, said once as the person leaves; nothing is pending after."""
         lines = []
         for item in self.pending.values():
-            why = "not confirmed" if item.sent else "not sent (offline)"
+            if item.unsure:
+                why = IN_DOUBT
+            else:
+                why = "not confirmed" if item.sent else "not sent (offline)"
             lines.append(render_problem(f"{why}: {item.text[:80]}"))
         self.pending.clear()
         return lines
@@ -314,18 +436,19 @@ class ChatState:
     # --- the link --------------------------------------------------------------------------
 
     def lost(self, reason: str) -> list[Fragments]:
-        """The connection broke: offline, and what was sent may or may not have arrived (said
-        so, and never sent twice); what was not sent yet waits for the next connection."""
+        """The connection broke: offline.  What was not sent yet waits for the next connection;
+        a message sent but not confirmed is resent with its id after the rejoin (the server
+        delivers an id once: `_settle_unsure`).  A private message has no such promise: it may
+        or may not have arrived, and is said so, never sent twice."""
         self.status = "offline"
         lines = [render_problem(f"{reason[0].upper()}{reason[1:]} Reconnecting…")]
         for key, item in list(self.pending.items()):
-            if item.sent:
+            if item.sent and item.to is not None:
                 del self.pending[key]
-                lines.append(
-                    render_problem(
-                        f"not confirmed before the connection was lost; it may not have arrived: {item.text[:80]}"
-                    )
-                )
+                lines.append(render_problem(f"{IN_DOUBT}: {item.text[:80]}"))
+            elif item.sent:
+                item.sent = False
+                item.unsure = True
         return lines
 
     def retrying(self, seconds_left: float, problem: str) -> None:
@@ -368,3 +491,13 @@ class ChatState:
                     render_problem(f"not sent ({item.to} did not come back): {item.text[:80]}")
                 )
         return lines
+
+
+def _is_ours(message: Message, item: PendingMessage) -> bool:
+    """True when `message` in the room's history is `item` as it arrived (or one just like it)."""
+    return (
+        fold_name(message.sender) == fold_name(item.sent_as)
+        and message.text == item.text
+        and message.me == item.me
+        and item.to is None
+    )
