@@ -53,9 +53,13 @@ class SentIds:
         _forget_old(self._retired, now - self.window, MAX_TOKENS)
 
     def inherit(self, token: str, now: datetime) -> int | None:
-        """The lineage of the connection that left with `token` (within `WINDOW`), or None."""
+        """The lineage of the connection that left with `token` (within `WINDOW`), or None.
+
+        A token may hand its lineage down more than once: a successor's `welcome` (with the new
+        token) can be lost with its connection, and the client then shows the old token again;
+        it is still the same member, whose ids must not be delivered twice."""
         _forget_old(self._retired, now - self.window, MAX_TOKENS)
-        found = self._retired.pop(token, None)
+        found = self._retired.get(token)
         return None if found is None else found[1]
 
     def ack_of(self, lineage: int, request_id: str, now: datetime) -> Ack | None:

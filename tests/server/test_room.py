@@ -714,12 +714,13 @@ def test_remembered_ids_are_bounded_and_expire() -> None:
     assert len(sent) == 1  # the expired ones went
 
 
-def test_a_token_hands_its_lineage_down_once_and_within_the_window() -> None:
+def test_a_token_hands_its_lineage_down_within_the_window_also_again() -> None:
     sent = SentIds()
     sent.retire("t1", 7, NOW)
     sent.retire("t2", 8, NOW)
     assert sent.inherit("t1", NOW) == 7
-    assert sent.inherit("t1", NOW) is None  # its connection's successor has it now
+    # Again: the successor's welcome may have been lost, and the client shows t1 once more.
+    assert sent.inherit("t1", NOW + timedelta(seconds=1)) == 7
     assert sent.inherit("t2", NOW + WINDOW + timedelta(seconds=1)) is None
 
 
