@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import cast
@@ -55,7 +54,7 @@ from tcpchat.server.config import ServerConfig
 from tcpchat.server.console import console_text
 from tcpchat.server.fanout import Fanout, Outgoing, Recipient
 from tcpchat.server.flood import FloodControl
-from tcpchat.server.guard import AddressGuard, HandshakeSlots, address_key
+from tcpchat.server.guard import AddressGuard, HandshakeSlots, OncePerAddress, address_key
 from tcpchat.server.member import Member, peer_host
 from tcpchat.server.room import Delivery, Room
 from tcpchat.words import counted, members_online
@@ -93,10 +92,11 @@ class ChatServer:
         self.flood = FloodControl(config.flood_limits())
         self._listener = Listener(self._admit)
         self._refusing = 0
+        self._told_over_tls = OncePerAddress(REFUSAL_LOG_EVERY)  # a refusal's handshake
         self._handshakes: HandshakeSlots[asyncio.Task[None]] = HandshakeSlots(
             MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS
         )
-        self._refusals_logged: dict[str, float] = {}
+        self._refusals_logged = OncePerAddress(REFUSAL_LOG_EVERY)
         self.clock = clock
         self.connections: set[Member] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -148,12 +148,13 @@ class ChatServer:
         sockets.enable_keepalive(sock)
         tls = self.config.tls
         refusal = None if self.stopping else self.guard.admit(host)
-        told_why_at_most = MAX_REFUSING if tls is None else MAX_TLS_REFUSING
-        if self.stopping or (refusal is not None and self._refusing >= told_why_at_most):
+        if self.stopping or (refusal is not None and not self._may_tell_why(host, tls)):
             sockets.reset_socket(sock)  # a flood: telling each one why would be its win
             sock.close()
             self._listener.freed()
             return
+        if refusal is not None:
+            self._refusing += 1  # from now, not from after a handshake the peer may cut short
         task = asyncio.current_task()
         assert task is not None
         if tls is not None:
@@ -168,6 +169,8 @@ class ChatServer:
         ) -> Awaitable[None]:
             nonlocal handed_over
             handed_over = True
+            # Done with the handshake: from here an eviction must not cancel this connection.
+            self._handshakes.leave(task)
             return self._serve_connection(reader, writer, refusal)
 
         try:
@@ -183,9 +186,20 @@ class ChatServer:
                 sockets.reset_socket(sock)  # its transport closes it, with a reset
                 if refusal is None:
                     self.guard.release(host)
+                else:
+                    self._refusing -= 1
                 self._listener.freed()
         finally:
             self._handshakes.leave(task)
+
+    def _may_tell_why(self, host: str, tls: object) -> bool:
+        """Whether a refused connection is told why (one line) rather than cut.
+
+        Telling is cheap in plain TCP, but over TLS it costs a handshake: an address gets at most
+        one such handshake a minute, so that a refused peer cannot have them for the asking."""
+        if self._refusing >= (MAX_REFUSING if tls is None else MAX_TLS_REFUSING):
+            return False
+        return tls is None or self._told_over_tls.allow(host)
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, refusal: str | None
@@ -211,7 +225,6 @@ class ChatServer:
                 if refusal is None:
                     await connection.run()
                 else:
-                    self._refusing += 1
                     self._log_refusal(connection, refusal)
                     connection.write(f"! {refusal}\n".encode())  # in place of the banner
                     connection.close()
@@ -243,12 +256,7 @@ class ChatServer:
     def _log_refusal(self, connection: Member, refusal: str) -> None:
         """One console line per address and minute; the rest at debug level (a flood of
         refusals must not become a flood of log lines, nor fill a disk)."""
-        key = address_key(connection.host)
-        now = time.monotonic()
-        if now - self._refusals_logged.get(key, -REFUSAL_LOG_EVERY) >= REFUSAL_LOG_EVERY:
-            if len(self._refusals_logged) >= 1024:
-                self._refusals_logged.clear()
-            self._refusals_logged[key] = now
+        if self._refusals_logged.allow(connection.host):
             log.info(
                 "refused %s: %s (more from this address within a minute are not shown)",
                 connection.peer,

@@ -286,3 +286,30 @@ class HandshakeSlots(Generic[Holder]):
 
     def holders(self) -> list[Holder]:
         return list(self._address_of)
+
+
+class OncePerAddress:
+    """Whether something may happen for an address now: at most once per `every` seconds.
+
+    For what a flood of connections must not multiply (a log line, a TLS handshake to say why
+    a connection is refused).  At most `MAX_REMEMBERED` addresses are remembered, so that a scan
+    from many cannot grow it; when full it starts again, letting each through once more.
+    """
+
+    MAX_REMEMBERED = 1024
+
+    def __init__(self, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def allow(self, host: str) -> bool:
+        key = address_key(host)
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every:
+            return False
+        if len(self._last) >= self.MAX_REMEMBERED:
+            self._last.clear()
+        self._last[key] = now
+        return True

@@ -7,6 +7,7 @@ test client can come from an address of its own, as on the internet.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import sys
@@ -18,7 +19,7 @@ from support import TIMEOUT
 from support.running import RunningServer, both_event_loops
 
 from tcpchat import tls
-from tcpchat.server.guard import HandshakeSlots
+from tcpchat.server.guard import HandshakeSlots, OncePerAddress
 
 StartServer = Callable[..., RunningServer]
 many_loopback_addresses = pytest.mark.skipif(
@@ -96,6 +97,43 @@ def test_idle_sockets_from_many_addresses_cannot_keep_real_clients_out(
 
 
 @pytest.mark.slow
+def test_a_refused_address_gets_one_handshake_a_minute_to_be_told_why(
+    start_server: StartServer, tmp_path: Path, sockets: list[socket.socket]
+) -> None:
+    """Past its connect rate an address is refused; saying why costs a TLS handshake, which it
+    gets once a minute, however fast it comes back (it used to get one every time)."""
+    cert, key = tls.self_signed_certificate(tmp_path, "testhost")
+    server = start_server(tls=tls.server_context(cert, key), connect_rate=5)
+
+    async def handshakes() -> int:
+        """Connections that got through a TLS handshake (asyncio's client, which closes a
+        socket whose handshake failed; ssl.wrap_socket may leave one open)."""
+        done = 0
+        for _ in range(30):
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", server.port, ssl=client_context()),
+                    TIMEOUT,
+                )
+            except (OSError, asyncio.TimeoutError):
+                continue  # cut before any handshake
+            done += 1
+            writer.transport.abort()
+        return done
+
+    assert asyncio.run(handshakes()) == 5 + 1  # the five admitted, and one told why
+
+
+def test_once_per_address_lets_one_through_a_period() -> None:
+    clock = [100.0]
+    once = OncePerAddress(60, lambda: clock[0])
+    assert once.allow("192.0.2.1") is True
+    assert once.allow("192.0.2.1") is False
+    assert once.allow("192.0.2.2") is True
+    clock[0] += 60
+    assert once.allow("192.0.2.1") is True
+
+
 def test_a_socket_that_never_starts_tls_is_cut_after_the_handshake_deadline(
     start_server: StartServer, tmp_path: Path, sockets: list[socket.socket]
 ) -> None:
