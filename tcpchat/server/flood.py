@@ -22,6 +22,7 @@ KIB = 1024
 ADDRESS_LINES = 3
 ADDRESS_BYTES = 2
 BYTE_BURST = 4  # seconds' worth of bytes a member may send at once (a few long pastes)
+PRUNE_AT = 4096  # addresses remembered before those with nothing owed are forgotten
 
 Clock = Callable[[], float]
 
@@ -35,6 +36,10 @@ class TokenBucket:
         self.tokens = float(burst)
         self.clock = clock
         self.updated = clock()
+
+    def is_full(self) -> bool:
+        """Whether the bucket has refilled to its burst (nothing spent is still owed)."""
+        return self.tokens + (self.clock() - self.updated) * self.rate >= self.burst
 
     def delay(self, cost: float = 1.0) -> float:
         """Spend `cost` tokens; return the seconds to wait first (0 when they were at hand)."""
@@ -76,6 +81,9 @@ class _Buckets:
         )
         self.users = 0
 
+    def is_full(self) -> bool:
+        return self.lines.is_full() and (self.bytes is None or self.bytes.is_full())
+
 
 class Pace:
     """One connection's pacing: how long to wait before taking its next bytes or line."""
@@ -105,6 +113,7 @@ class FloodControl:
         self.limits = limits
         self.clock = clock
         self._addresses: dict[str, _Buckets] = {}
+        self._prune_at = PRUNE_AT
 
     def pace(self, host: str) -> Pace | None:
         """A new connection from `host` (None: nothing is paced); `release` it when it closes."""
@@ -113,6 +122,8 @@ class FloodControl:
         key = address_key(host)
         address = self._addresses.get(key)
         if address is None:
+            if len(self._addresses) >= self._prune_at:
+                self.prune()
             address = self._addresses[key] = _Buckets(
                 self.limits, (ADDRESS_LINES, ADDRESS_BYTES), self.clock
             )
@@ -120,14 +131,22 @@ class FloodControl:
         return Pace(_Buckets(self.limits, (1, 1), self.clock), address)
 
     def release(self, host: str) -> None:
-        """A connection `pace` was asked for has closed; its address is forgotten with the last."""
-        key = address_key(host)
-        address = self._addresses.get(key)
-        if address is None:
-            return
-        address.users -= 1
-        if address.users <= 0:
-            del self._addresses[key]
+        """A connection `pace` was asked for has closed.
+
+        Its address's buckets stay (see `prune`): forgetting them with the last connection
+        would let a flooder start afresh by reconnecting."""
+        address = self._addresses.get(address_key(host))
+        if address is not None:
+            address.users -= 1
+
+    def prune(self) -> None:
+        """Forget the addresses with no connection whose buckets have refilled: they would
+        allow nothing less than new ones.  Run when the table has doubled since the last time,
+        so that it costs little per connection however many addresses come and go."""
+        for key, address in list(self._addresses.items()):
+            if address.users <= 0 and address.is_full():
+                del self._addresses[key]
+        self._prune_at = max(PRUNE_AT, 2 * len(self._addresses))
 
     @property
     def addresses(self) -> int:

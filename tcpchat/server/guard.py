@@ -68,6 +68,7 @@ class AddressGuard:
         self.limits = limits
         self.clock = clock
         self._records: dict[str, _Record] = {}
+        self._prune_at = PRUNE_AT
         self._bans: dict[str, float | None] = {}  # key -> until (clock time), None: until restart
         self._global_failures = _Record(tokens=float(limits.global_auth_failures or 0))
         self._global_failures.refilled = clock()
@@ -87,7 +88,7 @@ class AddressGuard:
             return ban
         record = self._records.get(key)
         if record is None:
-            if len(self._records) >= PRUNE_AT:
+            if len(self._records) >= self._prune_at:
                 self._prune(now)
             record = self._records[key] = _Record(tokens=self._rate_burst(), refilled=now)
         locked = self.locked_out(host)
@@ -225,6 +226,9 @@ class AddressGuard:
                 if record.tokens < self.limits.connect_rate:
                     continue
             del self._records[key]
+        # Not again before the table has doubled: with thousands of addresses that cannot be
+        # forgotten yet (connected, or just arrived), a sweep on every new one would be quadratic.
+        self._prune_at = max(PRUNE_AT, 2 * len(self._records))
 
 
 def _refill_tokens(record: _Record, now: float, per_minute: int) -> None:

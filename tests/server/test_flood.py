@@ -90,14 +90,26 @@ def test_a_flood_at_the_default_limits_is_paced_to_the_rate_after_the_burst() ->
     assert clock.now - 100.0 == pytest.approx((300 - limits.burst) / limits.rate)
 
 
-def test_an_address_is_forgotten_with_its_last_connection_and_rate_0_paces_nothing() -> None:
-    flood, _ = control(rate=20, burst=60, byte_rate=1000)
-    flood.pace("192.0.2.1")
-    flood.pace("192.0.2.1")
+def test_reconnecting_does_not_refill_an_address_and_refilled_ones_are_forgotten() -> None:
+    """A flooder that closes and reconnects finds its address's buckets as it left them; an
+    address is forgotten only once nothing is owed (so a scan from many cannot grow the table)."""
+    flood, clock = control(rate=20, burst=60, byte_rate=1000)
+    first = flood.pace("192.0.2.1")
+    assert first is not None
+    for _ in range(3 * 60):  # the address's whole burst of lines
+        first.for_line()
     flood.release("192.0.2.1")
+    again = flood.pace("192.0.2.1")
+    assert again is not None and again.for_line() > 0  # still owed: it waits
+    flood.release("192.0.2.1")
+    flood.prune()
     assert flood.addresses == 1
-    flood.release("192.0.2.1")
+    clock.now += 60
+    flood.prune()
     assert flood.addresses == 0
+
+
+def test_rate_0_paces_nothing_and_byte_rate_0_paces_lines_only() -> None:
     off, _ = control(rate=0, burst=0, byte_rate=1000)
     assert off.pace("192.0.2.1") is None
     lines_only, _ = control(rate=20, burst=60, byte_rate=0)

@@ -164,6 +164,23 @@ def test_many_addresses_do_not_grow_the_table_without_bound() -> None:
     assert len(g._records) <= PRUNE_AT + 1
 
 
+def test_addresses_that_cannot_be_forgotten_yet_are_not_swept_on_every_arrival() -> None:
+    """Thousands connected at once: a new address must not cost a sweep of them all."""
+    g, _ = guard(connect_rate=60)
+    sweeps = 0
+    original = g._prune
+
+    def counting(now: float) -> None:
+        nonlocal sweeps
+        sweeps += 1
+        original(now)
+
+    g._prune = counting  # type: ignore[method-assign]
+    for n in range(3 * PRUNE_AT):
+        assert g.admit(f"10.{n // 65536}.{n // 256 % 256}.{n % 256}") is None  # all stay open
+    assert sweeps <= 3  # at PRUNE_AT, then each time the table doubled
+
+
 # --- against a real server ----------------------------------------------------------------------
 
 
