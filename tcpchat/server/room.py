@@ -138,7 +138,7 @@ class MemoryLog:
     paging and searching.
     """
 
-    __slots__ = ("_keep", "_kept", "seq")
+    __slots__ = ("_keep", "_kept", "_words", "seq")
 
     def __init__(self, keep: int) -> None:
         self.seq = 0
@@ -146,6 +146,9 @@ class MemoryLog:
         self._kept: collections.deque[Message] | None = (
             collections.deque(maxlen=max(keep, MEMORY_KEPT)) if keep else None
         )
+        # The words of each kept message, by `seq`: worked out by the first search that reads
+        # the message, not for every message sent, and then a set look-up for every later one.
+        self._words: dict[int, frozenset[str]] = {}
 
     def append(self, sender: str, text: str, ts: datetime, me: bool = False) -> Message:
         self.seq += 1
@@ -189,10 +192,18 @@ class MemoryLog:
     def search(self, words: Sequence[str], limit: int) -> list[Message]:
         wanted = set(words)
         found: list[Message] = []
-        if not wanted or self._kept is None:
+        if not wanted or not self._kept:
             return found
+        known = self._words
+        oldest = self._kept[0].seq
+        if len(known) > len(self._kept):  # forget the words of messages no longer kept
+            for seq in [seq for seq in known if seq < oldest]:
+                del known[seq]
         for message in reversed(self._kept):
-            if wanted.issubset(words_of(message.text)):
+            held = known.get(message.seq)
+            if held is None:
+                held = known[message.seq] = frozenset(words_of(message.text))
+            if wanted <= held:
                 found.append(message)
                 if len(found) >= limit:
                     break

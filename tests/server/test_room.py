@@ -733,3 +733,22 @@ def test_a_member_who_left_takes_its_ids_back_with_its_token() -> None:
     assert events_for(say(room, "alice2", "hi", id="x1"), "bob") == []
     assert only_event(say(room, "alice2", "hi", id="x1"), Ack) == first
     assert only_event(say(room, "bob", "hi", id="x1"), Ack).seq == first.seq + 1
+
+
+def test_a_message_is_split_into_words_once_however_often_it_is_searched(monkeypatch) -> None:
+    """A search costs a set look-up per kept message after the first that reads it: a member
+    repeating a search cannot make the room re-read a thousand messages each time."""
+    import tcpchat.server.room as room_module
+
+    log = room_module.MemoryLog(50)
+    for n in range(1000):
+        log.append("alice", f"message number {n}", NOW)
+    split = []
+    original = room_module.words_of
+    monkeypatch.setattr(room_module, "words_of", lambda text: split.append(text) or original(text))
+    for _ in range(60):
+        assert log.search(["absent"], 20) == []
+    assert len(split) == 1000
+    log.append("bob", "absent at last", NOW)
+    assert [m.text for m in log.search(["absent"], 20)] == ["absent at last"]
+    assert len(split) == 1001
