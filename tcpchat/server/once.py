@@ -13,6 +13,8 @@ Memory is bounded: ids and tokens are forgotten after `WINDOW`, and the oldest f
 from __future__ import annotations
 
 import collections
+import dataclasses
+import hashlib
 import itertools
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -20,7 +22,7 @@ from typing import TypeVar
 from tcpchat.protocol import Ack
 
 WINDOW = timedelta(minutes=10)
-MAX_IDS = 100_000  # some tens of megabytes at most
+MAX_IDS = 100_000  # a few hundred bytes each (see `remember`), some tens of megabytes
 MAX_TOKENS = 10_000  # tokens of connections that left, kept for a reconnect within WINDOW
 
 K = TypeVar("K")
@@ -35,7 +37,7 @@ class SentIds:
         self.max_ids = max_ids
         self._lineages = itertools.count(1)
         # In the order they were accepted, so the oldest are at the front.
-        self._acks: collections.OrderedDict[tuple[int, str], tuple[datetime, Ack]] = (
+        self._acks: collections.OrderedDict[tuple[int, bytes], tuple[datetime, Ack]] = (
             collections.OrderedDict()
         )
         # Tokens of connections that left: who may inherit their lineage, until when.
@@ -64,14 +66,16 @@ class SentIds:
 
     def ack_of(self, lineage: int, request_id: str, now: datetime) -> Ack | None:
         """The ack of the `say` this lineage sent with `request_id` within `WINDOW`, or None."""
-        found = self._acks.get((lineage, request_id))
+        found = self._acks.get((lineage, _digest(request_id)))
         if found is None or found[0] < now - self.window:
             return None
-        return found[1]
+        return dataclasses.replace(found[1], id=request_id)
 
     def remember(self, lineage: int, request_id: str, ack: Ack, now: datetime) -> None:
-        key = (lineage, request_id)
-        self._acks[key] = (now, ack)
+        # An id may be any string, up to a line's length: only its digest is kept, and the
+        # ack without it, so that every remembered say costs the same few hundred bytes.
+        key = (lineage, _digest(request_id))
+        self._acks[key] = (now, dataclasses.replace(ack, id=None))
         self._acks.move_to_end(key)
         _forget_old(self._acks, now - self.window, self.max_ids)
 
@@ -88,3 +92,8 @@ def _forget_old(
         if when >= before and len(entries) <= most:
             return
         del entries[key]
+
+
+def _digest(request_id: str) -> bytes:
+    """A short key for an id of any length (16 bytes: no two ids of one member will share it)."""
+    return hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -708,7 +708,7 @@ def test_remembered_ids_are_bounded_and_expire() -> None:
         sent.remember(lineage, f"id{number}", ack, NOW)
     assert len(sent) == 3
     assert sent.ack_of(lineage, "id0", NOW) is None
-    assert sent.ack_of(lineage, "id4", NOW) == ack
+    assert sent.ack_of(lineage, "id4", NOW) == Ack(id="id4", seq=1, ts=NOW, delivered=0)
     assert sent.ack_of(lineage, "id4", NOW + WINDOW + timedelta(seconds=1)) is None
     sent.remember(lineage, "late", ack, NOW + WINDOW + timedelta(seconds=1))
     assert len(sent) == 1  # the expired ones went
@@ -752,3 +752,16 @@ def test_a_message_is_split_into_words_once_however_often_it_is_searched(monkeyp
     log.append("bob", "absent at last", NOW)
     assert [m.text for m in log.search(["absent"], 20)] == ["absent at last"]
     assert len(split) == 1001
+
+
+def test_an_id_of_any_length_costs_the_same_to_remember() -> None:
+    """Only a digest of the id is kept (ids may be as long as a line), and the ack comes back
+    with the id it was asked for."""
+    sent = SentIds()
+    lineage = sent.new_lineage()
+    long_id = "i" * 16_000
+    sent.remember(lineage, long_id, Ack(id=long_id, seq=7, ts=NOW, delivered=2), NOW)
+    kept_key, (_, kept_ack) = next(iter(sent._acks.items()))
+    assert len(kept_key[1]) == 16 and kept_ack.id is None
+    assert sent.ack_of(lineage, long_id, NOW) == Ack(id=long_id, seq=7, ts=NOW, delivered=2)
+    assert sent.ack_of(lineage, long_id[:-1], NOW) is None
