@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import cast
@@ -53,11 +52,14 @@ from tcpchat.protocol import (
 from tcpchat.server.accept import Listener
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.console import console_text
+from tcpchat.server.durable import Held, holdings, open_store, retention
 from tcpchat.server.fanout import Fanout, Outgoing, Recipient
 from tcpchat.server.flood import FloodControl
 from tcpchat.server.guard import AddressGuard, HandshakeSlots, address_key
 from tcpchat.server.member import Member, peer_host
+from tcpchat.server.refusals import RefusalLog
 from tcpchat.server.room import Delivery, Room
+from tcpchat.server.store import Store
 from tcpchat.words import counted, members_online
 
 __all__ = ["LOBBY", "ChatServer", "ServerConfig", "serve"]
@@ -66,7 +68,6 @@ MAX_HANDSHAKES = 256  # TLS handshakes in progress at once (see HandshakeSlots)
 MAX_HANDSHAKES_PER_ADDRESS = 16
 MAX_TLS_REFUSING = 16  # refused TLS connections told why at once (each costs a handshake)
 REFUSE_GRACE = 2 * SECONDS  # how long a connection refused at the door may take to flush
-REFUSAL_LOG_EVERY = 60 * SECONDS
 MAX_REFUSING = 256  # refused connections being told why at once; past that, cut without a word
 LOBBY = "lobby"  # the room every connection joins
 
@@ -84,11 +85,17 @@ class ChatServer:
     it answers through the member's room and that room's fan-out.
     """
 
-    def __init__(self, config: ServerConfig, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self, config: ServerConfig, clock: Callable[[], datetime] = _now, store: Store | None = None
+    ) -> None:
         self.config = config
         # Rooms by name, each with its fan-out (the room's writes); a member's is `member.fanout`.
-        self.rooms: dict[str, Room] = {LOBBY: Room(config.room_limits())}
+        # A room's messages go out through its `Holding`: with a store, once they are durable.
+        history = None if store is None else store.room(LOBBY, recent=config.history)
+        self.rooms: dict[str, Room] = {LOBBY: Room(config.room_limits(), history)}
         self.fanouts = {name: Fanout(room, self._drop) for name, room in self.rooms.items()}
+        self.holdings = holdings(self.fanouts)
+        self._requests: set[asyncio.Task[None]] = set()  # searches under way
         self.guard = AddressGuard(config.guard_limits())
         self.flood = FloodControl(config.flood_limits())
         self._listener = Listener(self._admit)
@@ -96,7 +103,7 @@ class ChatServer:
         self._handshakes: HandshakeSlots[asyncio.Task[None]] = HandshakeSlots(
             MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS
         )
-        self._refusals_logged: dict[str, float] = {}
+        self._refusals = RefusalLog()
         self.clock = clock
         self.connections: set[Member] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -212,7 +219,7 @@ class ChatServer:
                     await connection.run()
                 else:
                     self._refusing += 1
-                    self._log_refusal(connection, refusal)
+                    self._refusals.note(connection.host, connection.peer, refusal)
                     connection.write(f"! {refusal}\n".encode())  # in place of the banner
                     connection.close()
                     grace = REFUSE_GRACE
@@ -240,23 +247,6 @@ class ChatServer:
                 connection.close(abort=True)
             self._listener.freed()
 
-    def _log_refusal(self, connection: Member, refusal: str) -> None:
-        """One console line per address and minute; the rest at debug level (a flood of
-        refusals must not become a flood of log lines, nor fill a disk)."""
-        key = address_key(connection.host)
-        now = time.monotonic()
-        if now - self._refusals_logged.get(key, -REFUSAL_LOG_EVERY) >= REFUSAL_LOG_EVERY:
-            if len(self._refusals_logged) >= 1024:
-                self._refusals_logged.clear()
-            self._refusals_logged[key] = now
-            log.info(
-                "refused %s: %s (more from this address within a minute are not shown)",
-                connection.peer,
-                refusal,
-            )
-        else:
-            log.debug("refused %s: %s", connection.peer, refusal)
-
     def _fail(self, connection: Member) -> None:
         message = (
             "The server hit an internal error on your connection and closed it; please reconnect."
@@ -266,6 +256,8 @@ class ChatServer:
     async def _shut_down(self) -> None:
         """Tell every member, flush with a deadline, then close whatever is left."""
         self.stopping = True
+        for holding in self.holdings.values():  # their acks go out before the goodbye
+            await holding.settle()
         for handshake in self._handshakes.holders():
             handshake.cancel()
         goodbye = Outgoing(Shutdown(message=f"The server {self.config.name} is shutting down."))
@@ -341,6 +333,8 @@ class ChatServer:
             deliveries = room.say(connection, event, now)
             if isinstance(deliveries[0].event, Message) and log.isEnabledFor(logging.INFO):
                 log.info("%s: %s", room.name_of(connection), console_text(event.text))
+            self.holdings[fanout].send(Held(deliveries, connection, event.id))
+            return
         elif isinstance(event, Dm):
             deliveries = room.dm(connection, event, now)
             if isinstance(deliveries[0].event, Private):
@@ -357,13 +351,22 @@ class ChatServer:
         elif isinstance(event, HistoryRequest):
             deliveries = room.history(connection, event)
         elif isinstance(event, SearchRequest):
-            deliveries = room.search(connection, event)
+            task = asyncio.ensure_future(self._search(connection, event))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+            return
         elif isinstance(event, HelpRequest):
             connection.write(PLAIN_HELP.encode() + b"\n")
             return
         else:  # every client event is handled above; anything else is our bug
             raise TypeError(f"no handler for {event!r}")
         fanout.dispatch(deliveries)
+
+    async def _search(self, connection: Member, request: SearchRequest) -> None:
+        """A search may take a while (on the store's thread): its answer comes when it is done."""
+        deliveries = await connection.fanout.room.search(connection, request)
+        if connection.fanout.room.is_member(connection):
+            connection.fanout.dispatch(deliveries)
 
     def _hello(self, connection: Member, hello: Hello) -> None:
         fanout = connection.fanout
@@ -398,6 +401,7 @@ class ChatServer:
             # it ends with the pending drops, whose `left` the joiner needs, since its welcome
             # still counted those members.
             fanout.joined(connection)
+            self.holdings[fanout].joined(connection, first.seq)
         fanout.dispatch(deliveries)
         name_refused = isinstance(first, Error) and first.code in (
             ErrorCode.BAD_NAME,
@@ -489,7 +493,7 @@ class ChatServer:
         log.info("%s: %s", RESERVED_NAME, console_text(text))
         now = self.clock()
         for fanout in self.fanouts.values():
-            fanout.dispatch(fanout.room.announce(text, now))
+            self.holdings[fanout].send(Held(fanout.room.announce(text, now)))
 
 
 async def serve(
@@ -497,15 +501,18 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[object]],
     on_started: Callable[[ChatServer], None] | None = None,
 ) -> ChatServer:
-    """Run a server with `config` until `shutdown_trigger()` completes; return it for its numbers."""
-    server = ChatServer(config)
-    task = asyncio.ensure_future(server.serve(shutdown_trigger))
-    if on_started is not None:
-        started = asyncio.ensure_future(server.started.wait())
-        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-        if server.started.is_set():
-            on_started(server)
-        else:
-            started.cancel()
-    await task
+    """Run a server with `config` until `shutdown_trigger()` completes; return it for its numbers
+    (`LogUnavailable`, one sentence, when the history file `config.db` cannot be opened)."""
+    store = open_store(config)
+    server = ChatServer(config, store=store)
+    async with retention(store, config, server.clock):
+        task = asyncio.ensure_future(server.serve(shutdown_trigger))
+        if on_started is not None:
+            started = asyncio.ensure_future(server.started.wait())
+            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+            if server.started.is_set():
+                on_started(server)
+            else:
+                started.cancel()
+        await task
     return server

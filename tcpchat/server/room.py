@@ -97,9 +97,13 @@ class MessageLog(Protocol):
 
     @property
     def seq(self) -> int:
-        """The `seq` of the last message (0 before the first)."""
+        """The `seq` of the last message numbered (0 before the first)."""
 
-    def append(self, sender: str, text: str, ts: datetime, me: bool = False) -> Message:
+    @property
+    def durable_seq(self) -> int:
+        """The `seq` of the last message kept for good (`seq` in memory; see `server.durable`)."""
+
+    def append(self, sender: str, text: str, ts: datetime, *, me: bool = False) -> Message:
         """Number a message with the next `seq`, keep it, and return it."""
 
     def recent(self) -> list[Message]:
@@ -113,9 +117,9 @@ class MessageLog(Protocol):
         """The newest `limit` messages before `seq` (None: all), oldest first, and whether
         older ones are kept."""
 
-    def search(self, words: Sequence[str], limit: int) -> list[Message]:
-        """The newest `limit` messages holding every one of `words` (case-folded) as a whole
-        word, newest first."""
+    async def search(self, text: str, limit: int) -> list[Message]:
+        """The newest `limit` messages holding every word of `text` (case-folded) as a whole
+        word, newest first.  Awaited: a store may search on a thread of its own."""
 
 
 # A resuming client gets at most this many of the messages it missed (PROTOCOL.md, Resuming).
@@ -147,7 +151,11 @@ class MemoryLog:
             collections.deque(maxlen=max(keep, MEMORY_KEPT)) if keep else None
         )
 
-    def append(self, sender: str, text: str, ts: datetime, me: bool = False) -> Message:
+    @property
+    def durable_seq(self) -> int:
+        return self.seq
+
+    def append(self, sender: str, text: str, ts: datetime, *, me: bool = False) -> Message:
         self.seq += 1
         message = Message(seq=self.seq, sender=sender, text=text, ts=ts, me=me)
         if self._kept is not None:
@@ -186,8 +194,8 @@ class MemoryLog:
         start = max(0, end - limit)
         return list(itertools.islice(kept, start, end)), start > 0
 
-    def search(self, words: Sequence[str], limit: int) -> list[Message]:
-        wanted = set(words)
+    async def search(self, text: str, limit: int) -> list[Message]:
+        wanted = set(words_of(text))
         found: list[Message] = []
         if not wanted or self._kept is None:
             return found
@@ -346,7 +354,7 @@ class Room:
             else:
                 history, complete = self.log.since(max(0, hello.since), RESUME_LIMIT)
         except LogUnavailable:
-            return [_unavailable(handle)]
+            return [unavailable(handle)]
         others = list(self._names)
         self._names[handle] = name
         key = fold_name(name)
@@ -365,7 +373,7 @@ class Room:
             max_text=self.limits.max_text,
             version=PROTOCOL_VERSION,
             history=history,
-            seq=self.log.seq,
+            seq=self.log.durable_seq,
             token=token,
             gap=not complete,
         )
@@ -373,6 +381,10 @@ class Room:
             Delivery(welcome, (handle,)),
             Delivery(Joined(name=name, members=self.count, ts=now), others, True, handle),
         ]
+
+    def lineage_of(self, handle: Handle) -> int:
+        """The lineage a member's `say` ids are remembered under (see `tcpchat.server.once`)."""
+        return self._lineages[handle]
 
     def say(self, handle: Handle, say: Say, now: datetime) -> list[Delivery]:
         """`say`: the next `seq`; `message` to every other member and `ack` to the sender."""
@@ -385,9 +397,9 @@ class Room:
         if problem:
             return [_error_to(handle, *problem, request_id=say.id)]
         try:
-            message = self.log.append(sender, say.text, now, say.me)
+            message = self.log.append(sender, say.text, now, me=say.me)
         except LogUnavailable:
-            return [_unavailable(handle, say.id)]
+            return [unavailable(handle, say.id)]
         others = list(self._names)  # copied and searched in C: this runs for every message
         others.remove(handle)
         ack = Ack(id=say.id, seq=message.seq, ts=now, delivered=len(others))
@@ -450,16 +462,16 @@ class Room:
         try:
             messages, more = self.log.before(request.before, limit)
         except LogUnavailable:
-            return [_unavailable(handle, request.id)]
+            return [unavailable(handle, request.id)]
         return [Delivery(HistoryPage(messages=messages, more=more, id=request.id), (handle,))]
 
-    def search(self, handle: Handle, request: SearchRequest) -> list[Delivery]:
+    async def search(self, handle: Handle, request: SearchRequest) -> list[Delivery]:
         """`search`: the newest messages that hold every word of `request.text`, newest first."""
         limit = _clamp(request.limit, SEARCH_PAGE, SEARCH_PAGE_MAX)
         try:
-            messages = self.log.search(words_of(request.text), limit)
+            messages = await self.log.search(request.text, limit)
         except LogUnavailable:
-            return [_unavailable(handle, request.id)]
+            return [unavailable(handle, request.id)]
         return [Delivery(Results(messages=messages, id=request.id), (handle,))]
 
     def who(self, handle: Handle) -> list[Delivery]:
@@ -492,7 +504,7 @@ def _same_secret(expected: str, given: str) -> bool:
     )
 
 
-def _unavailable(handle: Handle, request_id: str | None = None) -> Delivery:
+def unavailable(handle: Handle, request_id: str | None = None) -> Delivery:
     return _error_to(
         handle,
         ErrorCode.UNAVAILABLE,
