@@ -130,3 +130,23 @@ def test_an_announcement_waits_for_the_commit_too(
     locked.execute("COMMIT")
     message = alice.expect("message")
     assert (message["from"], message["seq"]) == ("server", 1)
+
+
+def test_retention_runs_when_the_server_starts(
+    start_server: Callable[..., RunningServer], db: Path
+) -> None:
+    first = start_server(db=db)
+    alice, _ = join(first, "alice")
+    for text in ("old", "older", "newest"):
+        alice.send_json(say(text))
+        alice.expect("ack")
+    first.stop()
+
+    second = start_server(db=db, keep_messages=1)
+    bob, _ = join(second, "bob")
+
+    def pages() -> list[str]:
+        bob.send_json({"type": "history", "id": "h"})
+        return [m["text"] for m in bob.expect("history")["messages"]]
+
+    until(lambda: pages() == ["newest"])
