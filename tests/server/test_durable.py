@@ -150,3 +150,19 @@ def test_retention_runs_when_the_server_starts(
         return [m["text"] for m in bob.expect("history")["messages"]]
 
     until(lambda: pages() == ["newest"])
+
+
+def test_history_and_search_read_the_file(
+    start_server: Callable[..., RunningServer], db: Path
+) -> None:
+    server = start_server(db=db)
+    alice, _ = join(server, "alice")
+    for text in ("Lunch at noon?", "no thanks", "lunch is ready"):
+        alice.send_json(say(text))
+        alice.expect("ack")
+    alice.send_json({"type": "search", "text": "LUNCH", "id": "s"})
+    results = alice.expect("results")
+    assert (results["id"], [m["seq"] for m in results["messages"]]) == ("s", [3, 1])
+    alice.send_json({"type": "history", "before": 3, "limit": 1, "id": "h"})
+    page = alice.expect("history")
+    assert ([m["text"] for m in page["messages"]], page["more"]) == (["no thanks"], True)
