@@ -12,3 +12,7 @@ DEFAULT_MAX_TEXT = 1024
 SECONDS = 1.0  # the unit of every duration: `60 * SECONDS`
 # How much one read from a socket asks for, on either side.
 READ_CHUNK = 64 * KIB
+# The history file's retention (`tcpchat serve --keep-days`, `--keep-messages`): a year, and a
+# million messages a room (the size the store is measured at); 0 turns a limit off.
+DEFAULT_KEEP_DAYS = 365
+DEFAULT_KEEP_MESSAGES = 1_000_000

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tcpchat.cli.options import CONTEXT_SETTINGS, EXIT_CODES, Finite, option
-from tcpchat.defaults import DEFAULT_MAX_TEXT, DEFAULT_PORT
+from tcpchat.defaults import (
+    DEFAULT_KEEP_DAYS,
+    DEFAULT_KEEP_MESSAGES,
+    DEFAULT_MAX_TEXT,
+    DEFAULT_PORT,
+)
 
 if TYPE_CHECKING:
     from tcpchat.server.config import ServerConfig
@@ -90,6 +95,38 @@ def _printable(ctx: click.Context, param: click.Parameter, value: str | None) ->
     envvar="TCPCHAT_SERVE_HISTORY",
     help="Recent messages shown to each member who joins (as many as fit in --send-buffer); 0 "
     "shows none.",
+)
+@option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    default=None,
+    envvar="TCPCHAT_SERVE_DB",
+    show_default="a file for this address and port in tcpchat's folder (none with --port 0)",
+    help="The SQLite file that keeps the history, so that it survives a restart.",
+)
+@option(
+    "--memory",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_SERVE_MEMORY",
+    help="Keep the history in memory only: it is gone when the server stops.",
+)
+@option(
+    "--keep-days",
+    type=click.IntRange(0, 1_000_000),
+    metavar="DAYS",
+    default=DEFAULT_KEEP_DAYS,
+    envvar="TCPCHAT_SERVE_KEEP_DAYS",
+    help="Days a message is kept in the history file; 0 keeps them forever.",
+)
+@option(
+    "--keep-messages",
+    type=click.IntRange(0, 1_000_000_000),
+    metavar="N",
+    default=DEFAULT_KEEP_MESSAGES,
+    envvar="TCPCHAT_SERVE_KEEP_MESSAGES",
+    help="Most messages kept in the history file (the oldest go first); 0 for no limit.",
 )
 @option(
     "--password",
@@ -261,7 +298,24 @@ def _server_config(options: dict[str, Any], tls_context: Any) -> ServerConfig:
         byte_rate=options["byte_rate"] * KIB,
         outgoing_limit=options["send_buffer"] * KIB,
         tls=tls_context,
+        db=_history_file(options),
+        keep_days=options["keep_days"],
+        keep_messages=options["keep_messages"],
     )
+
+
+def _history_file(options: dict[str, Any]) -> Path | None:
+    """The SQLite file `--db` or `--memory` ask for: by default one for this host and port,
+    and none (memory only) for a server on a port picked at random, which nobody finds again."""
+    from tcpchat.server.store.paths import default_db_path
+
+    if options["memory"]:
+        if options["db"] is not None:
+            raise click.UsageError("give --db or --memory, not both.")
+        return None
+    if options["db"] is not None:
+        return Path(options["db"])
+    return default_db_path(options["host"], options["port"]) if options["port"] else None
 
 
 def _server_tls(

@@ -52,21 +52,21 @@ from tcpchat.protocol import (
 from tcpchat.server.accept import Listener
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.console import console_text
+from tcpchat.server.durable import Held, holdings, open_store, retention
 from tcpchat.server.fanout import Fanout, Outgoing, Recipient
 from tcpchat.server.flood import FloodControl
-from tcpchat.server.guard import AddressGuard, HandshakeSlots, OncePerAddress, address_key
+from tcpchat.server.guard import AddressGuard, HandshakeSlots, address_key
 from tcpchat.server.member import Member, peer_host
+from tcpchat.server.refusals import Refusals
 from tcpchat.server.room import Delivery, Room
+from tcpchat.server.store import Store
 from tcpchat.words import counted, members_online
 
 __all__ = ["LOBBY", "ChatServer", "ServerConfig", "serve"]
 
 MAX_HANDSHAKES = 256  # TLS handshakes in progress at once (see HandshakeSlots)
 MAX_HANDSHAKES_PER_ADDRESS = 16
-MAX_TLS_REFUSING = 16  # refused TLS connections told why at once (each costs a handshake)
 REFUSE_GRACE = 2 * SECONDS  # how long a connection refused at the door may take to flush
-REFUSAL_LOG_EVERY = 60 * SECONDS
-MAX_REFUSING = 256  # refused connections being told why at once; past that, cut without a word
 LOBBY = "lobby"  # the room every connection joins
 
 log = logging.getLogger("tcpchat.server")
@@ -83,20 +83,24 @@ class ChatServer:
     it answers through the member's room and that room's fan-out.
     """
 
-    def __init__(self, config: ServerConfig, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self, config: ServerConfig, clock: Callable[[], datetime] = _now, store: Store | None = None
+    ) -> None:
         self.config = config
         # Rooms by name, each with its fan-out (the room's writes); a member's is `member.fanout`.
-        self.rooms: dict[str, Room] = {LOBBY: Room(config.room_limits())}
+        # A room's messages go out through its `Holding`: with a store, once they are durable.
+        history = None if store is None else store.room(LOBBY, recent=config.history)
+        self.rooms: dict[str, Room] = {LOBBY: Room(config.room_limits(), history)}
         self.fanouts = {name: Fanout(room, self._drop) for name, room in self.rooms.items()}
+        self.holdings = holdings(self.fanouts)
+        self._requests: set[asyncio.Task[None]] = set()  # searches under way
         self.guard = AddressGuard(config.guard_limits())
         self.flood = FloodControl(config.flood_limits())
         self._listener = Listener(self._admit)
-        self._refusing = 0
-        self._told_over_tls = OncePerAddress(REFUSAL_LOG_EVERY)  # a refusal's handshake
         self._handshakes: HandshakeSlots[asyncio.Task[None]] = HandshakeSlots(
             MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS
         )
-        self._refusals_logged = OncePerAddress(REFUSAL_LOG_EVERY)
+        self._refusals = Refusals()
         self.clock = clock
         self.connections: set[Member] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -148,13 +152,14 @@ class ChatServer:
         sockets.enable_keepalive(sock)
         tls = self.config.tls
         refusal = None if self.stopping else self.guard.admit(host)
-        if self.stopping or (refusal is not None and not self._may_tell_why(host, tls)):
-            sockets.reset_socket(sock)  # a flood: telling each one why would be its win
+        cut = refusal is not None and not self._refusals.may_tell(host, tls=tls is not None)
+        if self.stopping or cut:  # a flood: telling each one why would be its win
+            sockets.reset_socket(sock)
             sock.close()
             self._listener.freed()
             return
         if refusal is not None:
-            self._refusing += 1  # from now, not from after a handshake the peer may cut short
+            self._refusals.telling += 1  # from the door, not after a handshake cut short
         task = asyncio.current_task()
         assert task is not None
         if tls is not None:
@@ -187,19 +192,10 @@ class ChatServer:
                 if refusal is None:
                     self.guard.release(host)
                 else:
-                    self._refusing -= 1
+                    self._refusals.telling -= 1
                 self._listener.freed()
         finally:
             self._handshakes.leave(task)
-
-    def _may_tell_why(self, host: str, tls: object) -> bool:
-        """Whether a refused connection is told why (one line) rather than cut.
-
-        Telling is cheap in plain TCP, but over TLS it costs a handshake: an address gets at most
-        one such handshake a minute, so that a refused peer cannot have them for the asking."""
-        if self._refusing >= (MAX_REFUSING if tls is None else MAX_TLS_REFUSING):
-            return False
-        return tls is None or self._told_over_tls.allow(host)
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, refusal: str | None
@@ -225,7 +221,7 @@ class ChatServer:
                 if refusal is None:
                     await connection.run()
                 else:
-                    self._log_refusal(connection, refusal)
+                    self._refusals.note(connection.host, connection.peer, refusal)
                     connection.write(f"! {refusal}\n".encode())  # in place of the banner
                     connection.close()
                     grace = REFUSE_GRACE
@@ -245,25 +241,13 @@ class ChatServer:
             if refusal is None:
                 self.guard.release(connection.host)
             else:
-                self._refusing -= 1
+                self._refusals.telling -= 1
             connection.forget_timers()
             self.connections.discard(connection)
             self._tasks.discard(task)
             if not connection.transport.is_closing():
                 connection.close(abort=True)
             self._listener.freed()
-
-    def _log_refusal(self, connection: Member, refusal: str) -> None:
-        """One console line per address and minute; the rest at debug level (a flood of
-        refusals must not become a flood of log lines, nor fill a disk)."""
-        if self._refusals_logged.allow(connection.host):
-            log.info(
-                "refused %s: %s (more from this address within a minute are not shown)",
-                connection.peer,
-                refusal,
-            )
-        else:
-            log.debug("refused %s: %s", connection.peer, refusal)
 
     def _fail(self, connection: Member) -> None:
         message = (
@@ -274,6 +258,8 @@ class ChatServer:
     async def _shut_down(self) -> None:
         """Tell every member, flush with a deadline, then close whatever is left."""
         self.stopping = True
+        for holding in self.holdings.values():  # their acks go out before the goodbye
+            await holding.settle()
         for handshake in self._handshakes.holders():
             handshake.cancel()
         goodbye = Outgoing(Shutdown(message=f"The server {self.config.name} is shutting down."))
@@ -349,6 +335,8 @@ class ChatServer:
             deliveries = room.say(connection, event, now)
             if isinstance(deliveries[0].event, Message) and log.isEnabledFor(logging.INFO):
                 log.info("%s: %s", room.name_of(connection), console_text(event.text))
+            self.holdings[fanout].send(Held(deliveries, connection, event.id))
+            return
         elif isinstance(event, Dm):
             deliveries = room.dm(connection, event, now)
             if isinstance(deliveries[0].event, Private):
@@ -365,13 +353,22 @@ class ChatServer:
         elif isinstance(event, HistoryRequest):
             deliveries = room.history(connection, event)
         elif isinstance(event, SearchRequest):
-            deliveries = room.search(connection, event)
+            task = asyncio.ensure_future(self._search(connection, event))
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
+            return
         elif isinstance(event, HelpRequest):
             connection.write(PLAIN_HELP.encode() + b"\n")
             return
         else:  # every client event is handled above; anything else is our bug
             raise TypeError(f"no handler for {event!r}")
         fanout.dispatch(deliveries)
+
+    async def _search(self, connection: Member, request: SearchRequest) -> None:
+        """A search may take a while (on the store's thread): its answer comes when it is done."""
+        deliveries = await connection.fanout.room.search(connection, request)
+        if connection.fanout.room.is_member(connection):
+            connection.fanout.dispatch(deliveries)
 
     def _hello(self, connection: Member, hello: Hello) -> None:
         fanout = connection.fanout
@@ -406,6 +403,7 @@ class ChatServer:
             # it ends with the pending drops, whose `left` the joiner needs, since its welcome
             # still counted those members.
             fanout.joined(connection)
+            self.holdings[fanout].joined(connection, first.seq)
         fanout.dispatch(deliveries)
         name_refused = isinstance(first, Error) and first.code in (
             ErrorCode.BAD_NAME,
@@ -497,7 +495,7 @@ class ChatServer:
         log.info("%s: %s", RESERVED_NAME, console_text(text))
         now = self.clock()
         for fanout in self.fanouts.values():
-            fanout.dispatch(fanout.room.announce(text, now))
+            self.holdings[fanout].send(Held(fanout.room.announce(text, now)))
 
 
 async def serve(
@@ -505,15 +503,18 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[object]],
     on_started: Callable[[ChatServer], None] | None = None,
 ) -> ChatServer:
-    """Run a server with `config` until `shutdown_trigger()` completes; return it for its numbers."""
-    server = ChatServer(config)
-    task = asyncio.ensure_future(server.serve(shutdown_trigger))
-    if on_started is not None:
-        started = asyncio.ensure_future(server.started.wait())
-        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-        if server.started.is_set():
-            on_started(server)
-        else:
-            started.cancel()
-    await task
+    """Run a server with `config` until `shutdown_trigger()` completes; return it for its numbers
+    (`LogUnavailable`, one sentence, when the history file `config.db` cannot be opened)."""
+    store = open_store(config)
+    server = ChatServer(config, store=store)
+    async with retention(store, config, server.clock):
+        task = asyncio.ensure_future(server.serve(shutdown_trigger))
+        if on_started is not None:
+            started = asyncio.ensure_future(server.started.wait())
+            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+            if server.started.is_set():
+                on_started(server)
+            else:
+                started.cancel()
+        await task
     return server

@@ -10,12 +10,14 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tcpchat.defaults import SECONDS
 from tcpchat.protocol import DEFAULT_LINE_LIMIT, DEFAULT_MAX_TEXT, DEFAULT_PORT, KIB
 from tcpchat.server.flood import FloodLimits
 from tcpchat.server.guard import GuardLimits
 from tcpchat.server.room import RoomLimits
+from tcpchat.server.store.paths import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MESSAGES
 
 BURST_SECONDS = 3  # a member may send this many seconds' worth of lines at once
 # The longest text may arrive with every character as a 12-byte JSON escape (a surrogate pair).
@@ -68,6 +70,12 @@ class ServerConfig:
     # A real client finishes its handshake in a few round trips; a socket still silent then is
     # cut, so that idle sockets cannot hold the handshake slots.
     handshake_timeout: float = 10 * SECONDS
+    # The history file (tcpchat.server.store); None keeps history in memory only, as a server
+    # built in a program or a test does unless it asks (`tcpchat serve` chooses a file).
+    db: Path | None = None
+    # Retention in the file: days and messages a room kept (0: no limit).
+    keep_days: int = DEFAULT_KEEP_DAYS
+    keep_messages: int = DEFAULT_KEEP_MESSAGES
 
     @property
     def effective_burst(self) -> int:

@@ -14,6 +14,7 @@ import socket
 import stat
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from tcpchat.protocol import DEFAULT_PORT
@@ -184,6 +185,16 @@ def listening_line(*, listening: Sequence[str], port: int, all_interfaces: bool)
     return f"Listening on {where}, port {port}."
 
 
+def kept_where(history_file: Path | None, keep_days: int, keep_messages: int) -> str:
+    """Where the history is kept, and for how long (0: no limit)."""
+    if history_file is None:
+        return "History is kept in memory only: it is gone when the server stops."
+    limits = [f"{counted(keep_days, 'day')}" if keep_days else "forever"]
+    if keep_messages:
+        limits.append(f"at most {keep_messages:,} messages")
+    return f"History is kept in {history_file} ({', '.join(limits)})."
+
+
 def welcome_text(
     *,
     server_name: str,
@@ -193,6 +204,8 @@ def welcome_text(
     max_text: int,
     max_clients: int | None,
     history: int,
+    history_file: Path | None = None,
+    keep: tuple[int, int] = (0, 0),
     password: bool = False,
     tls_fingerprint: str | None = None,
     idle_minutes: float | None = None,
@@ -230,6 +243,7 @@ def welcome_text(
     lines += [
         f"  Join with:  {join_line}",
         f"  Messages up to {counted(max_text, 'character')}; {members}; {shown}.",
+        f"  {kept_where(history_file, *keep)}",
     ]
     if tls_fingerprint is not None:
         lines.append(f"  Every connection is TLS. Certificate fingerprint: {tls_fingerprint}")

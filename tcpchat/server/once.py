@@ -79,6 +79,11 @@ class SentIds:
         self._acks.move_to_end(key)
         _forget_old(self._acks, now - self.window, self.max_ids)
 
+    def forget(self, lineage: int, request_id: str) -> None:
+        """The `say` sent with `request_id` was not kept after all (its store failed): a resend
+        is a new message, not a duplicate."""
+        self._acks.pop((lineage, _digest(request_id)), None)
+
     def __len__(self) -> int:
         return len(self._acks)
 

@@ -10,15 +10,11 @@ can take its place without the room changing.
 from __future__ import annotations
 
 import bisect
-import collections
 import hmac
-import itertools
-import re
 import secrets
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from tcpchat.protocol import (
     PROTOCOL_VERSION,
@@ -34,7 +30,6 @@ from tcpchat.protocol import (
     LeaveReason,
     Left,
     Members,
-    Message,
     Nick,
     Private,
     Renamed,
@@ -48,6 +43,12 @@ from tcpchat.protocol import (
     name_problem,
     normalize_name,
     text_problem,
+)
+from tcpchat.server.messages import (
+    RESUME_LIMIT,
+    LogUnavailable,
+    MemoryLog,
+    MessageLog,
 )
 from tcpchat.server.once import SentIds
 from tcpchat.words import counted
@@ -83,131 +84,6 @@ class RoomLimits:
     max_members: int | None = None
     motd: str | None = None
     password: str | None = None
-
-
-class LogUnavailable(Exception):
-    """The log cannot take or give messages right now (its store is down): nothing was done."""
-
-
-class MessageLog(Protocol):
-    """Where a room's messages are numbered and kept: the one place that gives out `seq`.
-
-    Any method may raise `LogUnavailable`; the room then answers `unavailable`.
-    """
-
-    @property
-    def seq(self) -> int:
-        """The `seq` of the last message (0 before the first)."""
-
-    def append(self, sender: str, text: str, ts: datetime, me: bool = False) -> Message:
-        """Number a message with the next `seq`, keep it, and return it."""
-
-    def recent(self) -> list[Message]:
-        """The newest messages kept for a joiner's `welcome`, oldest first."""
-
-    def since(self, seq: int, limit: int) -> tuple[list[Message], bool]:
-        """The newest `limit` messages after `seq`, oldest first, and whether that is all of
-        them (False when more were sent, or some are no longer kept: a gap)."""
-
-    def before(self, seq: int | None, limit: int) -> tuple[list[Message], bool]:
-        """The newest `limit` messages before `seq` (None: all), oldest first, and whether
-        older ones are kept."""
-
-    def search(self, words: Sequence[str], limit: int) -> list[Message]:
-        """The newest `limit` messages holding every one of `words` (case-folded) as a whole
-        word, newest first."""
-
-
-# A resuming client gets at most this many of the messages it missed (PROTOCOL.md, Resuming).
-RESUME_LIMIT = 1000
-# At least this many messages are kept for resuming, paging and searching, unless none are.
-MEMORY_KEPT = RESUME_LIMIT
-_WORD = re.compile(r"\w+")
-
-
-def words_of(text: str) -> list[str]:
-    """The words a search looks for, or that a message holds: runs of letters and digits,
-    case-folded."""
-    return _WORD.findall(text.casefold())
-
-
-class MemoryLog:
-    """A `MessageLog` in memory: the counter, and the last messages (none when `keep` is 0).
-
-    A joiner's welcome shows the last `keep`; at least `MEMORY_KEPT` are kept for resuming,
-    paging and searching.
-    """
-
-    __slots__ = ("_keep", "_kept", "_words", "seq")
-
-    def __init__(self, keep: int) -> None:
-        self.seq = 0
-        self._keep = keep
-        self._kept: collections.deque[Message] | None = (
-            collections.deque(maxlen=max(keep, MEMORY_KEPT)) if keep else None
-        )
-        # The words of each kept message, by `seq`: worked out by the first search that reads
-        # the message, not for every message sent, and then a set look-up for every later one.
-        self._words: dict[int, frozenset[str]] = {}
-
-    def append(self, sender: str, text: str, ts: datetime, me: bool = False) -> Message:
-        self.seq += 1
-        message = Message(seq=self.seq, sender=sender, text=text, ts=ts, me=me)
-        if self._kept is not None:
-            self._kept.append(message)
-        return message
-
-    def recent(self) -> list[Message]:
-        if self._kept is None:
-            return []
-        start = max(0, len(self._kept) - self._keep)
-        return list(itertools.islice(self._kept, start, None))
-
-    def _index(self, seq: int) -> int:
-        """Where the message numbered `seq` is (or would be) in `_kept`, clamped to it."""
-        kept = self._kept
-        if not kept:
-            return 0
-        return min(max(0, seq - kept[0].seq), len(kept))
-
-    def since(self, seq: int, limit: int) -> tuple[list[Message], bool]:
-        if seq >= self.seq:
-            return [], seq == self.seq
-        kept = self._kept or ()
-        start = self._index(seq + 1)
-        missing = not kept or kept[0].seq > seq + 1
-        count = len(kept) - start
-        if count > limit:
-            start, missing = len(kept) - limit, True
-        return list(itertools.islice(kept, start, None)), not missing
-
-    def before(self, seq: int | None, limit: int) -> tuple[list[Message], bool]:
-        kept = self._kept
-        if not kept:
-            return [], False
-        end = len(kept) if seq is None else self._index(seq)
-        start = max(0, end - limit)
-        return list(itertools.islice(kept, start, end)), start > 0
-
-    def search(self, words: Sequence[str], limit: int) -> list[Message]:
-        wanted = set(words)
-        found: list[Message] = []
-        if not wanted or not self._kept:
-            return found
-        known = self._words
-        oldest = self._kept[0].seq
-        if len(known) > len(self._kept):  # forget the words of messages no longer kept
-            for seq in [seq for seq in known if seq < oldest]:
-                del known[seq]
-        for message in reversed(self._kept):
-            held = known.get(message.seq)
-            if held is None:
-                held = known[message.seq] = frozenset(words_of(message.text))
-            if wanted <= held:
-                found.append(message)
-                if len(found) >= limit:
-                    break
-        return found
 
 
 class Room:
@@ -357,7 +233,7 @@ class Room:
             else:
                 history, complete = self.log.since(max(0, hello.since), RESUME_LIMIT)
         except LogUnavailable:
-            return [_unavailable(handle)]
+            return [unavailable(handle)]
         others = list(self._names)
         self._names[handle] = name
         key = fold_name(name)
@@ -376,7 +252,7 @@ class Room:
             max_text=self.limits.max_text,
             version=PROTOCOL_VERSION,
             history=history,
-            seq=self.log.seq,
+            seq=self.log.durable_seq,
             token=token,
             gap=not complete,
         )
@@ -384,6 +260,10 @@ class Room:
             Delivery(welcome, (handle,)),
             Delivery(Joined(name=name, members=self.count, ts=now), others, True, handle),
         ]
+
+    def lineage_of(self, handle: Handle) -> int:
+        """The lineage a member's `say` ids are remembered under (see `tcpchat.server.once`)."""
+        return self._lineages[handle]
 
     def say(self, handle: Handle, say: Say, now: datetime) -> list[Delivery]:
         """`say`: the next `seq`; `message` to every other member and `ack` to the sender."""
@@ -396,9 +276,9 @@ class Room:
         if problem:
             return [_error_to(handle, *problem, request_id=say.id)]
         try:
-            message = self.log.append(sender, say.text, now, say.me)
+            message = self.log.append(sender, say.text, now, me=say.me)
         except LogUnavailable:
-            return [_unavailable(handle, say.id)]
+            return [unavailable(handle, say.id)]
         others = list(self._names)  # copied and searched in C: this runs for every message
         others.remove(handle)
         ack = Ack(id=say.id, seq=message.seq, ts=now, delivered=len(others))
@@ -461,16 +341,16 @@ class Room:
         try:
             messages, more = self.log.before(request.before, limit)
         except LogUnavailable:
-            return [_unavailable(handle, request.id)]
+            return [unavailable(handle, request.id)]
         return [Delivery(HistoryPage(messages=messages, more=more, id=request.id), (handle,))]
 
-    def search(self, handle: Handle, request: SearchRequest) -> list[Delivery]:
+    async def search(self, handle: Handle, request: SearchRequest) -> list[Delivery]:
         """`search`: the newest messages that hold every word of `request.text`, newest first."""
         limit = _clamp(request.limit, SEARCH_PAGE, SEARCH_PAGE_MAX)
         try:
-            messages = self.log.search(words_of(request.text), limit)
+            messages = await self.log.search(request.text, limit)
         except LogUnavailable:
-            return [_unavailable(handle, request.id)]
+            return [unavailable(handle, request.id)]
         return [Delivery(Results(messages=messages, id=request.id), (handle,))]
 
     def who(self, handle: Handle) -> list[Delivery]:
@@ -503,7 +383,7 @@ def _same_secret(expected: str, given: str) -> bool:
     )
 
 
-def _unavailable(handle: Handle, request_id: str | None = None) -> Delivery:
+def unavailable(handle: Handle, request_id: str | None = None) -> Delivery:
     return _error_to(
         handle,
         ErrorCode.UNAVAILABLE,

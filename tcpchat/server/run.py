@@ -25,6 +25,7 @@ from tcpchat.server import console, moderation
 from tcpchat.server.chat_server import ChatServer
 from tcpchat.server.chat_server import serve as serve_forever
 from tcpchat.server.config import ServerConfig
+from tcpchat.server.messages import LogUnavailable
 from tcpchat.stdin import start_feeding
 
 MAX_COMMAND_LINE = 64 * 1024  # a longer console line is dropped (no command is that long)
@@ -79,6 +80,8 @@ def run_server(
             max_text=config.max_text,
             max_clients=config.max_clients,
             history=config.history,
+            history_file=config.db,
+            keep=(config.keep_days, config.keep_messages),
             password=config.password is not None,
             tls_fingerprint=tls_fingerprint,
             idle_minutes=None if config.idle_timeout is None else config.idle_timeout / 60,
@@ -96,6 +99,8 @@ def run_server(
         _loop_runner(event_loop)(main())
     except KeyboardInterrupt:
         pass  # a second Ctrl-C during shutdown, or Windows before the handler is in place
+    except LogUnavailable as exc:  # the history file: one sentence of its own
+        raise ServeError(str(exc)) from None
     except OSError as exc:
         raise ServeError(_listen_error(config.host, config.port, exc)) from None
 

@@ -4,6 +4,7 @@ history, and who gets which event. No network: the room only returns `Delivery` 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -32,8 +33,9 @@ from tcpchat.protocol import (
     confusable_keys,
     fold_name,
 )
+from tcpchat.server.messages import MemoryLog
 from tcpchat.server.once import WINDOW, SentIds
-from tcpchat.server.room import Delivery, MemoryLog, Room, RoomLimits
+from tcpchat.server.room import Delivery, Room, RoomLimits
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
 
@@ -694,10 +696,14 @@ def test_memory_log_search_needs_every_whole_word() -> None:
     log = MemoryLog(50)
     for text in ("Café au lait", "café-crème", "cafés", "au revoir"):
         log.append("bob", text, NOW)
-    assert [m.text for m in log.search(["café"], 10)] == ["café-crème", "Café au lait"]
-    assert [m.text for m in log.search(["au", "café"], 10)] == ["Café au lait"]
-    assert log.search([], 10) == []
-    assert len(log.search(["au"], 1)) == 1
+
+    def search(text: str, limit: int) -> list[str]:
+        return [m.text for m in asyncio.run(log.search(text, limit))]
+
+    assert search("CAFÉ", 10) == ["café-crème", "Café au lait"]
+    assert search("au café", 10) == ["Café au lait"]
+    assert search(" ", 10) == []
+    assert len(search("au", 1)) == 1
 
 
 def test_remembered_ids_are_bounded_and_expire() -> None:
@@ -738,20 +744,24 @@ def test_a_member_who_left_takes_its_ids_back_with_its_token() -> None:
 def test_a_message_is_split_into_words_once_however_often_it_is_searched(monkeypatch) -> None:
     """A search costs a set look-up per kept message after the first that reads it: a member
     repeating a search cannot make the room re-read a thousand messages each time."""
-    import tcpchat.server.room as room_module
+    import tcpchat.server.messages as messages
 
-    log = room_module.MemoryLog(50)
+    log = messages.MemoryLog(50)
     for n in range(1000):
         log.append("alice", f"message number {n}", NOW)
     split = []
-    original = room_module.words_of
-    monkeypatch.setattr(room_module, "words_of", lambda text: split.append(text) or original(text))
+    original = messages.words_of
+    monkeypatch.setattr(messages, "words_of", lambda text: split.append(text) or original(text))
+
+    async def search() -> list[str]:
+        return [message.text for message in await log.search("absent", 20)]
+
     for _ in range(60):
-        assert log.search(["absent"], 20) == []
-    assert len(split) == 1000
+        assert asyncio.run(search()) == []
+    assert len(split) == 1000 + 60  # each message once, and each search's own text
     log.append("bob", "absent at last", NOW)
-    assert [m.text for m in log.search(["absent"], 20)] == ["absent at last"]
-    assert len(split) == 1001
+    assert asyncio.run(search()) == ["absent at last"]
+    assert len(split) == 1000 + 60 + 2
 
 
 def test_an_id_of_any_length_costs_the_same_to_remember() -> None:

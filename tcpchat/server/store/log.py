@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tcpchat.protocol import Message
+from tcpchat.server.messages import LogUnavailable
 from tcpchat.server.store import database
 from tcpchat.server.store.database import Entry
 
@@ -44,7 +45,7 @@ MAX_RESULTS = 200
 PRUNE_CHUNK = 500
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(LogUnavailable):
     """The history file cannot be written (or opened) now; `str()` is one sentence for a person.
 
     `marks` are the rooms' high-water marks read back from the file after the failure, when it
@@ -300,6 +301,10 @@ class SqliteLog:
         rows = database.before(self._store.reader, self.room, start, limit + 1)
         more = len(rows) > limit
         return rows[1:] if more else rows, more
+
+    def before(self, seq: int | None, limit: int) -> tuple[list[Message], bool]:
+        """`history` under the name the room's `MessageLog` gives it."""
+        return self.history(seq, limit)
 
     def since(self, seq: int, limit: int = MAX_RESUME) -> tuple[list[Message], bool]:
         """A resume after `seq`: the newest `limit` (at most 1,000) messages above it, oldest

@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+from tcpchat.defaults import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_MESSAGES
 from tcpchat.files import config_dir
 
-# Retention: a year, and a million messages a room (the size the store is measured at);
-# 0 or None turns a limit off.
-DEFAULT_KEEP_DAYS = 365
-DEFAULT_KEEP_MESSAGES = 1_000_000
+__all__ = ["DEFAULT_KEEP_DAYS", "DEFAULT_KEEP_MESSAGES", "default_db_path"]
 
 
 def default_db_path(host: str | None, port: int) -> Path:
