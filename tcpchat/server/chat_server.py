@@ -68,7 +68,9 @@ MAX_HANDSHAKES = 256  # TLS handshakes in progress at once (see HandshakeSlots)
 MAX_HANDSHAKES_PER_ADDRESS = 16
 REFUSE_GRACE = 2 * SECONDS  # how long a connection refused at the door may take to flush
 LOBBY = "lobby"  # the room every connection joins
-
+INTERNAL_ERROR = (
+    "The server hit an internal error on your connection and closed it; please reconnect."
+)
 log = logging.getLogger("tcpchat.server")
 
 
@@ -250,10 +252,7 @@ class ChatServer:
             self._listener.freed()
 
     def _fail(self, connection: Member) -> None:
-        message = (
-            "The server hit an internal error on your connection and closed it; please reconnect."
-        )
-        connection.close_with(message)
+        connection.close_with(INTERNAL_ERROR)
 
     async def _shut_down(self) -> None:
         """Tell every member, flush with a deadline, then close whatever is left."""
@@ -334,7 +333,8 @@ class ChatServer:
         if isinstance(event, Say):
             deliveries = room.say(connection, event, now)
             if isinstance(deliveries[0].event, Message) and log.isEnabledFor(logging.INFO):
-                log.info("%s: %s", room.name_of(connection), console_text(event.text))
+                said = "* %s %s" if event.me else "%s: %s"  # an action reads as on nc
+                log.info(said, room.name_of(connection), console_text(event.text))
             self.holdings[fanout].send(Held(deliveries, connection, event.id))
             return
         elif isinstance(event, Dm):

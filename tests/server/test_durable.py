@@ -166,3 +166,14 @@ def test_history_and_search_read_the_file(
     alice.send_json({"type": "history", "before": 3, "limit": 1, "id": "h"})
     page = alice.expect("history")
     assert ([m["text"] for m in page["messages"]], page["more"]) == (["no thanks"], True)
+
+
+def test_the_console_shows_an_action_as_plain_mode_does(
+    start_server: Callable[..., RunningServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start_server()
+    alice, _ = join(server, "alice")
+    with caplog.at_level(logging.INFO, logger="tcpchat.server"):
+        alice.send_json({"type": "say", "text": "waves", "me": True})
+        alice.expect("ack")
+    assert "* alice waves" in caplog.messages

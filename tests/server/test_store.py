@@ -519,3 +519,13 @@ def test_every_acknowledged_message_survives_sigkill_mid_burst(path: Path, tmp_p
     fill(store, ["after the crash"])
     assert log.seq > max(stored)
     store.close()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_a_new_history_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    """What people said is theirs, not the machine's other users'."""
+    path = tmp_path / "history" / "all-1024.sqlite3"
+    store = Store(path)
+    store.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700

@@ -26,6 +26,7 @@ import asyncio
 import collections
 import concurrent.futures
 import functools
+import os
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -86,7 +87,8 @@ class Store:
         self.path = Path(path)
         self.fts = database.fts5_available() if fts is None else fts
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _make_private(self.path)
             self._writer = database.connect(path, factory=factory)
             database.create_schema(self._writer, fts=self.fts)
             self._reader = database.connect(path)
@@ -344,3 +346,10 @@ class SqliteLog:
             or (keep is not None and self._recent[0].seq <= self.durable_seq - keep)
         ):
             self._recent.popleft()
+
+
+def _make_private(path: Path) -> None:
+    """Create the history file readable by its owner only (what people said is theirs, not the
+    machine's other users'); an existing one is left as its owner set it."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
