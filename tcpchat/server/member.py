@@ -22,9 +22,12 @@ from tcpchat.defaults import READ_CHUNK, SECONDS
 from tcpchat.protocol import (
     KIB,
     Event,
+    HistoryPage,
     Invalid,
     LeaveReason,
+    Message,
     Mode,
+    Results,
     ServerEvent,
     Shutdown,
     Welcome,
@@ -214,23 +217,40 @@ class Member:
         bounded too, a crowd of members that never read would each hold a long history in the
         server's memory and the kernel's for as long as they stay.
         """
-        budget = self.config.outgoing_limit
         history = welcome.history
+        kept = self._fitting(reversed(history), len(history))
+        gap = welcome.gap or (resuming and kept < len(history))
+        return dataclasses.replace(welcome, history=history[len(history) - kept :], gap=gap)
+
+    def _fitting(self, newest_first: Iterable[Message], count: int) -> int:
+        """How many of `count` messages, from the newest, fit this member's send buffer."""
+        budget = self.config.outgoing_limit
+        messages = list(newest_first)
         # Cheap and sure: no character of a message takes more than 5 bytes in either mode (4 in
         # UTF-8, a line break and its indent 5 in plain mode), and 256 cover the rest of its line.
-        if sum(len(message.text) for message in history) * 5 + 256 * len(history) <= budget:
-            return welcome
-        used = 0
-        kept = 0
-        for message in reversed(history):
+        if sum(len(message.text) for message in messages) * 5 + 256 * count <= budget:
+            return count
+        used = kept = 0
+        for message in messages:
             used += len(self.codec.encode(message))
             if used > budget:
                 break
             kept += 1
-        gap = welcome.gap or (resuming and kept < len(history))
-        return dataclasses.replace(welcome, history=history[len(history) - kept :], gap=gap)
+        return kept
 
     def send(self, event: ServerEvent) -> None:
+        """Write one event; a page of history or of search results is cut, as a welcome's
+        history is, to what this member's send buffer holds (the newest first; `more` then
+        says older ones exist)."""
+        if isinstance(event, HistoryPage) and event.messages:
+            page = event.messages
+            kept = self._fitting(reversed(page), len(page))
+            if kept < len(page):
+                event = dataclasses.replace(event, messages=page[len(page) - kept :], more=True)
+        elif isinstance(event, Results) and event.messages:
+            kept = self._fitting(event.messages, len(event.messages))
+            if kept < len(event.messages):
+                event = dataclasses.replace(event, messages=event.messages[:kept])
         self.write(self.codec.encode(event))
 
     def close(self, *, abort: bool = False) -> None:

@@ -330,3 +330,22 @@ def test_a_member_cannot_take_a_name_over_with_a_second_hello(chat: RunningServe
     expect_error(alice, "already_joined")
     sync(alice)
     sync(bob)
+
+
+def test_pages_and_results_are_cut_to_the_send_buffer_newest_first(start_server: Any) -> None:
+    """As a welcome's history is: a member asking for 500 long messages gets what its send
+    buffer holds, the newest, and `more` says older ones exist (its next page asks for them)."""
+    limit = 16 * 1024
+    server = start_server(outgoing_limit=limit, rate=1e6, burst=10**6, byte_rate=0)
+    alice, _ = join(server, "alice")
+    for n in range(40):
+        alice.send_json(say(f"long {n} " + "😀" * 1000, str(n)))
+    for _ in range(40):
+        alice.expect("ack")
+    alice.send_json({"type": "history", "limit": 500})
+    page = alice.expect("history")
+    seqs = [message["seq"] for message in page["messages"]]
+    assert 1 <= len(seqs) < 40 and seqs == list(range(41 - len(seqs), 41)) and page["more"]
+    alice.send_json({"type": "search", "text": "long", "limit": 200})
+    found = [message["seq"] for message in alice.expect("results")["messages"]]
+    assert 1 <= len(found) < 40 and found == list(range(40, 40 - len(found), -1))
