@@ -1,6 +1,6 @@
 """The `tcpchat` command: a Click group whose commands parse their options, then call one function.
 
-One module per command (`serve`, `join`, `bench`, `completion`), the shared option helpers in
+One module per command (`serve`, `join`, `bench`, `completion`, `history`), the shared option helpers in
 `options`.  Heavy imports happen inside the commands so `tcpchat --help` and `tcpchat serve` start
 fast and `serve` never loads prompt_toolkit.  Every failure a person can cause ends here as one
 sentence (a `click.ClickException`), never a traceback.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from tcpchat import __version__
-from tcpchat.cli import bench, completion, join, serve
+from tcpchat.cli import bench, completion, history, join, serve
 from tcpchat.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 
 
@@ -29,3 +29,4 @@ main.add_command(serve.serve)
 main.add_command(join.join)
 main.add_command(bench.bench)
 main.add_command(completion.completion)
+main.add_command(history.history)
