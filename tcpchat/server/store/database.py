@@ -9,11 +9,11 @@ lowered, so a `seq` is never given out twice, even after retention deleted the n
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from tcpchat.protocol import Message
 from tcpchat.server.store.words import FTS_TOKENIZER, fts_query, has_words, query_words
@@ -55,11 +55,6 @@ INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
 
 COLUMNS = "seq, sender, text, ts, me"
 
-# Message is built through this so that `me` is passed only when true: a message that is
-# not an action is built the same way whether or not the protocol's Message has the field.
-_new_message = cast(Callable[..., Message], Message)
-HAS_ACTIONS = "me" in Message.__dataclass_fields__
-
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -85,10 +80,8 @@ def to_micros(ts: datetime) -> int:
 
 def message_from_row(row: tuple[Any, ...]) -> Message:
     seq, sender, text, micros, me = row
-    extra = {"me": True} if me and HAS_ACTIONS else {}
-    return _new_message(
-        seq=seq, sender=sender, text=text, ts=EPOCH + timedelta(microseconds=micros), **extra
-    )
+    ts = EPOCH + timedelta(microseconds=micros)
+    return Message(seq=seq, sender=sender, text=text, ts=ts, me=bool(me))
 
 
 def connect(

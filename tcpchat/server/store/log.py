@@ -282,8 +282,7 @@ class SqliteLog:
     def append(self, sender: str, text: str, ts: datetime, *, me: bool = False) -> Message:
         """Number a message with the next `seq` and queue it for the next commit."""
         self.seq += 1
-        extra = {"me": True} if me and database.HAS_ACTIONS else {}
-        message = database._new_message(seq=self.seq, sender=sender, text=text, ts=ts, **extra)
+        message = Message(seq=self.seq, sender=sender, text=text, ts=ts, me=me)
         self._store._enqueue(Entry(self.room, message, me))
         return message
 
