@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import TIMEOUT
 from support.process import Process, clean_env
 
 from tcpchat.protocol import Message
@@ -365,6 +366,16 @@ def test_a_failed_write_is_one_sentence_stores_nothing_and_the_next_retries(
     assert [(m.seq, m.text) for m in again.history()[0]] == [(1, "kept"), (2, "after")]
 
 
+async def in_flight(store: Store) -> None:
+    """Until a batch is on the writer thread, within the tests' deadline."""
+
+    async def poll() -> None:
+        while store._in_flight is None:
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(poll(), TIMEOUT)
+
+
 def test_a_commit_waits_for_the_batch_in_flight_and_closing_writes_what_is_pending(
     path: Path,
 ) -> None:
@@ -374,8 +385,7 @@ def test_a_commit_waits_for_the_batch_in_flight_and_closing_writes_what_is_pendi
     async def go() -> None:
         log.append("alice", "one", T0)
         first = asyncio.create_task(log.commit())
-        while store._in_flight is None:  # until the batch is on the writer thread
-            await asyncio.sleep(0)
+        await in_flight(store)
         await store.commit()  # nothing new: it waits for the batch in flight
         assert log.durable_seq == 1
         log.append("alice", "two", T0)
@@ -417,8 +427,7 @@ def test_messages_numbered_behind_a_failed_batch_are_refused_too(
 
     async def go() -> list[str]:
         first = asyncio.create_task(send("first"))
-        while store._in_flight is None:  # until the first batch is on the writer thread
-            await asyncio.sleep(0)
+        await in_flight(store)  # the first batch
         return [*await asyncio.gather(first, send("second"))]
 
     assert asyncio.run(go()) == ["refused", "refused"]
