@@ -206,7 +206,8 @@ def open_store(config: ServerConfig) -> Store | None:
 async def retention(
     store: Store | None, config: ServerConfig, clock: Callable[[], datetime]
 ) -> AsyncIterator[None]:
-    """Apply the retention limits now and then hourly while the body runs, then close `store`."""
+    """Apply the retention limits now and then hourly while the body runs, index what the
+    search index lacks, then close `store`."""
     task = None if store is None else asyncio.ensure_future(_prune_hourly(store, config, clock))
     try:
         yield
@@ -222,6 +223,7 @@ async def retention(
 
 
 async def _prune_hourly(store: Store, config: ServerConfig, clock: Callable[[], datetime]) -> None:
+    store.index_backlog()
     while True:
         try:
             gone = await store.prune(

@@ -89,11 +89,13 @@ def server(kind: str, folder: Path) -> Iterator[tuple[int, int, str]]:
     """Start one server; yields (port, pid, protocol)."""
     port = free_port()
     if kind.startswith("tcpchat"):
-        loop = kind.partition("-")[2] or "asyncio"
+        _, _, variant = kind.partition("-")
+        loop, _, store = variant.partition("-")
+        history = ["--memory"] if store == "memory" else ["--db", str(folder / f"{port}.sqlite3")]
         command = [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1",
                    "--port", str(port), "--quiet", "--max-per-address", "0",
                    "--connect-rate", "0", "--rate", "0", "--history", "0",
-                   "--event-loop", loop]  # fmt: skip
+                   "--event-loop", loop or "asyncio", *history]  # fmt: skip
         protocol = "tcpchat"
     elif kind == "ngircd":
         conf = folder / "ngircd.conf"
@@ -130,7 +132,7 @@ def available(kind: str) -> bool:
         return bool(shutil.which("ngircd") or os.path.exists("/usr/sbin/ngircd"))
     if kind == "inspircd":
         return shutil.which("inspircd") is not None
-    if kind == "tcpchat-uvloop":
+    if kind.startswith("tcpchat-uvloop"):
         try:
             import uvloop  # noqa: F401
         except ImportError:
@@ -166,7 +168,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument(
         "--servers", default="tcpchat-asyncio,tcpchat-uvloop,ngircd,inspircd",
-        help="comma-separated: tcpchat-asyncio, tcpchat-uvloop, ngircd, inspircd",
+        help="comma-separated: tcpchat-asyncio, tcpchat-uvloop (history in a file), "
+        "tcpchat-asyncio-memory, tcpchat-uvloop-memory (history in memory), ngircd, inspircd",
     )  # fmt: skip
     args = parser.parse_args()
     kinds = [kind for kind in args.servers.split(",") if kind]

@@ -52,7 +52,7 @@ def test_export_copies_every_message_to_a_new_private_file(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"Copied 12 messages from {db} to {out}.\n"
     with sqlite3.connect(out) as copy:
-        texts = [row[0] for row in copy.execute("SELECT text FROM messages ORDER BY seq")]
+        texts = [row[0] for row in copy.execute("SELECT text FROM messages ORDER BY id")]
     assert texts == [f"secret number {n}" for n in range(12)]
     if sys.platform != "win32":
         assert out.stat().st_mode & 0o777 == 0o600

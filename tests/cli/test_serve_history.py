@@ -20,6 +20,7 @@ from support.wire import LineClient
 from tcpchat.cli import main
 from tcpchat.defaults import DEFAULT_PORT
 from tcpchat.server.store import Store, default_db_path
+from tcpchat.server.store.database import MAX_SEQ
 
 
 @pytest.fixture
@@ -130,7 +131,7 @@ def test_every_acked_message_survives_a_server_killed_mid_burst(tmp_path: Path) 
     assert [seq for seq, _ in acked] == list(range(1, len(acked) + 1))
 
     store = Store(db)
-    rows = store.reader.execute("SELECT seq, text FROM messages ORDER BY seq").fetchall()
+    rows = store.reader.execute(f"SELECT id & {MAX_SEQ}, text FROM messages ORDER BY id").fetchall()
     store.close()
     stored = dict(rows)
     assert all(stored.get(seq) == text for seq, text in acked), "an acked message is lost"

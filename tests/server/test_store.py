@@ -30,12 +30,28 @@ from tcpchat.server.store import (
     default_db_path,
     fts5_available,
 )
+from tcpchat.server.store.database import MAX_SEQ
+from tcpchat.server.store.upkeep import wipe_file
 
 T0 = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
+NO_FTS5 = pytest.mark.skipif(not fts5_available(), reason="no FTS5")
+# How a search finds messages: in the FTS5 index, by testing the newest ones that the index does
+# not have yet one by one, or without FTS5 at all.
 SEARCHES = [
-    pytest.param(True, id="fts5", marks=pytest.mark.skipif(not fts5_available(), reason="no FTS5")),
-    pytest.param(False, id="fallback"),
+    pytest.param("indexed", id="fts5-index", marks=NO_FTS5),
+    pytest.param("unindexed", id="fts5-not-yet-indexed", marks=NO_FTS5),
+    pytest.param("fallback", id="fallback"),
 ]
+
+
+def searching(path: Path, how: str, rooms: dict[str, list[str]]) -> Store:
+    """A store at `path` holding `rooms`' texts, searched the way `how` says."""
+    store = Store(path, fts=how != "fallback")
+    for room, texts in rooms.items():
+        fill(store, texts, room=room)
+    if how == "indexed":
+        asyncio.run(store.index_all())
+    return store
 
 
 @pytest.fixture
@@ -115,7 +131,11 @@ def test_an_action_is_stored_as_one(path: Path) -> None:
 
     asyncio.run(go())
     store.close()
-    rows = sqlite3.connect(path).execute("SELECT seq, me FROM messages ORDER BY seq").fetchall()
+    rows = (
+        sqlite3.connect(path)
+        .execute(f"SELECT id & {MAX_SEQ}, me FROM messages ORDER BY id")
+        .fetchall()
+    )
     assert rows == [(1, 1), (2, 0)]
     if "me" in Message.__dataclass_fields__:
         kept = Store(path).room("lobby").history()[0]
@@ -171,21 +191,23 @@ def test_history_pages_backwards_until_there_is_no_more(path: Path) -> None:
 # --- search ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fts", SEARCHES)
-def test_search_finds_every_word_whole_any_case_newest_first(path: Path, fts: bool) -> None:
-    store = Store(path, fts=fts)
-    fill(
-        store,
-        [
-            "Deploy the RELEASE today",  # 1
-            "release notes, then deploy",  # 2
-            "released: deployment done",  # 3: neither word whole
-            "Café au lait",  # 4
-            "cafe latte",  # 5
-            "deploy release deploy!",  # 6
-            "οδοσ",  # 7: a sigma at the end of a word, written as a middle one
-            "ΟΔΟΣ.Α",  # 8
-        ],
+@pytest.mark.parametrize("how", SEARCHES)
+def test_search_finds_every_word_whole_any_case_newest_first(path: Path, how: str) -> None:
+    store = searching(
+        path,
+        how,
+        {
+            "lobby": [
+                "Deploy the RELEASE today",  # 1
+                "release notes, then deploy",  # 2
+                "released: deployment done",  # 3: neither word whole
+                "Café au lait",  # 4
+                "cafe latte",  # 5
+                "deploy release deploy!",  # 6
+                "οδοσ",  # 7: a sigma at the end of a word, written as a middle one
+                "ΟΔΟΣ.Α",  # 8
+            ]
+        },
     )
     log = store.room("lobby")
     assert seqs(found(log, "release DEPLOY")) == [6, 2, 1]
@@ -198,11 +220,9 @@ def test_search_finds_every_word_whole_any_case_newest_first(path: Path, fts: bo
     store.close()
 
 
-@pytest.mark.parametrize("fts", SEARCHES)
-def test_search_is_per_room(path: Path, fts: bool) -> None:
-    store = Store(path, fts=fts)
-    fill(store, ["hello there"], room="lobby")
-    fill(store, ["hello again"], room="#other")
+@pytest.mark.parametrize("how", SEARCHES)
+def test_search_is_per_room(path: Path, how: str) -> None:
+    store = searching(path, how, {"lobby": ["hello there"], "#other": ["hello again"]})
     assert [m.text for m in found(store.room("#other"), "hello")] == ["hello again"]
     store.close()
 
@@ -232,17 +252,25 @@ WORDS = st.sampled_from(
 TEXTS = st.lists(WORDS, min_size=1, max_size=12).map("".join).filter(str.strip)
 
 
-@pytest.mark.skipif(not fts5_available(), reason="no FTS5")
-@given(texts=st.lists(TEXTS, min_size=1, max_size=8), query=TEXTS)
-def test_fts5_and_the_fallback_find_the_same(texts: list[str], query: str) -> None:
+@NO_FTS5
+@given(
+    texts=st.lists(TEXTS, min_size=1, max_size=8),
+    newer=st.lists(TEXTS, max_size=4),
+    query=TEXTS,
+    limit=st.integers(1, 12),
+)
+def test_fts5_and_the_fallback_find_the_same(
+    texts: list[str], newer: list[str], query: str, limit: int
+) -> None:
+    """FTS5 with all, some or none of the messages indexed finds what the fallback finds."""
     results = []
     with tempfile.TemporaryDirectory() as folder:
-        for fts in (True, False):
-            store = Store(Path(folder) / f"{fts}.sqlite3", fts=fts)
-            fill(store, texts)
-            results.append(seqs(found(store.room("lobby"), query, limit=200)))
+        for how in ("indexed", "unindexed", "fallback"):
+            store = searching(Path(folder) / f"{how}.sqlite3", how, {"lobby": texts})
+            fill(store, newer)  # not indexed yet but for "fallback", which has no index
+            results.append(seqs(found(store.room("lobby"), query, limit=limit)))
             store.close()
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
 
 
 # --- retention ---------------------------------------------------------------------------------
@@ -283,6 +311,138 @@ def test_new_messages_are_written_while_retention_runs(path: Path) -> None:
     assert asyncio.run(go()), "the commit waited for the whole clean-up"
     assert [m.text for m in log.history()[0]] == ["still here"]
     store.close()
+
+
+def integrity_check(store: Store) -> None:
+    """FTS5's own check of its index (it raises if the index is broken)."""
+    store.reader.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+
+
+def in_index(store: Store, word: str) -> int:
+    """How many messages the search index lists for `word` (a deleted message that was not
+    taken out of the index would still be counted)."""
+    store.reader.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocabulary USING fts5vocab(main, messages_fts, row)"
+    )
+    found = store.reader.execute("SELECT doc FROM vocabulary WHERE term = ?", (word,)).fetchone()
+    return 0 if found is None else int(found[0])
+
+
+@NO_FTS5
+def test_retention_and_a_wipe_keep_the_search_index_true(path: Path) -> None:
+    store = Store(path)
+    fill(store, [f"old {n}" for n in range(1200)])
+    asyncio.run(store.index_all())
+    fill(store, [f"new {n}" for n in range(300)])  # 1201..1500, not indexed yet
+    log = store.room("lobby")
+    # Indexed and unindexed messages go in the same chunks.
+    assert asyncio.run(store.prune(T0, keep_messages=100, chunk=70)) == 1400
+    integrity_check(store)
+    assert (in_index(store, "old"), in_index(store, "new")) == (0, 0)
+    assert seqs(found(log, "new", limit=200)) == list(range(1500, 1400, -1))
+    assert found(log, "old") == []
+    asyncio.run(store.index_all())
+    integrity_check(store)
+    assert (in_index(store, "old"), in_index(store, "new")) == (0, 100)
+    assert seqs(found(log, "new", limit=200)) == list(range(1500, 1400, -1))
+    store.close()
+
+    assert wipe_file(path) == 100
+    store = Store(path)
+    integrity_check(store)
+    assert in_index(store, "new") == 0
+    assert found(store.room("lobby"), "new") == []
+    assert store.room("lobby").append("bob", "after the wipe", T0).seq == 1501
+    store.close()
+
+
+@NO_FTS5
+def test_a_start_indexes_what_the_index_lacks(path: Path) -> None:
+    store = Store(path, fts=False)  # as a Python without FTS5 would have left it
+    fill(store, [f"word {n}" for n in range(2500)])
+    store.close()
+    store = Store(path)
+
+    async def go() -> None:
+        store.index_backlog()
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while indexed(store) < 2500:
+            assert asyncio.get_running_loop().time() < deadline, "the backlog was not indexed"
+            await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    integrity_check(store)
+    assert len(found(store.room("lobby"), "word", limit=200)) == 200
+    store.close()
+
+
+def indexed(store: Store) -> int:
+    return int(store.reader.execute("SELECT MAX(indexed_seq) FROM rooms").fetchone()[0])
+
+
+FIRST_LAYOUT = """
+CREATE TABLE rooms (name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY, room TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
+    text TEXT NOT NULL, ts INTEGER NOT NULL, me INTEGER NOT NULL DEFAULT 0, UNIQUE (room, seq)
+);
+CREATE INDEX messages_by_time ON messages (room, ts);
+INSERT INTO rooms VALUES ('lobby', 7), ('#other', 2);
+INSERT INTO messages (room, seq, sender, text, ts, me) VALUES
+    ('lobby', 4, 'alice', 'kept from before', 1780000000000000, 0),
+    ('lobby', 5, 'bob', 'waves', 1780000001000000, 1),
+    ('#other', 2, 'carol', 'elsewhere', 1780000002000000, 0);
+"""
+
+
+@pytest.mark.parametrize("how", SEARCHES)
+def test_a_file_of_the_first_layout_is_brought_to_this_one(path: Path, how: str) -> None:
+    connection = sqlite3.connect(path)
+    connection.executescript(FIRST_LAYOUT)
+    connection.close()
+    store = searching(path, how, {})
+    lobby, other = store.room("lobby"), store.room("#other")
+    assert [(m.seq, m.sender, m.text, m.me) for m in lobby.since(0)[0]] == [
+        (4, "alice", "kept from before", False),
+        (5, "bob", "waves", True),
+    ]
+    assert seqs(found(lobby, "kept")) == [4] and seqs(found(other, "elsewhere")) == [2]
+    assert lobby.append("alice", "next", T0).seq == 8  # after the mark, not the newest row
+    assert other.append("carol", "next", T0).seq == 3
+    store.close()
+
+
+def test_a_busy_writer_waits_its_pace_between_commits(path: Path) -> None:
+    store = Store(path, pace=3600)
+    log = store.room("lobby")
+
+    async def go() -> None:
+        log.append("alice", "first after a quiet while", T0)
+        await asyncio.wait_for(store.commit(), TIMEOUT)  # at once: the writer was idle
+        log.append("alice", "right behind it", T0)
+        waiting = asyncio.ensure_future(store.commit())
+        done, _ = await asyncio.wait({waiting}, timeout=0.2)
+        assert not done, "the second commit did not wait for its pace"
+        assert log.durable_seq == 1
+        await asyncio.wait_for(store.aclose(), TIMEOUT)  # closing writes what waits, now
+        await waiting
+
+    asyncio.run(go())
+    assert [m.text for m in Store(path).room("lobby").since(0)[0]] == [
+        "first after a quiet while",
+        "right behind it",
+    ]
+
+
+def test_a_history_file_that_cannot_be_read_is_unavailable(path: Path) -> None:
+    store = Store(path)
+    fill(store, ["hello"])
+    log = store.room("lobby")
+    store.reader.close()  # what a file gone bad under the server looks like to a read
+    for read in (log.history, lambda: log.since(0)):
+        with pytest.raises(StoreUnavailable, match=r"^The message store .* cannot be read: "):
+            read()
+    store._reader = sqlite3.connect(path)  # so that close() finds an open connection
 
 
 # --- group commit and failures -----------------------------------------------------------------
@@ -522,7 +682,9 @@ def test_every_acknowledged_message_survives_sigkill_mid_burst(path: Path, tmp_p
     store = Store(path)
     log = store.room("lobby")
     kept = seqs(log.since(0, limit=MAX_RESUME)[0])
-    stored = [row[0] for row in store.reader.execute("SELECT seq FROM messages ORDER BY id")]
+    stored = [
+        row[0] for row in store.reader.execute(f"SELECT id & {MAX_SEQ} FROM messages ORDER BY id")
+    ]
     assert stored[: len(acked)] == acked, "an acknowledged message is missing or out of order"
     assert kept[-1] == stored[-1] and log.seq >= acked[-1]
     fill(store, ["after the crash"])

@@ -1,15 +1,29 @@
 """The history file itself: schema, and the plain (blocking) reads and writes on one connection.
 
 Nothing here knows about asyncio: `Store` runs the writes on its writer thread and the reads
-where it is asked.  Rows are keyed by room, so that more rooms need no migration; each room's
-high-water mark (`rooms.last_seq`) is written in the same transaction as its messages and never
-lowered, so a `seq` is never given out twice, even after retention deleted the newest rows.
+where it is asked.
+
+A message's row id is its room's number and its `seq` in one integer (`room << SEQ_BITS | seq`),
+so the messages table is a single b-tree ordered by room, then `seq`: a page of history, a
+resume and "the newest first" are range scans of the table itself, and writing a message
+touches one b-tree and nothing else.  Rooms are keyed by number, so more rooms need no
+migration.  Each room's high-water mark (`rooms.last_seq`) is raised before any of its messages
+is deleted, so a `seq` is never given out twice, even after retention or a wipe deleted the
+newest rows.
+
+The search index (FTS5) is not written with each message: indexing a few messages per
+transaction costs several times more than indexing a thousand at once (each transaction
+flushes its own index segment, which must be merged later).  `index_some` adds what is missing
+in large chunks and `rooms.indexed_seq` says how far it got; a search reads the index for the
+messages below that mark and checks the few above it one by one, so its answer never misses a
+stored message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,49 +34,46 @@ from tcpchat.server.store.words import FTS_TOKENIZER, fts_query, has_words, quer
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rooms (
-    name TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    room TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    sender TEXT NOT NULL,
-    text TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    me INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (room, seq)
-);
-CREATE INDEX IF NOT EXISTS messages_by_time ON messages (room, ts);
-"""
+# A room's messages have the row ids (room << SEQ_BITS) + 1 .. + MAX_SEQ: four trillion
+# messages a room (fourteen years at ten thousand a second), two million rooms.
+SEQ_BITS = 42
+MAX_SEQ = (1 << SEQ_BITS) - 1
+SCHEMA_VERSION = 2
 
-# An external-content index over messages.text, kept in step by triggers; its rowid is
-# messages.id, which grows with `seq` inside a room, so "newest first" is rowid order.
-FTS_SCHEMA = f"""
-CREATE VIRTUAL TABLE messages_fts USING fts5(
+# Statements, not a script: `executescript` would commit the caller's transaction first.
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS rooms (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        indexed_seq INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        id INTEGER PRIMARY KEY,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        me INTEGER NOT NULL DEFAULT 0
+    )""",
+)
+
+# An external-content index over messages.text: its rowid is messages.id, so "newest first"
+# within a room is rowid order, and a room is a rowid range.
+FTS_SCHEMA = f"""CREATE VIRTUAL TABLE messages_fts USING fts5(
     text, content='messages', content_rowid='id', tokenize='{FTS_TOKENIZER}'
-);
-CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
-"""
+)"""
 
-COLUMNS = "seq, sender, text, ts, me"
+COLUMNS = "id, sender, text, ts, me"
+# Messages indexed per transaction: large enough that the index grows by few big segments.
+INDEX_CHUNK = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One message on its way into the file: its room and the message as numbered."""
+    """One message on its way into the file: its room's number and the message as numbered."""
 
-    room: str
+    room: int
     message: Message
-    me: bool = False
 
 
 def fts5_available() -> bool:
@@ -78,10 +89,15 @@ def to_micros(ts: datetime) -> int:
     return (ts - EPOCH) // timedelta(microseconds=1)
 
 
+def first_id(room: int) -> int:
+    """The row id of `seq` 0 in `room`: its messages are the ids above, up to `+ MAX_SEQ`."""
+    return room << SEQ_BITS
+
+
 def message_from_row(row: tuple[Any, ...]) -> Message:
-    seq, sender, text, micros, me = row
+    row_id, sender, text, micros, me = row
     ts = EPOCH + timedelta(microseconds=micros)
-    return Message(seq=seq, sender=sender, text=text, ts=ts, me=bool(me))
+    return Message(seq=row_id & MAX_SEQ, sender=sender, text=text, ts=ts, me=bool(me))
 
 
 def connect(
@@ -103,10 +119,57 @@ def connect(
 
 
 def create_schema(connection: sqlite3.Connection, *, fts: bool) -> None:
-    """Create what is missing; an index made now is built from the rows already there."""
-    connection.executescript(SCHEMA)
-    if fts and not has_fts_table(connection):
-        connection.executescript(FTS_SCHEMA)
+    """Create what is missing, and bring a file of the first layout (a `room` column on each
+    message) to this one.  A search index made now starts empty and `index_some` fills it."""
+    with transaction(connection):
+        if _is_first_layout(connection):
+            _migrate_first_layout(connection)
+        for statement in SCHEMA:
+            connection.execute(statement)
+        if fts and not has_fts_table(connection):
+            connection.execute(FTS_SCHEMA)
+            connection.execute("UPDATE rooms SET indexed_seq = 0")
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction around the body: committed at its end, rolled back if it raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+        connection.execute("COMMIT")
+    except BaseException:
+        rollback(connection)
+        raise
+
+
+def _is_first_layout(connection: sqlite3.Connection) -> bool:
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(messages)")}
+    return "room" in columns
+
+
+def _migrate_first_layout(connection: sqlite3.Connection) -> None:
+    """Copy rooms and messages into the keyed layout (inside the caller's transaction)."""
+    connection.execute("DROP TABLE IF EXISTS messages_fts")
+    for trigger in ("messages_fts_insert", "messages_fts_delete"):
+        connection.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    connection.execute("DROP INDEX IF EXISTS messages_by_time")
+    connection.execute("ALTER TABLE rooms RENAME TO rooms_first")
+    connection.execute("ALTER TABLE messages RENAME TO messages_first")
+    for statement in SCHEMA:
+        connection.execute(statement)
+    connection.execute(
+        "INSERT INTO rooms (name, last_seq) SELECT name, MAX(last_seq) FROM ("
+        "SELECT name, last_seq FROM rooms_first UNION ALL "
+        "SELECT room, MAX(seq) FROM messages_first GROUP BY room) GROUP BY name ORDER BY name"
+    )
+    connection.execute(
+        f"INSERT INTO messages ({COLUMNS}) SELECT (r.id << {SEQ_BITS}) | m.seq, m.sender, "
+        "m.text, m.ts, m.me FROM messages_first AS m JOIN rooms AS r ON r.name = m.room"
+    )
+    connection.execute("DROP TABLE messages_first")
+    connection.execute("DROP TABLE rooms_first")
 
 
 def has_fts_table(connection: sqlite3.Connection) -> bool:
@@ -116,50 +179,60 @@ def has_fts_table(connection: sqlite3.Connection) -> bool:
     return found is not None
 
 
-def high_water(connection: sqlite3.Connection) -> dict[str, int]:
-    """Each room's highest `seq` ever given out: its mark, or a stored row if that is higher.
+@dataclass(frozen=True, slots=True)
+class RoomRow:
+    """A room as the file knows it: its number, its high-water mark, how far it is indexed."""
 
-    Every room with messages has a mark (they are written in one transaction), so this is one
-    index look-up a room, never a scan of the messages."""
-    marks: dict[str, int] = {}
-    for room, mark in connection.execute("SELECT name, last_seq FROM rooms").fetchall():
-        (stored,) = connection.execute(
-            "SELECT MAX(seq) FROM messages WHERE room = ?", (room,)
-        ).fetchone()
-        marks[room] = max(mark, stored or 0)
-    return marks
+    number: int
+    mark: int
+    indexed: int
+
+
+def rooms(connection: sqlite3.Connection) -> dict[str, RoomRow]:
+    """Every room with its highest `seq` ever given out: its mark, or a stored message's if
+    that is higher (marks are raised only before deletes).  One look-up a room, no scan."""
+    found: dict[str, RoomRow] = {}
+    for number, name, mark, indexed in connection.execute(
+        "SELECT id, name, last_seq, indexed_seq FROM rooms"
+    ).fetchall():
+        found[name] = RoomRow(number, max(mark, _newest_seq(connection, number)), indexed)
+    return found
+
+
+def _newest_seq(connection: sqlite3.Connection, room: int) -> int:
+    base = first_id(room)
+    (newest,) = connection.execute(
+        "SELECT MAX(id) FROM messages WHERE id > ? AND id <= ?", (base, base + MAX_SEQ)
+    ).fetchone()
+    return 0 if newest is None else newest - base
+
+
+def add_room(connection: sqlite3.Connection, name: str) -> int:
+    """The number of the room `name`, made now if it is new (its own small transaction)."""
+    with transaction(connection):
+        connection.execute("INSERT OR IGNORE INTO rooms (name) VALUES (?)", (name,))
+        (number,) = connection.execute("SELECT id FROM rooms WHERE name = ?", (name,)).fetchone()
+    return int(number)
 
 
 def write(connection: sqlite3.Connection, entries: Sequence[Entry]) -> None:
-    """Insert `entries` and raise their rooms' marks in one transaction: all of it or none."""
-    marks: dict[str, int] = {}
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        connection.executemany(
-            "INSERT INTO messages (room, seq, sender, text, ts, me) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    entry.room,
-                    entry.message.seq,
-                    entry.message.sender,
-                    entry.message.text,
-                    to_micros(entry.message.ts),
-                    int(entry.me),
-                )
-                for entry in entries
-            ],
+    """Insert `entries` in one transaction: all of them or none."""
+    rows = []
+    for entry in entries:
+        message = entry.message
+        if not 0 < message.seq <= MAX_SEQ:
+            raise sqlite3.IntegrityError(f"seq {message.seq} is beyond what a room can hold")
+        rows.append(
+            (
+                first_id(entry.room) | message.seq,
+                message.sender,
+                message.text,
+                to_micros(message.ts),
+                int(message.me),
+            )
         )
-        for entry in entries:
-            marks[entry.room] = entry.message.seq
-        connection.executemany(
-            "INSERT INTO rooms (name, last_seq) VALUES (?, ?) ON CONFLICT (name) "
-            "DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
-            marks.items(),
-        )
-        connection.execute("COMMIT")
-    except BaseException:
-        rollback(connection)
-        raise
+    with transaction(connection):
+        connection.executemany(f"INSERT INTO messages ({COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
 
 
 def rollback(connection: sqlite3.Connection) -> None:
@@ -171,9 +244,55 @@ def rollback(connection: sqlite3.Connection) -> None:
             pass
 
 
+def index_some(connection: sqlite3.Connection, room: int, chunk: int = INDEX_CHUNK) -> int:
+    """Add up to `chunk` of `room`'s oldest messages not yet in the search index; return how
+    many were added (fewer than `chunk`: the room is indexed up to its newest message)."""
+    base = first_id(room)
+    with transaction(connection):
+        (indexed,) = connection.execute(
+            "SELECT indexed_seq FROM rooms WHERE id = ?", (room,)
+        ).fetchone()
+        last, count = connection.execute(
+            "SELECT MAX(id), COUNT(*) FROM (SELECT id FROM messages WHERE id > ? AND id <= ? "
+            "ORDER BY id LIMIT ?)",
+            (base + indexed, base + MAX_SEQ, chunk),
+        ).fetchone()
+        if count:
+            connection.execute(
+                "INSERT INTO messages_fts (rowid, text) "
+                "SELECT id, text FROM messages WHERE id > ? AND id <= ?",
+                (base + indexed, last),
+            )
+            connection.execute("UPDATE rooms SET indexed_seq = ? WHERE id = ?", (last - base, room))
+    return int(count)
+
+
+def _raise_mark(connection: sqlite3.Connection, room: int) -> None:
+    """Keep the room's newest `seq` in its mark before messages go (inside a transaction)."""
+    connection.execute(
+        "UPDATE rooms SET last_seq = MAX(last_seq, ?) WHERE id = ?",
+        (_newest_seq(connection, room), room),
+    )
+
+
+def _unindex(connection: sqlite3.Connection, room: int, low: int, high: int) -> None:
+    """Take the messages with row ids `low`..`high` out of the search index, as far as they
+    are in it (an external-content index is told each deleted row's text)."""
+    if not has_fts_table(connection):
+        return
+    (indexed,) = connection.execute(
+        "SELECT indexed_seq FROM rooms WHERE id = ?", (room,)
+    ).fetchone()
+    connection.execute(
+        "INSERT INTO messages_fts (messages_fts, rowid, text) "
+        "SELECT 'delete', id, text FROM messages WHERE id >= ? AND id <= ?",
+        (low, min(high, first_id(room) + indexed)),
+    )
+
+
 def prune_chunk(
     connection: sqlite3.Connection,
-    room: str,
+    room: int,
     *,
     before_ts: datetime | None,
     keep: int | None,
@@ -181,85 +300,115 @@ def prune_chunk(
 ) -> int:
     """Delete at most `chunk` of `room`'s oldest messages that are older than `before_ts` or
     beyond the newest `keep`; return how many went.  Small chunks keep each transaction (and
-    the writer thread's pause for new messages) short."""
-    conditions: list[str] = []
-    arguments: list[Any] = [room]
-    if before_ts is not None:
-        conditions.append("ts < ?")
-        arguments.append(to_micros(before_ts))
-    if keep is not None:
-        # Messages are only ever deleted oldest first, so the newest `keep` are the `seq`s
-        # just below the mark: no count over the room is needed.
-        mark = connection.execute("SELECT last_seq FROM rooms WHERE name = ?", (room,)).fetchone()
-        if mark is not None:
-            conditions.append("seq <= ?")
-            arguments.append(mark[0] - keep)
-    if not conditions:
+    the writer thread's pause for new messages) short.
+
+    Messages go oldest first, and the age test stops at the first message young enough: one
+    stamped earlier than an older message (the clock was set back) waits for the next run."""
+    if before_ts is None and keep is None:
         return 0
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        deleted = connection.execute(
-            "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE room = ? AND "
-            f"({' OR '.join(conditions)}) ORDER BY seq LIMIT ?)",
-            (*arguments, chunk),
-        ).rowcount
-        connection.execute("COMMIT")
-    except BaseException:
-        rollback(connection)
-        raise
-    return deleted
+    base = first_id(room)
+    with transaction(connection):
+        _raise_mark(connection, room)
+        (mark,) = connection.execute("SELECT last_seq FROM rooms WHERE id = ?", (room,)).fetchone()
+        oldest = connection.execute(
+            "SELECT id, ts FROM messages WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (base, base + MAX_SEQ, chunk),
+        ).fetchall()
+        cut = to_micros(before_ts) if before_ts is not None else None
+        doomed = 0
+        for row_id, micros in oldest:
+            too_old = cut is not None and micros < cut
+            beyond = keep is not None and row_id - base <= mark - keep
+            if not (too_old or beyond):
+                break
+            doomed += 1
+        if doomed:
+            low, high = oldest[0][0], oldest[doomed - 1][0]
+            _unindex(connection, room, low, high)
+            connection.execute("DELETE FROM messages WHERE id >= ? AND id <= ?", (low, high))
+    return doomed
 
 
-def newest(connection: sqlite3.Connection, room: str, count: int) -> list[Message]:
+def wipe(connection: sqlite3.Connection) -> int:
+    """Delete every message (keeping each room's mark) in one transaction; return how many."""
+    with transaction(connection):
+        for (room,) in connection.execute("SELECT id FROM rooms").fetchall():
+            _raise_mark(connection, room)
+        if has_fts_table(connection):
+            connection.execute("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')")
+        connection.execute("UPDATE rooms SET indexed_seq = last_seq")
+        return int(connection.execute("DELETE FROM messages").rowcount)
+
+
+def _range(room: int) -> tuple[int, int]:
+    base = first_id(room)
+    return base, base + MAX_SEQ
+
+
+def newest(connection: sqlite3.Connection, room: int, count: int) -> list[Message]:
     """The newest `count` messages of `room`, oldest first."""
-    rows = connection.execute(
-        f"SELECT {COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?", (room, count)
-    ).fetchall()
-    return [message_from_row(row) for row in reversed(rows)]
+    return before(connection, room, MAX_SEQ + 1, count)
 
 
-def before(connection: sqlite3.Connection, room: str, seq: int, count: int) -> list[Message]:
+def before(connection: sqlite3.Connection, room: int, seq: int, count: int) -> list[Message]:
     """Up to `count` messages of `room` with a `seq` below `seq`: the newest of them, oldest first."""
+    base, _ = _range(room)
     rows = connection.execute(
-        f"SELECT {COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-        (room, seq, count),
+        f"SELECT {COLUMNS} FROM messages WHERE id > ? AND id < ? ORDER BY id DESC LIMIT ?",
+        (base, base + min(max(seq, 0), MAX_SEQ + 1), count),
     ).fetchall()
     return [message_from_row(row) for row in reversed(rows)]
 
 
-def after(connection: sqlite3.Connection, room: str, seq: int, count: int) -> list[Message]:
+def after(connection: sqlite3.Connection, room: int, seq: int, count: int) -> list[Message]:
     """Up to `count` messages of `room` with a `seq` above `seq`: the newest of them, oldest first."""
+    base, top = _range(room)
     rows = connection.execute(
-        f"SELECT {COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq DESC LIMIT ?",
-        (room, seq, count),
+        f"SELECT {COLUMNS} FROM messages WHERE id > ? AND id <= ? ORDER BY id DESC LIMIT ?",
+        (base + min(max(seq, 0), MAX_SEQ), top, count),
     ).fetchall()
     return [message_from_row(row) for row in reversed(rows)]
 
 
 def search(
-    connection: sqlite3.Connection, room: str, text: str, count: int, *, fts: bool
+    connection: sqlite3.Connection, room: int, text: str, count: int, *, fts: bool
 ) -> list[Message]:
-    """Up to `count` messages of `room` holding every word of `text`, newest first."""
+    """Up to `count` messages of `room` holding every word of `text`, newest first.
+
+    With FTS5, the messages the index does not have yet (the newest few) are tested one by one
+    and the index answers for the rest, both in one read transaction, so that none is missed
+    or found twice."""
     wanted = query_words(text)
-    if not wanted:
+    if not wanted or count <= 0:
         return []
-    rows: Iterable[tuple[Any, ...]]
-    if fts:
+    base, top = _range(room)
+    joined = " ".join(wanted)
+    connection.execute("BEGIN")
+    try:
+        indexed = 0
+        if fts:
+            found = connection.execute(
+                "SELECT indexed_seq FROM rooms WHERE id = ?", (room,)
+            ).fetchone()
+            indexed = 0 if found is None else found[0]
         rows = connection.execute(
-            f"SELECT {', '.join('m.' + c for c in COLUMNS.split(', '))} FROM messages_fts "
-            "JOIN messages AS m ON m.id = messages_fts.rowid "
-            "WHERE messages_fts MATCH ? AND m.room = ? ORDER BY messages_fts.rowid DESC LIMIT ?",
-            (fts_query(wanted), room, count),
-        )
-    else:
-        rows = connection.execute(
-            f"SELECT {COLUMNS} FROM messages WHERE room = ? AND tcpchat_has_words(text, ?) "
-            "ORDER BY seq DESC LIMIT ?",
-            (room, " ".join(wanted), count),
-        )
+            f"SELECT {COLUMNS} FROM messages WHERE id > ? AND id <= ? "
+            "AND tcpchat_has_words(text, ?) ORDER BY id DESC LIMIT ?",
+            (base + indexed, top, joined, count),
+        ).fetchall()
+        if fts and len(rows) < count and indexed:
+            rows += connection.execute(
+                f"SELECT {', '.join('m.' + c for c in COLUMNS.split(', '))} FROM messages_fts "
+                "JOIN messages AS m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ? "
+                "AND messages_fts.rowid > ? AND messages_fts.rowid <= ? "
+                "ORDER BY messages_fts.rowid DESC LIMIT ?",
+                (fts_query(wanted), base, base + indexed, count - len(rows)),
+            ).fetchall()
+    finally:
+        connection.execute("COMMIT")
     return [message_from_row(row) for row in rows]
 
 
 def add_fallback_search(connection: sqlite3.Connection) -> None:
-    """Register the word test that `search` uses without FTS5."""
+    """Register the word test that `search` uses for messages outside the index."""
     connection.create_function("tcpchat_has_words", 2, has_words, deterministic=True)

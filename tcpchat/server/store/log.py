@@ -13,11 +13,20 @@ Nothing may be sent (no `ack`, no `message`) before `commit()` returns.  When it
 was never sent to anyone) and live members still see `seq` without gaps.  The next commit
 simply tries again, so the store recovers once the disk has room.
 
+Under a steady stream the writer waits until `PACE` has passed since its last commit began
+before it starts the next one, the way databases delay a group commit: a commit's fsync costs
+the same for one message as for fifty, so this bounds the fsyncs to a few hundred a second
+(and the CPU they cost) at the price of at most `PACE` of latency while it is busy.  A message
+that comes when the writer has been idle for `PACE` is written at once.
+
+The search index is brought up to date by the same thread in chunks (`database.index_some`)
+once `INDEX_CHUNK` messages wait for it, or `INDEX_DELAY` after the first of them came.
+
 Reads of pages (`history`, `since`) run on the caller's thread on a second connection: they
-are index look-ups that take a millisecond or two even with a million messages (see
+are range scans that take a millisecond or two even with a million messages (see
 tests/benchmarks/bench_store.py), and in WAL mode they never wait for the writer.  `search` is
 awaited and runs on a reading thread of its own: with FTS5 it takes well under a millisecond,
-but the fallback reads every message until it has enough (about a second a million).
+but without it every message is read until there are enough (about a second a million).
 """
 
 from __future__ import annotations
@@ -26,15 +35,19 @@ import asyncio
 import collections
 import concurrent.futures
 import functools
+import logging
 import os
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from tcpchat.protocol import Message
 from tcpchat.server.messages import LogUnavailable
 from tcpchat.server.store import database
-from tcpchat.server.store.database import Entry
+from tcpchat.server.store.database import INDEX_CHUNK, Entry, RoomRow
+
+log = logging.getLogger("tcpchat.server")
 
 # PROTOCOL.md's bounds: a resume gives at most this many messages, a `history` page and a
 # search answer at most these.
@@ -44,6 +57,10 @@ MAX_RESULTS = 200
 # Rows deleted per retention transaction: small enough that a waiting batch of new messages
 # is written a few milliseconds later, not after the whole clean-up.
 PRUNE_CHUNK = 500
+# The least time between the starts of two commits while messages keep coming (see above).
+PACE = 0.004
+# How long committed messages may wait for the search index when fewer than INDEX_CHUNK wait.
+INDEX_DELAY = 1.0
 
 
 class StoreUnavailable(LogUnavailable):
@@ -62,7 +79,7 @@ def _unavailable(
     path: Path, error: BaseException, connection: sqlite3.Connection
 ) -> StoreUnavailable:
     try:
-        marks = database.high_water(connection)
+        marks = {name: row.mark for name, row in database.rooms(connection).items()}
     except sqlite3.Error:
         marks = {}
     return StoreUnavailable(f"The message store {path} cannot be written: {error}.", marks)
@@ -77,11 +94,13 @@ class Store:
         *,
         fts: bool | None = None,
         factory: type[sqlite3.Connection] = sqlite3.Connection,
+        pace: float = PACE,
     ) -> None:
         """Open (or create) the file at `path`.
 
         `fts` chooses the search: FTS5 where this SQLite has it (None), or the word-by-word
         fallback (False).  `factory` makes the writing connection (tests make one that fails).
+        `pace` is the least time between two commits' starts under load (0: no wait).
         Raises `StoreUnavailable` if the file cannot be opened or is not a database.
         """
         self.path = Path(path)
@@ -92,13 +111,21 @@ class Store:
             self._writer = database.connect(path, factory=factory)
             database.create_schema(self._writer, fts=self.fts)
             self._reader = database.connect(path)
-            marks = database.high_water(self._reader)
+            rooms = database.rooms(self._reader)
         except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(
                 f"The message store {self.path} cannot be opened: {error}."
             ) from error
-        self._marks = marks
+        self._rooms: dict[str, RoomRow] = rooms
         self._logs: dict[str, SqliteLog] = {}
+        self._by_number: dict[int, SqliteLog] = {}
+        self.pace = pace
+        self._last_start = float("-inf")  # the loop's time when the last commit began
+        self._flush_timer: asyncio.TimerHandle | None = None
+        # Committed messages not yet in the search index (a hint for when to index).
+        self._unindexed = sum(row.mark - row.indexed for row in rooms.values()) if self.fts else 0
+        self._index_timer: asyncio.TimerHandle | None = None
+        self._indexing = False
         self._executor = concurrent.futures.ThreadPoolExecutor(1, "tcpchat-store")
         self._searcher = concurrent.futures.ThreadPoolExecutor(1, "tcpchat-search")
         self._pending: list[Entry] = []
@@ -112,13 +139,25 @@ class Store:
     def room(self, name: str, *, recent: int | None = None) -> SqliteLog:
         """The log of the room `name` (made on first use), keeping its newest `recent` messages
         in memory for each joiner's `welcome` (None: as many as before, none at first)."""
-        log = self._logs.get(name)
-        if log is None:
-            log = SqliteLog(self, name, self._marks.get(name, 0))
-            self._logs[name] = log
+        room_log = self._logs.get(name)
+        if room_log is None:
+            row = self._rooms.get(name)
+            if row is None:
+                # A new room gets its number in the file at once (a millisecond, once a room),
+                # on the writer thread, which owns the writing connection.
+                number = self._executor.submit(self._add_room, name).result()
+                row = self._rooms[name] = RoomRow(number, 0, 0)
+            room_log = SqliteLog(self, name, row.number, row.mark)
+            self._logs[name] = self._by_number[row.number] = room_log
         if recent is not None:
-            log._keep_recent(recent)
-        return log
+            room_log._keep_recent(recent)
+        return room_log
+
+    def _add_room(self, name: str) -> int:
+        try:
+            return database.add_room(self._writer, name)
+        except (sqlite3.Error, OSError) as error:
+            raise _unavailable(self.path, error, self._writer) from error
 
     def _enqueue(self, entry: Entry) -> None:
         self._pending.append(entry)
@@ -141,13 +180,23 @@ class Store:
         await asyncio.shield(self._waiting)
 
     def _flush(self) -> None:
-        if self._in_flight is not None or self._waiting is None:
-            return  # the batch in flight flushes again when it is done
+        if self._in_flight is not None or self._waiting is None or self._flush_timer is not None:
+            return  # the batch in flight flushes again when it is done; so does the timer
+        loop = asyncio.get_running_loop()
+        wait = self._last_start + self.pace - loop.time()
+        if wait > 0:
+            self._flush_timer = loop.call_later(wait, self._paced_flush)
+            return
+        self._last_start = loop.time()
         batch, self._pending = self._pending, []
         done, self._waiting = self._waiting, None
         self._in_flight = done
         job = asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
         job.add_done_callback(functools.partial(self._written, batch, done))
+
+    def _paced_flush(self) -> None:
+        self._flush_timer = None
+        self._flush()
 
     def _write(self, batch: list[Entry]) -> None:
         """On the writer thread: the whole batch in one transaction."""
@@ -163,16 +212,17 @@ class Store:
         error = job.exception()
         if error is None:
             for entry in batch:
-                self._logs[entry.room]._made_durable(entry.message)
+                self._by_number[entry.room]._made_durable(entry.message)
             done.set_result(None)
+            self._index_later(len(batch))
         else:
             self.failures += 1
             # The messages numbered after the failed ones are void as well: their numbers
             # follow numbers that now belong to nobody.
             self._pending = []
             marks = error.marks if isinstance(error, StoreUnavailable) else {}
-            for log in self._logs.values():
-                log._rewind(marks.get(log.room, 0))
+            for room_log in self._logs.values():
+                room_log._rewind(marks.get(room_log.room, 0))
             done.set_exception(error)
             if self._waiting is not None:
                 self._waiting.set_exception(StoreUnavailable(str(error)))
@@ -195,22 +245,22 @@ class Store:
         if before_ts is None and keep_messages is None:
             return 0
         loop = asyncio.get_running_loop()
-        rooms = set(self._marks) | set(self._logs)
         total = 0
-        for room in sorted(rooms):
+        for name in sorted(self._rooms):
+            number = self._rooms[name].number
             while True:
                 deleted = await loop.run_in_executor(
-                    self._executor, self._prune_chunk, room, before_ts, keep_messages, chunk
+                    self._executor, self._prune_chunk, number, before_ts, keep_messages, chunk
                 )
                 total += deleted
                 if deleted < chunk:
                     break
-        for log in self._logs.values():
-            log._forget(before_ts, keep_messages)
+        for room_log in self._logs.values():
+            room_log._forget(before_ts, keep_messages)
         return total
 
     def _prune_chunk(
-        self, room: str, before_ts: datetime | None, keep: int | None, chunk: int
+        self, room: int, before_ts: datetime | None, keep: int | None, chunk: int
     ) -> int:
         try:
             return database.prune_chunk(
@@ -218,6 +268,66 @@ class Store:
             )
         except (sqlite3.Error, OSError) as error:
             raise _unavailable(self.path, error, self._writer) from error
+
+    # --- the search index ----------------------------------------------------------------------
+
+    def index_backlog(self) -> None:
+        """Start indexing what the search index lacks (after a start, or a migration)."""
+        if self._unindexed > 0:
+            self._index_now()
+
+    async def index_all(self) -> None:
+        """Bring the search index up to the newest committed message now."""
+        if not self.fts:
+            return
+        numbers = [row.number for row in self._rooms.values()]
+        loop = asyncio.get_running_loop()
+        while await loop.run_in_executor(self._executor, self._index, numbers):
+            pass
+
+    def _index_later(self, added: int) -> None:
+        """`added` messages were committed: index them soon, at once if there are many."""
+        if not self.fts:
+            return
+        self._unindexed += added
+        if self._unindexed >= INDEX_CHUNK:
+            self._index_now()
+        elif self._index_timer is None and not self._indexing:
+            self._index_timer = asyncio.get_running_loop().call_later(INDEX_DELAY, self._index_now)
+
+    def _index_now(self) -> None:
+        if self._index_timer is not None:
+            self._index_timer.cancel()
+            self._index_timer = None
+        if self._indexing or not self.fts:
+            return
+        self._indexing = True
+        self._unindexed = 0
+        numbers = [row.number for row in self._rooms.values()]
+        job = asyncio.get_running_loop().run_in_executor(self._executor, self._index, numbers)
+        job.add_done_callback(self._indexed)
+
+    def _index(self, numbers: list[int]) -> bool:
+        """On the writer thread: a chunk of each room; whether any room has more to index."""
+        more = False
+        try:
+            for number in numbers:
+                more |= database.index_some(self._writer, number) == INDEX_CHUNK
+        except (sqlite3.Error, OSError) as error:
+            raise _unavailable(self.path, error, self._writer) from error
+        return more
+
+    def _indexed(self, job: asyncio.Future[bool]) -> None:
+        self._indexing = False
+        error = job.exception()
+        if error is not None:
+            # The messages are safe; only the index lags, and a search reads past its end.
+            log.warning("The search index of %s could not be updated: %s", self.path, error)
+            self._index_later(1)
+        elif job.result():
+            self._index_later(INDEX_CHUNK)
+        elif self._unindexed:
+            self._index_later(0)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -228,27 +338,42 @@ class Store:
     # --- closing -------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Write what is pending (if it can), then stop the writer thread and close the file."""
+        """Write what is pending (if it can) and index it, then stop the writer thread and close
+        the file, so that the next start has nothing to catch up on."""
+        self.pace = 0.0  # what is left goes now
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+            self._flush()
         try:
             await self.commit()
+            await self.index_all()
         finally:
             self.close()
 
-    async def search(self, room: str, text: str, limit: int) -> list[Message]:
+    async def search(self, room: int, text: str, limit: int) -> list[Message]:
         """`database.search` on the searching thread, so a long scan never holds up the loop."""
         return await asyncio.get_running_loop().run_in_executor(
             self._searcher, self._search, room, text, limit
         )
 
-    def _search(self, room: str, text: str, limit: int) -> list[Message]:
+    def _search(self, room: int, text: str, limit: int) -> list[Message]:
         # The reading connection is the loop thread's: the search thread has one of its own.
-        if self._search_connection is None:
-            self._search_connection = database.connect(self.path)
-            database.add_fallback_search(self._search_connection)
-        return database.search(self._search_connection, room, text, limit, fts=self.fts)
+        try:
+            if self._search_connection is None:
+                self._search_connection = database.connect(self.path)
+                database.add_fallback_search(self._search_connection)
+            return database.search(self._search_connection, room, text, limit, fts=self.fts)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreUnavailable(
+                f"The message store {self.path} cannot be searched: {error}."
+            ) from error
 
     def close(self) -> None:
         """Stop the threads (after the work they have) and close the connections."""
+        for timer in (self._flush_timer, self._index_timer):
+            if timer is not None:
+                timer.cancel()
         self._executor.shutdown(wait=True)
         self._searcher.shutdown(wait=True)
         if self._search_connection is not None:
@@ -266,9 +391,10 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 class SqliteLog:
     """One room's messages in a `Store`: a `MessageLog` that also pages, resumes and searches."""
 
-    def __init__(self, store: Store, room: str, mark: int) -> None:
+    def __init__(self, store: Store, room: str, number: int, mark: int) -> None:
         self._store = store
         self.room = room
+        self.number = number  # the room's number in the file
         self.seq = mark  # the last `seq` given out, pending messages included
         self.durable_seq = mark  # the last `seq` known to be in the file
         self._recent: collections.deque[Message] | None = None
@@ -276,14 +402,14 @@ class SqliteLog:
     def _keep_recent(self, count: int) -> None:
         if count == (0 if self._recent is None else self._recent.maxlen):
             return
-        kept = database.newest(self._store.reader, self.room, count) if count else []
+        kept = self._read(database.newest, count) if count else []
         self._recent = collections.deque(kept, maxlen=count) if count else None
 
     def append(self, sender: str, text: str, ts: datetime, *, me: bool = False) -> Message:
         """Number a message with the next `seq` and queue it for the next commit."""
         self.seq += 1
         message = Message(seq=self.seq, sender=sender, text=text, ts=ts, me=me)
-        self._store._enqueue(Entry(self.room, message, me))
+        self._store._enqueue(Entry(self.number, message))
         return message
 
     async def commit(self) -> None:
@@ -299,7 +425,7 @@ class SqliteLog:
         newest and older), oldest first, and whether older ones exist."""
         limit = max(0, min(limit, MAX_PAGE))
         start = self.durable_seq + 1 if before is None else before
-        rows = database.before(self._store.reader, self.room, start, limit + 1)
+        rows = self._read(database.before, start, limit + 1)
         more = len(rows) > limit
         return rows[1:] if more else rows, more
 
@@ -316,14 +442,24 @@ class SqliteLog:
             return [], True
         seq = max(seq, 0)
         limit = max(0, min(limit, MAX_RESUME))
-        found = database.after(self._store.reader, self.room, seq, limit)
+        found = self._read(database.after, seq, limit)
         return found, len(found) < newest - seq
 
     async def search(self, text: str, limit: int = 20) -> list[Message]:
         """`search`: up to `limit` (at most 200) messages holding every word of `text` as a whole
         word, case-insensitively, newest first."""
         limit = max(0, min(limit, MAX_RESULTS))
-        return await self._store.search(self.room, text, limit)
+        return await self._store.search(self.number, text, limit)
+
+    def _read(self, query: Callable[..., list[Message]], *args: int) -> list[Message]:
+        """Run one of `database`'s page reads for this room; a file that cannot be read now
+        is `StoreUnavailable` (one sentence), not SQLite's own error."""
+        try:
+            return query(self._store.reader, self.number, *args)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreUnavailable(
+                f"The message store {self._store.path} cannot be read: {error}."
+            ) from error
 
     # --- the store's calls, on the event loop's thread -----------------------------------------
 

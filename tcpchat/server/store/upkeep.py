@@ -66,7 +66,8 @@ def wipe_file(db: Path) -> int:
     back so that the words are gone from the file too; return how many were deleted."""
     connection = _open(db)
     try:
-        deleted = connection.execute("DELETE FROM messages").rowcount  # one statement: atomic
+        database.create_schema(connection, fts=database.has_fts_table(connection))
+        deleted = database.wipe(connection)
         connection.execute("VACUUM")
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(deleted)
