@@ -52,7 +52,7 @@ class StoreHealth:
     def __init__(self) -> None:
         self.failing = False
 
-    def failed(self, error: Exception) -> None:
+    def failed(self, error: BaseException) -> None:
         if not self.failing:
             self.failing = True
             log.warning(
@@ -157,9 +157,15 @@ class Holding:
         for delivery in deliveries:
             event = delivery.event
             if not delivery.everyone:
+                if all(room.is_member(handle) for handle in delivery.to):
+                    sent.append(delivery)  # the common case: the sender is still here
+                    continue
                 to = [handle for handle in delivery.to if room.is_member(handle)]
                 if to:
                     sent.append(Delivery(event, to))
+                continue
+            if not self._joined_at:
+                sent.append(delivery)
                 continue
             seq = event.seq if isinstance(event, Message) else None
             had_it = {h for h, s in self._joined_at.items() if seq is not None and s >= seq}

@@ -164,20 +164,30 @@ class Store:
 
     # --- writing -------------------------------------------------------------------------------
 
+    def durable(self) -> asyncio.Future[None]:
+        """The commit that makes every message appended so far durable: done when they are,
+        or failed with `StoreUnavailable` (and they are void).  Not to be cancelled: it is
+        shared.  Messages appended in the same turn (or while the writer paces itself) share
+        one transaction."""
+        loop = asyncio.get_running_loop()
+        if self._pending:
+            if self._waiting is None:
+                self._waiting = loop.create_future()
+                self._waiting.add_done_callback(_retrieve)
+                # At the end of this turn at the soonest, so that the rest of the turn's
+                # messages come along.
+                loop.call_soon(self._flush)
+            return self._waiting
+        if self._in_flight is not None:
+            return self._in_flight
+        done = loop.create_future()
+        done.set_result(None)
+        return done
+
     async def commit(self) -> None:
         """Return once every message appended so far is durable; raise `StoreUnavailable` (and
-        void them) if it cannot be.  Calls in the same turn share one transaction."""
-        loop = asyncio.get_running_loop()
-        if not self._pending:
-            if self._in_flight is not None:
-                await asyncio.shield(self._in_flight)
-            return
-        if self._waiting is None:
-            self._waiting = loop.create_future()
-            self._waiting.add_done_callback(_retrieve)
-            # At the end of this turn, so that the rest of the turn's messages come along.
-            loop.call_soon(self._flush)
-        await asyncio.shield(self._waiting)
+        void them) if it cannot be."""
+        await asyncio.shield(self.durable())
 
     def _flush(self) -> None:
         if self._in_flight is not None or self._waiting is None or self._flush_timer is not None:
@@ -211,8 +221,11 @@ class Store:
         self._in_flight = None
         error = job.exception()
         if error is None:
+            by_room: dict[int, list[Message]] = {}
             for entry in batch:
-                self._by_number[entry.room]._made_durable(entry.message)
+                by_room.setdefault(entry.room, []).append(entry.message)
+            for number, messages in by_room.items():
+                self._by_number[number]._made_durable(messages)
             done.set_result(None)
             self._index_later(len(batch))
         else:
@@ -463,10 +476,11 @@ class SqliteLog:
 
     # --- the store's calls, on the event loop's thread -----------------------------------------
 
-    def _made_durable(self, message: Message) -> None:
-        self.durable_seq = message.seq
+    def _made_durable(self, messages: list[Message]) -> None:
+        """`messages` (in order) are in the file now."""
+        self.durable_seq = messages[-1].seq
         if self._recent is not None:
-            self._recent.append(message)
+            self._recent.extend(messages)
 
     def _rewind(self, mark: int) -> None:
         self.durable_seq = max(self.durable_seq, mark)
