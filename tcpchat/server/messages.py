@@ -10,6 +10,8 @@ from __future__ import annotations
 import collections
 import itertools
 import re
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -18,6 +20,16 @@ from tcpchat.protocol import Message
 
 class LogUnavailable(Exception):
     """The log cannot take or give messages right now (its store is down): nothing was done."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentBy:
+    """Who sent a message with an id (see `tcpchat.server.once`), kept with the message so
+    that a resend of the id is answered with its ack, also by a restarted server."""
+
+    lineage: int
+    request: bytes  # `once.request_key` of the id
+    delivered: int  # the ack's `delivered`
 
 
 class MessageLog(Protocol):
@@ -34,8 +46,25 @@ class MessageLog(Protocol):
     def durable_seq(self) -> int:
         """The `seq` of the last message kept for good (`seq` in memory; see `server.durable`)."""
 
-    def append(self, sender: str, text: str, ts: datetime, *, me: bool = False) -> Message:
+    @property
+    def token_key(self) -> bytes:
+        """The key that signs the room's tokens: kept where the messages are, so that a token
+        outlives a restart exactly when the ids sent under it do."""
+
+    def append(
+        self,
+        sender: str,
+        text: str,
+        ts: datetime,
+        *,
+        me: bool = False,
+        sent_by: SentBy | None = None,
+    ) -> Message:
         """Number a message with the next `seq`, keep it, and return it."""
+
+    def sent_lately(self) -> list[tuple[SentBy, Message]]:
+        """The newest messages sent with an id, oldest first, kept by an earlier run (none in
+        memory): what the room remembers of ids when it starts."""
 
     def recent(self) -> list[Message]:
         """The newest messages kept for a joiner's `welcome`, oldest first."""
@@ -73,10 +102,11 @@ class MemoryLog:
     paging and searching.
     """
 
-    __slots__ = ("_keep", "_kept", "_words", "seq")
+    __slots__ = ("_keep", "_kept", "_words", "seq", "token_key")
 
     def __init__(self, keep: int) -> None:
         self.seq = 0
+        self.token_key = secrets.token_bytes(32)  # tokens last as long as this process
         self._keep = keep
         self._kept: collections.deque[Message] | None = (
             collections.deque(maxlen=max(keep, MEMORY_KEPT)) if keep else None
@@ -89,12 +119,23 @@ class MemoryLog:
     def durable_seq(self) -> int:
         return self.seq
 
-    def append(self, sender: str, text: str, ts: datetime, *, me: bool = False) -> Message:
+    def append(
+        self,
+        sender: str,
+        text: str,
+        ts: datetime,
+        *,
+        me: bool = False,
+        sent_by: SentBy | None = None,
+    ) -> Message:
         self.seq += 1
         message = Message(seq=self.seq, sender=sender, text=text, ts=ts, me=me)
         if self._kept is not None:
             self._kept.append(message)
         return message
+
+    def sent_lately(self) -> list[tuple[SentBy, Message]]:
+        return []
 
     def recent(self) -> list[Message]:
         if self._kept is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import hmac
-import secrets
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,8 +48,9 @@ from tcpchat.server.messages import (
     LogUnavailable,
     MemoryLog,
     MessageLog,
+    SentBy,
 )
-from tcpchat.server.once import SentIds
+from tcpchat.server.once import SentIds, request_key
 from tcpchat.words import counted
 
 Handle = Hashable
@@ -105,7 +105,19 @@ class Room:
         # lineage its `say` ids are remembered under (see `tcpchat.server.once`).
         self._tokens: dict[Handle, str] = {}
         self._lineages: dict[Handle, int] = {}
-        self.sent = SentIds()
+        self.sent = SentIds(key=self.log.token_key)
+        self._restore_ids()
+
+    def _restore_ids(self) -> None:
+        """Remember the ids that an earlier run of the server accepted lately (its store keeps
+        them), so that a client resending after a restart is not delivered twice."""
+        try:
+            sent = self.log.sent_lately()
+        except LogUnavailable:  # the store cannot be read now: its writes will say so
+            return
+        for sent_by, message in sent:
+            ack = Ack(id=None, seq=message.seq, ts=message.ts, delivered=sent_by.delivered)
+            self.sent.restore(sent_by.lineage, sent_by.request, ack, message.ts)
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -240,9 +252,10 @@ class Room:
         self._by_key[key] = handle
         self._by_look.update(dict.fromkeys(confusable_keys(name), handle))
         self._add_name(key, name)
-        token = self._tokens[handle] = secrets.token_urlsafe(32)
-        inherited = None if hello.token is None else self.sent.inherit(hello.token, now)
-        self._lineages[handle] = self.sent.new_lineage() if inherited is None else inherited
+        inherited = None if hello.token is None else self.sent.inherit(hello.token)
+        lineage = self.sent.new_lineage() if inherited is None else inherited
+        self._lineages[handle] = lineage
+        token = self._tokens[handle] = self.sent.token_for(lineage)
         welcome = Welcome(
             name=name,
             members=self.count,
@@ -275,12 +288,15 @@ class Room:
         problem = text_problem(say.text, self.limits.max_text)
         if problem:
             return [_error_to(handle, *problem, request_id=say.id)]
-        try:
-            message = self.log.append(sender, say.text, now, me=say.me)
-        except LogUnavailable:
-            return [unavailable(handle, say.id)]
         others = list(self._names)  # copied and searched in C: this runs for every message
         others.remove(handle)
+        sent_by = None
+        if say.id is not None:
+            sent_by = SentBy(self._lineages[handle], request_key(say.id), len(others))
+        try:
+            message = self.log.append(sender, say.text, now, me=say.me, sent_by=sent_by)
+        except LogUnavailable:
+            return [unavailable(handle, say.id)]
         ack = Ack(id=say.id, seq=message.seq, ts=now, delivered=len(others))
         if say.id is not None:
             self.sent.remember(self._lineages[handle], say.id, ack, now)
@@ -361,7 +377,7 @@ class Room:
         name = self._names.pop(handle, None)
         if name is None:
             return []
-        self.sent.retire(self._tokens.pop(handle), self._lineages.pop(handle), now)
+        del self._tokens[handle], self._lineages[handle]
         key = fold_name(name)
         del self._by_key[key]
         for look in confusable_keys(name):

@@ -153,3 +153,61 @@ def _send_until_cut(sock: socket.socket, data: bytes) -> None:
         sock.sendall(data)
     except OSError:
         pass  # the server was killed
+
+
+@pytest.mark.slow
+def test_ids_resent_to_a_restarted_server_are_kept_once(tmp_path: Path) -> None:
+    """A client that resends every id it sent, with its token, to the server restarted after a
+    SIGKILL mid-burst gets each id's message kept exactly once, acked or not before the kill."""
+    db, port = tmp_path / "h.sqlite3", free_port()
+    server = serve(tmp_path, db, port)
+    lines = [
+        json.dumps({"type": "say", "text": f"m{n}", "id": f"m{n}"}).encode() + b"\n"
+        for n in range(5000)
+    ]
+    acked: dict[str, int] = {}
+    try:
+        server.wait_for_line(lambda line: "Press Ctrl-C" in line, 3 * TIMEOUT)
+        client = LineClient("127.0.0.1", port, TIMEOUT)
+        client.read_line()  # the banner
+        client.send_json({"type": "hello", "name": "alice", "version": 1})
+        token = client.expect("welcome")["token"]
+        sender = threading.Thread(
+            target=_send_until_cut, args=(client.sock, b"".join(lines)), daemon=True
+        )
+        sender.start()
+        while True:
+            try:
+                event = client.read_json()
+            except AssertionError:  # the server is gone
+                break
+            if event["type"] == "ack":
+                acked[event["id"]] = event["seq"]
+                if len(acked) == 500:
+                    server.popen.send_signal(signal.SIGKILL)
+        sender.join(TIMEOUT)
+        client.close()
+    finally:
+        server.stop()
+    assert 500 <= len(acked) < 5000, "killed mid-burst"
+
+    again = serve(tmp_path, db, port)
+    try:
+        again.wait_for_line(lambda line: "Press Ctrl-C" in line, 3 * TIMEOUT)
+        client = LineClient("127.0.0.1", port, TIMEOUT)
+        client.read_line()
+        client.send_json({"type": "hello", "name": "alice", "version": 1, "token": token})
+        client.expect("welcome")
+        client.sock.sendall(b"".join(lines))
+        answers: dict[str, int] = {}
+        while len(answers) < len(lines):
+            event = client.expect("ack")
+            answers[event["id"]] = event["seq"]
+        client.close()
+    finally:
+        again.stop()
+    assert all(answers[request] == seq for request, seq in acked.items()), "an ack changed"
+    store = Store(db)
+    texts = [row[0] for row in store.reader.execute("SELECT text FROM messages ORDER BY id")]
+    store.close()
+    assert sorted(texts) == sorted(f"m{n}" for n in range(5000)), "a message is missing or twice"

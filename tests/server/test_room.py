@@ -720,14 +720,21 @@ def test_remembered_ids_are_bounded_and_expire() -> None:
     assert len(sent) == 1  # the expired ones went
 
 
-def test_a_token_hands_its_lineage_down_within_the_window_also_again() -> None:
-    sent = SentIds()
-    sent.retire("t1", 7, NOW)
-    sent.retire("t2", 8, NOW)
-    assert sent.inherit("t1", NOW) == 7
-    # Again: the successor's welcome may have been lost, and the client shows t1 once more.
-    assert sent.inherit("t1", NOW + timedelta(seconds=1)) == 7
-    assert sent.inherit("t2", NOW + WINDOW + timedelta(seconds=1)) is None
+def test_a_token_hands_its_lineage_down_also_again_and_only_its_own() -> None:
+    sent = SentIds(key=b"k" * 32)
+    first, second = sent.new_lineage(), sent.new_lineage()
+    assert first != second and 0 not in (first, second)  # 0 is the operator's
+    token = sent.token_for(first)
+    assert token != sent.token_for(first)  # each welcome has a new one
+    assert sent.inherit(token) == first
+    # Again: the successor's welcome may have been lost, and the client shows it once more.
+    assert sent.inherit(token) == first
+    assert sent.inherit(sent.token_for(second)) == second
+    # Another key's token (another server's), a token changed in one character, and junk.
+    assert SentIds(key=b"x" * 32).inherit(token) is None
+    changed = token[:10] + ("A" if token[10] != "A" else "B") + token[11:]
+    for bad in (changed, "", "t1", token + "AAAA", "ü" * 54, "%" * 54):
+        assert sent.inherit(bad) is None, bad
 
 
 def test_a_member_who_left_takes_its_ids_back_with_its_token() -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tcpchat.protocol import Message
+from tcpchat.server.messages import SentBy
 from tcpchat.server.store.words import FTS_TOKENIZER, fts_query, has_words, query_words
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -53,8 +54,14 @@ SCHEMA = (
         sender TEXT NOT NULL,
         text TEXT NOT NULL,
         ts INTEGER NOT NULL,
-        me INTEGER NOT NULL DEFAULT 0
+        me INTEGER NOT NULL DEFAULT 0,
+        lineage INTEGER,
+        request BLOB,
+        delivered INTEGER
     )""",
+    # The key that signs the rooms' tokens (see `tcpchat.server.once`), made once a file.
+    """CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)""",
+    """INSERT OR IGNORE INTO secrets (name, value) VALUES ('token_key', randomblob(32))""",
 )
 
 # An external-content index over messages.text: its rowid is messages.id, so "newest first"
@@ -66,16 +73,22 @@ FTS_SCHEMA = f"""CREATE VIRTUAL TABLE messages_fts USING fts5(
 )"""
 
 COLUMNS = "id, sender, text, ts, me"
+# A message sent with an id also keeps who sent it (lineage, the id's digest, the ack's count).
+WRITTEN = f"{COLUMNS}, lineage, request, delivered"
+# How many of a room's newest messages a start reads for the ids sent lately.
+SENT_LATELY_SCAN = 100_000
 # Messages indexed per transaction: large enough that the index grows by few big segments.
 INDEX_CHUNK = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One message on its way into the file: its room's number and the message as numbered."""
+    """One message on its way into the file: its room's number, the message as numbered, and
+    who sent it with which id (None for a message without one)."""
 
     room: int
     message: Message
+    sent_by: SentBy | None = None
 
 
 def fts5_available() -> bool:
@@ -219,22 +232,47 @@ def add_room(connection: sqlite3.Connection, name: str) -> int:
 
 def write(connection: sqlite3.Connection, entries: Sequence[Entry]) -> None:
     """Insert `entries` in one transaction: all of them or none."""
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for entry in entries:
-        message = entry.message
+        message, sent_by = entry.message, entry.sent_by
         if not 0 < message.seq <= MAX_SEQ:
             raise sqlite3.IntegrityError(f"seq {message.seq} is beyond what a room can hold")
-        rows.append(
-            (
-                first_id(entry.room) | message.seq,
-                message.sender,
-                message.text,
-                to_micros(message.ts),
-                int(message.me),
-            )
+        row = (
+            first_id(entry.room) | message.seq,
+            message.sender,
+            message.text,
+            to_micros(message.ts),
+            int(message.me),
         )
+        if sent_by is None:
+            rows.append((*row, None, None, None))
+        else:
+            rows.append((*row, sent_by.lineage, sent_by.request, sent_by.delivered))
     with transaction(connection):
-        connection.executemany(f"INSERT INTO messages ({COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
+        connection.executemany(f"INSERT INTO messages ({WRITTEN}) VALUES ({_MARKS})", rows)
+
+
+_MARKS = ", ".join("?" * len(WRITTEN.split(", ")))
+
+
+def token_key(connection: sqlite3.Connection) -> bytes:
+    """The file's key for signing tokens."""
+    (value,) = connection.execute("SELECT value FROM secrets WHERE name = 'token_key'").fetchone()
+    return bytes(value)
+
+
+def sent_lately(
+    connection: sqlite3.Connection, room: int, scan: int = SENT_LATELY_SCAN
+) -> list[tuple[SentBy, Message]]:
+    """The messages sent with an id among `room`'s newest `scan`, oldest first."""
+    base, top = _range(room)
+    rows = connection.execute(
+        f"SELECT {COLUMNS}, lineage, request, delivered FROM (SELECT * FROM messages "
+        "WHERE id > ? AND id <= ? ORDER BY id DESC LIMIT ?) WHERE request IS NOT NULL "
+        "ORDER BY id",
+        (base, top, scan),
+    ).fetchall()
+    return [(SentBy(row[5], bytes(row[6]), row[7]), message_from_row(row[:5])) for row in rows]
 
 
 def rollback(connection: sqlite3.Connection) -> None:

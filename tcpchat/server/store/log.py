@@ -32,28 +32,22 @@ but without it every message is read until there are enough (about a second a mi
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import functools
 import logging
 import os
 import sqlite3
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from tcpchat.protocol import Message
-from tcpchat.server.messages import LogUnavailable
 from tcpchat.server.store import database
 from tcpchat.server.store.database import INDEX_CHUNK, Entry, RoomRow
+from tcpchat.server.store.errors import StoreUnavailable, unavailable
+from tcpchat.server.store.room_log import SqliteLog
 
 log = logging.getLogger("tcpchat.server")
 
-# PROTOCOL.md's bounds: a resume gives at most this many messages, a `history` page and a
-# search answer at most these.
-MAX_RESUME = 1000
-MAX_PAGE = 500
-MAX_RESULTS = 200
 # Rows deleted per retention transaction: small enough that a waiting batch of new messages
 # is written a few milliseconds later, not after the whole clean-up.
 PRUNE_CHUNK = 500
@@ -61,28 +55,6 @@ PRUNE_CHUNK = 500
 PACE = 0.004
 # How long committed messages may wait for the search index when fewer than INDEX_CHUNK wait.
 INDEX_DELAY = 1.0
-
-
-class StoreUnavailable(LogUnavailable):
-    """The history file cannot be written (or opened) now; `str()` is one sentence for a person.
-
-    `marks` are the rooms' high-water marks read back from the file after the failure, when it
-    could still be read: a COMMIT that reported an error may yet have reached the disk, and
-    then its numbers are taken, not given out again."""
-
-    def __init__(self, sentence: str, marks: dict[str, int] | None = None) -> None:
-        super().__init__(sentence)
-        self.marks = marks or {}
-
-
-def _unavailable(
-    path: Path, error: BaseException, connection: sqlite3.Connection
-) -> StoreUnavailable:
-    try:
-        marks = {name: row.mark for name, row in database.rooms(connection).items()}
-    except sqlite3.Error:
-        marks = {}
-    return StoreUnavailable(f"The message store {path} cannot be written: {error}.", marks)
 
 
 class Store:
@@ -112,6 +84,7 @@ class Store:
             database.create_schema(self._writer, fts=self.fts)
             self._reader = database.connect(path)
             rooms = database.rooms(self._reader)
+            self.token_key = database.token_key(self._reader)
         except (sqlite3.Error, OSError) as error:
             raise StoreUnavailable(
                 f"The message store {self.path} cannot be opened: {error}."
@@ -157,7 +130,7 @@ class Store:
         try:
             return database.add_room(self._writer, name)
         except (sqlite3.Error, OSError) as error:
-            raise _unavailable(self.path, error, self._writer) from error
+            raise unavailable(self.path, error, self._writer) from error
 
     def _enqueue(self, entry: Entry) -> None:
         self._pending.append(entry)
@@ -213,7 +186,7 @@ class Store:
         try:
             database.write(self._writer, batch)
         except (sqlite3.Error, OSError) as error:
-            raise _unavailable(self.path, error, self._writer) from error
+            raise unavailable(self.path, error, self._writer) from error
 
     def _written(
         self, batch: list[Entry], done: asyncio.Future[None], job: asyncio.Future[None]
@@ -280,7 +253,7 @@ class Store:
                 self._writer, room, before_ts=before_ts, keep=keep, chunk=chunk
             )
         except (sqlite3.Error, OSError) as error:
-            raise _unavailable(self.path, error, self._writer) from error
+            raise unavailable(self.path, error, self._writer) from error
 
     # --- the search index ----------------------------------------------------------------------
 
@@ -327,7 +300,7 @@ class Store:
             for number in numbers:
                 more |= database.index_some(self._writer, number) == INDEX_CHUNK
         except (sqlite3.Error, OSError) as error:
-            raise _unavailable(self.path, error, self._writer) from error
+            raise unavailable(self.path, error, self._writer) from error
         return more
 
     def _indexed(self, job: asyncio.Future[bool]) -> None:
@@ -399,102 +372,6 @@ def _retrieve(future: asyncio.Future[None]) -> None:
     """Mark a batch's failure as seen: its awaiters may all have gone (cancelled) by then."""
     if not future.cancelled():
         future.exception()
-
-
-class SqliteLog:
-    """One room's messages in a `Store`: a `MessageLog` that also pages, resumes and searches."""
-
-    def __init__(self, store: Store, room: str, number: int, mark: int) -> None:
-        self._store = store
-        self.room = room
-        self.number = number  # the room's number in the file
-        self.seq = mark  # the last `seq` given out, pending messages included
-        self.durable_seq = mark  # the last `seq` known to be in the file
-        self._recent: collections.deque[Message] | None = None
-
-    def _keep_recent(self, count: int) -> None:
-        if count == (0 if self._recent is None else self._recent.maxlen):
-            return
-        kept = self._read(database.newest, count) if count else []
-        self._recent = collections.deque(kept, maxlen=count) if count else None
-
-    def append(self, sender: str, text: str, ts: datetime, *, me: bool = False) -> Message:
-        """Number a message with the next `seq` and queue it for the next commit."""
-        self.seq += 1
-        message = Message(seq=self.seq, sender=sender, text=text, ts=ts, me=me)
-        self._store._enqueue(Entry(self.number, message))
-        return message
-
-    async def commit(self) -> None:
-        """`Store.commit`: every message appended so far (in any room) is durable."""
-        await self._store.commit()
-
-    def recent(self) -> list[Message]:
-        """The newest durable messages kept for a `welcome`, oldest first."""
-        return [] if self._recent is None else list(self._recent)
-
-    def history(self, before: int | None = None, limit: int = 50) -> tuple[list[Message], bool]:
-        """A `history` page: up to `limit` (at most 500) messages below `before` (default: the
-        newest and older), oldest first, and whether older ones exist."""
-        limit = max(0, min(limit, MAX_PAGE))
-        start = self.durable_seq + 1 if before is None else before
-        rows = self._read(database.before, start, limit + 1)
-        more = len(rows) > limit
-        return rows[1:] if more else rows, more
-
-    def before(self, seq: int | None, limit: int) -> tuple[list[Message], bool]:
-        """`history` under the name the room's `MessageLog` gives it."""
-        return self.history(seq, limit)
-
-    def since(self, seq: int, limit: int = MAX_RESUME) -> tuple[list[Message], bool]:
-        """A resume after `seq`: the newest `limit` (at most 1,000) messages above it, oldest
-        first, and the `gap` flag: true when some messages after `seq` are not among them (more
-        than the limit, deleted by retention) or `seq` is beyond the newest (another history)."""
-        newest = self.durable_seq
-        if seq > newest:
-            return [], True
-        seq = max(seq, 0)
-        limit = max(0, min(limit, MAX_RESUME))
-        found = self._read(database.after, seq, limit)
-        return found, len(found) < newest - seq
-
-    async def search(self, text: str, limit: int = 20) -> list[Message]:
-        """`search`: up to `limit` (at most 200) messages holding every word of `text` as a whole
-        word, case-insensitively, newest first."""
-        limit = max(0, min(limit, MAX_RESULTS))
-        return await self._store.search(self.number, text, limit)
-
-    def _read(self, query: Callable[..., list[Message]], *args: int) -> list[Message]:
-        """Run one of `database`'s page reads for this room; a file that cannot be read now
-        is `StoreUnavailable` (one sentence), not SQLite's own error."""
-        try:
-            return query(self._store.reader, self.number, *args)
-        except (sqlite3.Error, OSError) as error:
-            raise StoreUnavailable(
-                f"The message store {self._store.path} cannot be read: {error}."
-            ) from error
-
-    # --- the store's calls, on the event loop's thread -----------------------------------------
-
-    def _made_durable(self, messages: list[Message]) -> None:
-        """`messages` (in order) are in the file now."""
-        self.durable_seq = messages[-1].seq
-        if self._recent is not None:
-            self._recent.extend(messages)
-
-    def _rewind(self, mark: int) -> None:
-        self.durable_seq = max(self.durable_seq, mark)
-        self.seq = self.durable_seq
-
-    def _forget(self, before_ts: datetime | None, keep: int | None) -> None:
-        """Drop from the recent messages those that retention deleted from the file."""
-        if self._recent is None:
-            return
-        while self._recent and (
-            (before_ts is not None and self._recent[0].ts < before_ts)
-            or (keep is not None and self._recent[0].seq <= self.durable_seq - keep)
-        ):
-            self._recent.popleft()
 
 
 def _make_private(path: Path) -> None:
