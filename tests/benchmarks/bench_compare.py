@@ -1,11 +1,13 @@
 """tcpchat beside IRC servers, measured by the same `tcpchat bench` in one run (not a test).
 
-Starts each server on 127.0.0.1 (tcpchat on asyncio's loop and on uvloop; ngircd and InspIRCd
-when installed, with their flood and per-address limits off), pins it to CPU 0 and the load
+Starts each server on 127.0.0.1 (tcpchat on asyncio's loop and on uvloop, with its history in a
+file in a temporary folder, or with `-memory` in memory; ngircd and InspIRCd when installed, with
+their flood and per-address limits off), pins it to CPU 0 and the load
 generator to CPU 1 where `taskset` exists, runs the same scenario against each, and prints a
 Markdown table: deliveries per second, per server CPU-second, latency, loss, memory.
 
     python tests/benchmarks/bench_compare.py --messages 20000 --receivers 100 --repeat 3
+    python tests/benchmarks/bench_compare.py --servers tcpchat-asyncio,tcpchat-asyncio-memory
 
 IRC servers come from Debian: `apt-get install ngircd inspircd`.  Their configuration files are
 written to a temporary folder here; nothing of theirs is kept.

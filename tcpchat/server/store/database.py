@@ -59,6 +59,12 @@ SCHEMA = (
         request BLOB,
         delivered INTEGER
     )""",
+    # For people reading the file with SQLite's own tools: each message with its room's name,
+    # its `seq` and its time in words.
+    f"""CREATE VIEW IF NOT EXISTS history AS SELECT rooms.name AS room,
+        messages.id & {MAX_SEQ} AS seq, sender, text,
+        strftime('%Y-%m-%d %H:%M:%f', ts / 1e6, 'unixepoch') AS time, me
+        FROM messages JOIN rooms ON rooms.id = messages.id >> {SEQ_BITS}""",
     # The key that signs the rooms' tokens (see `tcpchat.server.once`), made once a file.
     """CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)""",
     """INSERT OR IGNORE INTO secrets (name, value) VALUES ('token_key', randomblob(32))""",
