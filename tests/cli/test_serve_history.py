@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,19 +113,8 @@ def test_every_acked_message_survives_a_server_killed_mid_burst(tmp_path: Path) 
             json.dumps({"type": "say", "text": f"m{n}", "id": f"m{n}"}).encode() + b"\n"
             for n in range(20_000)
         )
-        sender = threading.Thread(target=_send_until_cut, args=(client.sock, burst), daemon=True)
-        sender.start()
-        while True:
-            try:
-                event = client.read_json()
-            except AssertionError:  # the connection ended: the server is gone
-                break
-            if event["type"] == "ack":
-                acked.append((event["seq"], event["id"]))
-                if len(acked) == 2000:
-                    server.popen.send_signal(signal.SIGKILL)
-        sender.join(TIMEOUT)
-        client.close()
+        for event in _acks_until_killed(client, burst, server, 2000):
+            acked.append((event["seq"], event["id"]))
     finally:
         server.stop()
     assert 2000 <= len(acked) < 20_000, "killed mid-burst"
@@ -146,6 +136,28 @@ def test_every_acked_message_survives_a_server_killed_mid_burst(tmp_path: Path) 
         client.close()
     finally:
         again.stop()
+
+
+def _acks_until_killed(
+    client: LineClient, burst: bytes, server: Process, kill_after: int
+) -> Iterator[dict[str, Any]]:
+    """Send `burst` while reading: each `ack`, until the server, SIGKILLed after `kill_after`
+    of them, is gone."""
+    sender = threading.Thread(target=_send_until_cut, args=(client.sock, burst), daemon=True)
+    sender.start()
+    count = 0
+    while True:
+        try:
+            event = client.read_json()
+        except AssertionError:  # the connection ended: the server is gone
+            break
+        if event["type"] == "ack":
+            yield event
+            count += 1
+            if count == kill_after:
+                server.popen.send_signal(signal.SIGKILL)
+    sender.join(TIMEOUT)
+    client.close()
 
 
 def _send_until_cut(sock: socket.socket, data: bytes) -> None:
@@ -172,21 +184,8 @@ def test_ids_resent_to_a_restarted_server_are_kept_once(tmp_path: Path) -> None:
         client.read_line()  # the banner
         client.send_json({"type": "hello", "name": "alice", "version": 1})
         token = client.expect("welcome")["token"]
-        sender = threading.Thread(
-            target=_send_until_cut, args=(client.sock, b"".join(lines)), daemon=True
-        )
-        sender.start()
-        while True:
-            try:
-                event = client.read_json()
-            except AssertionError:  # the server is gone
-                break
-            if event["type"] == "ack":
-                acked[event["id"]] = event["seq"]
-                if len(acked) == 500:
-                    server.popen.send_signal(signal.SIGKILL)
-        sender.join(TIMEOUT)
-        client.close()
+        for event in _acks_until_killed(client, b"".join(lines), server, 500):
+            acked[event["id"]] = event["seq"]
     finally:
         server.stop()
     assert 500 <= len(acked) < 5000, "killed mid-burst"
