@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import cast
 
 from tcpchat import sockets
-from tcpchat.defaults import READ_CHUNK, SECONDS
+from tcpchat.defaults import SECONDS
 from tcpchat.protocol import (
     PLAIN_HELP,
     RESERVED_NAME,
@@ -49,23 +48,20 @@ from tcpchat.protocol import (
     Welcome,
     Who,
 )
-from tcpchat.server.accept import Listener
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.console import console_text
+from tcpchat.server.door import Door
 from tcpchat.server.durable import Held, holdings, open_store, retention
 from tcpchat.server.fanout import Fanout, Outgoing, Recipient
 from tcpchat.server.flood import FloodControl
-from tcpchat.server.guard import AddressGuard, HandshakeSlots, address_key
-from tcpchat.server.member import Member, peer_host
-from tcpchat.server.refusals import Refusals
+from tcpchat.server.guard import AddressGuard, address_key
+from tcpchat.server.member import Member
 from tcpchat.server.room import Delivery, Room
 from tcpchat.server.store import Store
 from tcpchat.words import counted, members_online
 
 __all__ = ["LOBBY", "ChatServer", "ServerConfig", "serve"]
 
-MAX_HANDSHAKES = 256  # TLS handshakes in progress at once (see HandshakeSlots)
-MAX_HANDSHAKES_PER_ADDRESS = 16
 REFUSE_GRACE = 2 * SECONDS  # how long a connection refused at the door may take to flush
 LOBBY = "lobby"  # the room every connection joins
 INTERNAL_ERROR = (
@@ -98,15 +94,14 @@ class ChatServer:
         self._requests: set[asyncio.Task[None]] = set()  # searches under way
         self.guard = AddressGuard(config.guard_limits())
         self.flood = FloodControl(config.flood_limits())
-        self._listener = Listener(self._admit)
-        self._handshakes: HandshakeSlots[asyncio.Task[None]] = HandshakeSlots(
-            MAX_HANDSHAKES, MAX_HANDSHAKES_PER_ADDRESS
+        self.stopping = False
+        self.door = Door(
+            self.guard, handshake_timeout=config.handshake_timeout, stopping=lambda: self.stopping
         )
-        self._refusals = Refusals()
+        self._listener = self.door.listener(self._serve_connection, config.tls)
         self.clock = clock
         self.connections: set[Member] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.stopping = False
         self.ports: list[int] = []
         self.addresses: list[str] = []
         self.started = asyncio.Event()
@@ -137,68 +132,6 @@ class ChatServer:
             await self._listener.close()
             await self._shut_down()
 
-    async def _admit(self, sock: socket.socket) -> None:
-        """One accepted socket: the door, then (with TLS) a fair handshake slot and the
-        handshake, then served until it ends.
-
-        The door (limits, bans) decides on the bare socket, before any handshake: a handshake
-        costs memory and CPU, so a peer over its address's limits gets none for the asking.  TLS
-        starts on a fresh transport, so nothing of the client's hello has been read before.
-        """
-        try:
-            host = peer_host(sock.getpeername())
-        except OSError:  # reset while it waited in the backlog
-            sock.close()
-            self._listener.freed()
-            return
-        sockets.enable_keepalive(sock)
-        tls = self.config.tls
-        refusal = None if self.stopping else self.guard.admit(host)
-        cut = refusal is not None and not self._refusals.may_tell(host, tls=tls is not None)
-        if self.stopping or cut:  # a flood: telling each one why would be its win
-            sockets.reset_socket(sock)
-            sock.close()
-            self._listener.freed()
-            return
-        if refusal is not None:
-            self._refusals.telling += 1  # from the door, not after a handshake cut short
-        task = asyncio.current_task()
-        assert task is not None
-        if tls is not None:
-            evicted = self._handshakes.enter(host, task)
-            if evicted is not None:  # slots are scarce: the oldest of the greediest address goes
-                evicted.cancel()
-        reader = asyncio.StreamReader(limit=READ_CHUNK * 2)
-        handed_over = False
-
-        def connected(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> Awaitable[None]:
-            nonlocal handed_over
-            handed_over = True
-            # Done with the handshake: from here an eviction must not cancel this connection.
-            self._handshakes.leave(task)
-            return self._serve_connection(reader, writer, refusal)
-
-        try:
-            await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: asyncio.StreamReaderProtocol(reader, connected),
-                sock,
-                ssl=tls,
-                ssl_handshake_timeout=None if tls is None else self.config.handshake_timeout,
-            )
-        except (OSError, asyncio.TimeoutError, asyncio.CancelledError, EOFError) as exc:
-            if not handed_over:  # else the connection's own task closes and releases it
-                log.debug("the connection of %s failed before it began: %r", host, exc)
-                sockets.reset_socket(sock)  # its transport closes it, with a reset
-                if refusal is None:
-                    self.guard.release(host)
-                else:
-                    self._refusals.telling -= 1
-                self._listener.freed()
-        finally:
-            self._handshakes.leave(task)
-
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, refusal: str | None
     ) -> None:
@@ -223,7 +156,7 @@ class ChatServer:
                 if refusal is None:
                     await connection.run()
                 else:
-                    self._refusals.note(connection.host, connection.peer, refusal)
+                    self.door.refusals.note(connection.host, connection.peer, refusal)
                     connection.write(f"! {refusal}\n".encode())  # in place of the banner
                     connection.close()
                     grace = REFUSE_GRACE
@@ -240,16 +173,11 @@ class ChatServer:
         finally:
             if connection.pace is not None:
                 self.flood.release(connection.host)
-            if refusal is None:
-                self.guard.release(connection.host)
-            else:
-                self._refusals.telling -= 1
             connection.forget_timers()
             self.connections.discard(connection)
             self._tasks.discard(task)
             if not connection.transport.is_closing():
                 connection.close(abort=True)
-            self._listener.freed()
 
     def _fail(self, connection: Member) -> None:
         connection.close_with(INTERNAL_ERROR)
@@ -259,8 +187,7 @@ class ChatServer:
         self.stopping = True
         for holding in self.holdings.values():  # their acks go out before the goodbye
             await holding.settle()
-        for handshake in self._handshakes.holders():
-            handshake.cancel()
+        self.door.cancel_handshakes()
         goodbye = Outgoing(Shutdown(message=f"The server {self.config.name} is shutting down."))
         count = self.online
         for connection in list(self.connections):

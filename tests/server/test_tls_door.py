@@ -145,7 +145,7 @@ def test_a_socket_that_never_starts_tls_is_cut_after_the_handshake_deadline(
         assert idle.recv(1) == b""
     except ConnectionResetError:
         pass  # cut with a reset: just as good
-    assert server.call(lambda: len(server.server._handshakes)) == 0  # type: ignore[union-attr]
+    assert server.call(lambda: len(server.server.door._handshakes)) == 0  # type: ignore[union-attr]
 
 
 # --- the slots themselves -------------------------------------------------------------------
