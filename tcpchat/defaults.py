@@ -3,6 +3,8 @@ without loading the protocol machinery (and asyncio) it does not need."""
 
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 1024
+# The web page's port when `serve --web` names none: the usual second HTTP port.
+DEFAULT_WEB_PORT = 8080
 KIB = 1024
 # A line limit well above the longest valid message (1024 characters of up to 4 UTF-8 bytes each,
 # plus JSON escaping) but small enough that a peer cannot make us buffer much: the same 16 KiB

@@ -18,6 +18,7 @@ from tcpchat.defaults import (
     DEFAULT_KEEP_MESSAGES,
     DEFAULT_MAX_TEXT,
     DEFAULT_PORT,
+    DEFAULT_WEB_PORT,
 )
 
 if TYPE_CHECKING:
@@ -161,6 +162,29 @@ def _printable(ctx: click.Context, param: click.Parameter, value: str | None) ->
     help="Private key (PEM) of --tls-cert.",
 )
 @option(
+    "--web",
+    "web_port",
+    type=click.IntRange(0, 65535),
+    is_flag=False,
+    flag_value=DEFAULT_WEB_PORT,
+    metavar="[PORT]",
+    default=None,
+    envvar="TCPCHAT_SERVE_WEB",
+    show_default=f"off; {DEFAULT_WEB_PORT} when no port is given",
+    help="Also serve the chat page for browsers (and their WebSocket) on this port, "
+    "in the same room; with --tls over https. Needs pip install 'tcpchat[web]'.",
+)
+@option(
+    "--web-origin",
+    "web_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    envvar="TCPCHAT_SERVE_WEB_ORIGIN",
+    show_default="none",
+    help="Another site whose pages may use the WebSocket, as https://chat.example.org "
+    "(repeatable; the server's own page always may).",
+)
+@option(
     "--idle-timeout",
     type=Finite(0, 525_600, min_open=True),  # a year
     metavar="MINUTES",
@@ -301,7 +325,21 @@ def _server_config(options: dict[str, Any], tls_context: Any) -> ServerConfig:
         db=_history_file(options),
         keep_days=options["keep_days"],
         keep_messages=options["keep_messages"],
+        web_port=_web_port(options["web_port"]),
+        web_origins=tuple(options["web_origins"]),
     )
+
+
+def _web_port(port: int | None) -> int | None:
+    """`--web`'s port, once the optional package it needs is known to be there."""
+    if port is not None:
+        try:
+            import websockets  # noqa: F401
+        except ImportError:
+            raise click.ClickException(
+                "The web page needs the websockets package: pip install 'tcpchat[web]'."
+            ) from None
+    return port
 
 
 def _history_file(options: dict[str, Any]) -> Path | None:

@@ -21,7 +21,7 @@ from tcpchat.protocol.events import (
 )
 from tcpchat.protocol.framing import CLIENT_LINE_LIMIT, LineFramer, LineTooLong
 from tcpchat.protocol.jsonlines import decode_json, decode_server_json, encode_json
-from tcpchat.protocol.plain import parse_plain_command, render_plain
+from tcpchat.protocol.plain import banner, parse_plain_command, render_plain
 
 
 class ServerCodec:
@@ -40,6 +40,21 @@ class ServerCodec:
     def ask_password(self, name: str) -> None:
         """The next plain line is the password for `name` (the server said it needs one)."""
         self._password_for = name
+
+    @staticmethod
+    def greeting(server: str, members: int) -> bytes:
+        """What the server says first on a connection: the banner (PROTOCOL.md)."""
+        return banner(server, members)
+
+    @staticmethod
+    def data_to_send() -> bytes:
+        """Bytes the framing itself must send back (none for lines)."""
+        return b""
+
+    @staticmethod
+    def closing() -> bytes:
+        """The framing's last words before the connection ends (none for lines)."""
+        return b""
 
     def receive_data(self, data: bytes) -> Iterator[ClientEvent | Invalid]:
         """Take bytes from the peer; yield the event of each line they complete.

@@ -70,6 +70,8 @@ class Mode(enum.Enum):
     UNDECIDED = "undecided"
     JSON = "json"
     PLAIN = "plain"
+    # JSON objects, one per WebSocket text frame (PROTOCOL.md, WebSocket): a browser.
+    WEB = "web"
 
 
 # --------------------------------------------------------------------------------------------

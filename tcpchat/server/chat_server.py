@@ -55,7 +55,7 @@ from tcpchat.server.durable import Held, holdings, open_store, retention
 from tcpchat.server.fanout import Fanout, Outgoing, Recipient
 from tcpchat.server.flood import FloodControl
 from tcpchat.server.guard import AddressGuard, address_key
-from tcpchat.server.member import Member
+from tcpchat.server.member import Codec, Member
 from tcpchat.server.room import Delivery, Room
 from tcpchat.server.store import Store
 from tcpchat.words import counted, members_online
@@ -99,6 +99,12 @@ class ChatServer:
             self.guard, handshake_timeout=config.handshake_timeout, stopping=lambda: self.stopping
         )
         self._listener = self.door.listener(self._serve_connection, config.tls)
+        self._web_listener = None
+        if config.web_port is not None:
+            from tcpchat.server.web import WebPort  # the optional web side, only when it is on
+
+            self._web_listener = self.door.listener(WebPort(self).serve, config.tls)
+        self.web_ports: list[int] = []
         self.clock = clock
         self.connections: set[Member] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -125,29 +131,37 @@ class ChatServer:
         self._listener.start(listeners)
         self.addresses = [sockets.format_address(s.getsockname()) for s in listeners]
         self.ports = sorted({s.getsockname()[1] for s in listeners})
-        self.started.set()
         try:
+            if self._web_listener is not None:
+                assert self.config.web_port is not None
+                web = sockets.bind_sockets(self.config.host, self.config.web_port)
+                self._web_listener.start(web)
+                self.web_ports = sorted({s.getsockname()[1] for s in web})
+            self.started.set()
             await shutdown_trigger()
         finally:
             await self._listener.close()
+            if self._web_listener is not None:
+                await self._web_listener.close()
             await self._shut_down()
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, refusal: str | None
     ) -> None:
         """Serve a connection the door let in until it ends, or tell a refused one why."""
+        codec = ServerCodec(self.config.effective_line_limit)
+        await self.serve_member(self.new_member(codec, reader, writer), refusal)
+
+    def new_member(
+        self, codec: Codec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> Member:
+        """A connection that will join the lobby, speaking through `codec`."""
+        return Member(self, self.config, codec, self.fanouts[LOBBY], self.flood, reader, writer)
+
+    async def serve_member(self, connection: Member, refusal: str | None = None) -> None:
+        """Serve `connection` until it ends (or tell it `refusal` and close)."""
         task = asyncio.current_task()
         assert task is not None
-        config = self.config
-        connection = Member(
-            self,
-            config,
-            ServerCodec(config.effective_line_limit),
-            self.fanouts[LOBBY],
-            self.flood,
-            reader,
-            writer,
-        )
         self.connections.add(connection)
         self._tasks.add(task)
         grace: float | None = None  # the member's own CLOSE_GRACE
@@ -156,7 +170,7 @@ class ChatServer:
                 if refusal is None:
                     await connection.run()
                 else:
-                    self.door.refusals.note(connection.host, connection.peer, refusal)
+                    self.note_refusal(connection.host, connection.peer, refusal)
                     connection.write(f"! {refusal}\n".encode())  # in place of the banner
                     connection.close()
                     grace = REFUSE_GRACE
@@ -178,6 +192,10 @@ class ChatServer:
             self._tasks.discard(task)
             if not connection.transport.is_closing():
                 connection.close(abort=True)
+
+    def note_refusal(self, host: str, peer: str, refusal: str) -> None:
+        """A connection refused at the door is being told why (the log says so, in moderation)."""
+        self.door.refusals.note(host, peer, refusal)
 
     def _fail(self, connection: Member) -> None:
         connection.close_with(INTERNAL_ERROR)

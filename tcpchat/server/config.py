@@ -73,6 +73,10 @@ class ServerConfig:
     # The history file (tcpchat.server.store); None keeps history in memory only, as a server
     # built in a program or a test does unless it asks (`tcpchat serve` chooses a file).
     db: Path | None = None
+    # The web port (`tcpchat.server.web`: the chat page and browser members; None: off), and the
+    # pages of other origins allowed to use its WebSocket (its own page always may).
+    web_port: int | None = None
+    web_origins: tuple[str, ...] = ()
     # Retention in the file: days and messages a room kept (0: no limit).
     keep_days: int = DEFAULT_KEEP_DAYS
     keep_messages: int = DEFAULT_KEEP_MESSAGES

@@ -211,6 +211,7 @@ def welcome_text(
     idle_minutes: float | None = None,
     commands: bool = False,
     notes: Sequence[str] = (),
+    web_port: int | None = None,
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
     listening_hosts = [address.rsplit(":", 1)[0] for address in listening]  # "host:port" each
@@ -240,8 +241,12 @@ def welcome_text(
     shown = (
         "no history" if history == 0 else f"the last {counted(history, 'message')} shown to joiners"
     )
+    lines.append(f"  Join with:  {join_line}")
+    if web_port is not None:
+        scheme = "http" if tls_fingerprint is None else "https"
+        web_host = f"[{join_host}]" if ":" in join_host else join_host
+        lines.append(f"  Or open in a browser:  {scheme}://{web_host}:{web_port}/")
     lines += [
-        f"  Join with:  {join_line}",
         f"  Messages up to {counted(max_text, 'character')}; {members}; {shown}.",
         f"  {kept_where(history_file, *keep)}",
     ]

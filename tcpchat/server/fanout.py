@@ -29,24 +29,41 @@ GATHER_FROM = 500
 GATHER_TIME = 0.004 * SECONDS
 
 
+# How each mode writes an event.  An optional framing registers its own when it is switched on
+# (`tcpchat.server.web` adds WebSocket frames), so the fan-out never imports it.
+ENCODERS: dict[Mode, Callable[[ServerEvent], bytes]] = {
+    Mode.JSON: encode_json,
+    Mode.PLAIN: render_plain,
+    Mode.UNDECIDED: render_plain,
+}
+
+
 class Outgoing:
     """One event encoded at most once per mode, however many members it goes to."""
 
-    __slots__ = ("_json", "_plain", "event")
+    __slots__ = ("_json", "_other", "_plain", "event")
 
     def __init__(self, event: ServerEvent) -> None:
         self.event = event
         self._json: bytes | None = None
         self._plain: bytes | None = None
+        self._other: dict[Mode, bytes] | None = None
 
     def bytes_for(self, mode: Mode) -> bytes:
         if mode is Mode.JSON:
             if self._json is None:
                 self._json = encode_json(self.event)
             return self._json
-        if self._plain is None:
-            self._plain = render_plain(self.event)
-        return self._plain
+        if mode is Mode.PLAIN or mode is Mode.UNDECIDED:
+            if self._plain is None:
+                self._plain = render_plain(self.event)
+            return self._plain
+        if self._other is None:
+            self._other = {}
+        data = self._other.get(mode)
+        if data is None:
+            data = self._other[mode] = ENCODERS[mode](self.event)
+        return data
 
 
 class TurnBroadcasts:

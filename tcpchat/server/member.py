@@ -31,7 +31,6 @@ from tcpchat.protocol import (
     ServerEvent,
     Shutdown,
     Welcome,
-    banner,
 )
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.fanout import Fanout
@@ -53,8 +52,8 @@ log = logging.getLogger("tcpchat.server")
 class Codec(Protocol):
     """Where a connection's bytes become events and events become bytes, one per connection.
 
-    `tcpchat.protocol`'s server codec reads lines (JSON or plain); another framing (WebSocket
-    messages, say) is another codec with these four members.
+    `tcpchat.protocol`'s server codec reads lines (JSON or plain); `tcpchat.server.web`'s reads
+    WebSocket frames.
     """
 
     @property
@@ -68,6 +67,15 @@ class Codec(Protocol):
 
     def ask_password(self, name: str) -> None:
         """Plain mode: take the next line as the password for `name`."""
+
+    def greeting(self, server: str, members: int) -> bytes:
+        """What the server says first (the banner; nothing over WebSocket)."""
+
+    def data_to_send(self) -> bytes:
+        """Bytes the framing must send back after what it received (a WebSocket pong)."""
+
+    def closing(self) -> bytes:
+        """The framing's last words before the connection ends (a WebSocket close frame)."""
 
 
 class Hub(Protocol):
@@ -264,6 +272,8 @@ class Member:
         if abort:
             sockets.reset(self.transport)
             return
+        if last_words := self.codec.closing():
+            self._outbox.append(last_words)
         self.flush()
         if self.transport.is_closing():
             return
@@ -334,7 +344,7 @@ class Member:
         """Read lines until the peer leaves, times out, or the server stops."""
         config = self.config
         hub = self.hub
-        self.write(banner(config.name, hub.room_size(self)))
+        self.write(self.codec.greeting(config.name, hub.room_size(self)))
         loop = self.loop
         deadline = loop.time() + config.registration_timeout
         while not self.done:
@@ -368,6 +378,8 @@ class Member:
                     self._timed_out()  # many lines in one read must not stretch the deadline
                     return
                 hub.handle(self, event)
+            if reply := self.codec.data_to_send():
+                self.write(reply)
 
     def _read_timeout(self, deadline: float) -> float | None:
         """Seconds until the next thing to do if nothing arrives: the registration deadline for
@@ -441,7 +453,7 @@ class Member:
         `reason` tells a JSON client it was removed (kicked, timed out) rather than the server
         stopping, so that it does not reconnect.
         """
-        if self.codec.mode is Mode.JSON:
+        if self.codec.mode in (Mode.JSON, Mode.WEB):
             self.send(Shutdown(message=message, reason=reason))
         else:
             self.write(f"! {message}\n".encode())

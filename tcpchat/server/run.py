@@ -87,6 +87,7 @@ def run_server(
             idle_minutes=None if config.idle_timeout is None else config.idle_timeout / 60,
             commands=sys.stdin is not None and sys.stdin.isatty(),
             notes=[limit_note] if limit_note else [],
+            web_port=server.web_ports[0] if server.web_ports else None,
         )
         click.echo(text)
 
