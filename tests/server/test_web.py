@@ -1,0 +1,223 @@
+"""The web port (`serve --web`): browser members over WebSocket in the same room as TCP and plain
+members, under the same rules; the page's files; the origin check; what a browser that
+misbehaves gets.  The browser side is a real WebSocket client (websockets' own framing)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from support import TIMEOUT
+from support.running import RunningServer
+from support.websocket import HandshakeRefused, WebClient
+
+HIGH_RATE = {"rate": 1e6, "burst": 10**6, "byte_rate": 0}
+
+
+@pytest.fixture
+def web(start_server: Callable[..., RunningServer]) -> Callable[..., RunningServer]:
+    """Start a server with its web port on a free port."""
+
+    def start(**overrides: Any) -> RunningServer:
+        return start_server(web_port=0, **overrides)
+
+    return start
+
+
+@pytest.fixture
+def browsers() -> Iterator[Callable[..., WebClient]]:
+    """Open WebSocket clients to a server's web port; all closed at the end."""
+    opened: list[WebClient] = []
+
+    def open_client(server: RunningServer, **options: Any) -> WebClient:
+        client = WebClient(web_port(server), TIMEOUT, **options)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()
+
+
+def web_port(server: RunningServer) -> int:
+    assert server.server is not None
+    return server.server.web_ports[0]
+
+
+def http_get(port: int, path: str, headers: str = "") -> tuple[str, dict[str, str], bytes]:
+    """One GET on a new connection: the status line, the headers (lower-case names), the body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\r\n".encode())
+        return read_response(sock)
+
+
+def read_response(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection ended before the response"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    fields = {name.lower(): value.strip() for name, _, value in (x.partition(":") for x in lines)}
+    while len(body) < int(fields.get("content-length", "0")):
+        chunk = sock.recv(65536)
+        assert chunk, "the connection ended inside the body"
+        body += chunk
+    return status, fields, body
+
+
+def test_a_browser_and_a_tcp_member_share_the_room(web, browsers) -> None:
+    server = web()
+    tcp = server.join("alice")
+    browser = browsers(server)
+    welcome = browser.join("webby")
+    assert welcome["names"] == ["alice", "webby"] and welcome["members"] == 2
+    assert tcp.expect("joined")["name"] == "webby"
+
+    browser.send_json({"type": "say", "text": "hello from the page", "id": "w1"})
+    ack = browser.expect("ack")
+    assert (ack["id"], ack["delivered"]) == ("w1", 1)
+    message = tcp.expect("message")
+    assert (message["from"], message["text"], message["seq"]) == (
+        "webby",
+        "hello from the page",
+        ack["seq"],
+    )
+    tcp.send_json({"type": "say", "text": "hello, browser"})
+    assert browser.expect("message")["text"] == "hello, browser"
+
+
+def test_a_plain_member_reads_a_browser_member_and_back(web, browsers) -> None:
+    server = web()
+    plain = server.join_plain("nc-user")
+    browser = browsers(server)
+    browser.join("webby")
+    plain.read_until(lambda line: "webby joined" in line)
+    browser.send_json({"type": "say", "text": "<b>not bold</b>"})
+    plain.read_until(lambda line: "webby: <b>not bold</b>" in line)
+    plain.send_line("hi there")
+    assert browser.expect("message")["text"] == "hi there"
+
+
+def test_a_browser_sends_no_banner_and_its_first_frame_is_hello(web, browsers) -> None:
+    server = web()
+    browser = browsers(server)
+    browser.send_json({"type": "say", "text": "too early"})
+    assert browser.read_json()["code"] == "not_joined"
+
+
+def test_only_the_own_page_or_an_allowed_origin_may_open_the_websocket(web, browsers) -> None:
+    server = web(web_origins=("https://chat.example.org",))
+    port = web_port(server)
+    with pytest.raises(HandshakeRefused) as refused:
+        browsers(server, origin="http://evil.example")
+    assert refused.value.status == 403
+    assert b"own page" in refused.value.body
+    for origin in (f"http://127.0.0.1:{port}", "https://chat.example.org", None):
+        browsers(server, origin=origin).join(f"ok{len(str(origin))}")
+
+
+def test_bad_frames_are_answered_like_bad_lines_and_the_member_goes_on(web, browsers) -> None:
+    server = web()
+    browser = browsers(server)
+    browser.join("webby")
+    browser.send_text("not json")
+    assert browser.read_json()["code"] == "bad_json"
+    browser.send_text("[1, 2]")
+    assert browser.read_json()["code"] == "bad_message"
+    browser.send_binary(b'{"type": "say", "text": "binary"}')
+    assert browser.read_json()["code"] == "bad_message"
+    browser.send_text(json.dumps({"type": "say", "text": "x" * 20_000}))
+    assert browser.read_json()["code"] == "line_too_long"
+    browser.send_json({"type": "say", "text": "still here", "id": "after"})
+    assert browser.expect("ack")["id"] == "after"
+
+
+def test_a_browser_that_stops_reading_is_dropped_slow(web, browsers) -> None:
+    server = web(outgoing_limit=64 * 1024, **HIGH_RATE)
+    sleeper = browsers(server, receive_buffer=4096)
+    sleeper.join("sleeper")
+    talker = server.join("talker")
+    big = "z" * 1000
+    for _ in range(500):  # at most 10,000 messages of 1,000 characters; the drop comes first
+        talker.send_raw(
+            b"".join(json.dumps({"type": "say", "text": big}).encode() + b"\n" for _ in range(20))
+        )
+        events = [talker.read_json() for _ in range(20)]
+        left = [e for e in events if e["type"] == "left"]
+        if left:
+            break
+        while True:  # the acks may come after the left
+            pending = [e for e in events if e["type"] == "ack"]
+            if len(pending) == 20:
+                break
+            event = talker.read_json()
+            events.append(event)
+            if event["type"] == "left":
+                left = [event]
+                break
+        if left:
+            break
+    assert left and (left[0]["name"], left[0]["reason"]) == ("sleeper", "slow")
+
+
+def test_a_stopping_server_says_goodbye_in_a_frame_then_closes(web) -> None:
+    server = web()
+    browser = WebClient(web_port(server), TIMEOUT)
+    try:
+        browser.join("webby")
+        server.stop()
+        events = browser.read_until_closed()
+        assert events[-1]["type"] == "shutdown"
+    finally:
+        browser.close()
+
+
+def test_the_web_port_answers_http_with_a_strict_policy_and_keeps_alive(web) -> None:
+    server = web()
+    port = web_port(server)
+    status, fields, _ = http_get(port, "/no-such-file")
+    assert status.startswith("HTTP/1.1 404")
+    policy = fields["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert fields["x-content-type-options"] == "nosniff"
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        for _ in range(3):  # one connection, several requests
+            sock.sendall(f"GET /x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            assert read_response(sock)[0].startswith("HTTP/1.1 404")
+
+
+def test_the_page_and_its_files_are_served_with_their_types(web) -> None:
+    server = web()
+    port = web_port(server)
+    assert server.server is not None
+    status, fields, body = http_get(port, "/")
+    if status.startswith("HTTP/1.1 404"):
+        pytest.skip("the page's files are not in this checkout")
+    assert status.startswith("HTTP/1.1 200")
+    assert fields["content-type"] == "text/html; charset=utf-8"
+    assert b"<html" in body.lower()
+    status, _, again = http_get(port, "/", f"If-None-Match: {fields['etag']}\r\n")
+    assert status.startswith("HTTP/1.1 304") and again == b""
+
+
+def test_a_refused_address_gets_one_sentence_over_http(web) -> None:
+    server = web(max_per_address=1)
+    holder = server.join("alice")  # the address's one connection
+    status, _, body = http_get(web_port(server), "/")
+    assert status.startswith("HTTP/1.1 503")
+    assert body.decode().strip().endswith(".")
+    holder.close()
+
+
+def test_a_request_that_is_not_http_is_answered_and_closed(web) -> None:
+    server = web()
+    with socket.create_connection(("127.0.0.1", web_port(server)), timeout=TIMEOUT) as sock:
+        sock.sendall(b"\x16\x03\x01 definitely not http\r\n\r\n")
+        status, _, _ = read_response(sock)
+        assert status.startswith("HTTP/1.1 400")
