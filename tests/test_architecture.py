@@ -5,6 +5,8 @@
     client    never imports the server
     cli       parses and calls: at module level it imports only Click, the standard library and
               the numbers in `tcpchat.defaults`; everything else is imported inside a command
+    web       (`tcpchat.server.web` and the optional `websockets` it needs) is imported at module
+              level by nothing else: only where `--web` switches it on
     no module is much over 500 lines
 
 Every import counts, also those inside functions and under `TYPE_CHECKING`.
@@ -92,6 +94,15 @@ def test_the_command_line_imports_the_rest_only_inside_its_commands(module: str)
         for name in top
         if (inside(name, "tcpchat") and name not in allowed_tcpchat)
         or not (inside(name, "tcpchat") or inside(name, "click") or _stdlib(name))
+    }
+    assert not wrong, f"{module} imports {sorted(wrong)} at module level"
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - set(of_package("tcpchat.server.web"))))
+def test_the_web_side_is_imported_only_where_it_is_switched_on(module: str) -> None:
+    top = imports_of(MODULES[module], top_level_only=True)
+    wrong = {
+        name for name in top if inside(name, "websockets") or inside(name, "tcpchat.server.web")
     }
     assert not wrong, f"{module} imports {sorted(wrong)} at module level"
 
