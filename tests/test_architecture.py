@@ -5,8 +5,9 @@
     client    never imports the server
     cli       parses and calls: at module level it imports only Click, the standard library and
               the numbers in `tcpchat.defaults`; everything else is imported inside a command
-    web       (`tcpchat.server.web` and the optional `websockets` it needs) is imported at module
-              level by nothing else: only where `--web` switches it on
+    web       the modules that need the optional `websockets` (`tcpchat.server.web`, the bench's
+              browser members) are imported at module level by nothing else: only where
+              `--web` or `--protocol ws` switches them on
     no module is much over 500 lines
 
 Every import counts, also those inside functions and under `TYPE_CHECKING`.
@@ -98,12 +99,13 @@ def test_the_command_line_imports_the_rest_only_inside_its_commands(module: str)
     assert not wrong, f"{module} imports {sorted(wrong)} at module level"
 
 
-@pytest.mark.parametrize("module", sorted(set(MODULES) - set(of_package("tcpchat.server.web"))))
+WEB_SIDE = [*of_package("tcpchat.server.web"), "tcpchat.bench.websocket"]
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - set(WEB_SIDE)))
 def test_the_web_side_is_imported_only_where_it_is_switched_on(module: str) -> None:
     top = imports_of(MODULES[module], top_level_only=True)
-    wrong = {
-        name for name in top if inside(name, "websockets") or inside(name, "tcpchat.server.web")
-    }
+    wrong = {name for name in top if inside(name, "websockets") or name in WEB_SIDE}
     assert not wrong, f"{module} imports {sorted(wrong)} at module level"
 
 

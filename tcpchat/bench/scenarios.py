@@ -38,6 +38,16 @@ class Settings:
     timeout: float = 120.0
     server_pid: int | None = None
     progress: Callable[[int, int], None] | None = None  # (done, total)
+    # Members are browsers: a WebSocket to `ws://host:port/ws` (`tcpchat serve --web`).
+    websocket: bool = False
+
+    def new_client(self, nick: str, tally: Tally) -> BenchClient:
+        if not self.websocket:
+            return BenchClient(nick, self.dialect, tally)
+        from tcpchat.bench.websocket import WebSocketBenchClient  # needs tcpchat[web]
+
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return WebSocketBenchClient(nick, self.dialect, tally, f"ws://{host}:{self.port}/ws")
 
 
 class Bench:
@@ -56,7 +66,7 @@ class Bench:
         for start in range(first, first + count, JOIN_BATCH):
             batch = []
             for n in range(start, min(first + count, start + JOIN_BATCH)):
-                client = BenchClient(f"b{self.run_id}{n}", self.settings.dialect, self.tally)
+                client = self.settings.new_client(f"b{self.run_id}{n}", self.tally)
                 batch.append(client)
                 self.clients.append(client)
             try:

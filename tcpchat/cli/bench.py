@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from tcpchat.cli.options import CONTEXT_SETTINGS, EXIT_CODES, Finite, complete_host, option
-from tcpchat.defaults import DEFAULT_PORT
+from tcpchat.defaults import DEFAULT_PORT, DEFAULT_WEB_PORT
 
 BENCH_DEFAULT_CLIENTS = {"fanout": 100, "many": 20, "capacity": 1000, "churn": 100}
 BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
@@ -27,7 +27,7 @@ BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
     metavar="PORT",
     default=None,
     envvar="TCPCHAT_BENCH_PORT",
-    show_default="1024, or 6667 with --protocol irc",
+    show_default="1024; 8080 with --protocol ws, 6667 with --protocol irc",
     help="The server's TCP port.",
 )
 @option(
@@ -85,10 +85,11 @@ BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
 )
 @option(
     "--protocol",
-    type=click.Choice(["tcpchat", "irc"]),
+    type=click.Choice(["tcpchat", "ws", "irc"]),
     default="tcpchat",
     envvar="TCPCHAT_BENCH_PROTOCOL",
-    help="Speak tcpchat's protocol, or IRC to measure an IRC server the same way.",
+    help="Speak tcpchat's protocol over TCP, or over WebSocket as browsers do (the --web "
+    "port), or IRC to measure an IRC server the same way.",
 )
 @option(
     "--channel",
@@ -141,7 +142,7 @@ def bench(host: str, **options: Any) -> None:
 
     scenario = options["scenario"]
     protocol = options["protocol"]
-    port = options["port"] or (6667 if protocol == "irc" else DEFAULT_PORT)
+    port = options["port"] or {"irc": 6667, "ws": DEFAULT_WEB_PORT}.get(protocol, DEFAULT_PORT)
     dialect: Any = (
         load.IrcDialect(options["channel"], options["password"])
         if protocol == "irc"
@@ -154,6 +155,7 @@ def bench(host: str, **options: Any) -> None:
         timeout=options["timeout"],
         server_pid=options["server_pid"],
         progress=None if options["as_json"] else load.progress_printer(),
+        websocket=protocol == "ws",
     )
     clients = options["clients"] or BENCH_DEFAULT_CLIENTS[scenario]
     messages = options["messages"] or BENCH_DEFAULT_MESSAGES.get(scenario, 0)

@@ -71,6 +71,18 @@ def test_fanout_counts_every_delivery_in_order(fast: RunningServer) -> None:
     assert report["deliveries_per_second"] > 0 and not report["timed_out"]
 
 
+def test_browser_members_over_websocket_are_measured_the_same_way(start_server) -> None:
+    server = start_server(rate=0, history=0, web_port=0)
+    web_port = server.call(lambda: server.server.web_ports[0])
+    for scenario in ("fanout", "many"):
+        report = bench_json(
+            web_port, "--protocol", "ws", "--scenario", scenario, "--clients", "4",
+            "--messages", "30", "--window", "5",
+        )  # fmt: skip
+        assert report["deliveries"] == report["expected_deliveries"] > 0
+        assert (report["lost"], report["reordered"], report["seq_gaps"]) == (0, 0, 0)
+
+
 def test_many_members_sending_see_seq_without_gaps(fast: RunningServer) -> None:
     report = bench_json(fast.port, "--scenario", "many", "--clients", "5", "--messages", "12")
     assert report["deliveries"] == 5 * 12 * 4

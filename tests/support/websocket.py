@@ -14,7 +14,6 @@ from typing import Any
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
-from websockets.protocol import State
 from websockets.uri import parse_uri
 
 
