@@ -171,8 +171,8 @@ def _printable(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=None,
     envvar="TCPCHAT_SERVE_WEB",
     show_default=f"off; {DEFAULT_WEB_PORT} when no port is given",
-    help="Also serve the chat page for browsers (and their WebSocket) on this port, "
-    "in the same room; with --tls over https. Needs pip install 'tcpchat[web]'.",
+    help="Also serve the chat page for browsers (and their WebSocket) on this port, in the "
+    "same room, over https with --tls (needs pip install 'tcpchat[web]').",
 )
 @option(
     "--web-origin",
