@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from tcpchat import sockets
 from tcpchat.defaults import SECONDS
@@ -58,6 +58,9 @@ from tcpchat.server.guard import AddressGuard, address_key
 from tcpchat.server.member import Codec, Member
 from tcpchat.server.room import Delivery, Room
 from tcpchat.server.store import Store
+
+if TYPE_CHECKING:
+    from tcpchat.server.web import WebPort
 from tcpchat.words import counted, members_online
 
 __all__ = ["LOBBY", "ChatServer", "ServerConfig", "serve"]
@@ -100,10 +103,12 @@ class ChatServer:
         )
         self._listener = self.door.listener(self._serve_connection, config.tls)
         self._web_listener = None
+        self.web: WebPort | None = None
         if config.web_port is not None:
             from tcpchat.server.web import WebPort  # the optional web side, only when it is on
 
-            self._web_listener = self.door.listener(WebPort(self).serve, config.tls)
+            self.web = WebPort(self)
+            self._web_listener = self.door.listener(self.web.serve, config.tls)
         self.web_ports: list[int] = []
         self.clock = clock
         self.connections: set[Member] = set()

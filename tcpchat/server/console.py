@@ -195,6 +195,26 @@ def kept_where(history_file: Path | None, keep_days: int, keep_messages: int) ->
     return f"History is kept in {history_file} ({', '.join(limits)})."
 
 
+def joining_host(listening: Sequence[str], all_interfaces: bool) -> str:
+    """The host name people join with: this machine's name when every interface listens."""
+    if all_interfaces:
+        return socket.gethostname()
+    return listening[0].rsplit(":", 1)[0].strip("[]")  # "host:port" each
+
+
+def web_lines(host: str, web_port: int | None, tls: bool, operator_token: str | None) -> list[str]:
+    """Where the chat page is, and the operator's page with its secret (for the operator only)."""
+    if web_port is None:
+        return []
+    base = f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{web_port}/"
+    lines = [f"Or open in a browser:  {base}"]
+    if operator_token is not None:
+        lines.append(
+            f"The operator's page (keep this link to yourself):  {base}admin#{operator_token}"
+        )
+    return lines
+
+
 def welcome_text(
     *,
     server_name: str,
@@ -212,15 +232,15 @@ def welcome_text(
     commands: bool = False,
     notes: Sequence[str] = (),
     web_port: int | None = None,
+    operator_token: str | None = None,
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
-    listening_hosts = [address.rsplit(":", 1)[0] for address in listening]  # "host:port" each
     hosts = (
         [a for a in local_addresses() if not a.startswith(("127.", "::1"))]
         if all_interfaces
         else []
     )
-    join_host = socket.gethostname() if all_interfaces else listening_hosts[0].strip("[]")
+    join_host = joining_host(listening, all_interfaces)
     port_part = "" if port == DEFAULT_PORT else f" --port {port}"
     lines = [
         f"Welcome! tcpchat server {server_name!r} is running.",
@@ -242,10 +262,10 @@ def welcome_text(
         "no history" if history == 0 else f"the last {counted(history, 'message')} shown to joiners"
     )
     lines.append(f"  Join with:  {join_line}")
-    if web_port is not None:
-        scheme = "http" if tls_fingerprint is None else "https"
-        web_host = f"[{join_host}]" if ":" in join_host else join_host
-        lines.append(f"  Or open in a browser:  {scheme}://{web_host}:{web_port}/")
+    lines += [
+        f"  {line}"
+        for line in web_lines(join_host, web_port, tls_fingerprint is not None, operator_token)
+    ]
     lines += [
         f"  Messages up to {counted(max_text, 'character')}; {members}; {shown}.",
         f"  {kept_where(history_file, *keep)}",

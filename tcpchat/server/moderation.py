@@ -47,6 +47,55 @@ def execute(server: ChatServer, line: str) -> str:
     return handler(server, rest)
 
 
+def preview(server: ChatServer, line: str) -> str:
+    """What `line` would do, in one or two sentences, without doing it (the operator's page
+    asks before each action); a line that would be refused gets the refusal."""
+    command, _, rest = line.strip().partition(" ")
+    rest = rest.strip()
+    command = command.lower()
+    if command == "/say":
+        problem = text_problem(rest, server.config.max_text)
+        if problem:
+            return f"Not sent: {problem[1]}"
+        return f"This sends {rest!r} to {counted(server.online, 'member')}, from server."
+    if command == "/kick":
+        name, _, reason = rest.partition(" ")
+        member = server.member(name) if name else None
+        if member is None:
+            return _kick(server, rest)  # the refusal it would give
+        why = f" with the reason {reason.strip()!r}" if reason.strip() else ""
+        return f"This removes {member.name} ({member.peer}) from the chat{why}; they may come back."
+    if command == "/ban":
+        target, _, minutes_text = rest.partition(" ")
+        member = server.member(target) if target else None
+        host = member.host if member is not None else target.strip("[]")
+        try:
+            key = address_key(str(ipaddress.ip_address(host)))
+        except ValueError:
+            return (
+                _ban(server, rest)
+                if not target
+                else (f"{strip_unsafe(target)!r} is neither a member's name nor an IP address.")
+            )
+        removed = sorted(c.name or c.peer for c in server.connections if address_key(c.host) == key)
+        how_long = (
+            f"for {minutes_text.strip()} minutes" if minutes_text.strip() else "until restart"
+        )
+        who = (
+            f" and removes {', '.join(removed)} ({counted(len(removed), 'connection')})"
+            if removed
+            else "; nobody from there is connected now"
+        )
+        return f"This bans {key} {how_long}{who}."
+    if command == "/unban":
+        return f"This lifts the ban on {strip_unsafe(rest)}." if rest else "Usage: /unban ADDRESS"
+    return (
+        execute(server, line)
+        if command in ("/who", "/bans", "/help")
+        else (f"Unknown command {strip_unsafe(command)}; /help lists the commands.")
+    )
+
+
 def _who(server: ChatServer, rest: str) -> str:
     names = [name for room in server.rooms.values() for name in room.sorted_names()]
     if not names:
@@ -86,18 +135,9 @@ def _ban(server: ChatServer, rest: str) -> str:
     target, _, minutes_text = rest.partition(" ")
     if not target:
         return "Usage: /ban NAME|ADDRESS [MINUTES]"
-    seconds: float | None = None
-    if minutes_text.strip():
-        try:
-            minutes = float(minutes_text)
-        except ValueError:
-            minutes = math.nan
-        if not (0 < minutes <= MAX_BAN_MINUTES):  # also refuses nan and inf
-            return (
-                f"Minutes must be a number above 0 and at most {MAX_BAN_MINUTES:,}, "
-                f"not {strip_unsafe(minutes_text.strip())!r}."
-            )
-        seconds = minutes * 60
+    seconds, problem = _ban_length(minutes_text)
+    if problem:
+        return problem
     member = server.member(target)
     if member is not None:
         host = member.host
@@ -110,6 +150,22 @@ def _ban(server: ChatServer, rest: str) -> str:
     how_long = "until the server restarts" if seconds is None else f"for {_minutes(seconds)}"
     who = f"; removed {', '.join(removed)}" if removed else ""
     return f"Banned {address_key(host)} {how_long}{who}."
+
+
+def _ban_length(minutes_text: str) -> tuple[float | None, str | None]:
+    """A ban's seconds (None: until restart), or why the minutes given are refused."""
+    if not minutes_text.strip():
+        return None, None
+    try:
+        minutes = float(minutes_text)
+    except ValueError:
+        minutes = math.nan
+    if not (0 < minutes <= MAX_BAN_MINUTES):  # also refuses nan and inf
+        return None, (
+            f"Minutes must be a number above 0 and at most {MAX_BAN_MINUTES:,}, "
+            f"not {strip_unsafe(minutes_text.strip())!r}."
+        )
+    return minutes * 60, None
 
 
 def _unban(server: ChatServer, rest: str) -> str:

@@ -66,11 +66,16 @@ def run_server(
     def started(server: ChatServer) -> None:
         _take_operator_commands(server)
         all_interfaces = config.host in (None, "", "*")
+        web_port = server.web_ports[0] if server.web_ports else None
+        token = None if server.web is None else server.web.operator.token
         if quiet:
             where = console.listening_line(
                 listening=server.addresses, port=server.ports[0], all_interfaces=all_interfaces
             )
             click.echo(where)
+            join_host = console.joining_host(server.addresses, all_interfaces)
+            for line in console.web_lines(join_host, web_port, config.tls is not None, token):
+                click.echo(line)
             return
         text = console.welcome_text(
             server_name=config.name,
@@ -87,7 +92,8 @@ def run_server(
             idle_minutes=None if config.idle_timeout is None else config.idle_timeout / 60,
             commands=sys.stdin is not None and sys.stdin.isatty(),
             notes=[limit_note] if limit_note else [],
-            web_port=server.web_ports[0] if server.web_ports else None,
+            web_port=web_port,
+            operator_token=token,
         )
         click.echo(text)
 

@@ -127,3 +127,13 @@ def test_a_full_disk_is_one_warning_then_quiet_until_it_can_write_again(
     written = real.read_text(encoding="utf-8")
     assert "after" in written and "again" in written
     assert real.stat().st_mode & 0o777 == 0o600
+
+
+def test_welcome_gives_the_web_page_and_the_operators_link_with_its_secret() -> None:
+    text = welcome(web_port=8080, operator_token="s3cret")
+    assert "Or open in a browser:  http://127.0.0.1:8080/\n" in text
+    assert "http://127.0.0.1:8080/admin#s3cret" in text
+    assert "https://[::1]:8443/admin#t" in welcome(
+        listening=["[::1]:4000"], web_port=8443, operator_token="t", tls_fingerprint="AB:CD"
+    )
+    assert "browser" not in welcome()

@@ -221,3 +221,77 @@ def test_a_request_that_is_not_http_is_answered_and_closed(web) -> None:
         sock.sendall(b"\x16\x03\x01 definitely not http\r\n\r\n")
         status, _, _ = read_response(sock)
         assert status.startswith("HTTP/1.1 400")
+
+
+# --- the operator's page ------------------------------------------------------------------------
+
+
+def operator(server: RunningServer, browsers: Callable[..., WebClient], token: str | None = None):
+    """An operator's page connection that has shown `token` (the right one by default)."""
+    assert server.server is not None and server.server.web is not None
+    page = browsers(server, path="/admin/ws")
+    page.send_json({"type": "auth", "token": token or server.server.web.operator.token})
+    return page
+
+
+def test_the_operators_page_needs_the_token_and_a_wrong_one_counts_as_a_wrong_password(
+    web, browsers
+) -> None:
+    server = web(auth_failures=2)
+    for _ in range(2):
+        page = operator(server, browsers, token="guess")
+        error = page.read_json()
+        assert error["type"] == "error" and "not the operator's" in error["message"]
+        with pytest.raises(AssertionError):
+            page.read_json()  # closed
+    with pytest.raises(HandshakeRefused) as refused:  # locked out now, even with the token
+        operator(server, browsers)
+    assert refused.value.status == 503 and b"wrong passwords" in refused.value.body
+
+
+def test_the_operators_page_shows_who_is_here_and_how_they_came(web, browsers) -> None:
+    server = web()
+    server.join("alice")
+    server.join_plain("bob")
+    browsers(server).join("carol")
+    page = operator(server, browsers)
+    state = page.expect("state")
+    while state["count"] < 3:
+        state = page.expect("state")
+    assert [(m["name"], m["via"]) for m in state["members"]] == [
+        ("alice", "tcp"),
+        ("bob", "plain"),
+        ("carol", "web"),
+    ]
+    assert all(m["address"].startswith("127.0.0.1:") for m in state["members"])
+    assert state["connections"] == 3 and state["bans"] == [] and state["refusals"] == []
+
+
+def test_the_operators_page_previews_then_runs_a_kick_and_a_ban(web, browsers) -> None:
+    server = web()
+    alice = server.join("alice")
+    server.join("bob")
+    page = operator(server, browsers)
+    page.expect("state")
+    page.send_json({"type": "preview", "command": "/ban alice 30", "id": "p1"})
+    preview = page.expect("preview")
+    assert preview["id"] == "p1"
+    # Everyone from that address, named, and the operator's own page is not a chat connection.
+    assert (
+        preview["text"]
+        == "This bans 127.0.0.1 for 30 minutes and removes alice, bob (2 connections)."
+    )
+    assert server.call(lambda: server.server.lobby.count) == 2  # a preview does nothing
+    page.send_json({"type": "preview", "command": "/kick alice spam", "id": "p2"})
+    assert "removes alice" in page.expect("preview")["text"]
+    page.send_json({"type": "run", "command": "/kick alice spam", "id": "r1"})
+    result = page.expect("result")
+    assert (result["id"], result["text"]) == ("r1", "Removed alice.")
+    shutdown = alice.read_json()
+    while shutdown["type"] != "shutdown":  # bob's join came first
+        shutdown = alice.read_json()
+    assert "spam" in shutdown["message"] and shutdown["reason"] == "kicked"
+    state = page.expect("state")
+    while state["count"] != 1:
+        state = page.expect("state")
+    assert [m["name"] for m in state["members"]] == ["bob"]

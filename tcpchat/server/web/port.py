@@ -14,46 +14,39 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from tcpchat import sockets
 from tcpchat.defaults import READ_CHUNK, SECONDS
-from tcpchat.server.config import ServerConfig
-from tcpchat.server.member import Codec, Member, peer_host
+from tcpchat.server.member import peer_host
+from tcpchat.server.web.admin import OperatorPage, new_token
 from tcpchat.server.web.codec import MAX_MESSAGE, WebSocketCodec
 from tcpchat.server.web.pages import load_static, page_response, refused_response, respond
+
+if TYPE_CHECKING:
+    from tcpchat.server.chat_server import ChatServer
 
 KEEP_ALIVE = 5 * SECONDS  # how long an idle connection may wait for the browser's next request
 MAX_REQUESTS = 100  # requests on one connection before it is closed (the browser opens another)
 WEBSOCKET_PATH = "/ws"
+OPERATOR_SOCKET_PATH = "/admin/ws"
 
 log = logging.getLogger("tcpchat.server")
-
-
-class Members(Protocol):
-    """What the web port needs of the chat server: make a member, and serve it."""
-
-    config: ServerConfig
-
-    def new_member(
-        self, codec: Codec, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> Member: ...
-
-    async def serve_member(self, connection: Member, refusal: str | None = None) -> None: ...
-
-    def note_refusal(self, host: str, peer: str, refusal: str) -> None: ...
 
 
 class WebPort:
     """Serves the web port's connections (see the module's note)."""
 
-    def __init__(self, members: Members) -> None:
-        self.members = members
-        self.config = members.config
+    def __init__(self, server: ChatServer) -> None:
+        self.members = server
+        self.config = server.config
         self.files = load_static()
+        if "/admin.html" in self.files:
+            self.files["/admin"] = self.files["/admin.html"]
+        self.operator = OperatorPage(server, new_token())
         self._origins = {origin.lower().rstrip("/") for origin in self.config.web_origins}
         self._scheme = "https" if self.config.tls is not None else "http"
 
@@ -75,12 +68,18 @@ class WebPort:
                 request = await _read_request(reader, writer, protocol, timeout)
                 if request is None:
                     return
-                if request.path.partition("?")[0] == WEBSOCKET_PATH:
+                path = request.path.partition("?")[0]
+                if path == WEBSOCKET_PATH:
                     handed_over = self._upgrade(request, protocol, writer)
                     if handed_over:
                         codec = WebSocketCodec(protocol, self.config.effective_line_limit)
                         member = self.members.new_member(codec, reader, writer)
                         await self.members.serve_member(member)
+                    return
+                if path == OPERATOR_SOCKET_PATH:
+                    if self._upgrade(request, protocol, writer):
+                        host = peer_host(writer.get_extra_info("peername"))
+                        await self.operator.serve(protocol, reader, writer, host)
                     return
                 writer.write(page_response(request, self.files).serialize())
                 timeout = KEEP_ALIVE
