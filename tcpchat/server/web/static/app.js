@@ -398,7 +398,7 @@ function acknowledged(event) {
       // Shown already, from the history of a resumed session: that one stays.
       node.remove();
       shown.classList.add('own');
-      shown.append(node.querySelector('.delivery'));
+      shown.lastElementChild.append(node.querySelector('.delivery'));
       return;
     }
     node.dataset.seq = String(event.seq);
@@ -422,7 +422,7 @@ function refused(error) {
         mark(own, 'sending…');
         chat.retry(error.id);
       });
-      own.append(again);
+      own.lastElementChild.append(again);
     } else {
       page.own.delete(error.id);
       chat.forget(error.id);

@@ -46,16 +46,24 @@ export function timeEl(ts, withDate = false) {
   return node;
 }
 
-/** A message to everyone: `[time] name text`, or `[time] * name text` for an action. */
+/** A line of the list: its time, then a body that holds the rest (and wraps beside the time). */
+function line(className, ts, data = null) {
+  const node = el('div', className);
+  if (data !== null) node.dataset.seq = String(data);
+  const body = el('span', 'body');
+  node.append(timeEl(ts), body);
+  return [node, body];
+}
+
+/** A message to everyone: `time name: text`, or `time * name text` for an action. */
 export function messageEl(message, ownName) {
   const own = message.from === ownName;
-  const node = el('div', `message${message.me ? ' me' : ''}${own ? ' own' : ''}`);
-  if (typeof message.seq === 'number') node.dataset.seq = String(message.seq);
-  node.append(timeEl(message.ts), ' ');
-  if (message.me) node.append(el('span', 'star', '*'), ' ');
-  node.append(nameEl(message.from, 'name from'));
-  node.append(message.me ? ' ' : el('span', 'colon', ': '));
-  node.append(el('span', 'text', message.text));
+  const seq = typeof message.seq === 'number' ? message.seq : null;
+  const [node, body] = line(`message${message.me ? ' me' : ''}${own ? ' own' : ''}`, message.ts, seq);
+  if (message.me) body.append(el('span', 'star', '* '));
+  body.append(nameEl(message.from, 'name from'));
+  body.append(message.me ? ' ' : el('span', 'colon', ': '));
+  body.append(el('span', 'text', message.text));
   return node;
 }
 
@@ -63,19 +71,19 @@ export function messageEl(message, ownName) {
 export function ownMessageEl(text, me, name) {
   const node = messageEl({ from: name, text, me, ts: null }, name);
   node.classList.add('own', 'pending');
-  node.append(el('span', 'delivery', 'sending…'));
+  node.lastElementChild.append(el('span', 'delivery', 'sending…'));
   return node;
 }
 
 /** A private message, set apart: who sent it to whom. */
 export function privateEl(event, ownName) {
   const own = event.from === ownName;
-  const node = el('div', `private${own ? ' own' : ''}`);
-  node.append(timeEl(event.ts), ' ', el('span', 'tag', 'private'), ' ');
-  if (own) node.append(el('span', 'quiet', 'to '), nameEl(event.to, 'name'));
-  else node.append(nameEl(event.from, 'name from'));
-  node.append(el('span', 'colon', ': '), el('span', 'text', event.text));
-  if (own) node.append(el('span', 'delivery', 'sending…'));
+  const [node, body] = line(`private${own ? ' own' : ''}`, event.ts);
+  body.append(el('span', 'tag', 'private'), ' ');
+  if (own) body.append(el('span', 'quiet', 'to '), nameEl(event.to, 'name'));
+  else body.append(nameEl(event.from, 'name from'));
+  body.append(el('span', 'colon', ': '), el('span', 'text', event.text));
+  if (own) body.append(el('span', 'delivery', 'sending…'));
   return node;
 }
 
@@ -106,8 +114,8 @@ export function systemEl(event) {
 
 /** A line from the page itself (help, errors, notices): text, quiet. */
 export function noticeEl(text, kind = 'notice') {
-  const node = el('div', kind);
-  node.append(timeEl(null), ' ', el('span', 'text', text));
+  const [node, body] = line(kind, null);
+  body.append(el('span', 'text', text));
   return node;
 }
 
