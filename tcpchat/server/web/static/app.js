@@ -85,6 +85,7 @@ const page = {
   searchText: '',
   completion: null,
   quitting: false,
+  fromLogin: false, // the next welcome answers the login form (not a reconnect)
 };
 
 const chat = new Chat({ event: onEvent, state: onState });
@@ -369,11 +370,14 @@ function welcome(event) {
   else if (event.gap && resumed) {
     notice('Some messages sent while you were away are no longer kept; scroll up for what is.');
   }
-  if (!resumed) {
-    if (event.motd) notice(event.motd, 'notice motd');
+  if (!resumed && event.motd) notice(event.motd, 'notice motd');
+  if (page.fromLogin) {
+    page.fromLogin = false;
     notice(`You joined as ${event.name}. Type /help for the commands.`);
     scrollToBottom();
   }
+  const oldest = page.placed.length ? page.placed[0].seq : event.seq + 1;
+  if (page.more === null && oldest <= 1) page.more = false; // nothing older exists
   for (const [id, node] of page.own) if (chat.pending.has(id)) mark(node, 'sending…');
   showOlder();
   counter();
@@ -550,6 +554,7 @@ ui.login.addEventListener('submit', (event) => {
   }
   ui.loginError.textContent = '';
   ui.join.disabled = true;
+  page.fromLogin = true;
   chat.join(name, ui.password.value);
 });
 
@@ -573,7 +578,7 @@ function submit() {
   }
 }
 
-/** Do what a typed line asks; false when it was refused here (the line stays to be fixed). */
+/** Do what a typed line asks; false when it could not go now (the line stays, to send again). */
 function act(typed) {
   const offline = 'Not connected: wait for “connected” and try again.';
   switch (typed.kind) {
@@ -599,7 +604,8 @@ function act(typed) {
       notice('Enter sends, Shift+Enter starts a new line, Tab completes a name, Escape closes panels.', 'notice help');
       return true;
     default:
-      return problem(typed.sentence);
+      problem(typed.sentence); // a command typed wrong: the usage says how, the line goes
+      return true;
   }
 }
 

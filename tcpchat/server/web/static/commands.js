@@ -42,7 +42,7 @@ export function parseTyped(typed) {
     case '/quit':
       return { kind: 'quit' };
     case '/nick':
-      return rest && !/\s/.test(rest)
+      return rest // the server says whether the name is one (`bad_name`), as for the terminal
         ? { kind: 'nick', name: rest }
         : { kind: 'problem', sentence: 'usage: /nick NAME' };
     case '/me':
