@@ -366,8 +366,10 @@ function welcome(event) {
   keepingBottom(() => {
     for (const message of event.history || []) addMessage(message, resumed);
   });
-  if (restarted && event.seq > 0) page.fillId = chat.request('history', { limit: FILL_MOST });
-  else if (event.gap && resumed) {
+  if (restarted) {
+    // What the new history holds is all new here: ask for it (the welcome's is empty).
+    if (event.seq > 0) page.fillId = chat.request('history', { limit: FILL_MOST });
+  } else if (event.gap && resumed) {
     notice('Some messages sent while you were away are no longer kept; scroll up for what is.');
   }
   if (!resumed && event.motd) notice(event.motd, 'notice motd');
@@ -393,6 +395,7 @@ function acknowledged(event) {
   if (!node) return;
   page.own.delete(event.id);
   node.classList.remove('pending', 'failed');
+  node.querySelector('.retry')?.remove();
   mark(node, `✓ delivered to ${event.delivered}`);
   if (typeof event.seq !== 'number') return;
   keepingBottom(() => {
