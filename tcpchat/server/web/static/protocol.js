@@ -55,6 +55,8 @@ export class Chat {
     this.timer = null;
     this.keepalive = null;
     this.lastHeard = 0;
+    this.pinged = false; // a ping went out in this silence
+    this.ended = null; // the refusal or shutdown that ends this socket, if one came
   }
 
   /** Join (or join again after a refusal) as `name`: on this socket if it is open, else a new one. */
