@@ -65,6 +65,38 @@ def test_history_and_seq_go_on_after_a_restart(
     assert bob.expect("ack")["seq"] == 3
 
 
+def test_a_resume_says_gap_only_when_something_is_missing(
+    start_server: Callable[..., RunningServer], db: Path
+) -> None:
+    """What the server says over the wire, with the history in a file as by default."""
+    server = start_server(db=db, keep_messages=3)
+    alice, _ = join(server, "alice")
+    for n in range(1, 6):
+        alice.send_json(say(f"m{n}"))
+        alice.expect("ack")
+
+    def resume(since: int) -> tuple[list[int], bool]:
+        client = server.connect()
+        client.read_line()
+        client.send_json({"type": "hello", "name": f"r{since}", "version": 1, "since": since})
+        welcome = client.expect("welcome")
+        client.close()
+        return [m["seq"] for m in welcome["history"]], welcome["gap"]
+
+    assert resume(5) == ([], False)  # nothing missed
+    assert resume(3) == ([4, 5], False)
+    assert resume(0) == ([1, 2, 3, 4, 5], False)
+    assert resume(9) == ([], True)  # another history
+    server.stop()
+    pruned = start_server(db=db, keep_messages=3)  # retention at start keeps 3, 4, 5
+    until(lambda: pruned.call(lambda: lobby_log(pruned).since(0)[0][0].seq) == 3)
+    client = pruned.connect()
+    client.read_line()
+    client.send_json({"type": "hello", "name": "late", "version": 1, "since": 1})
+    welcome = client.expect("welcome")
+    assert ([m["seq"] for m in welcome["history"]], welcome["gap"]) == ([3, 4, 5], True)
+
+
 def test_an_ack_waits_for_the_commit_and_a_joiner_meanwhile_gets_the_message_once(
     start_server: Callable[..., RunningServer], db: Path, locked: sqlite3.Connection
 ) -> None:

@@ -105,7 +105,7 @@ def test_seq_is_not_reused_after_retention_deleted_the_newest(path: Path) -> Non
     store = Store(path)
     log = store.room("lobby")
     assert log.seq == 5
-    assert log.since(0) == ([], True)
+    assert log.since(0) == ([], False)  # all five deleted: not complete
     fill(store, ["new"])
     assert seqs(log.history()[0]) == [6]
     store.close()
@@ -144,28 +144,34 @@ def test_an_action_is_stored_as_one(path: Path) -> None:
 # --- resume and history pages ------------------------------------------------------------------
 
 
-def test_since_gives_what_was_missed_and_says_when_there_is_a_gap(path: Path) -> None:
+def test_since_gives_what_was_missed_and_whether_that_is_all(path: Path) -> None:
+    """As `MessageLog.since` says (and `MemoryLog` does): the second value is "complete"."""
     store = Store(path)
     fill(store, [f"m{n}" for n in range(1, 11)])
     log = store.room("lobby")
-    assert log.since(7) == (log.history()[0][7:], False)
-    assert seqs(log.since(0)[0]) == list(range(1, 11)) and log.since(0)[1] is False
-    assert log.since(10) == ([], False)
-    assert log.since(11) == ([], True)  # another server's history
-    found, gap = log.since(2, limit=3)
-    assert (seqs(found), gap) == ([8, 9, 10], True)  # the newest ones
+    assert log.since(7) == (log.history()[0][7:], True)
+    assert seqs(log.since(0)[0]) == list(range(1, 11)) and log.since(0)[1] is True
+    assert log.since(10) == ([], True)
+    assert log.since(11) == ([], False)  # another server's history
+    found, complete = log.since(2, limit=3)
+    assert (seqs(found), complete) == ([8, 9, 10], False)  # the newest ones
     asyncio.run(store.prune(T0, keep_messages=4))
-    found, gap = log.since(2)
-    assert (seqs(found), gap) == ([7, 8, 9, 10], True)  # 3 to 6 are no longer kept
-    assert log.since(6) == (found, False)
+    found, complete = log.since(2)
+    assert (seqs(found), complete) == ([7, 8, 9, 10], False)  # 3 to 6 are no longer kept
+    assert log.since(6) == (found, True)
     store.close()
 
 
 def test_since_gives_at_most_a_thousand(path: Path) -> None:
     store = Store(path)
     fill(store, ["x"] * (MAX_RESUME + 5))
-    found, gap = store.room("lobby").since(0, limit=5000)
-    assert (len(found), found[0].seq, found[-1].seq, gap) == (MAX_RESUME, 6, MAX_RESUME + 5, True)
+    found, complete = store.room("lobby").since(0, limit=5000)
+    assert (len(found), found[0].seq, found[-1].seq, complete) == (
+        MAX_RESUME,
+        6,
+        MAX_RESUME + 5,
+        False,
+    )
     store.close()
 
 

@@ -101,15 +101,16 @@ class SqliteLog:
 
     def since(self, seq: int, limit: int = MAX_RESUME) -> tuple[list[Message], bool]:
         """A resume after `seq`: the newest `limit` (at most 1,000) messages above it, oldest
-        first, and the `gap` flag: true when some messages after `seq` are not among them (more
-        than the limit, deleted by retention) or `seq` is beyond the newest (another history)."""
+        first, and whether they are all of them (`MessageLog.since`): false when some after
+        `seq` are not among them (more than the limit, deleted by retention) or `seq` is beyond
+        the newest (another history), which the `welcome` then calls a `gap`."""
         newest = self.durable_seq
         if seq > newest:
-            return [], True
+            return [], False
         seq = max(seq, 0)
         limit = max(0, min(limit, MAX_RESUME))
         found = self._read(database.after, seq, limit)
-        return found, len(found) < newest - seq
+        return found, len(found) >= newest - seq
 
     async def search(self, text: str, limit: int = 20) -> list[Message]:
         """`search`: up to `limit` (at most 200) messages holding every word of `text` as a whole
