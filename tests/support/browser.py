@@ -9,11 +9,15 @@ Playwright is not installed; a browser that is installed but fails to start is a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,15 +69,17 @@ def chromium_version(path: str) -> str:
     return found.group()
 
 
+# The only two reasons a browser test is skipped for.
+NO_PLAYWRIGHT = "Playwright for Python is not installed (pip install -e '.[test]')."
+NO_CHROMIUM = "Chromium is not installed (Debian's package chromium; .ci/run installs it)."
+
+
 def skip_unless_installed() -> str:
     """The path of the system's Chromium; the test is skipped if it or Playwright is missing."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("Playwright for Python is not installed (pip install -e '.[test]').")
+    pytest.importorskip("playwright.sync_api", reason=NO_PLAYWRIGHT)
     path = chromium_path()
     if path is None:
-        pytest.skip("Chromium is not installed (Debian's package chromium; .ci/run installs it).")
+        pytest.skip(NO_CHROMIUM)
     return path
 
 
@@ -138,3 +144,35 @@ def screenshot_name(test_name: str, label: str) -> str:
     """`test_join[phone]` and label "after" → `test_join-phone-after.png`: a file name per shot."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{test_name}-{label}" if label else test_name)
     return stem.strip("-") + ".png"
+
+
+class _FolderHandler(SimpleHTTPRequestHandler):
+    """The files of one folder, with extra response headers and no log lines on stderr."""
+
+    def __init__(self, *args: Any, headers: dict[str, str], **kwargs: Any) -> None:
+        self._extra_headers = headers
+        super().__init__(*args, **kwargs)
+
+    def end_headers(self) -> None:
+        for name, value in self._extra_headers.items():
+            self.send_header(name, value)
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path, headers: dict[str, str] | None = None) -> Iterator[str]:
+    """The URL ("http://127.0.0.1:PORT/") of `folder`'s files, served from a thread while the
+    block runs: a page of the test's own, on an origin other than the chat server's."""
+    handler = partial(_FolderHandler, headers=headers or {}, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(TIMEOUT)

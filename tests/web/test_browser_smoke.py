@@ -4,15 +4,12 @@ Content-Security-Policy the web client is served with."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from support.browser import Chromium, chromium_version
+from support.browser import Chromium, chromium_version, serve_folder
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -39,29 +36,13 @@ APP = """document.getElementById("go").addEventListener("click", () => {
 """
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    """Files of one folder, with the web client's CSP, and no log lines on stderr."""
-
-    def end_headers(self) -> None:
-        self.send_header("Content-Security-Policy", CSP)
-        super().end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[str]:
     """The URL of a two-file page (index.html, app.js) served from a thread on 127.0.0.1."""
     (tmp_path / "index.html").write_text(INDEX)
     (tmp_path / "app.js").write_text(APP)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_folder(tmp_path, {"Content-Security-Policy": CSP}) as url:
+        yield url
 
 
 def test_a_click_runs_the_pages_script_file(
