@@ -24,6 +24,7 @@ class WebServer:
     port: int = field(default_factory=free_port)
     web: int = field(default_factory=free_port)
     process: Process | None = None
+    clients: list[LineClient] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -60,22 +61,31 @@ class WebServer:
         finally:
             process.stop()
 
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+    def close(self) -> None:
+        """Stop the server and close every line client the test opened."""
+        try:
+            self.stop()
+        finally:
+            for client in self.clients:
+                client.close()
 
     def join(self, name: str) -> LineClient:
         """A JSON member on the TCP port, past its `welcome`."""
-        client = LineClient("127.0.0.1", self.port, TIMEOUT)
-        client.read_line()  # the banner
+        client = self._connect()
         client.send_json({"type": "hello", "name": name, "version": 1})
         assert client.expect("welcome")["name"] == name
         return client
 
     def join_plain(self, name: str) -> LineClient:
         """A plain-mode member, as a person on `nc` is, past the server's greeting."""
-        client = LineClient("127.0.0.1", self.port, TIMEOUT)
-        client.read_line()  # the banner
+        client = self._connect()
         client.send_line(name)
         client.read_until(lambda line: line.startswith("* Type /help"))
+        return client
+
+    def _connect(self) -> LineClient:
+        """A connection to the TCP port, past its banner; closed by `close`."""
+        client = LineClient("127.0.0.1", self.port, TIMEOUT)
+        self.clients.append(client)
+        client.read_line()
         return client

@@ -3,12 +3,14 @@ and plain (`nc`-style) members of the same room: joining, talking, delivery mark
 looks like HTML, history on scroll, a server restart, and a WebSocket from another origin.
 
 The page's hooks: `#name`, `#password`, `#join`; `#messages` holding `.message` elements with
-`data-seq` (one's own also `.own`, with a `.delivery` mark); `#members`, `#member-count`;
-`#input` (Enter sends); `#search`, `#results`; `#status` ("connected" / "reconnecting…").
+`data-seq` (one's own also `.own`, with a `.delivery` mark; private messages and notices are
+other elements of the list); `#members`, `#member-count`; `#input` (Enter sends); `#search`,
+`#results` (one element per message found); `#status` ("connected" / "reconnecting…").
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -38,9 +40,11 @@ Screenshot = Callable[..., Path]
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[WebServer]:
-    running = WebServer(tmp_path).start()
-    yield running
-    running.stop()
+    running = WebServer(tmp_path)
+    try:
+        yield running.start()
+    finally:
+        running.close()
 
 
 def join_page(page: Page, server: WebServer, name: str) -> None:
@@ -74,13 +78,17 @@ def next_message(client: LineClient) -> dict[str, Any]:
             return event
 
 
+_ids = itertools.count()
+
+
 def say_tcp(client: LineClient, text: str, **fields: Any) -> int:
     """Say `text` as a JSON member; its `seq`, from the `ack`."""
-    client.send_json({"type": "say", "text": text, "id": text, **fields})
+    said = f"say-{next(_ids)}"  # each its own: a repeated id is not delivered again
+    client.send_json({"type": "say", "text": text, "id": said, **fields})
     deadline = time.monotonic() + TIMEOUT
     while True:
         event = client.read_json(max(0.01, deadline - time.monotonic()))
-        if event["type"] == "ack" and event["id"] == text:
+        if event["type"] == "ack" and event["id"] == said:
             return int(event["seq"])
 
 
@@ -157,7 +165,7 @@ def test_html_in_a_message_or_a_name_is_shown_as_text(
     say_tcp(alice, INJECTED, me=True)
     alice.send_json({"type": "dm", "to": "bob", "text": INJECTED})
     say(page, INJECTED)
-    shown = page.locator("#messages .message").filter(has_text=INJECTED)
+    shown = page.locator("#messages > *").filter(has_text=INJECTED)  # private ones included
     expect(shown).to_have_count(4)
     assert page.locator("img").count() == 0
     assert page.title() != "pwned"
@@ -197,7 +205,7 @@ def test_search_finds_the_messages_with_every_word(
     join_page(page, server, "bob")
     page.fill("#search", "kettle BLUE")
     page.press("#search", "Enter")
-    found = page.locator("#results .message")
+    found = page.locator("#results > *")
     expect(found).to_have_count(1)
     expect(found).to_contain_text("the blue kettle is on")
     screenshot(page, "search")
