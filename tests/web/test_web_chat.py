@@ -32,7 +32,6 @@ expect = pytest.importorskip("playwright.sync_api", reason=NO_PLAYWRIGHT).expect
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
-    pytest.mark.skip(reason="needs serve --web"),
 ]
 
 Screenshot = Callable[..., Path]
