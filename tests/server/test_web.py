@@ -4,6 +4,7 @@ misbehaves gets.  The browser side is a real WebSocket client (websockets' own f
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 from collections.abc import Callable, Iterator
@@ -204,6 +205,11 @@ def test_the_page_and_its_files_are_served_with_their_types(web) -> None:
     assert b"<html" in body.lower()
     status, _, again = http_get(port, "/", f"If-None-Match: {fields['etag']}\r\n")
     assert status.startswith("HTTP/1.1 304") and again == b""
+    status, packed_fields, packed = http_get(port, "/", "Accept-Encoding: gzip, br\r\n")
+    assert packed_fields["content-encoding"] == "gzip" and gzip.decompress(packed) == body
+    status, fields, _ = http_get(port, "/app.js")
+    assert status.startswith("HTTP/1.1 200")
+    assert fields["content-type"] == "text/javascript; charset=utf-8"
 
 
 def test_a_refused_address_gets_one_sentence_over_http(web) -> None:

@@ -9,6 +9,7 @@ browser's next request (keep-alive) or end.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http
 import importlib.resources
@@ -49,6 +50,7 @@ class StaticFile:
     body: bytes
     content_type: str
     etag: str
+    gzipped: bytes | None = None  # for browsers that take it (text files, compressed once)
 
 
 def load_static() -> dict[str, StaticFile]:
@@ -64,10 +66,16 @@ def load_static() -> dict[str, StaticFile]:
         suffix = "." + entry.name.rpartition(".")[2]
         content_type = TYPES.get(suffix) or mimetypes.guess_type(entry.name)[0]
         tag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-        files["/" + entry.name] = StaticFile(body, content_type or "application/octet-stream", tag)
+        content_type = content_type or "application/octet-stream"
+        packed = gzip.compress(body, mtime=0) if _is_text(content_type) else None
+        files["/" + entry.name] = StaticFile(body, content_type, tag, packed)
     if "/index.html" in files:
         files["/"] = files["/index.html"]
     return files
+
+
+def _is_text(content_type: str) -> bool:
+    return content_type.startswith(("text/", "image/svg", "application/json", "application/man"))
 
 
 def respond(
@@ -100,12 +108,21 @@ def page_response(request: Request, files: dict[str, StaticFile]) -> Response:
         return respond(http.HTTPStatus.NOT_FOUND, b"Not found.\n", keep_alive=True)
     if request.headers.get("If-None-Match") == found.etag:
         return respond(http.HTTPStatus.NOT_MODIFIED, keep_alive=True, extra=(("ETag", found.etag),))
+    accepted = request.headers.get("Accept-Encoding", "")
+    if found.gzipped is not None and "gzip" in accepted:
+        return respond(
+            http.HTTPStatus.OK,
+            found.gzipped,
+            found.content_type,
+            keep_alive=True,
+            extra=(("ETag", found.etag), ("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")),
+        )
     return respond(
         http.HTTPStatus.OK,
         found.body,
         found.content_type,
         keep_alive=True,
-        extra=(("ETag", found.etag),),
+        extra=(("ETag", found.etag), ("Vary", "Accept-Encoding")),
     )
 
 
