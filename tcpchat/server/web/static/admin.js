@@ -182,7 +182,7 @@
 
   /** What the page does when the connection ends: the last state stays, marked stale; a dialog closes. */
   function dropped() {
-    if (el.dialog.open) el.dialog.close();
+    closeDialog();
     if (pendingRuns.size) {
       say(
         "The connection ended before the server answered; the tables will show what was done once it is back.",
@@ -370,8 +370,8 @@
         cell(row, "idle", "Idle");
         const actions = cell(row, "actions", "Actions");
         actions.append(
-          button("kick", "Kick", "Kick " + name, () => openAction("kick", name)),
-          button("ban", "Ban", "Ban " + name, () => openAction("ban", name)),
+          button("kick", "Kick", "Kick " + name, (e) => openAction("kick", name, e.currentTarget)),
+          button("ban", "Ban", "Ban " + name, (e) => openAction("ban", name, e.currentTarget)),
         );
         return row;
       },
@@ -398,7 +398,9 @@
         cell(row, "address", "Address");
         cell(row, "left", "Time left");
         cell(row, "actions", "Actions").append(
-          button("unban", "Unban", "Unban " + address, () => openAction("unban", address)),
+          button("unban", "Unban", "Unban " + address, (e) =>
+            openAction("unban", address, e.currentTarget),
+          ),
         );
         return row;
       },
@@ -458,6 +460,8 @@
   // ---- actions: preview, confirm, run ----------------------------------------------------
 
   let action = null; // {kind, target}
+  let invoker = null; // where focus goes back to when the dialog closes
+  let home = null; // the heading of the invoker's section, if the invoker is gone by then
   let shownFor = null; // the command whose preview the dialog shows
   let latestPreview = null; // {id, command}
   let previewTimer = 0;
@@ -508,9 +512,11 @@
     }
   }
 
-  function openAction(kind, target) {
+  function openAction(kind, target, from) {
     if (!authed) return;
     action = { kind, target };
+    invoker = from;
+    home = from.closest("section")?.querySelector("h2") || el.membersHeading;
     el.dialogTitle.textContent = TITLES[kind](target);
     el.kickField.hidden = kind !== "kick";
     el.banField.hidden = kind !== "ban";
@@ -574,16 +580,24 @@
     if (!send({ type: "run", command, id })) return;
     pendingRuns.set(id, command);
     if (action.kind === "say") el.sayText.value = "";
-    say("Sent " + command + " …");
-    el.dialog.close();
+    say(command + ": waiting for the server…");
+    closeDialog();
   }
 
-  function dialogClosed() {
+  /** Close the dialog and forget its action at once, so that nothing of it reaches the next one. */
+  function closeDialog() {
+    if (el.dialog.open) el.dialog.close();
     clearTimeout(previewTimer);
     clearTimeout(patienceTimer);
     action = null;
     shownFor = null;
     latestPreview = null;
+    // The row that held the button may be gone (the member was kicked): then its table's heading.
+    const back = invoker && invoker.isConnected && !invoker.disabled ? invoker : null;
+    invoker = null;
+    if (back) back.focus();
+    else if (home && document.activeElement === document.body) home.focus();
+    home = null;
   }
 
   function focusable() {
@@ -596,7 +610,7 @@
   function trapFocus(event) {
     if (event.key === "Escape") {
       event.preventDefault();
-      el.dialog.close();
+      closeDialog();
       return;
     }
     if (event.key !== "Tab") return;
@@ -624,18 +638,26 @@
       el.sayText.focus();
       return;
     }
-    openAction("say", words);
+    openAction("say", words, el.sayText);
   });
   el.dialogForm.addEventListener("submit", (event) => {
     event.preventDefault();
     confirmAction();
   });
-  el.cancel.addEventListener("click", () => el.dialog.close());
+  el.cancel.addEventListener("click", closeDialog);
   el.dialog.addEventListener("keydown", trapFocus);
-  el.dialog.addEventListener("close", dialogClosed);
+  // A close this page did not ask for (the browser's own Escape handling): tidy up the same way.
+  // The event comes a moment after the close, when the dialog may already be open for the next action.
+  el.dialog.addEventListener("close", () => {
+    if (!el.dialog.open && action) closeDialog();
+  });
   el.kickReason.addEventListener("input", inputChanged);
   el.banMinutes.addEventListener("input", inputChanged);
   setInterval(tick, 1000);
+  // A new link pasted into this tab changes only the fragment, which loads nothing: start afresh with it.
+  window.addEventListener("hashchange", () => {
+    if (location.hash.length > 1 && takeToken()) location.reload();
+  });
 
   if (!token) {
     stopped = true;
