@@ -182,7 +182,10 @@
 
   /** What the page does when the connection ends: the last state stays, marked stale; a dialog closes. */
   function dropped() {
-    closeDialog();
+    if (el.dialog.open) {
+      closeDialog();
+      if (!pendingRuns.size) say("The connection ended, so nothing was done; try again once it is back.");
+    }
     if (pendingRuns.size) {
       say(
         "The connection ended before the server answered; the tables will show what was done once it is back.",
@@ -203,6 +206,7 @@
         break;
       case "error":
         if (!authed) refused(text(message.message) || "The server refused this page.");
+        else if (el.dialog.open && latestPreview && shownFor === null) previewRefused(text(message.message));
         else say(text(message.message));
         break;
       case "preview":
@@ -236,6 +240,7 @@
   function render(state) {
     lastState = state;
     stateTime = performance.now();
+    document.body.classList.remove("no-state");
     const name = text(state.server) || "tcpchat";
     el.server.textContent = name;
     document.title = name + " · tcpchat operator";
@@ -563,6 +568,12 @@
     shownFor = latestPreview.command;
     el.dialogText.textContent = text(message.text);
     el.ok.disabled = false;
+  }
+
+  /** The server would not preview the command (it could not read it): say why, and keep Confirm off. */
+  function previewRefused(sentence) {
+    clearTimeout(patienceTimer);
+    el.dialogText.textContent = sentence;
   }
 
   function inputChanged() {
