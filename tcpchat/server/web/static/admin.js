@@ -389,6 +389,7 @@
       el.membersHeading,
     );
     el.membersEmpty.hidden = members.length > 0;
+    el.members.parentElement.hidden = members.length === 0;
   }
 
   function renderBans(bans) {
@@ -417,6 +418,7 @@
       el.bansHeading,
     );
     el.bansEmpty.hidden = bans.length > 0;
+    el.bans.parentElement.hidden = bans.length === 0;
   }
 
   function when(ts) {
@@ -446,6 +448,7 @@
     });
     el.refusals.replaceChildren(...rows);
     el.refusalsEmpty.hidden = refusals.length > 0;
+    el.refusals.parentElement.hidden = refusals.length === 0;
   }
 
   /** Idle times and bans' time left count on between states, which come only when something changed. */
