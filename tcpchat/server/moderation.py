@@ -57,13 +57,13 @@ def preview(server: ChatServer, line: str) -> str:
         problem = text_problem(rest, server.config.max_text)
         if problem:
             return f"Not sent: {problem[1]}"
-        return f"This sends {rest!r} to {counted(server.online, 'member')}, from server."
+        return f"This sends “{rest}” to {counted(server.online, 'member')}, from server."
     if command == "/kick":
         name, _, reason = rest.partition(" ")
         member = server.member(name) if name else None
         if member is None:
             return _kick(server, rest)  # the refusal it would give
-        why = f" with the reason {reason.strip()!r}" if reason.strip() else ""
+        why = f" with the reason “{reason.strip()}”" if reason.strip() else ""
         return f"This removes {member.name} ({member.peer}) from the chat{why}; they may come back."
     if command == "/ban":
         target, _, minutes_text = rest.partition(" ")
