@@ -4,9 +4,11 @@ misbehaves gets.  The browser side is a real WebSocket client (websockets' own f
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -301,3 +303,40 @@ def test_the_operators_page_previews_then_runs_a_kick_and_a_ban(web, browsers) -
     while state["count"] != 1:
         state = page.expect("state")
     assert [m["name"] for m in state["members"]] == ["bob"]
+
+
+def test_with_tls_the_page_is_https_and_the_websocket_wss(start_server, tmp_path) -> None:
+    from tcpchat import tls
+
+    cert, key = tls.self_signed_certificate(tmp_path, "localhost")
+    server = start_server(tls=tls.server_context(cert, key), web_port=0)
+    port = web_port(server)
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    with context.wrap_socket(raw) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        status, _, body = read_response(sock)
+    assert status.startswith("HTTP/1.1 200") and b"<html" in body.lower()
+
+    async def over_wss() -> dict[str, Any]:
+        from websockets.asyncio.client import connect
+
+        async with connect(f"wss://127.0.0.1:{port}/ws", ssl=context) as ws:
+            await ws.send(json.dumps({"type": "hello", "name": "secure", "version": 1}))
+            welcome: dict[str, Any] = json.loads(await ws.recv())
+            return welcome
+
+    assert asyncio.run(asyncio.wait_for(over_wss(), TIMEOUT))["name"] == "secure"
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as plain:
+        plain.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert plain.recv(100)[:1] != b"H"  # no plain HTTP on a TLS web port
+
+
+def test_a_browser_needs_the_password_as_everyone_does(web, browsers) -> None:
+    server = web(password="sesame")
+    browser = browsers(server)
+    browser.send_json({"type": "hello", "name": "webby", "version": 1})
+    assert browser.read_json()["code"] in ("auth_required", "auth_failed")
+    browser.send_json({"type": "hello", "name": "webby", "version": 1, "password": "sesame"})
+    assert browser.expect("welcome")["name"] == "webby"
