@@ -15,6 +15,7 @@ from support.browser import (
     screenshot_name,
     skip_unless_installed,
 )
+from support.webserver import WebServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -61,3 +62,13 @@ def screenshot(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., 
         return path
 
     return take
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[WebServer]:
+    """A real `tcpchat serve --web` process (support/webserver.py), stopped at the end."""
+    running = WebServer(tmp_path)
+    try:
+        yield running.start()
+    finally:
+        running.close()

@@ -5,7 +5,7 @@ what it will do.  Names are shown as text, never as HTML."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,15 +22,6 @@ expect = pytest.importorskip("playwright.sync_api", reason=NO_PLAYWRIGHT).expect
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 Screenshot = Callable[..., Path]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[WebServer]:
-    running = WebServer(tmp_path)
-    try:
-        yield running.start()
-    finally:
-        running.close()
 
 
 def operator_link(server: WebServer) -> str:

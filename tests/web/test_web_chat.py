@@ -14,7 +14,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,15 +35,6 @@ pytestmark = [
 ]
 
 Screenshot = Callable[..., Path]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[WebServer]:
-    running = WebServer(tmp_path)
-    try:
-        yield running.start()
-    finally:
-        running.close()
 
 
 def join_page(page: Page, server: WebServer, name: str) -> None:
