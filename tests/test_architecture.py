@@ -5,9 +5,9 @@
     client    never imports the server
     cli       parses and calls: at module level it imports only Click, the standard library and
               the numbers in `tcpchat.defaults`; everything else is imported inside a command
-    web       the modules that need the optional `websockets` (`tcpchat.server.web`, the bench's
-              browser members) are imported at module level by nothing else: only where
-              `--web` or `--protocol ws` switches them on
+    optional  the modules that need an optional package (`websockets`: `tcpchat.server.web`, the
+              bench's browser members; `redis`: `tcpchat.server.cluster`) are imported at module
+              level by nothing else: only where `--web`, `--protocol ws` or `--cluster` is on
     no module is much over 500 lines
 
 Every import counts, also those inside functions and under `TYPE_CHECKING`.
@@ -99,13 +99,23 @@ def test_the_command_line_imports_the_rest_only_inside_its_commands(module: str)
     assert not wrong, f"{module} imports {sorted(wrong)} at module level"
 
 
-WEB_SIDE = [*of_package("tcpchat.server.web"), "tcpchat.bench.websocket"]
+# The modules that need an optional package, and the packages.
+OPTIONAL = [
+    *of_package("tcpchat.server.web"),
+    "tcpchat.bench.websocket",
+    *of_package("tcpchat.server.cluster"),
+]
+OPTIONAL_PACKAGES = ("websockets", "redis")
 
 
-@pytest.mark.parametrize("module", sorted(set(MODULES) - set(WEB_SIDE)))
-def test_the_web_side_is_imported_only_where_it_is_switched_on(module: str) -> None:
+@pytest.mark.parametrize("module", sorted(set(MODULES) - set(OPTIONAL)))
+def test_optional_parts_are_imported_only_where_they_are_switched_on(module: str) -> None:
     top = imports_of(MODULES[module], top_level_only=True)
-    wrong = {name for name in top if inside(name, "websockets") or name in WEB_SIDE}
+    wrong = {
+        name
+        for name in top
+        if any(inside(name, package) for package in OPTIONAL_PACKAGES) or name in OPTIONAL
+    }
     assert not wrong, f"{module} imports {sorted(wrong)} at module level"
 
 

@@ -1,0 +1,223 @@
+"""One room as Redis keeps it for every process: say, join, leave, free a dead process's names,
+read the ordered events from a point on, and read messages by `seq`.
+
+This module only talks to Redis (the `redis` package's asyncio client; RESP is its job) and
+turns its answers into the protocol's events; which member gets what stays the server's.  Any
+Redis failure is `ClusterUnavailable`, one sentence, so that the room can answer `unavailable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from tcpchat.protocol import Joined, LeaveReason, Left, Message
+from tcpchat.protocol.jsonlines import format_ts, parse_ts
+from tcpchat.server.cluster import scripts
+from tcpchat.server.cluster.keys import RoomKeys
+from tcpchat.server.messages import LogUnavailable
+
+# Entries kept in a room's streams: live events only need to last for a catch-up, messages as
+# long as the history is kept (trimmed approximately, as Redis does it cheaply).
+EVENTS_KEPT = 100_000
+HISTORY_KEPT = 1_000_000
+
+
+class ClusterUnavailable(LogUnavailable):
+    """Redis cannot be reached or refused the change; `str()` is one sentence for a person."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a room's `events` stream: its stream id, the protocol's event, and which
+    process (and which of its requests, for an ack) it came from."""
+
+    id: str
+    event: Message | Joined | Left
+    origin: str
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A join's answer: the name is now ours (with the room's count), or someone holds it."""
+
+    claimed: bool
+    members: int = 0
+    holder: str = ""
+
+
+class SharedRoom:
+    """One room in Redis, as one process (`process`) sees and changes it."""
+
+    def __init__(self, client: redis.Redis, room: str, process: str) -> None:
+        self.client = client
+        self.keys = RoomKeys(room)
+        self.process = process
+        self._say = client.register_script(scripts.SAY)
+        self._join = client.register_script(scripts.JOIN)
+        self._leave = client.register_script(scripts.LEAVE)
+        self._forget = client.register_script(scripts.FORGET_PROCESS)
+        self._raise_seq = client.register_script(scripts.RAISE_SEQ)
+
+    async def _run(self, what: str, call: Any) -> Any:
+        try:
+            return await call
+        except (RedisError, OSError) as error:
+            raise ClusterUnavailable(f"Redis could not {what}: {error}.") from error
+
+    # --- changes -------------------------------------------------------------------------------
+
+    async def say(
+        self, sender: str, text: str, ts: datetime, *, me: bool = False, tag: str = ""
+    ) -> int:
+        """Give a message its `seq` and its place in the room's order; return the `seq`."""
+        keys = self.keys
+        seq, _ = await self._run(
+            "keep the message",
+            self._say(
+                keys=[keys.seq, keys.events, keys.history],
+                args=[sender, text, format_ts(ts), int(me), self.process, tag,
+                      HISTORY_KEPT, EVENTS_KEPT],
+            ),
+        )  # fmt: skip
+        return int(seq)
+
+    async def join(self, folded: str, name: str, connection: str, ts: datetime) -> Claim:
+        """Claim `name` (folded: `folded`) for one of our connections, unless someone holds it."""
+        keys = self.keys
+        answer = await self._run(
+            "claim the name",
+            self._join(
+                keys=[keys.names, keys.events, keys.owned_by(self.process)],
+                args=[folded, name, f"{self.process} {connection}", format_ts(ts),
+                      EVENTS_KEPT, self.process],
+            ),
+        )  # fmt: skip
+        if int(answer[0]) == 1:
+            return Claim(True, int(answer[1]))
+        return Claim(False, holder=str(answer[1]))
+
+    async def leave(
+        self, folded: str, connection: str, reason: LeaveReason, ts: datetime
+    ) -> int | None:
+        """Free our connection's name with a `left`; the count after it, or None if the name
+        was not ours (freed already)."""
+        keys = self.keys
+        answer = await self._run(
+            "free the name",
+            self._leave(
+                keys=[keys.names, keys.events, keys.owned_by(self.process)],
+                args=[folded, f"{self.process} {connection}", reason.value, format_ts(ts),
+                      EVENTS_KEPT, self.process],
+            ),
+        )  # fmt: skip
+        return int(answer[1]) if int(answer[0]) == 1 else None
+
+    async def forget_process(self, process: str, ts: datetime) -> int:
+        """Free every name a dead process's members held here, each with its `left`."""
+        keys = self.keys
+        gone = await self._run(
+            "free a stopped process's names",
+            self._forget(
+                keys=[keys.names, keys.events, keys.owned_by(process)],
+                args=[process, format_ts(ts), EVENTS_KEPT, self.process],
+            ),
+        )
+        return int(gone)
+
+    async def raise_seq(self) -> int:
+        """Make sure the counter is not below the newest message kept; return it."""
+        keys = self.keys
+        return int(
+            await self._run(
+                "check the room's counter", self._raise_seq(keys=[keys.seq, keys.history])
+            )
+        )
+
+    # --- reading -------------------------------------------------------------------------------
+
+    async def events_after(
+        self, last_id: str, *, block_ms: int | None = None, count: int = 1000
+    ) -> list[Event]:
+        """The room's events after the stream id `last_id` (`0`: from the oldest kept), waiting
+        up to `block_ms` for one when there are none yet."""
+        found = await self._run(
+            "read the room's events",
+            self.client.xread({self.keys.events: last_id}, count=count, block=block_ms),
+        )
+        if not found:
+            return []
+        entries: Sequence[tuple[str, dict[str, str]]] = found[0][1]
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
+    async def newest_event_id(self) -> str:
+        """Where live delivery starts for a process that has just started: after the newest."""
+        found = await self._run(
+            "read the room's events", self.client.xrevrange(self.keys.events, count=1)
+        )
+        return found[0][0] if found else "0-0"
+
+    async def since(self, seq: int, limit: int) -> list[Message]:
+        """Up to `limit` messages after `seq`: the newest of them, oldest first."""
+        found = await self._run(
+            "read the history",
+            self.client.xrevrange(self.keys.history, "+", f"0-{seq + 1}", count=limit),
+        )
+        return [_message(entry_id, fields) for entry_id, fields in reversed(found)]
+
+    async def before(self, seq: int | None, limit: int) -> list[Message]:
+        """Up to `limit` messages below `seq` (None: the newest), oldest first."""
+        top = "+" if seq is None else f"0-{max(seq - 1, 0)}"
+        if top == "0-0":
+            return []
+        found = await self._run(
+            "read the history",
+            self.client.xrevrange(self.keys.history, top, "-", count=limit),
+        )
+        return [_message(entry_id, fields) for entry_id, fields in reversed(found)]
+
+    async def newest_seq(self) -> int:
+        value = await self._run("read the room's counter", self.client.get(self.keys.seq))
+        return int(value or 0)
+
+    async def names(self) -> list[str]:
+        """Every member's name, in the whole cluster."""
+        values = await self._run("read the names", self.client.hvals(self.keys.names))
+        return sorted(value.split(" ", 2)[2] for value in values)
+
+
+def _message(entry_id: str, fields: dict[str, str]) -> Message:
+    return Message(
+        seq=int(entry_id.split("-", 1)[1]),
+        sender=fields["from"],
+        text=fields["text"],
+        ts=parse_ts(fields["ts"]),
+        me=fields.get("me") == "1",
+    )
+
+
+def _event(entry_id: str, fields: dict[str, str]) -> Event:
+    kind, origin = fields["type"], fields.get("origin", "")
+    ts = parse_ts(fields["ts"])
+    if kind == "message":
+        message = Message(
+            seq=int(fields["seq"]),
+            sender=fields["from"],
+            text=fields["text"],
+            ts=ts,
+            me=fields.get("me") == "1",
+        )
+        return Event(entry_id, message, origin, fields.get("tag", ""))
+    if kind == "joined":
+        return Event(
+            entry_id, Joined(name=fields["name"], members=int(fields["members"]), ts=ts), origin
+        )
+    reason = LeaveReason(fields["reason"])
+    left = Left(name=fields["name"], members=int(fields["members"]), reason=reason, ts=ts)
+    return Event(entry_id, left, origin)
