@@ -269,3 +269,65 @@ def test_a_websocket_from_another_origin_is_refused(
     with serve_folder(site) as elsewhere:
         page.goto(elsewhere)
         expect(page.locator("#out")).to_have_text("refused")
+
+
+# Records each desktop notification the page raises (the browser's own, wrapped before the
+# page's scripts run; a headless browser shows none), and lets the test put the tab in the
+# background as a person switching tabs does (headless Chromium never hides a tab itself).
+RECORD_NOTIFICATIONS = """
+let hidden = false;
+Object.defineProperty(document, 'hidden', { get: () => hidden });
+Object.defineProperty(document, 'visibilityState', { get: () => hidden ? 'hidden' : 'visible' });
+window.__setHidden = (value) => { hidden = value; document.dispatchEvent(new Event('visibilitychange')); };
+window.__shown = [];
+const Real = window.Notification;
+window.Notification = class extends Real {
+  constructor(title, options) { super(title, options); window.__shown.push([title, options.body]); }
+};
+Object.defineProperty(window.Notification, 'permission', { get: () => Real.permission });
+window.Notification.requestPermission = (...args) => Real.requestPermission(...args);
+"""
+
+
+def test_a_hidden_tab_counts_unread_and_notifies_of_a_mention_and_a_private_message(
+    page: Page, server: WebServer, screenshot: Screenshot
+) -> None:
+    alice = server.join("alice")
+    page.context.grant_permissions(["notifications"], origin=server.origin)
+    page.add_init_script(RECORD_NOTIFICATIONS)
+    join_page(page, server, "bob")
+    page.evaluate("window.__setHidden(true)")
+
+    say_tcp(alice, "lunch, anyone?")
+    say_tcp(alice, "bob, are you there?")
+    alice.send_json({"type": "dm", "to": "bob", "text": "psst"})
+    expect(page.locator("#messages")).to_contain_text("psst")
+    assert re.match(r"^\(3\) ", page.title()), page.title()
+    shown = page.evaluate("window.__shown")
+    assert [body for _, body in shown] == ["bob, are you there?", "psst"]
+    assert all("alice" in title for title, _ in shown)
+
+    page.evaluate("window.__setHidden(false)")
+    expect(page).not_to_have_title(re.compile(r"^\(\d+\)"))
+    expect(page.locator("#new-divider")).to_be_visible()
+    screenshot(page, "back")
+
+
+def test_the_keyboard_alone_completes_a_name_sends_and_a_screen_reader_hears_it(
+    page: Page, server: WebServer
+) -> None:
+    alice = server.join("alice")
+    join_page(page, server, "bob")
+    page.focus("#input")
+    page.keyboard.type("al")
+    page.keyboard.press("Tab")
+    expect(page.locator("#input")).to_have_value("alice: ")
+    page.keyboard.type("line one")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("line two")
+    page.keyboard.press("Enter")
+    heard = next_message(alice)
+    assert (heard["from"], heard["text"]) == ("bob", "alice: line one\nline two")
+    say_tcp(alice, "heard you")
+    expect(page.locator("#announcer")).to_contain_text("heard you")  # the polite live region
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"
