@@ -96,11 +96,18 @@ class BenchClient(asyncio.Protocol):
         if not self.joined.done():
             self.joined.set_exception(BenchError(why))
 
+    def give_up_joining(self) -> None:
+        """Closed on purpose before it joined (another member's connection failed): nobody
+        waits for this join any more, and its end is not an error to report."""
+        if not self.joined.done():
+            self.joined.cancel()
+
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     def close(self, polite: bool = True) -> None:
+        self.give_up_joining()
         if self.transport is not None and not self.transport.is_closing():
             if polite:
                 self.transport.write(self.dialect.bye())

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 # --- measuring the server ----------------------------------------------------------------------
 
@@ -30,14 +34,26 @@ def server_rss_kib(pid: int) -> int | None:
     return None
 
 
+def total(pids: Sequence[int], measure: Callable[[int], N | None]) -> N | None:
+    """`measure` summed over the serving processes `pids` (a cluster's servers and its Redis);
+    None if there are none or any one is unknown, since a part of the sum would mislead."""
+    values = [measure(pid) for pid in pids]
+    known = [value for value in values if value is not None]
+    if not values or len(known) < len(values):
+        return None
+    return sum(known[1:], known[0])
+
+
 @dataclass
 class Report:
     """What a run measured; `None` where it does not apply or could not be known."""
 
     scenario: str
     protocol: str
-    server: str
+    server: str  # host:port, or host:port,port,... when members were spread over several
     clients: int
+    ports: list[int] = field(default_factory=list)
+    server_pids: list[int] = field(default_factory=list)  # the CPU and RSS are their sum
     messages: int = 0
     size: int = 0
     window: int = 0
@@ -91,18 +107,24 @@ class Report:
                 if self.deliveries_per_cpu_second
                 else ""
             )
-            lines.append(f"  server CPU  {self.server_cpu_seconds:.2f} s{per_cpu}")
+            lines.append(f"  server CPU  {self.server_cpu_seconds:.2f} s{self._summed()}{per_cpu}")
         if self.server_rss_kib is not None:
             per_member = (
                 f", {self.rss_per_member_kib:.1f} KiB per member"
                 if self.rss_per_member_kib is not None
                 else ""
             )
-            lines.append(f"  server RSS  {self.server_rss_kib / 1024:.1f} MiB{per_member}")
+            lines.append(
+                f"  server RSS  {self.server_rss_kib / 1024:.1f} MiB{self._summed()}{per_member}"
+            )
         if self.timed_out:
             lines.append("  TIMED OUT before every delivery arrived.")
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
+
+    def _summed(self) -> str:
+        count = len(self.server_pids)
+        return f" in {count} processes" if count > 1 else ""
 
     def _shape(self) -> str:
         if self.scenario == "fanout":

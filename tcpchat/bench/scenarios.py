@@ -19,13 +19,19 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tcpchat.bench.clients import BenchClient, Tally
 from tcpchat.bench.dialects import JOIN_BATCH, BenchError, Dialect, message_text
-from tcpchat.bench.report import Report, percentiles, server_cpu_seconds, server_rss_kib
+from tcpchat.bench.report import (
+    Report,
+    percentiles,
+    server_cpu_seconds,
+    server_rss_kib,
+    total,
+)
 
 # --- the run -----------------------------------------------------------------------------------
 
@@ -33,21 +39,28 @@ from tcpchat.bench.report import Report, percentiles, server_cpu_seconds, server
 @dataclass
 class Settings:
     host: str
-    port: int
+    # Several ports are several server processes sharing one room (`serve --cluster`):
+    # member n connects to ports[n % len(ports)], so a scenario's first member (fanout's sender)
+    # is on the first port and the rest are spread evenly.
+    ports: Sequence[int]
     dialect: Dialect
     timeout: float = 120.0
-    server_pid: int | None = None
+    # Every process that serves (the servers, and a cluster's Redis): CPU and memory are summed.
+    server_pids: Sequence[int] = ()
     progress: Callable[[int, int], None] | None = None  # (done, total)
     # Members are browsers: a WebSocket to `ws://host:port/ws` (`tcpchat serve --web`).
     websocket: bool = False
 
-    def new_client(self, nick: str, tally: Tally) -> BenchClient:
+    def port_of(self, member: int) -> int:
+        return self.ports[member % len(self.ports)]
+
+    def new_client(self, nick: str, tally: Tally, port: int) -> BenchClient:
         if not self.websocket:
             return BenchClient(nick, self.dialect, tally)
         from tcpchat.bench.websocket import WebSocketBenchClient  # needs tcpchat[web]
 
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return WebSocketBenchClient(nick, self.dialect, tally, f"ws://{host}:{self.port}/ws")
+        return WebSocketBenchClient(nick, self.dialect, tally, f"ws://{host}:{port}/ws")
 
 
 class Bench:
@@ -61,32 +74,31 @@ class Bench:
 
     async def connect(self, count: int, first: int = 0) -> float:
         """Connect and join `count` more clients, JOIN_BATCH at a time; the seconds it took."""
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         for start in range(first, first + count, JOIN_BATCH):
             batch = []
             for n in range(start, min(first + count, start + JOIN_BATCH)):
-                client = self.settings.new_client(f"b{self.run_id}{n}", self.tally)
-                batch.append(client)
+                port = self.settings.port_of(n)
+                client = self.settings.new_client(f"b{self.run_id}{n}", self.tally, port)
+                batch.append((client, port))
                 self.clients.append(client)
-            try:
-                await asyncio.gather(
-                    *(
-                        loop.create_connection(
-                            lambda c=c: c,  # type: ignore[misc]
-                            self.settings.host,
-                            self.settings.port,
-                        )
-                        for c in batch
-                    )
-                )
-            except OSError as exc:
-                why = os.strerror(exc.errno) if exc.errno else str(exc)  # not asyncio's wording
-                raise BenchError(
-                    f"cannot connect to {self.settings.host} port {self.settings.port}: {why}."
-                ) from None
-            await asyncio.gather(*(c.joined for c in batch))
+            # Every attempt ends before a refusal is raised, so that none is left half open.
+            opened = await asyncio.gather(
+                *(self._open(client, port) for client, port in batch), return_exceptions=True
+            )
+            for outcome in opened:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            await asyncio.gather(*(client.joined for client, _ in batch))
         return time.perf_counter() - started
+
+    async def _open(self, client: BenchClient, port: int) -> None:
+        host = self.settings.host
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: client, host, port)
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)  # not asyncio's wording
+            raise BenchError(f"cannot connect to {host} port {port}: {why}.") from None
 
     def close_all(self) -> None:
         for client in self.clients:
@@ -110,16 +122,23 @@ class Bench:
         return True
 
     def cpu(self) -> float | None:
-        pid = self.settings.server_pid
-        return None if pid is None else server_cpu_seconds(pid)
+        return total(self.settings.server_pids, server_cpu_seconds)
 
     def rss(self) -> int | None:
-        pid = self.settings.server_pid
-        return None if pid is None else server_rss_kib(pid)
+        return total(self.settings.server_pids, server_rss_kib)
 
     def report(self, scenario: str, clients: int, **values: Any) -> Report:
-        where = f"{self.settings.host}:{self.settings.port}"
-        return Report(scenario, self.settings.dialect.name, where, clients, **values)
+        ports = list(self.settings.ports)
+        where = f"{self.settings.host}:{','.join(map(str, ports))}"
+        return Report(
+            scenario,
+            self.settings.dialect.name,
+            where,
+            clients,
+            ports=ports,
+            server_pids=list(self.settings.server_pids),
+            **values,
+        )
 
     def finish(self, report: Report, cpu_before: float | None, elapsed: float) -> Report:
         tally = self.tally

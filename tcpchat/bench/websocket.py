@@ -49,6 +49,7 @@ class WebSocketBenchClient(BenchClient):
         self._flush()
 
     def close(self, polite: bool = True) -> None:
+        self.give_up_joining()
         if self.transport is None or self.transport.is_closing():
             return
         if polite:

@@ -23,12 +23,14 @@ BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
 @option(
     "--port",
     "-p",
+    "ports",
     type=click.IntRange(1, 65535),
     metavar="PORT",
-    default=None,
+    multiple=True,
     envvar="TCPCHAT_BENCH_PORT",
     show_default="1024; 8080 with --protocol ws, 6667 with --protocol irc",
-    help="The server's TCP port.",
+    help="The server's TCP port, given again for each process of a cluster to spread the "
+    "members over them in turn (in the variable: ports apart by spaces).",
 )
 @option(
     "--scenario",
@@ -107,12 +109,14 @@ BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
 )
 @option(
     "--server-pid",
+    "server_pids",
     type=click.IntRange(1, 2**22),
     metavar="PID",
-    default=None,
+    multiple=True,
     envvar="TCPCHAT_BENCH_SERVER_PID",
     show_default="none",
-    help="The server's process, to report its CPU time and memory (Linux).",
+    help="The server's process, to report its CPU time and memory (Linux); given again for "
+    "each process of a cluster (and its Redis), the sum.",
 )
 @option(
     "--timeout",
@@ -134,15 +138,17 @@ def bench(host: str, **options: Any) -> None:
     """Load the chat server on HOST and measure it, in the manner of redis-benchmark.
 
     Reports deliveries a second, latency (p50, p99, max from send to receipt), loss and
-    reordering, join time, and with --server-pid the server's CPU time and memory.  It exits 1
-    if anything was lost, reordered or late past --timeout.
+    reordering, join time, and with --server-pid the server's CPU time and memory.  With several
+    --port, the members are spread over several server processes that share one room.  It exits
+    1 if anything was lost, reordered or late past --timeout.
     """
     from tcpchat import bench as load
     from tcpchat.words import counted
 
     scenario = options["scenario"]
     protocol = options["protocol"]
-    port = options["port"] or {"irc": 6667, "ws": DEFAULT_WEB_PORT}.get(protocol, DEFAULT_PORT)
+    default_port = {"irc": 6667, "ws": DEFAULT_WEB_PORT}.get(protocol, DEFAULT_PORT)
+    ports = options["ports"] or (default_port,)
     dialect: Any = (
         load.IrcDialect(options["channel"], options["password"])
         if protocol == "irc"
@@ -150,10 +156,10 @@ def bench(host: str, **options: Any) -> None:
     )
     settings = load.Settings(
         host=host,
-        port=port,
+        ports=ports,
         dialect=dialect,
         timeout=options["timeout"],
-        server_pid=options["server_pid"],
+        server_pids=options["server_pids"],
         progress=None if options["as_json"] else load.progress_printer(),
         websocket=protocol == "ws",
     )

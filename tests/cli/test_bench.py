@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,9 +24,20 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from support import TIMEOUT
+from support.process import Process, clean_env, free_port
+from support.redis import RedisServer
 from support.running import RunningServer
 
-from tcpchat.bench import BenchClient, IrcDialect, Tally, TcpchatDialect, message_text
+from tcpchat.bench import (
+    BenchClient,
+    IrcDialect,
+    Tally,
+    TcpchatDialect,
+    message_text,
+    server_cpu_seconds,
+    server_rss_kib,
+)
+from tcpchat.bench.report import total
 from tcpchat.cli import main
 
 
@@ -41,6 +53,9 @@ def bench_json(server_port: int, *args: str) -> dict[str, Any]:
     report = json.loads(result.stdout)
     assert isinstance(report, dict)
     return report
+
+
+LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
 
 
 @pytest.fixture
@@ -118,6 +133,123 @@ def test_the_text_report_reads_as_a_summary(fast: RunningServer) -> None:
     )
     assert any(line.strip().startswith("deliveries  20 of 20 in") for line in lines)
     assert any("lost 0, reordered 0, duplicates 0, seq gaps 0" in line for line in lines)
+
+
+# --- several server ports ------------------------------------------------------------------------
+# Until the servers share one room (`serve --cluster`), a message reaches only the members on its
+# own port; so the spreading is checked with idle members and churn, against limits per server
+# that only a round-robin spread keeps within.
+
+
+def test_capacity_spreads_members_round_robin_over_the_ports(start_server) -> None:
+    first = start_server(rate=0, history=0, max_clients=4)  # members 0, 2, 4, 6
+    second = start_server(rate=0, history=0, max_clients=3)  # members 1, 3, 5
+    report = bench_json(
+        first.port, "--port", str(second.port), "--scenario", "capacity", "--clients", "7"
+    )
+    assert report["clients"] == 7 and report["ports"] == [first.port, second.port]
+    assert report["server"] == f"127.0.0.1:{first.port},{second.port}"
+
+
+def test_browser_members_spread_over_the_web_ports_the_same_way(start_server) -> None:
+    servers = [start_server(rate=0, history=0, web_port=0, max_clients=2) for _ in range(2)]
+    ports = [server.call(lambda s=server: s.server.web_ports[0]) for server in servers]
+    report = bench_json(
+        ports[0], "--port", str(ports[1]), "--protocol", "ws", "--scenario", "capacity",
+        "--clients", "4",
+    )  # fmt: skip
+    assert report["clients"] == 4 and report["ports"] == ports
+
+
+def test_churn_spreads_each_round_over_the_ports(start_server) -> None:
+    # Each server lets 6 connections in at once and then about one every 10 seconds.
+    servers = [start_server(rate=0, history=0, connect_rate=6) for _ in range(2)]
+    report = bench_json(
+        servers[0].port, "--port", str(servers[1].port), "--scenario", "churn",
+        "--clients", "4", "--rounds", "3",
+    )  # fmt: skip
+    assert report["clients"] == 12 and not report["timed_out"]
+    deadline = time.monotonic() + TIMEOUT
+    while any(server.call(lambda s=server: len(s.server.connections)) for server in servers):
+        assert time.monotonic() < deadline, "connections of the churn were never let go"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_several_server_pids_add_up(fast: RunningServer) -> None:
+    pid = os.getpid()  # the server runs in this process: given twice, it counts twice
+    report = bench_json(
+        fast.port, "--scenario", "capacity", "--clients", "20",
+        "--server-pid", str(pid), "--server-pid", str(pid),
+    )  # fmt: skip
+    assert report["server_pids"] == [pid, pid] and report["ports"] == [fast.port]
+    assert report["server"] == f"127.0.0.1:{fast.port}"
+    assert report["server_cpu_seconds"] is not None
+    assert 1.5 * server_rss_kib(pid) < report["server_rss_kib"] < 2.5 * server_rss_kib(pid)  # type: ignore[operator]
+
+
+def test_a_sum_over_server_pids_is_unknown_when_one_part_is() -> None:
+    pid, never = os.getpid(), 2**22  # Linux gives out pids below 2**22
+    assert total([pid, pid], lambda _: 1.5) == 3.0
+    assert total([pid, never], lambda p: None if p == never else 7) is None
+    assert total([], server_cpu_seconds) is None
+
+
+def test_a_refused_port_among_several_is_named(fast: RunningServer) -> None:
+    closed = free_port()
+    result = bench("127.0.0.1", "-p", str(closed), "-p", str(fast.port), "-c", "2", "-m", "2")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: cannot connect to 127.0.0.1 port {closed}: Connection refused.\n"
+    )
+    from_env = CliRunner().invoke(
+        main, ["bench", "-c", "2", "-m", "2"], env={"TCPCHAT_BENCH_PORT": f"{closed} {fast.port}"}
+    )
+    assert from_env.exit_code == 1 and from_env.stderr == result.stderr
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[list[int], list[int]]]:
+    """Two `tcpchat serve --cluster` processes sharing a room through a real Redis, their limits
+    off as for a benchmark: (their ports, the pids of both and of the Redis)."""
+    redis = RedisServer(tmp_path / "redis").start()
+    processes: list[Process] = []
+    try:
+        ports = []
+        for name in ("a", "b"):
+            process = Process(
+                [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", "0",
+                 "--name", name, "--cluster", redis.url, "--rate", "0",
+                 "--max-per-address", "0", "--connect-rate", "0"],
+                clean_env(tmp_path / "config"),
+            )  # fmt: skip
+            processes.append(process)
+            listening = LISTENING.search(process.wait_for_line(LISTENING.search))
+            assert listening is not None
+            ports.append(int(listening.group(1)))
+        assert redis.process is not None
+        yield ports, [*(process.popen.pid for process in processes), redis.process.pid]
+    finally:
+        for process in processes:
+            process.stop()
+        redis.stop()
+
+
+@pytest.mark.skip(reason="needs serve --cluster")
+def test_fanout_and_many_across_processes_sharing_one_room(
+    cluster: tuple[list[int], list[int]],
+) -> None:
+    ports, pids = cluster
+    spread = [arg for port in ports for arg in ("--port", str(port))]
+    measured = [arg for pid in pids for arg in ("--server-pid", str(pid))]
+    for scenario in ("fanout", "many"):
+        report = bench_json(
+            ports[0], *spread[2:], *measured, "--scenario", scenario, "--clients", "4",
+            "--messages", "30", "--window", "5",
+        )  # fmt: skip
+        assert report["ports"] == ports and report["server_pids"] == pids
+        assert report["deliveries"] == report["expected_deliveries"] > 0
+        assert (report["lost"], report["reordered"], report["seq_gaps"]) == (0, 0, 0)
+        assert report["server_cpu_seconds"] is not None
 
 
 @pytest.mark.slow
@@ -244,12 +376,6 @@ def test_irc_dialect_registers_joins_answers_pings_and_reads_privmsg() -> None:
 
 
 # --- against a real IRC server -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
