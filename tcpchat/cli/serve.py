@@ -185,6 +185,15 @@ def _printable(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "(repeatable; the server's own page always may).",
 )
 @option(
+    "--cluster",
+    metavar="REDIS_URL",
+    default=None,
+    envvar="TCPCHAT_SERVE_CLUSTER",
+    show_default="none: this process alone",
+    help="Share the room with every server given the same Redis, as redis://HOST:PORT/DB "
+    "(needs pip install 'tcpchat[cluster]').",
+)
+@option(
     "--idle-timeout",
     type=Finite(0, 525_600, min_open=True),  # a year
     metavar="MINUTES",
@@ -327,7 +336,20 @@ def _server_config(options: dict[str, Any], tls_context: Any) -> ServerConfig:
         keep_messages=options["keep_messages"],
         web_port=_web_port(options["web_port"]),
         web_origins=tuple(options["web_origins"]),
+        cluster=_cluster(options["cluster"]),
     )
+
+
+def _cluster(url: str | None) -> str | None:
+    """`--cluster`'s Redis URL, once the optional package it needs is known to be there."""
+    if url is not None:
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            raise click.ClickException(
+                "A cluster needs the redis package: pip install 'tcpchat[cluster]'."
+            ) from None
+    return url
 
 
 def _web_port(port: int | None) -> int | None:

@@ -60,6 +60,7 @@ from tcpchat.server.room import Delivery, Room
 from tcpchat.server.store import Store
 
 if TYPE_CHECKING:
+    from tcpchat.server.cluster.side import ClusterSide
     from tcpchat.server.web import WebPort
 from tcpchat.words import counted, members_online
 
@@ -110,6 +111,11 @@ class ChatServer:
             self.web = WebPort(self)
             self._web_listener = self.door.listener(self.web.serve, config.tls)
         self.web_ports: list[int] = []
+        self.cluster: ClusterSide | None = None
+        if config.cluster is not None:
+            from tcpchat.server.cluster.side import ClusterSide  # only when it is on
+
+            self.cluster = ClusterSide(self, config.cluster, LOBBY)
         self.clock = clock
         self.connections: set[Member] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -137,6 +143,8 @@ class ChatServer:
         self.addresses = [sockets.format_address(s.getsockname()) for s in listeners]
         self.ports = sorted({s.getsockname()[1] for s in listeners})
         try:
+            if self.cluster is not None:
+                await self.cluster.start()
             if self._web_listener is not None:
                 assert self.config.web_port is not None
                 web = sockets.bind_sockets(self.config.host, self.config.web_port)
@@ -149,6 +157,8 @@ class ChatServer:
             if self._web_listener is not None:
                 await self._web_listener.close()
             await self._shut_down()
+            if self.cluster is not None:
+                await self.cluster.close()
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, refusal: str | None
@@ -280,6 +290,8 @@ class ChatServer:
                 Error(ErrorCode.NOT_JOINED, "Send hello with your name first.", request_id)
             )
             return
+        if self.cluster is not None and self.cluster.handle(connection, event):
+            return  # answered through the cluster
         if isinstance(event, Say):
             deliveries = room.say(connection, event, now)
             if isinstance(deliveries[0].event, Message) and log.isEnabledFor(logging.INFO):
@@ -338,9 +350,26 @@ class ChatServer:
         replaced = room.replaced_by(connection, hello, password_checked=connection.password_checked)
         if replaced is not None:
             self._replace(cast(Member, replaced))
-        deliveries = room.join(
-            connection, hello, self.clock(), password_checked=connection.password_checked
-        )
+        if self.cluster is None:
+            deliveries = room.join(
+                connection, hello, self.clock(), password_checked=connection.password_checked
+            )
+        else:
+            refused = room.join_refusal(
+                connection, hello, password_checked=connection.password_checked
+            )
+            if refused is None:  # the name is claimed in Redis first
+                self.cluster.join(connection, hello, needs_password)
+                return
+            deliveries = refused
+        self.joined(connection, hello, deliveries, needs_password)
+
+    def joined(
+        self, connection: Member, hello: Hello, deliveries: list[Delivery], needs_password: bool
+    ) -> None:
+        """Send a `hello`'s answer: a `welcome` (and `joined` to the rest), or an `error`."""
+        fanout = connection.fanout
+        plain = connection.codec.mode is Mode.PLAIN
         first = deliveries[0].event
         if isinstance(first, Welcome) and first.history:
             first = connection.fit_history(first, resuming=hello.since is not None)
@@ -393,7 +422,11 @@ class ChatServer:
         room = fanout.room
         fanout.leaving(connection)
         name = room.name_of(connection)
-        fanout.dispatch(room.leave(connection, reason, self.clock()))
+        left = room.leave(connection, reason, self.clock())
+        if self.cluster is None:
+            fanout.dispatch(left)
+        elif name is not None:  # the `left` comes from Redis, to every process
+            self.cluster.leave(connection, name, reason)
         if name is not None:
             log.info(
                 "%s left (%s) from %s (%s)",

@@ -77,6 +77,8 @@ class ServerConfig:
     # pages of other origins allowed to use its WebSocket (its own page always may).
     web_port: int | None = None
     web_origins: tuple[str, ...] = ()
+    # A Redis URL: this process is one of several sharing the room there (tcpchat.server.cluster).
+    cluster: str | None = None
     # Retention in the file: days and messages a room kept (0: no limit).
     keep_days: int = DEFAULT_KEEP_DAYS
     keep_messages: int = DEFAULT_KEEP_MESSAGES

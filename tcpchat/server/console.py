@@ -13,6 +13,7 @@ import os
 import socket
 import stat
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -195,6 +196,17 @@ def kept_where(history_file: Path | None, keep_days: int, keep_messages: int) ->
     return f"History is kept in {history_file} ({', '.join(limits)})."
 
 
+def without_password(url: str) -> str:
+    """A Redis URL as the console may show it: its password (if any) left out."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username + '@' if parts.username else ''}{host}"
+    netloc += f":{parts.port}" if parts.port else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def joining_host(listening: Sequence[str], all_interfaces: bool) -> str:
     """The host name people join with: this machine's name when every interface listens."""
     if all_interfaces:
@@ -233,6 +245,7 @@ def welcome_text(
     notes: Sequence[str] = (),
     web_port: int | None = None,
     operator_token: str | None = None,
+    cluster: tuple[str, int] | None = None,
 ) -> str:
     """The start-up message: who we are, where we listen, how to join, and how to stop."""
     hosts = (
@@ -278,6 +291,12 @@ def welcome_text(
     if idle_minutes is not None:
         lines.append(
             f"  Members silent for {counted(idle_minutes, 'minute')} are warned, then removed."
+        )
+    if cluster is not None:
+        url, alive = cluster
+        lines.append(
+            f"  Part of a cluster through {without_password(url)}: "
+            f"{counted(alive, 'process', 'processes')} alive, this one included."
         )
     lines += [f"  Note: {note}." for note in notes]
     if commands:

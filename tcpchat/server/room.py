@@ -29,6 +29,7 @@ from tcpchat.protocol import (
     LeaveReason,
     Left,
     Members,
+    Message,
     Nick,
     Private,
     Renamed,
@@ -212,6 +213,24 @@ class Room:
         The password is checked before the name, so that a stranger learns nothing about who
         is here; `password_checked` says an earlier `hello` on this connection gave the right one.
         """
+        refused = self.join_refusal(handle, hello, password_checked=password_checked)
+        if refused is not None:
+            return refused
+        name = normalize_name(hello.name)
+        try:
+            if hello.since is None:
+                history, complete = self.log.recent(), True
+            else:
+                history, complete = self.log.since(max(0, hello.since), RESUME_LIMIT)
+        except LogUnavailable:
+            return [unavailable(handle)]
+        return self.admit(handle, hello, name, now, history=history, complete=complete)
+
+    def join_refusal(
+        self, handle: Handle, hello: Hello, *, password_checked: bool = False
+    ) -> list[Delivery] | None:
+        """The `error` that `hello` gets (already joined, version, password, full, name), or
+        None: it may join."""
         if handle in self._names:
             return [_error_to(handle, ErrorCode.ALREADY_JOINED, "You have already joined.")]
         if hello.version != PROTOCOL_VERSION:
@@ -235,17 +254,25 @@ class Room:
                     f"The server is full ({counted(limit, 'member')}); try later.",
                 )
             ]
-        name = normalize_name(hello.name)
-        error = self.name_error(name)
+        error = self.name_error(normalize_name(hello.name))
         if error:
             return [Delivery(error, (handle,))]
-        try:
-            if hello.since is None:
-                history, complete = self.log.recent(), True
-            else:
-                history, complete = self.log.since(max(0, hello.since), RESUME_LIMIT)
-        except LogUnavailable:
-            return [unavailable(handle)]
+        return None
+
+    def admit(
+        self,
+        handle: Handle,
+        hello: Hello,
+        name: str,
+        now: datetime,
+        *,
+        history: list[Message],
+        complete: bool,
+        seq: int | None = None,
+    ) -> list[Delivery]:
+        """Make `handle` the member `name` (its `hello` was let in): `welcome` to it with
+        `history` (and the room's newest `seq`, or `seq` where another keeps the room's order)
+        and `joined` to the rest."""
         others = list(self._names)
         self._names[handle] = name
         key = fold_name(name)
@@ -265,7 +292,7 @@ class Room:
             max_text=self.limits.max_text,
             version=PROTOCOL_VERSION,
             history=history,
-            seq=self.log.durable_seq,
+            seq=self.log.durable_seq if seq is None else seq,
             token=token,
             gap=not complete,
         )

@@ -94,6 +94,9 @@ def run_server(
             notes=[limit_note] if limit_note else [],
             web_port=web_port,
             operator_token=token,
+            cluster=None
+            if server.cluster is None or config.cluster is None
+            else (config.cluster, server.cluster.alive),
         )
         click.echo(text)
 

@@ -234,7 +234,6 @@ def cluster(tmp_path: Path) -> Iterator[tuple[list[int], list[int]]]:
         redis.stop()
 
 
-@pytest.mark.skip(reason="needs serve --cluster")
 def test_fanout_and_many_across_processes_sharing_one_room(
     cluster: tuple[list[int], list[int]],
 ) -> None:

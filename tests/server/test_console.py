@@ -137,3 +137,10 @@ def test_welcome_gives_the_web_page_and_the_operators_link_with_its_secret() -> 
         listening=["[::1]:4000"], web_port=8443, operator_token="t", tls_fingerprint="AB:CD"
     )
     assert "browser" not in welcome()
+
+
+def test_welcome_says_the_server_is_part_of_a_cluster_without_its_password() -> None:
+    text = welcome(cluster=("redis://:s3cret@10.0.0.5:6379/0", 3))
+    assert "Part of a cluster through redis://10.0.0.5:6379/0: 3 processes alive" in text
+    assert "s3cret" not in text
+    assert "1 process alive" in welcome(cluster=("redis://h:1/0", 1))

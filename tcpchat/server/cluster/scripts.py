@@ -11,20 +11,22 @@ found (its `owned` set) and freed, each with its `left`.
 
 from __future__ import annotations
 
-# KEYS: seq, events, history.  ARGV: from, text, ts, me, origin, tag, history_max, events_max.
-# Returns {seq, event id}.
+# KEYS: seq, events, history, names.  ARGV: from, text, ts, me, origin, tag, history_max,
+# events_max.  Returns {seq, event id}; the event also says to how many others it went.
 SAY = """
 local seq = redis.call('INCR', KEYS[1])
+local others = math.max(redis.call('HLEN', KEYS[4]) - 1, 0)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '0-' .. seq,
            'from', ARGV[1], 'text', ARGV[2], 'ts', ARGV[3], 'me', ARGV[4])
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*',
            'type', 'message', 'seq', seq, 'from', ARGV[1], 'text', ARGV[2], 'ts', ARGV[3],
-           'me', ARGV[4], 'origin', ARGV[5], 'tag', ARGV[6])
+           'me', ARGV[4], 'origin', ARGV[5], 'tag', ARGV[6], 'delivered', others)
 return {seq, id}
 """
 
-# KEYS: names, events, owned.  ARGV: folded, display, owner, ts, events_max, origin.
-# Returns {1, members, event id} when claimed, or {0, holder's value} when the name is taken.
+# KEYS: names, events, owned, seq.  ARGV: folded, display, owner, ts, events_max, origin, conn.
+# Returns {1, members, event id, seq} when claimed (`seq`: the newest message before the
+# join), or {0, holder's value} when the name is taken.
 JOIN = """
 local holder = redis.call('HGET', KEYS[1], ARGV[1])
 if holder then
@@ -35,8 +37,8 @@ redis.call('SADD', KEYS[3], ARGV[1])
 local count = redis.call('HLEN', KEYS[1])
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',
            'type', 'joined', 'name', ARGV[2], 'members', count, 'ts', ARGV[4],
-           'origin', ARGV[6])
-return {1, count, id}
+           'origin', ARGV[6], 'tag', ARGV[7])
+return {1, count, id, tonumber(redis.call('GET', KEYS[4]) or '0')}
 """
 
 # KEYS: names, events, owned.  ARGV: folded, owner, reason, ts, events_max, origin.

@@ -21,11 +21,15 @@ from tcpchat.protocol.jsonlines import format_ts, parse_ts
 from tcpchat.server.cluster import scripts
 from tcpchat.server.cluster.keys import RoomKeys
 from tcpchat.server.messages import LogUnavailable
+from tcpchat.server.store.words import has_words, query_words
 
 # Entries kept in a room's streams: live events only need to last for a catch-up, messages as
 # long as the history is kept (trimmed approximately, as Redis does it cheaply).
 EVENTS_KEPT = 100_000
 HISTORY_KEPT = 1_000_000
+# A search reads at most this many of the newest messages, this many at a time.
+SEARCH_SCAN = 20_000
+SEARCH_CHUNK = 1_000
 
 
 class ClusterUnavailable(LogUnavailable):
@@ -41,6 +45,7 @@ class Event:
     event: Message | Joined | Left
     origin: str
     tag: str = ""
+    delivered: int = 0  # a message's: to how many others it went
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,8 @@ class Claim:
     claimed: bool
     members: int = 0
     holder: str = ""
+    event_id: str = ""  # where the join is in the room's events
+    seq: int = 0  # the newest message before it
 
 
 class SharedRoom:
@@ -81,12 +88,28 @@ class SharedRoom:
         seq, _ = await self._run(
             "keep the message",
             self._say(
-                keys=[keys.seq, keys.events, keys.history],
+                keys=[keys.seq, keys.events, keys.history, keys.names],
                 args=[sender, text, format_ts(ts), int(me), self.process, tag,
                       HISTORY_KEPT, EVENTS_KEPT],
             ),
         )  # fmt: skip
         return int(seq)
+
+    async def say_many(self, messages: Sequence[tuple[str, str, datetime, bool, str]]) -> list[int]:
+        """`say` each of `messages` (sender, text, ts, me, tag) in the order given, in one
+        round trip: Redis runs one connection's commands in order, so a member's messages keep
+        theirs; return their `seq`s."""
+        keys = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        for sender, text, ts, me, tag in messages:
+            await self._say(  # on a pipeline, this only queues the call
+                keys=[keys.seq, keys.events, keys.history, keys.names],
+                args=[sender, text, format_ts(ts), int(me), self.process, tag,
+                      HISTORY_KEPT, EVENTS_KEPT],
+                client=pipe,
+            )  # fmt: skip
+        answers = await self._run("keep the messages", pipe.execute())
+        return [int(seq) for seq, _ in answers]
 
     async def join(self, folded: str, name: str, connection: str, ts: datetime) -> Claim:
         """Claim `name` (folded: `folded`) for one of our connections, unless someone holds it."""
@@ -94,13 +117,13 @@ class SharedRoom:
         answer = await self._run(
             "claim the name",
             self._join(
-                keys=[keys.names, keys.events, keys.owned_by(self.process)],
+                keys=[keys.names, keys.events, keys.owned_by(self.process), keys.seq],
                 args=[folded, name, f"{self.process} {connection}", format_ts(ts),
-                      EVENTS_KEPT, self.process],
+                      EVENTS_KEPT, self.process, connection],
             ),
         )  # fmt: skip
         if int(answer[0]) == 1:
-            return Claim(True, int(answer[1]))
+            return Claim(True, int(answer[1]), event_id=str(answer[2]), seq=int(answer[3]))
         return Claim(False, holder=str(answer[1]))
 
     async def leave(
@@ -181,6 +204,28 @@ class SharedRoom:
             self.client.xrevrange(self.keys.history, top, "-", count=limit),
         )
         return [_message(entry_id, fields) for entry_id, fields in reversed(found)]
+
+    async def search(self, text: str, limit: int) -> list[Message]:
+        """The newest `limit` messages holding every word of `text`, newest first, among the
+        newest SEARCH_SCAN (in cluster mode a search reads the history; no index is kept)."""
+        wanted = query_words(text)
+        if not wanted or limit <= 0:
+            return []
+        joined, found, top = " ".join(wanted), [], "+"
+        for _ in range(SEARCH_SCAN // SEARCH_CHUNK):
+            chunk = await self._run(
+                "search the history",
+                self.client.xrevrange(self.keys.history, top, "-", count=SEARCH_CHUNK),
+            )
+            for entry_id, fields in chunk:
+                if has_words(fields["text"], joined):
+                    found.append(_message(entry_id, fields))
+                    if len(found) >= limit:
+                        return found
+            if len(chunk) < SEARCH_CHUNK:
+                break
+            top = "(" + chunk[-1][0]
+        return found
 
     async def newest_seq(self) -> int:
         value = await self._run("read the room's counter", self.client.get(self.keys.seq))

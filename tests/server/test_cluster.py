@@ -1,0 +1,193 @@
+"""Several servers sharing one room through a real `redis-server`: one order of messages for the
+members of every process, one set of names, the cluster-wide count, and a client that moves to
+another process missing nothing."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import TIMEOUT
+from support.process import Process, clean_env
+from support.redis import RedisServer
+from support.running import RunningServer
+from support.wire import LineClient
+
+pytest.importorskip("redis", reason="the redis package is not installed")
+
+from tcpchat.server.cluster.leases import LEASE, RENEW_EVERY
+
+HIGH_RATE = {"rate": 1e6, "burst": 10**6, "byte_rate": 0}
+LISTENING = re.compile(r"port (\d+)")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(redis_server, start_server) -> Callable[[int], list[RunningServer]]:
+    """Start `count` servers in one cluster (Redis first, so that it stops last)."""
+
+    def start(count: int) -> list[RunningServer]:
+        return [start_server(cluster=redis_server.url, **HIGH_RATE) for _ in range(count)]
+
+    return start
+
+
+def messages_of(client: LineClient, count: int) -> list[dict[str, Any]]:
+    """The next `count` messages a member receives (other events skipped)."""
+    found = []
+    while len(found) < count:
+        event = client.read_json()
+        if event["type"] == "message":
+            found.append(event)
+    return found
+
+
+def test_members_of_three_processes_see_one_order(cluster) -> None:
+    servers = cluster(3)
+    members = [server.join(f"m{n}") for n, server in enumerate(servers)]
+    for member in members[:-1]:  # the last join reaches the others, with the cluster's count
+        while (event := member.read_json())["type"] != "joined" or event["members"] < 3:
+            pass
+    for round_ in range(20):
+        for n, member in enumerate(members):
+            member.send_json({"type": "say", "text": f"m{n} says {round_}", "id": f"{n}-{round_}"})
+    seen = [messages_of(member, 40) for member in members]  # the other two's 20 each
+    orders = [[(m["seq"], m["from"], m["text"]) for m in got] for got in seen]
+    everything = sorted({item for order in orders for item in order})
+    assert [seq for seq, _, _ in everything] == list(range(1, 61))  # one numbering, no gaps
+    for n, order in enumerate(orders):
+        assert order == [item for item in everything if item[1] != f"m{n}"]  # in seq order
+
+
+def test_a_name_is_taken_across_processes_and_the_count_is_the_clusters(cluster) -> None:
+    first, second = cluster(2)
+    alice = first.join("alice")
+    client = second.connect()
+    client.read_line()
+    client.send_json({"type": "hello", "name": "ALICE", "version": 1})
+    assert client.expect("error")["code"] == "name_taken"
+    bob = second.join("bob")
+    joined = alice.expect("joined")
+    assert (joined["name"], joined["members"]) == ("bob", 2)
+    bob.send_json({"type": "who"})
+    assert bob.expect("members")["names"] == ["alice", "bob"]
+    bob.close()
+    left = alice.expect("left")
+    assert (left["name"], left["members"]) == ("bob", 1)
+    again = second.join("bob")  # the name is free again, on any process
+    assert again is not None
+
+
+def acks(client: LineClient, count: int) -> list[dict[str, Any]]:
+    found = []
+    while len(found) < count:
+        event = client.read_json()
+        if event["type"] == "ack":
+            found.append(event)
+    return found
+
+
+def test_a_client_that_moves_to_another_process_misses_nothing(cluster) -> None:
+    first, second = cluster(2)
+    talker = first.join("talker")
+    mover = first.join("mover")
+    talker.send_json({"type": "say", "text": "before", "id": "b"})
+    seen = messages_of(mover, 1)[0]["seq"]
+    mover.close()
+    while (event := talker.read_json())["type"] != "left":
+        pass
+    assert event["name"] == "mover"
+    for n in range(5):
+        talker.send_json({"type": "say", "text": f"while away {n}", "id": f"w{n}"})
+    acks(talker, 5)  # ("before"'s came before the `left`)
+    client = second.connect()
+    client.read_line()
+    client.send_json({"type": "hello", "name": "mover", "version": 1, "since": seen})
+    welcome = client.expect("welcome")
+    assert [m["text"] for m in welcome["history"]] == [f"while away {n}" for n in range(5)]
+    assert (welcome["seq"], welcome["gap"]) == (seen + 5, False)
+
+
+def test_when_a_process_is_killed_the_others_say_its_members_left(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Real `tcpchat serve --cluster` processes; one is SIGKILLed: its lease runs out and the
+    other announces its member's `left` (disconnected) and frees the name, within a few seconds
+    (the lease, 3 s, and one renewal, 1 s)."""
+    processes = []
+    try:
+        for name in ("a", "b"):
+            process = Process(
+                [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", "0",
+                 "--memory", "--name", name, "--cluster", redis_server.url],
+                clean_env(tmp_path / name),
+            )  # fmt: skip
+            processes.append(process)
+        ports = []
+        for process in processes:
+            found = LISTENING.search(process.wait_for_line(LISTENING.search, 3 * TIMEOUT))
+            assert found is not None
+            ports.append(int(found.group(1)))
+        alice = LineClient("127.0.0.1", ports[0], TIMEOUT)
+        alice.read_line()
+        alice.send_json({"type": "hello", "name": "alice", "version": 1})
+        alice.expect("welcome")
+        bob = LineClient("127.0.0.1", ports[1], TIMEOUT)
+        bob.read_line()
+        bob.send_json({"type": "hello", "name": "bob", "version": 1})
+        bob.expect("welcome")
+        assert alice.expect("joined")["members"] == 2
+        processes[1].popen.send_signal(signal.SIGKILL)
+        started = time.monotonic()
+        left = alice.read_json(timeout=3 * TIMEOUT)
+        waited = time.monotonic() - started
+        assert (left["type"], left["name"], left["reason"], left["members"]) == (
+            "left", "bob", "disconnected", 1,
+        )  # fmt: skip
+        assert waited < LEASE + 2 * RENEW_EVERY + 1, f"{waited:.1f} s"
+        alice.send_json({"type": "who"})
+        assert alice.expect("members")["names"] == ["alice"]
+        bob.close()
+        alice.close()
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def test_redis_gone_refuses_messages_keeps_everyone_and_comes_back(
+    cluster, redis_server: RedisServer
+) -> None:
+    first, second = cluster(2)
+    alice, bob = first.join("alice"), second.join("bob")
+    alice.send_json({"type": "say", "text": "one", "id": "1"})
+    assert acks(alice, 1)[0]["seq"] == 1
+    redis_server.stop()
+    alice.send_json({"type": "say", "text": "into the void", "id": "2"})
+    refused = alice.expect("error")
+    assert (refused["code"], refused["id"]) == ("unavailable", "2")
+    redis_server.start()  # the same append-only file
+    deadline = time.monotonic() + 3 * TIMEOUT
+    while True:  # the members stayed connected; a resend goes through once Redis is back
+        alice.send_json({"type": "say", "text": "two", "id": "3"})
+        answer = alice.read_json()
+        while answer["type"] not in ("ack", "error"):
+            answer = alice.read_json()
+        if answer["type"] == "ack":
+            break
+        assert time.monotonic() < deadline, "Redis came back but messages are still refused"
+        time.sleep(0.1)
+    assert answer["seq"] == 2  # the refused message took no number
+    got = messages_of(bob, 2)
+    assert [(m["seq"], m["text"]) for m in got] == [(1, "one"), (2, "two")]
