@@ -57,6 +57,14 @@ class SentIds:
             collections.OrderedDict()
         )
 
+    @property
+    def key(self) -> bytes:
+        return self._key
+
+    def use_key(self, key: bytes) -> None:
+        """Sign and check tokens with `key` from now on (the cluster's, shared by its processes)."""
+        self._key = key
+
     def new_lineage(self) -> int:
         """A lineage no other connection has had, in this run or an earlier one (62 random
         bits; 0 is the operator's)."""

@@ -191,3 +191,28 @@ def test_redis_gone_refuses_messages_keeps_everyone_and_comes_back(
     assert answer["seq"] == 2  # the refused message took no number
     got = messages_of(bob, 2)
     assert [(m["seq"], m["text"]) for m in got] == [(1, "one"), (2, "two")]
+
+
+def test_an_id_resent_to_another_process_with_the_token_is_not_delivered_twice(cluster) -> None:
+    first, second = cluster(2)
+    watcher = second.join("watcher")
+    client = first.connect()
+    client.read_line()
+    client.send_json({"type": "hello", "name": "alice", "version": 1})
+    token = client.expect("welcome")["token"]
+    client.send_json({"type": "say", "text": "once", "id": "x1"})
+    ack = acks(client, 1)[0]
+    client.close()
+    heard = []
+    while (event := watcher.read_json())["type"] != "left":  # the name is free again
+        heard += [event["text"]] if event["type"] == "message" else []
+    moved = second.connect()  # the token made on one process is known to the other
+    moved.read_line()
+    moved.send_json({"type": "hello", "name": "alice", "version": 1, "token": token})
+    moved.expect("welcome")
+    moved.send_json({"type": "say", "text": "once", "id": "x1"})
+    again = acks(moved, 1)[0]
+    assert (again["seq"], again["id"]) == (ack["seq"], "x1")
+    moved.send_json({"type": "say", "text": "twice", "id": "x2"})
+    assert acks(moved, 1)[0]["seq"] == ack["seq"] + 1
+    assert heard + [m["text"] for m in messages_of(watcher, 1)] == ["once", "twice"]

@@ -167,7 +167,8 @@ def test_redis_gone_is_one_sentence_and_the_counter_never_goes_back(redis_server
         return str(error.value)
 
     sentence = run(redis_server, refused)
-    assert sentence.startswith("Redis could not keep the message: ") and sentence.endswith(".")
+    assert sentence.startswith("Redis could not keep the messages: ") and sentence.endswith(".")
+    assert not sentence.endswith("..")
     redis_server.start()  # the same append-only file: what Redis acknowledged is back
 
     async def back(a: SharedRoom, b: SharedRoom) -> int:

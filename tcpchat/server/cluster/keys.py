@@ -10,6 +10,8 @@ PREFIX = "tcpchat"
 # Processes and their leases: one sorted set for the whole cluster (member: process id, score:
 # when its lease ends, in milliseconds).
 LEASES = f"{PREFIX}:leases"
+# The key that signs every process's tokens (see `tcpchat.server.once`), made by the first.
+TOKEN_KEY = f"{PREFIX}:token-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,11 @@ class RoomKeys:
     def names(self) -> str:
         """Who holds which name: folded name -> `PROCESS CONNECTION NAME` (a hash)."""
         return self._key("names")
+
+    def ids(self, lineage: int) -> str:
+        """The ids a member lineage sent lately: id digest -> `SEQ TS DELIVERED` (a hash that
+        expires), so that a resend to any process is answered, not delivered twice."""
+        return self._key(f"ids:{lineage}")
 
     def owned_by(self, process: str) -> str:
         """The folded names a process's members hold (a set), to free them if it dies."""

@@ -49,7 +49,8 @@ class Leases:
         try:
             return await call
         except (RedisError, OSError) as error:
-            raise ClusterUnavailable(f"Redis could not {what}: {error}.") from error
+            reason = str(error).rstrip(".") or type(error).__name__
+            raise ClusterUnavailable(f"Redis could not {what}: {reason}.") from error
 
     async def renew(self) -> int:
         """Extend our lease; return how many processes are alive (us included)."""

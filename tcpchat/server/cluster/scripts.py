@@ -11,9 +11,17 @@ found (its `owned` set) and freed, each with its `left`.
 
 from __future__ import annotations
 
-# KEYS: seq, events, history, names.  ARGV: from, text, ts, me, origin, tag, history_max,
-# events_max.  Returns {seq, event id}; the event also says to how many others it went.
+# KEYS: seq, events, history, names, ids (the sender's lineage's ids).  ARGV: from, text, ts, me,
+# origin, tag, history_max, events_max, id digest ('' without an id), seconds ids are kept.
+# Returns {seq, event id}; the event also says to how many others it went.  A message whose id
+# the lineage sent before (on any process) is not added again: {0, 'SEQ TS DELIVERED'} of it.
 SAY = """
+if ARGV[9] ~= '' then
+  local was = redis.call('HGET', KEYS[5], ARGV[9])
+  if was then
+    return {0, was}
+  end
+end
 local seq = redis.call('INCR', KEYS[1])
 local others = math.max(redis.call('HLEN', KEYS[4]) - 1, 0)
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '0-' .. seq,
@@ -21,6 +29,10 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '0-' .. seq,
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*',
            'type', 'message', 'seq', seq, 'from', ARGV[1], 'text', ARGV[2], 'ts', ARGV[3],
            'me', ARGV[4], 'origin', ARGV[5], 'tag', ARGV[6], 'delivered', others)
+if ARGV[9] ~= '' then
+  redis.call('HSET', KEYS[5], ARGV[9], seq .. ' ' .. ARGV[3] .. ' ' .. others)
+  redis.call('EXPIRE', KEYS[5], ARGV[10])
+end
 return {seq, id}
 """
 

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from tcpchat.protocol import Joined, LeaveReason, Left, Message
 from tcpchat.protocol.jsonlines import format_ts, parse_ts
 from tcpchat.server.cluster import scripts
-from tcpchat.server.cluster.keys import RoomKeys
+from tcpchat.server.cluster.keys import TOKEN_KEY, RoomKeys
 from tcpchat.server.messages import LogUnavailable
 from tcpchat.server.store.words import has_words, query_words
 
@@ -30,6 +30,7 @@ HISTORY_KEPT = 1_000_000
 # A search reads at most this many of the newest messages, this many at a time.
 SEARCH_SCAN = 20_000
 SEARCH_CHUNK = 1_000
+IDS_KEPT = 600  # seconds a lineage's ids are remembered (`once.WINDOW`)
 
 
 class ClusterUnavailable(LogUnavailable):
@@ -46,6 +47,36 @@ class Event:
     origin: str
     tag: str = ""
     delivered: int = 0  # a message's: to how many others it went
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A message on its way to Redis: who, what, when, and which request of whose it answers
+    (`tag`: the connection and id; `lineage` and `request`: the id's owner and digest)."""
+
+    sender: str
+    text: str
+    ts: datetime
+    me: bool = False
+    tag: str = ""
+    lineage: int = 0
+    request: bytes = b""  # `once.request_key` of the id; empty without one
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """What Redis did with a message: its `seq`, or (`again`) the ack of the same id sent
+    earlier: its `seq`, time and count, and nothing was added."""
+
+    seq: int
+    again: tuple[datetime, int] | None = None
+
+
+def _kept(answer: list[Any]) -> Kept:
+    if int(answer[0]) == 0:
+        seq, ts, delivered = str(answer[1]).split(" ")
+        return Kept(int(seq), (parse_ts(ts), int(delivered)))
+    return Kept(int(answer[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +107,8 @@ class SharedRoom:
         try:
             return await call
         except (RedisError, OSError) as error:
-            raise ClusterUnavailable(f"Redis could not {what}: {error}.") from error
+            reason = str(error).rstrip(".") or type(error).__name__
+            raise ClusterUnavailable(f"Redis could not {what}: {reason}.") from error
 
     # --- changes -------------------------------------------------------------------------------
 
@@ -84,32 +116,24 @@ class SharedRoom:
         self, sender: str, text: str, ts: datetime, *, me: bool = False, tag: str = ""
     ) -> int:
         """Give a message its `seq` and its place in the room's order; return the `seq`."""
-        keys = self.keys
-        seq, _ = await self._run(
-            "keep the message",
-            self._say(
-                keys=[keys.seq, keys.events, keys.history, keys.names],
-                args=[sender, text, format_ts(ts), int(me), self.process, tag,
-                      HISTORY_KEPT, EVENTS_KEPT],
-            ),
-        )  # fmt: skip
-        return int(seq)
+        (kept,) = await self.say_many([Said(sender, text, ts, me, tag)])
+        return kept.seq
 
-    async def say_many(self, messages: Sequence[tuple[str, str, datetime, bool, str]]) -> list[int]:
-        """`say` each of `messages` (sender, text, ts, me, tag) in the order given, in one
-        round trip: Redis runs one connection's commands in order, so a member's messages keep
-        theirs; return their `seq`s."""
+    async def say_many(self, messages: Sequence[Said]) -> list[Kept]:
+        """Each of `messages` in the order given, in one round trip (Redis runs one
+        connection's commands in order, so a member's messages keep theirs): its `seq`, or
+        the first one's when its lineage sent its id before, on any process."""
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
-        for sender, text, ts, me, tag in messages:
+        for said in messages:
             await self._say(  # on a pipeline, this only queues the call
-                keys=[keys.seq, keys.events, keys.history, keys.names],
-                args=[sender, text, format_ts(ts), int(me), self.process, tag,
-                      HISTORY_KEPT, EVENTS_KEPT],
+                keys=[keys.seq, keys.events, keys.history, keys.names, keys.ids(said.lineage)],
+                args=[said.sender, said.text, format_ts(said.ts), int(said.me), self.process,
+                      said.tag, HISTORY_KEPT, EVENTS_KEPT, said.request.hex(), IDS_KEPT],
                 client=pipe,
             )  # fmt: skip
         answers = await self._run("keep the messages", pipe.execute())
-        return [int(seq) for seq, _ in answers]
+        return [_kept(answer) for answer in answers]
 
     async def join(self, folded: str, name: str, connection: str, ts: datetime) -> Claim:
         """Claim `name` (folded: `folded`) for one of our connections, unless someone holds it."""
@@ -153,6 +177,13 @@ class SharedRoom:
             ),
         )
         return int(gone)
+
+    async def token_key(self, candidate: bytes) -> bytes:
+        """The cluster's key for signing tokens: the first process's `candidate`, kept."""
+        client = self.client
+        await self._run("share the token key", client.set(TOKEN_KEY, candidate.hex(), nx=True))
+        value = await self._run("share the token key", client.get(TOKEN_KEY))
+        return bytes.fromhex(value)
 
     async def raise_seq(self) -> int:
         """Make sure the counter is not below the newest message kept; return it."""

@@ -44,9 +44,10 @@ from tcpchat.protocol import (
     text_problem,
 )
 from tcpchat.server.cluster.leases import RENEW_EVERY, Leases
-from tcpchat.server.cluster.shared_room import ClusterUnavailable, SharedRoom
+from tcpchat.server.cluster.shared_room import ClusterUnavailable, Said, SharedRoom
 from tcpchat.server.cluster.shared_room import Event as StreamEntry
 from tcpchat.server.messages import RESUME_LIMIT
+from tcpchat.server.once import request_key
 from tcpchat.server.room import Delivery, unavailable
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ class ClusterSide:
     async def start(self) -> None:
         """Join the cluster: the counter checked, live events from now on, our lease."""
         await self.shared.raise_seq()
+        room = self.server.fanouts[self.shared.keys.room].room
+        room.sent.use_key(await self.shared.token_key(room.sent.key))
         self._last_id = await self.shared.newest_event_id()
         self.alive = await self.leases.renew()
         self._spawn(self._deliver_forever())
@@ -237,9 +240,15 @@ class ClusterSide:
             if not batch:
                 continue
             try:
-                seqs = await self.shared.say_many(
-                    [(o.name, o.say.text, o.ts, o.say.me, o.tag) for o in batch]
-                )
+                kept = await self.shared.say_many(
+                    [
+                        Said(
+                            o.name, o.say.text, o.ts, o.say.me, o.tag, o.lineage,
+                            b"" if o.say.id is None else request_key(o.say.id),
+                        )
+                        for o in batch
+                    ]
+                )  # fmt: skip
                 self._worked()
             except ClusterUnavailable as error:
                 self._failed(error)
@@ -248,11 +257,18 @@ class ClusterSide:
                     if member.fanout.room.is_member(member):
                         member.fanout.dispatch([unavailable(member, outgoing.say.id)])
                 continue
-            for outgoing, seq in zip(batch, seqs, strict=True):
-                if outgoing.say.id is not None:
-                    ack = Ack(id=outgoing.say.id, seq=seq, ts=outgoing.ts, delivered=0)
-                    room = outgoing.member.fanout.room
-                    room.sent.remember(outgoing.lineage, outgoing.say.id, ack, outgoing.ts)
+            for outgoing, answer in zip(batch, kept, strict=True):
+                member, request = outgoing.member, outgoing.say.id
+                if request is None:
+                    continue
+                if answer.again is not None:  # sent before, maybe through another process
+                    ts, delivered = answer.again
+                    earlier = Ack(id=request, seq=answer.seq, ts=ts, delivered=delivered)
+                    if member.fanout.room.is_member(member):
+                        member.fanout.dispatch([Delivery(earlier, (member,))])
+                    continue
+                ack = Ack(id=request, seq=answer.seq, ts=outgoing.ts, delivered=0)
+                member.fanout.room.sent.remember(outgoing.lineage, request, ack, outgoing.ts)
 
     def leave(self, member: Member, name: str, reason: LeaveReason) -> None:
         """A member here left: its name is freed in Redis (its `left` comes from the stream)."""
