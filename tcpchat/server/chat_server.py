@@ -459,9 +459,12 @@ class ChatServer:
         why = f": {reason}" if reason else "."
         connection.end(f"You were removed from the chat by the server's operator{why}")
 
-    def ban(self, host: str, seconds: float | None) -> list[str]:
-        """Refuse `host`'s address from now on and remove every connection from it; their names."""
+    def ban(self, host: str, seconds: float | None, *, share: bool = True) -> list[str]:
+        """Refuse `host`'s address from now on and remove every connection from it; their names.
+        In a cluster every process does (`share`: tell the others)."""
         key = self.guard.ban(host, seconds)
+        if share and self.cluster is not None:
+            self.cluster.share_ban(key, seconds)
         removed = []
         for connection in list(self.connections):
             if address_key(connection.host) != key or connection.done:
@@ -472,6 +475,12 @@ class ChatServer:
                 self.leave(connection, LeaveReason.KICKED)
             connection.end("Your address was banned from this server by its operator.")
         return removed
+
+    def unban(self, host: str) -> bool:
+        """Lift the ban on `host`'s address (on every process of a cluster); whether there was one."""
+        if self.cluster is not None:
+            self.cluster.share_unban(address_key(host))
+        return self.guard.unban(host)
 
     def announce(self, text: str) -> None:
         """A message to everyone from `server`: in each room, in that room's `seq` order."""

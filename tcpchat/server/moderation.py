@@ -61,6 +61,10 @@ def preview(server: ChatServer, line: str) -> str:
     if command == "/kick":
         name, _, reason = rest.partition(" ")
         member = server.member(name) if name else None
+        if member is None and name and server.cluster is not None:
+            return (
+                f"This asks the process that holds {strip_unsafe(name)!r}, if any, to remove them."
+            )
         if member is None:
             return _kick(server, rest)  # the refusal it would give
         why = f" with the reason “{reason.strip()}”" if reason.strip() else ""
@@ -121,11 +125,14 @@ def _kick(server: ChatServer, rest: str) -> str:
     if not name:
         return "Usage: /kick NAME [REASON]"
     member = server.member(name)
-    if member is None:
-        return f"Nobody called {strip_unsafe(name)!r} is here."
     problem = text_problem(reason.strip(), MAX_REASON) if reason.strip() else None
     if problem:  # the reason reaches the member's terminal, so it is checked like a message
         return f"Not removed: the reason is refused ({problem[1]})"
+    if member is None and server.cluster is not None:
+        server.cluster.kick_elsewhere(name, reason.strip() or None)
+        return f"Asked the process that holds {strip_unsafe(name)!r}, if any, to remove them."
+    if member is None:
+        return f"Nobody called {strip_unsafe(name)!r} is here."
     real_name = member.name
     server.kick(member, reason.strip() or None)
     return f"Removed {real_name}."
@@ -171,7 +178,7 @@ def _ban_length(minutes_text: str) -> tuple[float | None, str | None]:
 def _unban(server: ChatServer, rest: str) -> str:
     if not rest:
         return "Usage: /unban ADDRESS"
-    if server.guard.unban(rest.strip("[]")):
+    if server.unban(rest.strip("[]")):
         return f"Lifted the ban on {address_key(rest.strip('[]'))}."
     return f"{strip_unsafe(rest)} is not banned."
 

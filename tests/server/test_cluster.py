@@ -216,3 +216,37 @@ def test_an_id_resent_to_another_process_with_the_token_is_not_delivered_twice(c
     moved.send_json({"type": "say", "text": "twice", "id": "x2"})
     assert acks(moved, 1)[0]["seq"] == ack["seq"] + 1
     assert heard + [m["text"] for m in messages_of(watcher, 1)] == ["once", "twice"]
+
+
+def test_the_operator_kicks_and_bans_across_processes(cluster) -> None:
+    from tcpchat.server import moderation
+
+    first, second = cluster(2)
+    alice, bob = first.join("alice"), second.join("bob")
+    preview = first.call(lambda: moderation.preview(first.server, "/kick bob flooding"))
+    assert preview.startswith("This asks the process that holds 'bob'")  # and does nothing
+    answer = first.call(lambda: moderation.execute(first.server, "/kick bob flooding"))
+    assert "Asked the process that holds 'bob'" in answer
+    shutdown = bob.read_json()
+    while shutdown["type"] != "shutdown":
+        shutdown = bob.read_json()
+    assert shutdown["reason"] == "kicked" and "flooding" in shutdown["message"]
+    while (left := alice.read_json())["type"] != "left":  # bob's join came first
+        pass
+    assert (left["name"], left["reason"]) == ("bob", "kicked")
+
+    carol = second.join("carol")
+    answer = first.call(lambda: moderation.execute(first.server, "/ban 127.0.0.1 5"))
+    assert answer.startswith("Banned 127.0.0.1 for 5 minutes")
+    for member in (alice, carol):  # both processes removed their connections from there
+        event = member.read_json()
+        while event["type"] != "shutdown":
+            event = member.read_json()
+    deadline = time.monotonic() + 3 * TIMEOUT
+    while not second.call(lambda: second.server.guard.bans()):
+        assert time.monotonic() < deadline, "the other process never banned the address"
+        time.sleep(0.02)
+    first.call(lambda: moderation.execute(first.server, "/unban 127.0.0.1"))
+    while second.call(lambda: second.server.guard.bans()):
+        assert time.monotonic() < deadline, "the other process never lifted the ban"
+        time.sleep(0.02)

@@ -10,6 +10,8 @@ PREFIX = "tcpchat"
 # Processes and their leases: one sorted set for the whole cluster (member: process id, score:
 # when its lease ends, in milliseconds).
 LEASES = f"{PREFIX}:leases"
+# The operator's acts that every process carries out (a stream): kicks, bans, unbans.
+CONTROL = f"{PREFIX}:control"
 # The key that signs every process's tokens (see `tcpchat.server.once`), made by the first.
 TOKEN_KEY = f"{PREFIX}:token-key"
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
 from tcpchat.defaults import SECONDS
 from tcpchat.server.cluster.keys import LEASES
-from tcpchat.server.cluster.shared_room import ClusterUnavailable
+from tcpchat.server.cluster.shared_room import ask
 
 # A lease lasts this long and is renewed three times within it: a process stopped by SIGKILL is
 # found dead at most LEASE after its last renewal, plus the time until someone next looks.
@@ -46,11 +45,7 @@ class Leases:
         self._expired = client.register_script(EXPIRED)
 
     async def _run(self, what: str, call: Any) -> Any:
-        try:
-            return await call
-        except (RedisError, OSError) as error:
-            reason = str(error).rstrip(".") or type(error).__name__
-            raise ClusterUnavailable(f"Redis could not {what}: {reason}.") from error
+        return await ask(what, call)
 
     async def renew(self) -> int:
         """Extend our lease; return how many processes are alive (us included)."""

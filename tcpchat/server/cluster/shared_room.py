@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from tcpchat.protocol import Joined, LeaveReason, Left, Message
+from tcpchat.protocol import Joined, LeaveReason, Left, Message, fold_name
 from tcpchat.protocol.jsonlines import format_ts, parse_ts
 from tcpchat.server.cluster import scripts
 from tcpchat.server.cluster.keys import TOKEN_KEY, RoomKeys
@@ -35,6 +35,15 @@ IDS_KEPT = 600  # seconds a lineage's ids are remembered (`once.WINDOW`)
 
 class ClusterUnavailable(LogUnavailable):
     """Redis cannot be reached or refused the change; `str()` is one sentence for a person."""
+
+
+async def ask(what: str, call: Any) -> Any:
+    """Await a Redis call; its failure as `ClusterUnavailable` ("Redis could not `what`: ...")."""
+    try:
+        return await call
+    except (RedisError, OSError) as error:
+        reason = str(error).rstrip(".") or type(error).__name__
+        raise ClusterUnavailable(f"Redis could not {what}: {reason}.") from error
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +113,7 @@ class SharedRoom:
         self._raise_seq = client.register_script(scripts.RAISE_SEQ)
 
     async def _run(self, what: str, call: Any) -> Any:
-        try:
-            return await call
-        except (RedisError, OSError) as error:
-            reason = str(error).rstrip(".") or type(error).__name__
-            raise ClusterUnavailable(f"Redis could not {what}: {reason}.") from error
+        return await ask(what, call)
 
     # --- changes -------------------------------------------------------------------------------
 
@@ -261,6 +266,11 @@ class SharedRoom:
     async def newest_seq(self) -> int:
         value = await self._run("read the room's counter", self.client.get(self.keys.seq))
         return int(value or 0)
+
+    async def holder_of(self, name: str) -> str | None:
+        """The process whose member holds `name`, or None."""
+        holder = await self._run("find a name", self.client.hget(self.keys.names, fold_name(name)))
+        return None if not holder else str(holder).split(" ", 1)[0]
 
     async def names(self) -> list[str]:
         """Every member's name, in the whole cluster."""

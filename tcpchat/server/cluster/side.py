@@ -43,8 +43,9 @@ from tcpchat.protocol import (
     normalize_name,
     text_problem,
 )
+from tcpchat.server.cluster.keys import CONTROL
 from tcpchat.server.cluster.leases import RENEW_EVERY, Leases
-from tcpchat.server.cluster.shared_room import ClusterUnavailable, Said, SharedRoom
+from tcpchat.server.cluster.shared_room import ClusterUnavailable, Said, SharedRoom, ask
 from tcpchat.server.cluster.shared_room import Event as StreamEntry
 from tcpchat.server.messages import RESUME_LIMIT
 from tcpchat.server.once import request_key
@@ -98,6 +99,7 @@ class ClusterSide:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failing = False
         self._outbox: list[_Outgoing] = []  # messages for Redis, in the order they came
+        self._control_id = "0-0"
         self._news = asyncio.Event()
 
     # --- the process ---------------------------------------------------------------------------
@@ -109,7 +111,10 @@ class ClusterSide:
         room.sent.use_key(await self.shared.token_key(room.sent.key))
         self._last_id = await self.shared.newest_event_id()
         self.alive = await self.leases.renew()
+        found: Any = await ask("read the operator's acts", self.client.xrevrange(CONTROL, count=1))
+        self._control_id = found[0][0] if found else "0-0"
         self._spawn(self._deliver_forever())
+        self._spawn(self._obey_forever())
         self._spawn(self._publish_forever())
         self._spawn(self._keep_lease())
 
@@ -361,6 +366,69 @@ class ClusterSide:
             ack = Ack(id=request, seq=event.seq, ts=event.ts, delivered=entry.delivered)
             deliveries.append(Delivery(ack, (own,)))
         fanout.dispatch(deliveries)
+
+    # --- the operator's acts, cluster-wide -----------------------------------------------------
+
+    def share_ban(self, key: str, seconds: float | None) -> None:
+        """Every other process bans `key` too (and removes its connections from there)."""
+        fields = {"type": "ban", "key": key, "seconds": "" if seconds is None else str(seconds)}
+        self._spawn(self._tell_all(fields))
+
+    def share_unban(self, key: str) -> None:
+        self._spawn(self._tell_all({"type": "unban", "key": key}))
+
+    def kick_elsewhere(self, name: str, reason: str | None) -> None:
+        """Ask the process that holds `name` to remove its member (the console's `/kick`)."""
+        self._spawn(self._kick_elsewhere(name, reason))
+
+    async def _kick_elsewhere(self, name: str, reason: str | None) -> None:
+        try:
+            process = await self.shared.holder_of(name)
+        except ClusterUnavailable as error:
+            log.warning("The kick of %s could not be passed on: %s", name, error)
+            return
+        if process is not None:
+            fields = {"type": "kick", "process": process, "name": name, "reason": reason or ""}
+            await self._tell_all(fields)
+
+    async def _tell_all(self, fields: dict[str, str]) -> None:
+        entry: Any = {**fields, "origin": self.process}
+        try:
+            await ask("tell the other processes", self.client.xadd(CONTROL, entry, maxlen=10_000))
+        except ClusterUnavailable as error:
+            log.warning("%s", error)
+
+    async def _obey_forever(self) -> None:
+        while True:
+            try:
+                found: Any = await ask(
+                    "read the operator's acts",
+                    self.client.xread({CONTROL: self._control_id}, block=READ_BLOCK_MS),
+                )
+            except ClusterUnavailable:
+                await asyncio.sleep(RETRY_AFTER)
+                continue
+            for entry_id, fields in found[0][1] if found else []:
+                self._control_id = entry_id
+                if fields.get("origin") != self.process:
+                    self._obey(fields)
+
+    def _obey(self, fields: dict[str, str]) -> None:
+        """One act the operator did on another process."""
+        server = self.server
+        kind = fields.get("type")
+        if kind == "ban":
+            seconds = float(fields["seconds"]) if fields.get("seconds") else None
+            removed = server.ban(fields["key"], seconds, share=False)
+            log.info(
+                "banned %s (from another process); removed %s", fields["key"], removed or "nobody"
+            )
+        elif kind == "unban":
+            server.guard.unban(fields["key"])
+        elif kind == "kick" and fields.get("process") == self.process:
+            member = server.member(fields["name"])
+            if member is not None:
+                server.kick(member, fields.get("reason") or None)
 
     # --- the lease -----------------------------------------------------------------------------
 
