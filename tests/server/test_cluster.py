@@ -250,3 +250,10 @@ def test_the_operator_kicks_and_bans_across_processes(cluster) -> None:
     while second.call(lambda: second.server.guard.bans()):
         assert time.monotonic() < deadline, "the other process never lifted the ban"
         time.sleep(0.02)
+
+
+def test_a_process_stops_in_time_when_redis_is_gone(cluster, redis_server: RedisServer) -> None:
+    (server,) = cluster(1)
+    server.join("alice")
+    redis_server.stop()
+    server.stop()  # RunningServer.stop fails the test if the server takes past its deadline

@@ -102,8 +102,13 @@ class Claim:
 class SharedRoom:
     """One room in Redis, as one process (`process`) sees and changes it."""
 
-    def __init__(self, client: redis.Redis, room: str, process: str) -> None:
+    def __init__(
+        self, client: redis.Redis, room: str, process: str, reader: redis.Redis | None = None
+    ) -> None:
+        """`reader` (default: `client`) waits for the room's events: a blocking read cancelled
+        at shutdown must not leave its connection to the commands that follow."""
         self.client = client
+        self.reader = client if reader is None else reader
         self.keys = RoomKeys(room)
         self.process = process
         self._say = client.register_script(scripts.SAY)
@@ -129,15 +134,15 @@ class SharedRoom:
         connection's commands in order, so a member's messages keep theirs): its `seq`, or
         the first one's when its lineage sent its id before, on any process."""
         keys = self.keys
-        pipe = self.client.pipeline(transaction=False)
-        for said in messages:
-            await self._say(  # on a pipeline, this only queues the call
-                keys=[keys.seq, keys.events, keys.history, keys.names, keys.ids(said.lineage)],
-                args=[said.sender, said.text, format_ts(said.ts), int(said.me), self.process,
-                      said.tag, HISTORY_KEPT, EVENTS_KEPT, said.request.hex(), IDS_KEPT],
-                client=pipe,
-            )  # fmt: skip
-        answers = await self._run("keep the messages", pipe.execute())
+        async with self.client.pipeline(transaction=False) as pipe:  # given back, also on error
+            for said in messages:
+                await self._say(  # on a pipeline, this only queues the call
+                    keys=[keys.seq, keys.events, keys.history, keys.names, keys.ids(said.lineage)],
+                    args=[said.sender, said.text, format_ts(said.ts), int(said.me), self.process,
+                          said.tag, HISTORY_KEPT, EVENTS_KEPT, said.request.hex(), IDS_KEPT],
+                    client=pipe,
+                )  # fmt: skip
+            answers = await self._run("keep the messages", pipe.execute())
         return [_kept(answer) for answer in answers]
 
     async def join(self, folded: str, name: str, connection: str, ts: datetime) -> Claim:
@@ -208,7 +213,7 @@ class SharedRoom:
         up to `block_ms` for one when there are none yet."""
         found = await self._run(
             "read the room's events",
-            self.client.xread({self.keys.events: last_id}, count=count, block=block_ms),
+            self.reader.xread({self.keys.events: last_id}, count=count, block=block_ms),
         )
         if not found:
             return []

@@ -59,6 +59,7 @@ log = logging.getLogger("tcpchat.server")
 
 READ_BLOCK_MS = 1000  # how long one read of the events waits for news
 RETRY_AFTER = 0.5  # seconds before trying Redis again after a failure
+CLOSE_WITHIN = 1.0  # seconds a stopping process gives Redis to free its members' names
 HISTORY_PAGE = 50
 
 
@@ -84,9 +85,14 @@ class ClusterSide:
 
     def __init__(self, server: ChatServer, url: str, room: str) -> None:
         self.server = server
-        self.client = redis.Redis.from_url(url, decode_responses=True)
+        # A connection that cannot be made fails within seconds (then `unavailable`), not
+        # after the system's own connect timeout.
+        self.client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2)
+        # The blocking reads (the room's events, the operator's acts) have connections of their
+        # own, so that cancelling one at shutdown leaves the others' clean.
+        self.reader = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2)
         self.process = secrets.token_hex(8)
-        self.shared = SharedRoom(self.client, room, self.process)
+        self.shared = SharedRoom(self.client, room, self.process, reader=self.reader)
         self.leases = Leases(self.client, self.process)
         self.alive = 1  # processes in the cluster, this one included
         self._last_id = "0-0"
@@ -119,16 +125,25 @@ class ClusterSide:
         self._spawn(self._keep_lease())
 
     async def close(self) -> None:
-        """Leave the cluster: our members' names freed (each with its `left`), our lease ended."""
+        """Leave the cluster: our members' names freed (each with its `left`), our lease ended;
+        within CLOSE_WITHIN even when Redis is gone (the lease then runs out by itself)."""
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # a read that does not let go is left behind, not waited for
+            await asyncio.wait(set(self._tasks), timeout=CLOSE_WITHIN / 2)
         try:
-            await self.shared.forget_process(self.process, self.server.clock())
-            await self.leases.release()
-        except ClusterUnavailable as error:
-            log.warning("%s", error)
-        await self.client.aclose()
+            await asyncio.wait_for(self._leave_cluster(), CLOSE_WITHIN)
+        except (ClusterUnavailable, asyncio.TimeoutError) as error:
+            log.warning("Leaving the cluster cleanly failed: %s", error or "Redis did not answer.")
+        for client in (self.client, self.reader):
+            try:
+                await asyncio.wait_for(client.aclose(), CLOSE_WITHIN / 4)
+            except (OSError, asyncio.TimeoutError):
+                pass
+
+    async def _leave_cluster(self) -> None:
+        await self.shared.forget_process(self.process, self.server.clock())
+        await self.leases.release()
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -356,11 +371,15 @@ class ClusterSide:
             del self._joined_at[member]  # its own join is delivered: everything after is for it
         if own is not None:
             late.add(own)
-        if late:
+        if len(late) > 1:  # members joined meanwhile (rare): a list, member by member
             to = [h for h in room.handles() if h not in late]
             deliveries = [Delivery(entry.event, to)]
-        else:
-            deliveries = [Delivery(entry.event, list(room.handles()), True)]
+        else:  # to everyone (but the sender): encoded once, one write a member and turn
+            left_out = next(iter(late), None)
+            to = room.handles()  # copied and searched in C: this runs for every message
+            if left_out is not None and room.is_member(left_out):
+                to.remove(left_out)
+            deliveries = [Delivery(entry.event, to, True, left_out)]
         event = entry.event
         if isinstance(event, Message) and own is not None and room.is_member(own):
             ack = Ack(id=request, seq=event.seq, ts=event.ts, delivered=entry.delivered)
@@ -403,7 +422,7 @@ class ClusterSide:
             try:
                 found: Any = await ask(
                     "read the operator's acts",
-                    self.client.xread({CONTROL: self._control_id}, block=READ_BLOCK_MS),
+                    self.reader.xread({CONTROL: self._control_id}, block=READ_BLOCK_MS),
                 )
             except ClusterUnavailable:
                 await asyncio.sleep(RETRY_AFTER)
