@@ -373,6 +373,12 @@ def _history_file(options: dict[str, Any]) -> Path | None:
         if options["db"] is not None:
             raise click.UsageError("give --db or --memory, not both.")
         return None
+    if options.get("cluster"):  # a cluster's history is in Redis
+        if options["db"] is not None:
+            raise click.UsageError(
+                "give --db or --cluster, not both: a cluster keeps its history in Redis."
+            )
+        return None
     if options["db"] is not None:
         return Path(options["db"])
     return default_db_path(options["host"], options["port"]) if options["port"] else None

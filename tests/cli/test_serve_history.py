@@ -210,3 +210,10 @@ def test_ids_resent_to_a_restarted_server_are_kept_once(tmp_path: Path) -> None:
     texts = [row[0] for row in store.reader.execute("SELECT text FROM messages ORDER BY id")]
     store.close()
     assert sorted(texts) == sorted(f"m{n}" for n in range(5000)), "a message is missing or twice"
+
+
+def test_a_cluster_keeps_no_history_file_of_its_own(configs: list[Any], tmp_path: Path) -> None:
+    assert invoke("--cluster", "redis://127.0.0.1:6379/0").exit_code == 0
+    assert configs[-1].db is None and configs[-1].cluster == "redis://127.0.0.1:6379/0"
+    refused = invoke("--cluster", "redis://127.0.0.1:6379/0", "--db", str(tmp_path / "x.db"))
+    assert refused.exit_code == 2 and "--db or --cluster" in refused.output
