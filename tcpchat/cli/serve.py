@@ -6,9 +6,10 @@ parses, and turns what stops a server from starting into one sentence and an exi
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from tcpchat.server.config import ServerConfig
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
+T = TypeVar("T")
 
 
 def _printable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -334,34 +336,20 @@ def _server_config(options: dict[str, Any], tls_context: Any) -> ServerConfig:
         db=_history_file(options),
         keep_days=options["keep_days"],
         keep_messages=options["keep_messages"],
-        web_port=_web_port(options["web_port"]),
+        web_port=_needing(options["web_port"], "websockets", "web", "The web page"),
         web_origins=tuple(options["web_origins"]),
-        cluster=_cluster(options["cluster"]),
+        cluster=_needing(options["cluster"], "redis", "cluster", "A cluster"),
     )
 
 
-def _cluster(url: str | None) -> str | None:
-    """`--cluster`'s Redis URL, once the optional package it needs is known to be there."""
-    if url is not None:
-        try:
-            import redis  # noqa: F401
-        except ImportError:
-            raise click.ClickException(
-                "A cluster needs the redis package: pip install 'tcpchat[cluster]'."
-            ) from None
-    return url
-
-
-def _web_port(port: int | None) -> int | None:
-    """`--web`'s port, once the optional package it needs is known to be there."""
-    if port is not None:
-        try:
-            import websockets  # noqa: F401
-        except ImportError:
-            raise click.ClickException(
-                "The web page needs the websockets package: pip install 'tcpchat[web]'."
-            ) from None
-    return port
+def _needing(value: T, package: str, extra: str, what: str) -> T:
+    """`value` of an option that needs the optional `package` (`tcpchat[extra]`), once it is
+    known to be installed; else one sentence and exit 1."""
+    if value is not None and importlib.util.find_spec(package) is None:
+        raise click.ClickException(
+            f"{what} needs the {package} package: pip install 'tcpchat[{extra}]'."
+        )
+    return value
 
 
 def _history_file(options: dict[str, Any]) -> Path | None:
