@@ -29,13 +29,10 @@ GATHER_FROM = 500
 GATHER_TIME = 0.004 * SECONDS
 
 
-# How each mode writes an event.  An optional framing registers its own when it is switched on
-# (`tcpchat.server.web` adds WebSocket frames), so the fan-out never imports it.
-ENCODERS: dict[Mode, Callable[[ServerEvent], bytes]] = {
-    Mode.JSON: encode_json,
-    Mode.PLAIN: render_plain,
-    Mode.UNDECIDED: render_plain,
-}
+# How a mode other than lines (JSON, plain) writes an event: an optional framing registers its
+# own when it is switched on (`tcpchat.server.web` adds WebSocket frames), so the fan-out never
+# imports it.
+ENCODERS: dict[Mode, Callable[[ServerEvent], bytes]] = {}
 
 
 class Outgoing:

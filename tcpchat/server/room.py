@@ -165,7 +165,7 @@ class Room:
             return Error(ErrorCode.BAD_NAME, problem)
         holder = self._by_key.get(fold_name(name))
         if holder is not None and holder != renaming:
-            return Error(ErrorCode.NAME_TAKEN, f"The name {name!r} is taken; choose another.")
+            return name_taken(name)
         for key in confusable_keys(name):
             twin = self._by_look.get(key)
             if twin is not None and twin != renaming:
@@ -308,13 +308,9 @@ class Room:
     def say(self, handle: Handle, say: Say, now: datetime) -> list[Delivery]:
         """`say`: the next `seq`; `message` to every other member and `ack` to the sender."""
         sender = self._names[handle]
-        if say.id is not None:
-            acked = self.sent.ack_of(self._lineages[handle], say.id, now)
-            if acked is not None:  # sent before, maybe under another name: not again
-                return [Delivery(acked, (handle,))]
-        problem = text_problem(say.text, self.limits.max_text)
-        if problem:
-            return [_error_to(handle, *problem, request_id=say.id)]
+        refused = self.say_refusal(handle, say, now)
+        if refused is not None:
+            return refused
         others = list(self._names)  # copied and searched in C: this runs for every message
         others.remove(handle)
         sent_by = None
@@ -328,6 +324,18 @@ class Room:
         if say.id is not None:
             self.sent.remember(self._lineages[handle], say.id, ack, now)
         return [Delivery(message, others, True, handle), Delivery(ack, (handle,))]
+
+    def say_refusal(self, handle: Handle, say: Say, now: datetime) -> list[Delivery] | None:
+        """What a `say` gets instead of a new message: the `ack` of an id this member sent
+        before, or the `error` of a text that cannot be sent; None: it is a new message."""
+        if say.id is not None:
+            acked = self.sent.ack_of(self._lineages[handle], say.id, now)
+            if acked is not None:  # sent before, maybe under another name: not again
+                return [Delivery(acked, (handle,))]
+        problem = text_problem(say.text, self.limits.max_text)
+        if problem:
+            return [_error_to(handle, *problem, request_id=say.id)]
+        return None
 
     def announce(self, text: str, now: datetime) -> list[Delivery]:
         """A message from the server's operator: sender `server` (a name no member can take),
@@ -380,7 +388,7 @@ class Room:
 
     def history(self, handle: Handle, request: HistoryRequest) -> list[Delivery]:
         """`history`: a page of the messages before `request.before`, oldest first."""
-        limit = _clamp(request.limit, HISTORY_PAGE, HISTORY_PAGE_MAX)
+        limit = clamp_limit(request.limit, HISTORY_PAGE, HISTORY_PAGE_MAX)
         try:
             messages, more = self.log.before(request.before, limit)
         except LogUnavailable:
@@ -389,7 +397,7 @@ class Room:
 
     async def search(self, handle: Handle, request: SearchRequest) -> list[Delivery]:
         """`search`: the newest messages that hold every word of `request.text`, newest first."""
-        limit = _clamp(request.limit, SEARCH_PAGE, SEARCH_PAGE_MAX)
+        limit = clamp_limit(request.limit, SEARCH_PAGE, SEARCH_PAGE_MAX)
         try:
             messages = await self.log.search(request.text, limit)
         except LogUnavailable:
@@ -414,7 +422,12 @@ class Room:
         return [Delivery(left, list(self._names), True)]
 
 
-def _clamp(limit: int | None, default: int, most: int) -> int:
+def name_taken(name: str) -> Error:
+    """The `error` for a name somebody holds (here, or in a cluster, on another process)."""
+    return Error(ErrorCode.NAME_TAKEN, f"The name {name!r} is taken; choose another.")
+
+
+def clamp_limit(limit: int | None, default: int, most: int) -> int:
     """A request's `limit`: the default when not given, else between 1 and `most`."""
     return default if limit is None else min(max(1, limit), most)
 

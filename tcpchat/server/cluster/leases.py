@@ -7,8 +7,6 @@ whose clocks disagree still agree on who is alive.
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis.asyncio as redis
 
 from tcpchat.defaults import SECONDS
@@ -44,12 +42,9 @@ class Leases:
         self._renew = client.register_script(RENEW)
         self._expired = client.register_script(EXPIRED)
 
-    async def _run(self, what: str, call: Any) -> Any:
-        return await ask(what, call)
-
     async def renew(self) -> int:
         """Extend our lease; return how many processes are alive (us included)."""
-        alive = await self._run(
+        alive = await ask(
             "renew this process's lease",
             self._renew(keys=[LEASES], args=[self.process, self.lease_ms]),
         )
@@ -57,13 +52,13 @@ class Leases:
 
     async def expired(self) -> list[str]:
         """The processes whose lease has ended (not yet forgotten)."""
-        found = await self._run("read the leases", self._expired(keys=[LEASES]))
+        found = await ask("read the leases", self._expired(keys=[LEASES]))
         return [str(process) for process in found]
 
     async def forget(self, process: str) -> None:
         """A dead process's names are freed: it need not be looked at again."""
-        await self._run("forget a stopped process", self.client.zrem(LEASES, process))
+        await ask("forget a stopped process", self.client.zrem(LEASES, process))
 
     async def release(self) -> None:
         """End our own lease (a clean stop: the others need not wait for it to run out)."""
-        await self._run("end this process's lease", self.client.zrem(LEASES, self.process))
+        await ask("end this process's lease", self.client.zrem(LEASES, self.process))

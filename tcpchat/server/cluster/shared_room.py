@@ -117,9 +117,6 @@ class SharedRoom:
         self._forget = client.register_script(scripts.FORGET_PROCESS)
         self._raise_seq = client.register_script(scripts.RAISE_SEQ)
 
-    async def _run(self, what: str, call: Any) -> Any:
-        return await ask(what, call)
-
     # --- changes -------------------------------------------------------------------------------
 
     async def say(
@@ -142,13 +139,13 @@ class SharedRoom:
                           said.tag, HISTORY_KEPT, EVENTS_KEPT, said.request.hex(), IDS_KEPT],
                     client=pipe,
                 )  # fmt: skip
-            answers = await self._run("keep the messages", pipe.execute())
+            answers = await ask("keep the messages", pipe.execute())
         return [_kept(answer) for answer in answers]
 
     async def join(self, folded: str, name: str, connection: str, ts: datetime) -> Claim:
         """Claim `name` (folded: `folded`) for one of our connections, unless someone holds it."""
         keys = self.keys
-        answer = await self._run(
+        answer = await ask(
             "claim the name",
             self._join(
                 keys=[keys.names, keys.events, keys.owned_by(self.process), keys.seq],
@@ -166,7 +163,7 @@ class SharedRoom:
         """Free our connection's name with a `left`; the count after it, or None if the name
         was not ours (freed already)."""
         keys = self.keys
-        answer = await self._run(
+        answer = await ask(
             "free the name",
             self._leave(
                 keys=[keys.names, keys.events, keys.owned_by(self.process)],
@@ -179,7 +176,7 @@ class SharedRoom:
     async def forget_process(self, process: str, ts: datetime) -> int:
         """Free every name a dead process's members held here, each with its `left`."""
         keys = self.keys
-        gone = await self._run(
+        gone = await ask(
             "free a stopped process's names",
             self._forget(
                 keys=[keys.names, keys.events, keys.owned_by(process)],
@@ -191,17 +188,15 @@ class SharedRoom:
     async def token_key(self, candidate: bytes) -> bytes:
         """The cluster's key for signing tokens: the first process's `candidate`, kept."""
         client = self.client
-        await self._run("share the token key", client.set(TOKEN_KEY, candidate.hex(), nx=True))
-        value = await self._run("share the token key", client.get(TOKEN_KEY))
+        await ask("share the token key", client.set(TOKEN_KEY, candidate.hex(), nx=True))
+        value = await ask("share the token key", client.get(TOKEN_KEY))
         return bytes.fromhex(value)
 
     async def raise_seq(self) -> int:
         """Make sure the counter is not below the newest message kept; return it."""
         keys = self.keys
         return int(
-            await self._run(
-                "check the room's counter", self._raise_seq(keys=[keys.seq, keys.history])
-            )
+            await ask("check the room's counter", self._raise_seq(keys=[keys.seq, keys.history]))
         )
 
     # --- reading -------------------------------------------------------------------------------
@@ -211,7 +206,7 @@ class SharedRoom:
     ) -> list[Event]:
         """The room's events after the stream id `last_id` (`0`: from the oldest kept), waiting
         up to `block_ms` for one when there are none yet."""
-        found = await self._run(
+        found = await ask(
             "read the room's events",
             self.reader.xread({self.keys.events: last_id}, count=count, block=block_ms),
         )
@@ -222,14 +217,14 @@ class SharedRoom:
 
     async def newest_event_id(self) -> str:
         """Where live delivery starts for a process that has just started: after the newest."""
-        found = await self._run(
+        found = await ask(
             "read the room's events", self.client.xrevrange(self.keys.events, count=1)
         )
         return found[0][0] if found else "0-0"
 
     async def since(self, seq: int, limit: int) -> list[Message]:
         """Up to `limit` messages after `seq`: the newest of them, oldest first."""
-        found = await self._run(
+        found = await ask(
             "read the history",
             self.client.xrevrange(self.keys.history, "+", f"0-{seq + 1}", count=limit),
         )
@@ -240,7 +235,7 @@ class SharedRoom:
         top = "+" if seq is None else f"0-{max(seq - 1, 0)}"
         if top == "0-0":
             return []
-        found = await self._run(
+        found = await ask(
             "read the history",
             self.client.xrevrange(self.keys.history, top, "-", count=limit),
         )
@@ -254,7 +249,7 @@ class SharedRoom:
             return []
         joined, found, top = " ".join(wanted), [], "+"
         for _ in range(SEARCH_SCAN // SEARCH_CHUNK):
-            chunk = await self._run(
+            chunk = await ask(
                 "search the history",
                 self.client.xrevrange(self.keys.history, top, "-", count=SEARCH_CHUNK),
             )
@@ -269,17 +264,17 @@ class SharedRoom:
         return found
 
     async def newest_seq(self) -> int:
-        value = await self._run("read the room's counter", self.client.get(self.keys.seq))
+        value = await ask("read the room's counter", self.client.get(self.keys.seq))
         return int(value or 0)
 
     async def holder_of(self, name: str) -> str | None:
         """The process whose member holds `name`, or None."""
-        holder = await self._run("find a name", self.client.hget(self.keys.names, fold_name(name)))
+        holder = await ask("find a name", self.client.hget(self.keys.names, fold_name(name)))
         return None if not holder else str(holder).split(" ", 1)[0]
 
     async def names(self) -> list[str]:
         """Every member's name, in the whole cluster."""
-        values = await self._run("read the names", self.client.hvals(self.keys.names))
+        values = await ask("read the names", self.client.hvals(self.keys.names))
         return sorted(value.split(" ", 2)[2] for value in values)
 
 

@@ -41,7 +41,6 @@ from tcpchat.protocol import (
     Who,
     fold_name,
     normalize_name,
-    text_problem,
 )
 from tcpchat.server.cluster.keys import CONTROL
 from tcpchat.server.cluster.leases import RENEW_EVERY, Leases
@@ -49,7 +48,16 @@ from tcpchat.server.cluster.shared_room import ClusterUnavailable, Said, SharedR
 from tcpchat.server.cluster.shared_room import Event as StreamEntry
 from tcpchat.server.messages import RESUME_LIMIT
 from tcpchat.server.once import request_key
-from tcpchat.server.room import Delivery, unavailable
+from tcpchat.server.room import (
+    HISTORY_PAGE,
+    HISTORY_PAGE_MAX,
+    SEARCH_PAGE,
+    SEARCH_PAGE_MAX,
+    Delivery,
+    clamp_limit,
+    name_taken,
+    unavailable,
+)
 
 if TYPE_CHECKING:
     from tcpchat.server.chat_server import ChatServer
@@ -60,7 +68,6 @@ log = logging.getLogger("tcpchat.server")
 READ_BLOCK_MS = 1000  # how long one read of the events waits for news
 RETRY_AFTER = 0.5  # seconds before trying Redis again after a failure
 CLOSE_WITHIN = 1.0  # seconds a stopping process gives Redis to free its members' names
-HISTORY_PAGE = 50
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -213,8 +220,7 @@ class ClusterSide:
             member.fanout.dispatch([unavailable(member)])
             return
         if not claim.claimed:
-            taken = Error(ErrorCode.NAME_TAKEN, f"The name {name!r} is taken; choose another.")
-            deliveries = [Delivery(taken, (member,))]
+            deliveries = [Delivery(name_taken(name), (member,))]
         elif member.done:  # it went while Redis answered
             await self._free(member, name, LeaveReason.DISCONNECTED)
             return
@@ -233,16 +239,11 @@ class ClusterSide:
         """A member's `say`: numbered in Redis; its `message` and `ack` come from the stream."""
         room = member.fanout.room
         now = self.server.clock()
-        problem = text_problem(say.text, room.limits.max_text)
-        if problem:
-            member.send(Error(problem[0], problem[1], id=say.id))
+        refused = room.say_refusal(member, say, now)
+        if refused is not None:  # an id sent before on this process, or a text refused
+            member.fanout.dispatch(refused)
             return
         lineage = room.lineage_of(member)
-        if say.id is not None:
-            acked = room.sent.ack_of(lineage, say.id, now)
-            if acked is not None:  # sent before on this process: not again
-                member.send(acked)
-                return
         name = room.name_of(member)
         assert name is not None
         request = "" if say.id is None else "=" + say.id
@@ -316,7 +317,7 @@ class ClusterSide:
         self._spawn(self._answer(member, self._history(request), request.id))
 
     async def _history(self, request: HistoryRequest) -> HistoryPage:
-        limit = min(max(1, request.limit or HISTORY_PAGE), 500)
+        limit = clamp_limit(request.limit, HISTORY_PAGE, HISTORY_PAGE_MAX)
         messages = await self.shared.before(request.before, limit + 1)
         more = len(messages) > limit
         return HistoryPage(messages=messages[1:] if more else messages, more=more, id=request.id)
@@ -325,7 +326,7 @@ class ClusterSide:
         self._spawn(self._answer(member, self._search(request), request.id))
 
     async def _search(self, request: SearchRequest) -> Results:
-        limit = min(max(1, request.limit or 20), 200)
+        limit = clamp_limit(request.limit, SEARCH_PAGE, SEARCH_PAGE_MAX)
         return Results(messages=await self.shared.search(request.text, limit), id=request.id)
 
     async def _answer(
