@@ -348,15 +348,18 @@ class ChatServer:
             connection.write(b"Password:\n")
             return
         replaced = room.replaced_by(connection, hello, password_checked=connection.password_checked)
-        if replaced is not None:
-            self._replace(cast(Member, replaced))
         if self.cluster is None:
+            if replaced is not None:
+                self.replace(cast(Member, replaced))
             deliveries = room.join(
                 connection, hello, self.clock(), password_checked=connection.password_checked
             )
-        else:
+        else:  # a name is taken over in Redis, from this process or another
             refused = room.join_refusal(
-                connection, hello, password_checked=connection.password_checked
+                connection,
+                hello,
+                password_checked=connection.password_checked,
+                replacing=replaced,
             )
             if refused is None:  # the name is claimed in Redis first
                 self.cluster.join(connection, hello, needs_password)
@@ -400,7 +403,7 @@ class ChatServer:
             elif plain and name_refused:
                 connection.write(b"Enter another name:\n")
 
-    def _replace(self, old: Member) -> None:
+    def replace(self, old: Member) -> None:
         """A new connection showed `old`'s token: `old` goes (`left` with reason `replaced`)
         and is closed, so that the new one can take its name."""
         log.info("%s reconnected; its connection from %s is closed", old.name, old.peer)
@@ -464,7 +467,7 @@ class ChatServer:
         In a cluster every process does (`share`: tell the others)."""
         key = self.guard.ban(host, seconds)
         if share and self.cluster is not None:
-            self.cluster.share_ban(key, seconds)
+            self.cluster.acts.share_ban(key, seconds)
         removed = []
         for connection in list(self.connections):
             if address_key(connection.host) != key or connection.done:
@@ -479,7 +482,7 @@ class ChatServer:
     def unban(self, host: str) -> bool:
         """Lift the ban on `host`'s address (on every process of a cluster); whether there was one."""
         if self.cluster is not None:
-            self.cluster.share_unban(address_key(host))
+            self.cluster.acts.share_unban(address_key(host))
         return self.guard.unban(host)
 
     def announce(self, text: str) -> None:

@@ -129,7 +129,7 @@ def _kick(server: ChatServer, rest: str) -> str:
     if problem:  # the reason reaches the member's terminal, so it is checked like a message
         return f"Not removed: the reason is refused ({problem[1]})"
     if member is None and server.cluster is not None:
-        server.cluster.kick_elsewhere(name, reason.strip() or None)
+        server.cluster.acts.kick_elsewhere(name, reason.strip() or None)
         return f"Asked the process that holds {strip_unsafe(name)!r}, if any, to remove them."
     if member is None:
         return f"Nobody called {strip_unsafe(name)!r} is here."
