@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from tcpchat import sockets
@@ -48,6 +48,7 @@ from tcpchat.protocol import (
     Welcome,
     Who,
 )
+from tcpchat.server.clock import now
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.console import console_text
 from tcpchat.server.door import Door
@@ -74,10 +75,6 @@ INTERNAL_ERROR = (
 log = logging.getLogger("tcpchat.server")
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class ChatServer:
     """The rooms plus the live connections; `serve()` runs it until `shutdown_trigger` completes.
 
@@ -86,7 +83,7 @@ class ChatServer:
     """
 
     def __init__(
-        self, config: ServerConfig, clock: Callable[[], datetime] = _now, store: Store | None = None
+        self, config: ServerConfig, clock: Callable[[], datetime] = now, store: Store | None = None
     ) -> None:
         self.config = config
         # Rooms by name, each with its fan-out (the room's writes); a member's is `member.fanout`.
