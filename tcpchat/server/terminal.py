@@ -39,7 +39,8 @@ log = logging.getLogger("tcpchat.console")
 
 
 class OperatorLine:
-    """Reads the operator's commands until Ctrl-C (which stops the server) or `close`."""
+    """Reads the operator's commands until Ctrl-C (which stops the server), Ctrl-D (which ends
+    only the commands, as the end of piped ones does) or `close`."""
 
     def __init__(self, server: ChatServer, stop: Callable[[], None]) -> None:
         self.server = server
@@ -65,17 +66,15 @@ class OperatorLine:
                 try:
                     line = await self._prompt(self.session, PROMPT)
                 except KeyboardInterrupt:
-                    break
-                except EOFError:  # Ctrl-D on an empty line: the server goes on
-                    _say("Ctrl-C stops the server.")
-                    continue
-                if not await self._carry_out(line):
-                    break
-        self._stop()
+                    self._stop()
+                    return
+                except EOFError:  # Ctrl-D, or the terminal gone: as the end of piped commands
+                    _say("No more commands; the server goes on (Ctrl-C stops it).")
+                    return
+                await self._carry_out(line)
 
-    async def _carry_out(self, line: str) -> bool:
-        """Print `line`, then its answer (after a yes, for a command that asks); False when the
-        operator pressed Ctrl-C instead of answering."""
+    async def _carry_out(self, line: str) -> None:
+        """Print `line`, then its answer (after a yes, for a command that asks)."""
         _say(PROMPT + line)
         question = moderation.question(self.server, line)
         if question is None:
@@ -84,15 +83,12 @@ class OperatorLine:
             _say(question.said)
             try:
                 yes = (await self._prompt(self._asking, question.ask)).strip().lower()
-            except KeyboardInterrupt:
-                return False
-            except EOFError:
+            except (KeyboardInterrupt, EOFError):  # a question given up on is a no
                 yes = ""
             _say(question.ask + yes)
             answer = question.carry_out() if yes in ("y", "yes") else question.no
         if answer:
             _say(answer)
-        return True
 
     @staticmethod
     async def _prompt(session: PromptSession[str], message: str) -> str:

@@ -169,6 +169,20 @@ def test_ban_names_everyone_it_removes_and_asks_before_removing_more_than_that_m
         term.type("/who\r")
         term.wait_text("2 members online:")
 
+        term.type("/ban bob\r")
+        term.wait_for(
+            lambda: (
+                sum(line.startswith("Ban and remove") for line in term.lines) == 2
+                and term.cursor_line().startswith("Ban and remove")
+            ),
+            "the question again, in place of the operator's line",
+        )
+        term.child.sendintr()  # Ctrl-C gives the question up: a no, and the server goes on
+        term.wait_for(
+            lambda: sum("Nobody was banned." in line for line in term.lines) == 2, "a second no"
+        )
+        term.wait_input("")
+
         term.type("/ban bob 5\r")
         term.wait_text("Ban and remove all 2? [y/N]")
         term.type("y\r")
@@ -188,6 +202,18 @@ def test_a_ban_of_a_member_alone_on_its_address_needs_no_question(tmp_path: Path
         expect_closed(bob)
 
 
+def test_ctrl_c_leaves_a_search_of_the_history_and_the_server_goes_on(tmp_path: Path) -> None:
+    with serve_terminal(tmp_path) as term:
+        term.type("/bans\r")
+        term.wait_text("No bans.")
+        term.type("\x12ban")  # Ctrl-R
+        term.wait_text("reverse-i-search")
+        term.child.sendintr()
+        term.wait_input("")
+        term.type("/who\r")
+        term.wait_text("Nobody is here.")
+
+
 def test_ctrl_c_stops_the_server_and_gives_the_terminal_back(tmp_path: Path) -> None:
     log_file = tmp_path / "server.log"
     with serve_terminal(tmp_path, "--log-file", str(log_file)) as term:
@@ -201,3 +227,16 @@ def test_ctrl_c_stops_the_server_and_gives_the_terminal_back(tmp_path: Path) -> 
         assert any("server stopping" in line for line in term.lines), term.dump()
     log = log_file.read_text(encoding="utf-8")
     assert "server stopping" in log and "stopped" in log.splitlines()[-1], log
+
+
+def test_ctrl_d_ends_the_commands_and_the_server_goes_on(tmp_path: Path) -> None:
+    with serve_terminal(tmp_path) as term:
+        term.type("\x04")
+        term.wait_text("No more commands; the server goes on (Ctrl-C stops it).")
+        term.member("bob")
+        term.wait_text("bob joined from")
+        assert term.input_line() is None, term.dump()
+        term.child.sendintr()  # the terminal's own Ctrl-C again: SIGINT
+        term.wait_for(lambda: term.eof, "the end of the server")
+        term.child.wait()
+        assert term.child.exitstatus == 0, term.dump()
