@@ -2,6 +2,8 @@
 
 `/kick NAME [reason]`, `/ban NAME|ADDRESS [minutes]`, `/unban ADDRESS`, `/bans`, `/who`,
 `/say TEXT` and `/help`.  Each line gets one answer for the operator; the server does the work.
+At a terminal a line may first need a yes (`question`: a /ban that removes more than the member
+named); the operator's page previews every line instead (`preview`).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from prompt_toolkit.document import Document
 from support import TIMEOUT
 from support.chat import expect_closed, join, sync
 from support.process import clean_env
+from support.redis import RedisServer
 from support.running import RunningServer
 
 from tcpchat.server import moderation
@@ -56,6 +58,33 @@ def test_ban_of_a_member_asks_first_when_others_share_its_address(chat: RunningS
     assert chat.call(question.carry_out) == "Banned 127.0.0.1 for 5 minutes; removed alice, bob."
     expect_closed(alice)
     expect_closed(bob)
+
+
+@pytest.mark.slow
+def test_in_a_cluster_the_question_says_the_other_processes_close_theirs_too(
+    tmp_path: Path, start_server: Callable[..., RunningServer]
+) -> None:
+    pytest.importorskip("redis", reason="the redis package is not installed")
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        first, second = (start_server(cluster=redis.url) for _ in range(2))
+        assert first.server is not None
+        server = first.server
+        alice, bob, carol = first.join("alice"), first.join("bob"), second.join("carol")
+        question = first.call(lambda: moderation.question(server, "/ban bob"))
+        assert question is not None
+        assert question.said == (
+            "This bans 127.0.0.1 until restart and removes alice, bob (2 connections). "
+            "Connections from there to the cluster's other processes are closed too."
+        )
+        assert first.call(question.carry_out).startswith("Banned 127.0.0.1 until the server")
+        for member in (alice, bob, carol):
+            while member.read_json()["type"] != "shutdown":
+                pass
+        first.stop()
+        second.stop()
+    finally:
+        redis.stop()
 
 
 def test_tab_offers_commands_names_and_banned_addresses(chat: RunningServer) -> None:
