@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,12 @@ LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
 PASSWORD = "s3cret"
 
 
+def serve_command(*options: str) -> list[str]:
+    """`tcpchat serve` called t, on 127.0.0.1, with its history in memory."""
+    serve = ["serve", "--host", "127.0.0.1", "--name", "t", "--memory"]
+    return [sys.executable, "-m", "tcpchat", *serve, *options]
+
+
 @pytest.fixture
 def connections() -> Iterator[list[LineClient]]:
     opened: list[LineClient] = []
@@ -40,10 +47,9 @@ def test_the_log_file_records_the_start_every_refusal_and_the_stop(
     tmp_path: Path, connections: list[LineClient]
 ) -> None:
     log_file = tmp_path / "server.log"
-    options = ["--name", "t", "--memory", "--log-file", str(log_file), "--password", PASSWORD]
-    options += ["--max-clients", "1", "--max-per-address", "3"]
+    limits = ["--password", PASSWORD, "--max-clients", "1", "--max-per-address", "3"]
     process = Process(
-        [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", "0", *options],
+        serve_command("--port", "0", "--log-file", str(log_file), *limits),
         clean_env(tmp_path / "config"),
         stdin=subprocess.PIPE,
     )
@@ -97,3 +103,25 @@ def test_the_log_file_records_the_start_every_refusal_and_the_stop(
     assert re.search(r"tcpchat server 't' stopped", lines[-1]), lines
     # The welcome goes to the console only, the start and the stop lines to the file only.
     assert not any("started" in line or "stopped" in line for line in process.out), process.out
+
+
+def test_the_log_file_says_why_the_server_could_not_start(tmp_path: Path) -> None:
+    log_file = tmp_path / "server.log"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = Process(
+            serve_command("--port", str(port), "--log-file", str(log_file)),
+            clean_env(tmp_path / "config"),
+        )
+        try:
+            assert process.wait(3 * TIMEOUT) == 1
+        finally:
+            process.stop()
+    said = (
+        f"127.0.0.1 port {port} is already in use; stop the other server or choose another --port."
+    )
+    assert process.err == [f"Error: {said}"]
+    lines = log_file.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 and lines[0].endswith(f"tcpchat server 't' could not start: {said}")
