@@ -336,6 +336,7 @@ class ChatServer:
         needs_password = room.limits.password is not None and not connection.password_checked
         locked = self.guard.password_refused(connection.host) if needs_password else None
         if locked is not None:  # no guessing on connections opened before the lockout either
+            self.note_refusal(connection.host, connection.peer, locked)
             connection.send(Error(ErrorCode.AUTH_FAILED, locked))
             connection.close()
             return
@@ -392,6 +393,8 @@ class ChatServer:
             connection.password_checked = True  # names are checked after the password
             self.guard.password_accepted(connection.host)
         if isinstance(first, Error):
+            if first.code is ErrorCode.SERVER_FULL:
+                self.note_refusal(connection.host, connection.peer, first.message)
             if first.code is ErrorCode.AUTH_FAILED and hello.password is not None:
                 log.info("wrong password from %s", connection.peer)
                 self.guard.password_failed(connection.host)
