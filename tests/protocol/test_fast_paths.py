@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tcpchat.protocol import Ack, Message, Say, decode_json, encode_json
-from tcpchat.protocol.jsonlines import _ENCODER, _build, _BadField, event_to_dict, format_ts
+from tcpchat.protocol.jsonlines import _ENCODER, _BadField, _build, event_to_dict, format_ts
 from tcpchat.server.clock import MillisecondClock
 
 # Text as it may reach an encoder: any Unicode but lone surrogates (which no path can encode).
