@@ -465,6 +465,7 @@ def test_completer_completes_commands_after_slash(chat):
                 ("/me ", -1),
                 ("/history ", -1),
                 ("/search ", -1),
+                ("/set ", -1),
                 ("/quit ", -1),
             ]
             assert completions(ui.screen, "/h") == [("/help ", -2), ("/history ", -2)]

@@ -31,7 +31,7 @@ from tcpchat.protocol import (
     fold_name,
     strip_unsafe,
 )
-from tcpchat.words import LEAVE_WORDS, clock, members_online
+from tcpchat.words import CLOCK, LEAVE_WORDS, clock, members_online
 
 Fragments = list[tuple[str, str]]
 
@@ -91,12 +91,17 @@ def _body(text: str, me: str, extra_style: str = "") -> Fragments:
 
 
 def render_message(
-    message: Message, me: str, *, earlier: bool = False, asked: bool = False
+    message: Message,
+    me: str,
+    *,
+    earlier: bool = False,
+    asked: bool = False,
+    time_format: str = CLOCK,
 ) -> Fragments:
     """`12:30 alice: text`, an action as `12:30 * alice waves`; history (`earlier`) is dimmed,
     and messages asked for (`asked`: /history, /search) have their own look and their date."""
     extra = " class:earlier" if earlier else " class:asked" if asked else ""
-    when = _dated(message.ts) if asked else clock(message.ts)
+    when = _dated(message.ts, time_format) if asked else clock(message.ts, time_format)
     if message.me:
         return [
             ("class:time" + extra, when + " "),
@@ -113,25 +118,39 @@ def render_message(
     ]
 
 
-def _dated(ts: datetime) -> str:
+def _dated(ts: datetime, time_format: str) -> str:
     """`2026-11-24 09:30`: a message asked for may be from any day."""
-    return ts.astimezone().strftime("%Y-%m-%d %H:%M")
+    return ts.astimezone().strftime(f"%Y-%m-%d {time_format}")
 
 
 def render_asked(
-    title: str, messages: list[Message], me: str, *, end: str | None = None
+    title: str,
+    messages: list[Message],
+    me: str,
+    *,
+    end: str | None = None,
+    time_format: str = CLOCK,
 ) -> list[Fragments]:
     """Messages asked for (/history, /search), set apart from the live ones: a title line, the
     messages in their own look with their date, and an `end` line (none when nothing came)."""
     lines: list[Fragments] = [[("class:asked-title", f"── {strip_unsafe(title)} ──")]]
-    lines += [render_message(message, me, asked=True) for message in messages]
+    lines += [
+        render_message(message, me, asked=True, time_format=time_format) for message in messages
+    ]
     if end is not None:
         lines.append([("class:asked-title", f"── {end} ──")])
     return lines
 
 
 def render_own(
-    text: str, ts: datetime, me: str, *, to: str | None, delivered: int, action: bool = False
+    text: str,
+    ts: datetime,
+    me: str,
+    *,
+    to: str | None,
+    delivered: int,
+    action: bool = False,
+    time_format: str = CLOCK,
 ) -> Fragments:
     """One's own message once the server confirmed it: `✓ delivered to 3`."""
     target = (
@@ -147,7 +166,7 @@ def render_own(
     else:
         said = [_speaker(me, me), *target, ("class:punct", ": "), ("class:text", _shown(text))]
     return [
-        ("class:time", clock(ts) + " "),
+        ("class:time", clock(ts, time_format) + " "),
         *said,
         ("class:confirmed", f"  ✓ delivered to {delivered}"),
     ]
@@ -161,29 +180,28 @@ def render_pending(text: str, *, to: str | None, state: str) -> Fragments:
     return [("class:pending", f"  ⋯{target} {first_line[:60]}{more}  ({state})\n")]
 
 
-def render_event(event: object, me: str) -> Fragments | None:
+def render_event(event: object, me: str, time_format: str = CLOCK) -> Fragments | None:
     """The screen line for a server event, or None for events shown another way."""
     if isinstance(event, Message):
-        return render_message(event, me)
+        return render_message(event, me, time_format=time_format)
     if isinstance(event, Private):
         return [
-            ("class:time", clock(event.ts) + " "),
+            ("class:time", clock(event.ts, time_format) + " "),
             _speaker(event.sender, me),
             ("class:private", " (private)"),
             ("class:punct", ": "),
             *_body(event.text, me, " class:private-text"),
         ]
     if isinstance(event, Joined):
-        return _notice(
-            event.ts, f"→ {strip_unsafe(event.name)} joined · {members_online(event.members)}"
-        )
+        joined = f"→ {strip_unsafe(event.name)} joined · {members_online(event.members)}"
+        return _notice(event.ts, joined, time_format)
     if isinstance(event, Left):
         words = LEAVE_WORDS[event.reason]
-        return _notice(
-            event.ts, f"← {strip_unsafe(event.name)} {words} · {members_online(event.members)}"
-        )
+        left = f"← {strip_unsafe(event.name)} {words} · {members_online(event.members)}"
+        return _notice(event.ts, left, time_format)
     if isinstance(event, Renamed):
-        return _notice(event.ts, f"* {strip_unsafe(event.old)} is now {strip_unsafe(event.new)}")
+        renamed = f"* {strip_unsafe(event.old)} is now {strip_unsafe(event.new)}"
+        return _notice(event.ts, renamed, time_format)
     if isinstance(event, Members):
         names = ", ".join(strip_unsafe(name) for name in event.names)
         return [("class:notice", f"* {members_online(event.members)}: {names}")]
@@ -195,7 +213,11 @@ def render_event(event: object, me: str) -> Fragments | None:
 
 
 def render_welcome(
-    welcome: Welcome, *, history: list[Message] | None = None, title: str = "earlier messages"
+    welcome: Welcome,
+    *,
+    history: list[Message] | None = None,
+    title: str = "earlier messages",
+    time_format: str = CLOCK,
 ) -> list[Fragments]:
     """The lines shown on joining: who is here, the message of the day, earlier messages
     (`history`, by default the welcome's, under a marker line saying `title`)."""
@@ -213,7 +235,9 @@ def render_welcome(
     shown = welcome.history if history is None else history
     if shown:
         lines.append([("class:earlier", f"── {title} ──")])
-        lines.extend(render_message(message, me, earlier=True) for message in shown)
+        lines.extend(
+            render_message(message, me, earlier=True, time_format=time_format) for message in shown
+        )
         lines.append([("class:earlier", "── now ──")])
     return lines
 
@@ -226,8 +250,8 @@ def render_notice(text: str) -> Fragments:
     return [("class:notice", f"* {strip_unsafe(text)}")]
 
 
-def _notice(ts: datetime, text: str) -> Fragments:
-    return [("class:time", clock(ts) + " "), ("class:notice", text)]
+def _notice(ts: datetime, text: str, time_format: str) -> Fragments:
+    return [("class:time", clock(ts, time_format) + " "), ("class:notice", text)]
 
 
 def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
@@ -389,6 +413,7 @@ STYLE = Style.from_dict(
         "confirmed": "#5faf5f",
         "pending": "#888888 italic",
         "continued": "#888888",
+        "day": "#87afaf bold",
         "prompt": "bold",
         "operator": "bg:#d7af00 #000000 bold",
         "name.c0": "#e06c75",

@@ -38,6 +38,7 @@ from tcpchat.client.connection import (
     JoinRefused,
     TlsSettings,
 )
+from tcpchat.client.settings import Settings, SettingsError
 from tcpchat.client.ui.asking import (
     ask,
     ask_for_server,
@@ -47,7 +48,7 @@ from tcpchat.client.ui.asking import (
     trust_certificate,
     written_address,
 )
-from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, help_lines, parse_typed
+from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, SetRequest, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
@@ -138,13 +139,15 @@ class ChatScreen:
         connection: ChatConnection,
         welcome: Welcome,
         tls: TlsSettings | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.password = password
         self.tls = tls  # every reconnection checks the certificate again
         self.connection: ChatConnection | None = connection
-        self.state = ChatState(welcome)
+        self.settings = settings or Settings()  # shared with the state: /set changes both
+        self.state = ChatState(welcome, settings=self.settings)
         self.transcript: deque[str] = deque(maxlen=1000)
         self._first_welcome = welcome
         self._settled = asyncio.Event()  # set whenever a pending message is settled
@@ -249,9 +252,22 @@ class ChatScreen:
             await self.queue(command.text, me=command.me)
         elif isinstance(command, (HistoryRequest, SearchRequest)):
             await self._ask(command)
+        elif isinstance(command, SetRequest):
+            self.show_all(self._set(command))
         elif isinstance(command, Problem):
             self.show(render_problem(command.sentence))
         return True
+
+    def _set(self, request: SetRequest) -> list[Fragments]:
+        """/set: the settings, one of them, or one changed for this session."""
+        try:
+            if not request.value:
+                return [render_notice(line) for line in self.settings.lines(request.key)]
+            said = self.settings.change(request.key, request.value)
+        except SettingsError as error:
+            return [render_problem(str(error))]
+        self.refresh()
+        return [render_notice(said)]
 
     async def _ask(self, command: HistoryRequest | SearchRequest) -> None:
         """/history or /search: the answer is shown when it comes (`state.receive`)."""
@@ -448,6 +464,7 @@ async def run_interactive(
     name: str | None,
     password: str | None,
     tls: TlsSettings | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
     asker: PromptSession[str] = PromptSession()
@@ -486,4 +503,4 @@ async def run_interactive(
             await connection.close()
             raise
     recent.remember(written_address(host, port), welcome.name)
-    await ChatScreen(host, port, password, connection, welcome, tls).run()
+    await ChatScreen(host, port, password, connection, welcome, tls, settings).run()
