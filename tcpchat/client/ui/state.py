@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from tcpchat.client.settings import Settings
 from tcpchat.client.ui.look import Look
+from tcpchat.client.ui.noise import Noise
 from tcpchat.client.ui.render import (
     Bar,
     Fragments,
@@ -111,6 +112,7 @@ class ChatState:
         self.clock = clock
         self.settings = settings or Settings()
         self.look = Look(self.settings)  # the lines in the chosen time format, with day lines
+        self.noise = Noise(self.settings, clock)
         self.name = welcome.name
         self.server = welcome.server
         self.max_text = welcome.max_text
@@ -289,7 +291,8 @@ class ChatState:
             self.status = "removed"
         else:
             self._track(event, outcome)
-            outcome.lines += self.look.event(event, self.name)
+            if self.noise.shows(event):
+                outcome.lines += self.look.event(event, self.name)
         return outcome
 
     def _page(self, page: HistoryPage) -> list[Fragments]:
@@ -362,6 +365,7 @@ class ChatState:
             self.names.add(event.new)
             if event.old in self.speakers:
                 self.speakers[self.speakers.index(event.old)] = event.new
+            self.noise.renamed(event.old, event.new)
             if fold_name(event.old) == fold_name(self.name):
                 self.name = event.new
         elif isinstance(event, Shutdown):
@@ -375,6 +379,7 @@ class ChatState:
         return released
 
     def _spoke(self, name: str) -> None:
+        self.noise.spoke(name)
         if name in self.speakers:
             self.speakers.remove(name)
         self.speakers.insert(0, name)
