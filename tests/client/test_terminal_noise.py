@@ -36,7 +36,9 @@ def test_joins_and_leaves_hidden_the_count_still_right(chat, tmp_path, settings)
 
 
 def test_smart_shows_only_the_leave_of_someone_who_spoke(chat, tmp_path):
-    with chat_pty(chat.port, tmp_path, "--name", "alice", settings="[join]\njoins = smart\n") as term:
+    with chat_pty(
+        chat.port, tmp_path, "--name", "alice", settings="[join]\njoins = smart\n"
+    ) as term:
         bob = chat.join("bob")
         carol = chat.join("carol")
         dave = chat.join("dave")

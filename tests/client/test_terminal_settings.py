@@ -47,7 +47,9 @@ def test_the_file_gives_the_defaults_and_the_command_line_wins(chat, tmp_path):
 
 
 def test_the_environment_wins_over_the_file(chat, tmp_path):
-    with chat_pty(chat.port, tmp_path, env={"TCPCHAT_NAME": "dave"}, settings="[join]\nname = carol\n") as term:
+    with chat_pty(
+        chat.port, tmp_path, env={"TCPCHAT_NAME": "dave"}, settings="[join]\nname = carol\n"
+    ) as term:
         term.wait_text("dave›")
 
 
