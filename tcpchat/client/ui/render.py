@@ -17,6 +17,7 @@ from datetime import datetime
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
+from tcpchat.client.ui.layout import CONTINUED, HUES, indent
 from tcpchat.protocol import (
     RESERVED_NAMES,
     Error,
@@ -39,11 +40,6 @@ NAME_COLOURS = 8
 # A name ends where no name character follows; a full stop ends it only before a non-word
 # ("alice." is a mention, "alice.txt" is not).
 _NAME_END = r"(?![\w-]|\.\w)"
-# How every row of a printed line after its first begins, whether the text broke the line or the
-# width did: indented under the name, so never at column 0 where the screen's own lines begin,
-# and marked (a narrow character, one column on every terminal) so that padding cannot pass for
-# the indent.
-CONTINUED = "    ¦ "
 TAB = "    "
 # Before the operator's name (`server`, which no member may take): a character no name may hold,
 # so that together with its style no member's name, however alike, looks the same.
@@ -51,8 +47,11 @@ OPERATOR_MARK = "⚑"
 
 
 def name_style(name: str) -> str:
-    """A colour class that is the same for a name in every session (a hash, not the order seen)."""
-    return f"class:name.c{zlib.crc32(fold_name(name).encode()) % NAME_COLOURS}"
+    """Colour classes that are the same for a name in every session (a hash, not the order seen):
+    one of 8 for any terminal, and a hue that the screen's style colours where it has the colours
+    (`layout.name_colours`)."""
+    number = zlib.crc32(fold_name(name).encode())
+    return f"class:name.c{number % NAME_COLOURS} class:name.h{number % HUES}"
 
 
 def mentions(text: str, me: str) -> bool:
@@ -256,7 +255,8 @@ def _notice(ts: datetime, text: str, time_format: str) -> Fragments:
 
 def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
     """The rows one line takes on a terminal `width` columns wide, each row after the first
-    starting with CONTINUED, be it a line break in the text or a row that is full.
+    indented under the line's text (`layout.indent`) and marked with CONTINUED, be it a line
+    break in the text or a row that is full.
 
     Left to the terminal, a full row would go on at column 0, with whatever the text put there:
     a message padded to the width would show a line of its own, looking like the screen's.
@@ -265,6 +265,8 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
     prompt_toolkit measures its own layout (wcwidth).
     """
     cells = [(style, char) for style, text in fragments for char in text.replace("\t", TAB)]
+    margin = indent(fragments, width)
+    continued = " " * (margin - len(CONTINUED)) + CONTINUED
     rows: list[list[tuple[str, str]]] = [[]]  # each row's characters, with their styles
     column = 0
 
@@ -273,7 +275,7 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
         if rows[-1] and rows[-1][-1][1] == " ":
             rows[-1].pop()  # the space the row broke at
         rows.append([])
-        column = len(CONTINUED)
+        column = margin
 
     for word in _words(cells):
         if word[0][1] == "\n":
@@ -283,7 +285,7 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
             if word[0][1] == " ":
                 next_row()  # the row breaks at this space
                 continue
-            if len(CONTINUED) + _width(word) <= width:
+            if margin + _width(word) <= width:
                 next_row()  # the word fits on a row of its own: it starts one
         for cell in word:
             char_width = get_cwidth(cell[1])
@@ -292,7 +294,7 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
             rows[-1].append(cell)
             column += char_width
     return [
-        _merged(row if n == 0 else [("class:continued", CONTINUED), *row])
+        _merged(row if n == 0 else [("class:continued", continued), *row])
         for n, row in enumerate(rows)
     ]
 
@@ -345,18 +347,27 @@ class Bar:
 
 
 def render_toolbar(bar: Bar, width: int) -> Fragments:
-    """The bottom bar, as much of it as `width` columns hold; the member count always stays.
+    """The bottom bar, as much of it as `width` columns hold; your name and the member count
+    always stay.
 
-    What goes first: `/help`, the address, your name (the prompt shows it), the server's name;
-    then why the connection is down, then what happens next; last, `last known:`.
+    What goes first: `/help`, the address, the server's name; then why the connection is down,
+    then what happens next, then `last known:`; then the `you:` before your name; last, the
+    end of a name too long for the rest, cut with `…`.
     """
     fragments: Fragments = []
     for status, count in _status_and_count(bar):
-        for kept in range(4, -1, -1):
-            fragments = _toolbar(bar, status, count, kept)
+        for kept in range(3, -1, -1):
+            fragments = _toolbar(bar, status, count, kept, f"you: {strip_unsafe(bar.name)}")
             if get_cwidth(fragments_text(fragments)) <= width:
                 return fragments
-    return fragments  # the shortest: a narrower window cuts its end
+    name = strip_unsafe(bar.name)
+    fragments = _toolbar(bar, status, count, 0, name)
+    room = width - get_cwidth(fragments_text(fragments)) + get_cwidth(name)
+    while name and get_cwidth(name) + 1 > room:
+        name = name[:-1]
+    if name != strip_unsafe(bar.name):  # cut, and gone when not a letter of it fits
+        fragments = _toolbar(bar, status, count, 0, name and name + "…")
+    return fragments  # a window narrower than the count and the state cuts its end
 
 
 def _status_and_count(bar: Bar) -> Iterator[tuple[str, str]]:
@@ -374,11 +385,12 @@ def _status_and_count(bar: Bar) -> Iterator[tuple[str, str]]:
     yield bar.status, count
 
 
-def _toolbar(bar: Bar, status: str, count: str, kept: int) -> Fragments:
-    """The bar with the first `kept` of: the server, your name, the address, `/help`."""
-    extras = [strip_unsafe(bar.server), f"you: {strip_unsafe(bar.name)}", bar.address, "/help"]
-    before = " · ".join(extras[: min(kept, 2)])
-    after = "".join(f" · {extra}" for extra in extras[2:kept])
+def _toolbar(bar: Bar, status: str, count: str, kept: int, name: str) -> Fragments:
+    """The bar with your `name`, the count and the first `kept` of: the server, the address,
+    `/help`."""
+    extras = [strip_unsafe(bar.server), bar.address, "/help"][:kept]
+    before = " · ".join(part for part in [*extras[:1], name] if part)
+    after = "".join(f" · {extra}" for extra in extras[1:])
     return [
         ("class:toolbar.online" if bar.online else "class:toolbar.offline",
          f" {'●' if bar.online else '○'} {status} "),

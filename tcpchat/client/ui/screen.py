@@ -27,8 +27,9 @@ from prompt_toolkit.enums import DEFAULT_BUFFER
 from prompt_toolkit.filters import has_focus
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.output import Output
+from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.styles import BaseStyle, DynamicStyle, merge_styles
 
 from tcpchat.client import recent
 from tcpchat.client.connection import (
@@ -50,6 +51,7 @@ from tcpchat.client.ui.asking import (
 )
 from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, SetRequest, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
+from tcpchat.client.ui.layout import colour_depth, name_colours, write_rows
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
     STYLE,
@@ -84,25 +86,6 @@ PASSWORD_TRIES = 3
 class Removed(ChatError):
     """The chat ended without the person leaving: the server removed them (its words say how:
     the `shutdown` message), or no longer takes their password."""
-
-
-def _write_rows(output: Output, rows: list[Fragments]) -> None:
-    """Write rows made to fit the width with the terminal's own wrapping off, as prompt_toolkit
-    draws its layout: a character the terminal draws wider than wcwidth said cuts its row at
-    the edge rather than pushing the rest to column 0 of a row of its own."""
-    depth = output.get_default_color_depth()
-    output.reset_attributes()
-    output.disable_autowrap()
-    try:
-        for row in rows:
-            for style, text in row:
-                output.set_attributes(STYLE.get_attrs_for_style_str(style), depth)
-                output.write(text)
-            output.reset_attributes()
-            output.write("\r\n")
-    finally:
-        output.enable_autowrap()
-        output.flush()
 
 
 def _chat_keys() -> KeyBindings:
@@ -157,7 +140,8 @@ class ChatScreen:
             key_bindings=_chat_keys(),
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
-            style=STYLE,
+            style=DynamicStyle(self.style),
+            color_depth=self.colour_depth(),
             enable_history_search=False,
             erase_when_done=True,  # the line reappears above once confirmed
         )
@@ -170,7 +154,8 @@ class ChatScreen:
         output = get_app_session().output
 
         def render() -> None:
-            _write_rows(output, screen_rows(fragments, output.get_size().columns))
+            rows = screen_rows(fragments, output.get_size().columns)
+            write_rows(output, rows, self.style(), self.colour_depth())
 
         app = get_app_or_none()  # as print_formatted_text: above a running prompt, or plainly
         if app is not None and app.loop is not None:
@@ -181,6 +166,15 @@ class ChatScreen:
     def show_all(self, lines: Iterable[Fragments]) -> None:
         for line in lines:
             self.show(line)
+
+    def colour_depth(self) -> ColorDepth | None:
+        """The colours the settings ask for (None: as many as the terminal says it has)."""
+        return colour_depth(self.settings.colours)
+
+    def style(self) -> BaseStyle:
+        """The screen's colours, with more for names where the terminal shows them."""
+        depth = self.colour_depth() or get_app_session().output.get_default_color_depth()
+        return merge_styles([STYLE, name_colours(depth)])
 
     def refresh(self) -> None:
         app = get_app_or_none()
@@ -266,6 +260,7 @@ class ChatScreen:
             said = self.settings.change(request.key, request.value)
         except SettingsError as error:
             return [render_problem(str(error))]
+        self.session.color_depth = self.colour_depth()
         self.refresh()
         return [render_notice(said)]
 
