@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pexpect
+import pyte
 
 from support import REPO, TIMEOUT
 from support.screen import COLUMNS, ROWS, Terminal
@@ -33,6 +34,7 @@ class ChatPty(Terminal):
         self.raw = b""
         self.bells = 0
         self.screen.bell = self._bell  # type: ignore[method-assign]
+        self.stream = pyte.ByteStream(self.screen)  # its handlers are looked up when attached
 
     def _bell(self, *args: object) -> None:
         self.bells += 1

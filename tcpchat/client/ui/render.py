@@ -426,6 +426,7 @@ STYLE = Style.from_dict(
         "pending": "#888888 italic",
         "continued": "#888888",
         "day": "#87afaf bold",
+        "marker": "#ff8700 bold",
         "prompt": "bold",
         "operator": "bg:#d7af00 #000000 bold",
         "name.c0": "#e06c75",

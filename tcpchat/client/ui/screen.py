@@ -26,7 +26,7 @@ from prompt_toolkit.application import get_app_or_none, get_app_session, run_in_
 from prompt_toolkit.enums import DEFAULT_BUFFER
 from prompt_toolkit.filters import has_focus
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import BaseStyle, DynamicStyle, merge_styles
@@ -52,6 +52,7 @@ from tcpchat.client.ui.asking import (
 from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, SetRequest, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.layout import colour_depth, name_colours, write_rows
+from tcpchat.client.ui.notify import Attention
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
     STYLE,
@@ -131,13 +132,14 @@ class ChatScreen:
         self.connection: ChatConnection | None = connection
         self.settings = settings or Settings()  # shared with the state: /set changes both
         self.state = ChatState(welcome, settings=self.settings)
+        self.attention = Attention(self.settings, lambda: self.state.server)
         self.transcript: deque[str] = deque(maxlen=1000)
         self._first_welcome = welcome
         self._settled = asyncio.Event()  # set whenever a pending message is settled
         self._tasks: set[asyncio.Task[None]] = set()
         self.session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(self.state),
-            key_bindings=_chat_keys(),
+            key_bindings=merge_key_bindings([_chat_keys(), self.attention.key_bindings()]),
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
             style=DynamicStyle(self.style),
@@ -181,12 +183,6 @@ class ChatScreen:
         if app is not None and app.is_running:
             app.invalidate()
 
-    def bell(self) -> None:
-        app = get_app_or_none()
-        if app is not None and app.is_running:
-            app.output.bell()
-            app.output.flush()
-
     def prompt_message(self) -> AnyFormattedText:
         """Unconfirmed messages, then the prompt itself."""
         return FormattedText(self.state.prompt())
@@ -209,9 +205,7 @@ class ChatScreen:
         self.refresh()
 
     def _act(self, outcome: Outcome) -> None:
-        if outcome.bell:
-            self.bell()
-        self.show_all(outcome.lines)
+        self.show_all([*self.attention.react(outcome.heard, outcome.bell), *outcome.lines])
         if outcome.send:
             self._background(self._send_all(outcome.send))
 
@@ -429,6 +423,7 @@ class ChatScreen:
         self.on_welcome(self._first_welcome, rejoined=False)
         network = asyncio.ensure_future(self.network())
         ticker = asyncio.ensure_future(self.tick())
+        self.attention.start(self.session.app, get_app_session().output)
         try:
             with patch_stdout():
                 while True:
@@ -446,6 +441,7 @@ class ChatScreen:
             if self.state.removed is not None:
                 raise Removed(self.state.removed)
         finally:
+            self.attention.stop()
             network.cancel()
             ticker.cancel()
             for task in self._tasks:

@@ -96,11 +96,13 @@ class PendingMessage:
 
 @dataclass
 class Outcome:
-    """What the screen does after a change of state: show `lines`, ring the bell, send `send`."""
+    """What the screen does after a change of state: show `lines`, ring the bell, send `send`;
+    `heard`: the message that came, if one did (the screen may be watched for it)."""
 
     lines: list[Fragments] = field(default_factory=list)
     bell: bool = False
     send: list[PendingMessage] = field(default_factory=list)
+    heard: Message | Private | None = None
 
 
 class ChatState:
@@ -348,9 +350,11 @@ class ChatState:
             self._shown([event])
             self._spoke(event.sender)
             outcome.bell = mentions(event.text, self.name)
+            outcome.heard = event
         elif isinstance(event, Private):
             self._spoke(event.sender)
             outcome.bell = True
+            outcome.heard = event
         elif isinstance(event, (Joined, Left, Members)):
             self.members = event.members
             if isinstance(event, Joined):
