@@ -49,12 +49,14 @@ class _WithSettingsFile(click.Command):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
-        from tcpchat.client.settings import SettingsError, file_defaults, load
+        from tcpchat.client.settings import Settings, SettingsError, file_defaults, load
 
         try:
             settings = load()
         except SettingsError as error:
-            raise click.ClickException(str(error)) from None
+            if not extra.get("resilient_parsing"):  # shell completion goes on without the file
+                raise click.ClickException(str(error)) from None
+            settings = Settings()
         names = [param.name for param in self.params if param.name]
         extra.setdefault("default_map", file_defaults(settings, names))
         context = super().make_context(info_name, args, parent, **extra)

@@ -113,3 +113,20 @@ def test_the_readme_s_example_is_a_valid_file(tmp_path):
         "smart",
     )
     assert (loaded.quiet, loaded.bell, loaded.away_after) == (False, True, 5.0)
+
+
+def test_shell_completion_goes_on_with_a_mistaken_file(tmp_path):
+    (tmp_path / "settings.ini").write_text("[join]\njions = off\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        [],
+        prog_name="tcpchat",
+        env={
+            "TCPCHAT_CONFIG_DIR": str(tmp_path),
+            "_TCPCHAT_COMPLETE": "bash_complete",
+            "COMP_WORDS": "tcpchat join --time",
+            "COMP_CWORD": "2",
+        },
+    )
+    assert result.exit_code == 0, result.output
+    assert "--time-format" in result.output

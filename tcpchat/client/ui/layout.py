@@ -12,7 +12,7 @@ import functools
 import os
 
 from prompt_toolkit.output import ColorDepth, Output
-from prompt_toolkit.styles import BaseStyle, Style
+from prompt_toolkit.styles import BaseStyle, Style, merge_styles
 from prompt_toolkit.utils import get_cwidth
 
 # How every row of a printed line after its first begins, after the indent: marked (a narrow
@@ -83,6 +83,13 @@ def colour_depth(colours: str) -> ColorDepth | None:
     if from_env is None and os.environ.get("COLORTERM", "").lower() in ("truecolor", "24bit"):
         return ColorDepth.DEPTH_24_BIT
     return from_env
+
+
+@functools.cache
+def screen_style(base: BaseStyle, depth: ColorDepth) -> BaseStyle:
+    """`base` with the names' hues for a terminal of `depth` (one object for each: prompt_toolkit
+    recomputes its styles when the style object changes)."""
+    return merge_styles([base, name_colours(depth)])
 
 
 @functools.cache

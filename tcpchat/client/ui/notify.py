@@ -166,7 +166,7 @@ class Attention:
     def _notify(self, kind: str, heard: Message | Private) -> None:
         said = " (private)" if isinstance(heard, Private) else ""
         body = strip_unsafe(f"{heard.sender}{said}: {heard.text}")[:NOTICE_LENGTH]
-        body = body.replace("\n", " ")
+        body = body.replace("\n", " ").replace("\t", " ")
         if kind == "osc777":
             title = self.name().replace(";", ",")
             sequence = f"\x1b]777;notify;{title};{body}\x1b\\"

@@ -29,7 +29,7 @@ from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
-from prompt_toolkit.styles import BaseStyle, DynamicStyle, merge_styles
+from prompt_toolkit.styles import BaseStyle, DynamicStyle
 
 from tcpchat.client import recent
 from tcpchat.client.connection import (
@@ -51,7 +51,7 @@ from tcpchat.client.ui.asking import (
 )
 from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, SetRequest, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
-from tcpchat.client.ui.layout import colour_depth, name_colours, write_rows
+from tcpchat.client.ui.layout import colour_depth, screen_style, write_rows
 from tcpchat.client.ui.notify import Attention
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
@@ -176,7 +176,7 @@ class ChatScreen:
     def style(self) -> BaseStyle:
         """The screen's colours, with more for names where the terminal shows them."""
         depth = self.colour_depth() or get_app_session().output.get_default_color_depth()
-        return merge_styles([STYLE, name_colours(depth)])
+        return screen_style(STYLE, depth)
 
     def refresh(self) -> None:
         app = get_app_or_none()
