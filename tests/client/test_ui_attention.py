@@ -160,6 +160,7 @@ def test_start_asks_for_focus_reports_and_stop_gives_the_title_back():
     output, written = _output()
     attention.start(Application(output=output), output)
     assert REPORT_FOCUS + "\x1b[22;0t" in written.getvalue()
+    attention.settings.title = False  # /set title off: the window's title still comes back
     attention.stop()
     assert written.getvalue().endswith("\x1b[?1004l\x1b[23;0t")
     assert FOCUS_IN == "\x1b[I"

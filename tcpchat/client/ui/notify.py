@@ -72,6 +72,7 @@ class Attention:
         self.unseen = 0  # messages counted in the title since the person went away
         self.marked = False  # the marker is printed for this time away
         self.output: Output | None = None
+        self.saved_title = False  # the window's own title is on the terminal's stack
 
     # --- where the person is ---------------------------------------------------------------
 
@@ -149,12 +150,13 @@ class Attention:
         output.write_raw(REPORT_FOCUS)
         if self.settings.title:
             output.write_raw(SAVE_TITLE)
+            self.saved_title = True
         self._show_title()
 
     def stop(self) -> None:
         if self.output is not None:
             self.output.write_raw(STOP_REPORTING_FOCUS)
-            if self.settings.title:
+            if self.saved_title:  # even if `/set title off` came since: ours may still show
                 self.output.write_raw(RESTORE_TITLE)
             self.output.flush()
         self.output = None
