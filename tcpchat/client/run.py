@@ -28,7 +28,7 @@ def run_client(
     if interactive:
         from tcpchat.client.ui.screen import run_interactive
 
-        asyncio.run(run_interactive(host, port, name, password, tls, settings or Settings()))
+        asyncio.run(run_interactive(host, port, name, password, tls, settings))
         return
     assert host and name, "a script is given HOST and a name"
     from tcpchat.client.script import run_script
