@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,7 +38,43 @@ def _fingerprint(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(str(exc)) from None
 
 
-@click.command(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+class _WithSettingsFile(click.Command):
+    """A command whose defaults the settings file changes (Click's `default_map`), so that an
+    option or its environment variable still wins over the file."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        from tcpchat.client.settings import Settings, SettingsError, file_defaults, load
+
+        try:
+            settings = load()
+        except SettingsError as error:
+            if not extra.get("resilient_parsing"):  # shell completion goes on without the file
+                raise click.ClickException(str(error)) from None
+            settings = Settings()
+        names = [param.name for param in self.params if param.name]
+        extra.setdefault("default_map", file_defaults(settings, names))
+        context = super().make_context(info_name, args, parent, **extra)
+        context.meta["settings"] = settings
+        return context
+
+
+def _setting(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An option that is also a setting, checked as the settings file's value is."""
+    from tcpchat.client.settings import SettingsError, check
+
+    try:
+        return str(check(param.name or "", value))
+    except SettingsError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.command(cls=_WithSettingsFile, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.argument("host", required=False, envvar="TCPCHAT_HOST", shell_complete=complete_host)
 @option(
     "--port",
@@ -109,6 +145,14 @@ def _fingerprint(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Trust and pin a certificate no authority vouches for from a server not met before, "
     "without asking (for scripts, which cannot be asked; implies --tls).",
 )
+@option(
+    "--time-format",
+    metavar="HH:MM|HH:MM:SS",
+    default="HH:MM",
+    envvar="TCPCHAT_TIME_FORMAT",
+    callback=_setting,
+    help="How the chat screen shows the time of each line.",
+)
 def join(
     host: str | None,
     port: int,
@@ -119,12 +163,15 @@ def join(
     ca_file: Path | None,
     fingerprint: str | None,
     trust_new: bool,
+    time_format: str,
 ) -> None:
     """Join the chat on HOST (or HOST:PORT, [IPV6]:PORT).
 
     With a terminal, this is an interactive chat screen; HOST and the name are asked for when
     not given.  Otherwise (a pipe or a file) every input line is sent as a message and the
     command ends once each has been acknowledged.
+
+    Defaults come from settings.ini in tcpchat's folder (see the README's "Settings").
     """
     from tcpchat.client.connection import ChatError
     from tcpchat.protocol import strip_unsafe
@@ -139,8 +186,19 @@ def join(
         raise click.UsageError("give --name (or set TCPCHAT_NAME) when input is not a terminal.")
     from tcpchat.client.run import run_client
 
+    context = click.get_current_context()
+    chosen = context.meta["settings"].overridden(context.params)
     try:
-        run_client(host, port, name, password, settings, interactive=interactive, as_json=as_json)
+        run_client(
+            host,
+            port,
+            name,
+            password,
+            settings,
+            interactive=interactive,
+            as_json=as_json,
+            settings=chosen,
+        )
     except ChatError as error:
         # Its words may come from the server: never let them drive the terminal.
         raise click.ClickException(strip_unsafe(str(error))) from None

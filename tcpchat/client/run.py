@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tcpchat.client.settings import Settings
 from tcpchat.client.trust import TlsSettings
 
 
@@ -16,6 +17,7 @@ def run_client(
     *,
     interactive: bool,
     as_json: bool,
+    settings: Settings | None = None,
 ) -> None:
     """Chat on the terminal's screen, or else send standard input's lines as a script.
 
@@ -26,7 +28,7 @@ def run_client(
     if interactive:
         from tcpchat.client.ui.screen import run_interactive
 
-        asyncio.run(run_interactive(host, port, name, password, tls))
+        asyncio.run(run_interactive(host, port, name, password, tls, settings))
         return
     assert host and name, "a script is given HOST and a name"
     from tcpchat.client.script import run_script

@@ -35,6 +35,7 @@ COMMANDS = {  # command: (how to type it, what it does)
     "/me": ("/me TEXT", "an action: * yourname TEXT"),
     "/history": ("/history [N]", f"N earlier messages ({HISTORY_PAGE}), paging back"),
     "/search": ("/search WORDS", "the messages holding every word, with their time"),
+    "/set": ("/set [NAME [VALUE]]", "the settings; change one for this session"),
     "/quit": ("/quit", "leave the chat (also Ctrl-D, or Ctrl-C on an empty line)"),
 }
 ESCAPE_HINT = "A line starting with // sends a message that starts with /."
@@ -47,7 +48,26 @@ class Problem:
     sentence: str
 
 
-Typed = Say | Dm | Who | Nick | Bye | HelpRequest | HistoryRequest | SearchRequest | Problem
+@dataclass(frozen=True, slots=True)
+class SetRequest:
+    """`/set`: list the settings; `/set NAME`: show one; `/set NAME VALUE`: change it."""
+
+    key: str = ""
+    value: str = ""
+
+
+Typed = (
+    Say
+    | Dm
+    | Who
+    | Nick
+    | Bye
+    | HelpRequest
+    | HistoryRequest
+    | SearchRequest
+    | SetRequest
+    | Problem
+)
 
 
 def parse_typed(typed: str) -> Typed | None:
@@ -62,6 +82,9 @@ def parse_typed(typed: str) -> Typed | None:
     command, _, rest = text.partition(" ")
     if command.lower() in ("/history", "/search"):
         return _asking(command.lower(), rest.strip())
+    if command.lower() == "/set":
+        key, _, value = rest.strip().partition(" ")
+        return SetRequest(key, value.strip())
     parsed = parse_plain_command(text)
     if isinstance(parsed, Invalid):
         if parsed.code is ErrorCode.UNKNOWN_TYPE:

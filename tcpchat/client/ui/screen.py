@@ -26,9 +26,10 @@ from prompt_toolkit.application import get_app_or_none, get_app_session, run_in_
 from prompt_toolkit.enums import DEFAULT_BUFFER
 from prompt_toolkit.filters import has_focus
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.output import Output
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
+from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.styles import BaseStyle, DynamicStyle
 
 from tcpchat.client import recent
 from tcpchat.client.connection import (
@@ -38,6 +39,7 @@ from tcpchat.client.connection import (
     JoinRefused,
     TlsSettings,
 )
+from tcpchat.client.settings import Settings, SettingsError
 from tcpchat.client.ui.asking import (
     ask,
     ask_for_server,
@@ -47,8 +49,10 @@ from tcpchat.client.ui.asking import (
     trust_certificate,
     written_address,
 )
-from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, help_lines, parse_typed
+from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, SetRequest, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
+from tcpchat.client.ui.layout import colour_depth, screen_style, write_rows
+from tcpchat.client.ui.notify import Attention
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
     STYLE,
@@ -85,25 +89,6 @@ class Removed(ChatError):
     the `shutdown` message), or no longer takes their password."""
 
 
-def _write_rows(output: Output, rows: list[Fragments]) -> None:
-    """Write rows made to fit the width with the terminal's own wrapping off, as prompt_toolkit
-    draws its layout: a character the terminal draws wider than wcwidth said cuts its row at
-    the edge rather than pushing the rest to column 0 of a row of its own."""
-    depth = output.get_default_color_depth()
-    output.reset_attributes()
-    output.disable_autowrap()
-    try:
-        for row in rows:
-            for style, text in row:
-                output.set_attributes(STYLE.get_attrs_for_style_str(style), depth)
-                output.write(text)
-            output.reset_attributes()
-            output.write("\r\n")
-    finally:
-        output.enable_autowrap()
-        output.flush()
-
-
 def _chat_keys() -> KeyBindings:
     """Ctrl-C clears a typed line, as in a shell; on an empty line it leaves the chat.
 
@@ -138,23 +123,27 @@ class ChatScreen:
         connection: ChatConnection,
         welcome: Welcome,
         tls: TlsSettings | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.password = password
         self.tls = tls  # every reconnection checks the certificate again
         self.connection: ChatConnection | None = connection
-        self.state = ChatState(welcome)
+        self.settings = settings or Settings()  # shared with the state: /set changes both
+        self.state = ChatState(welcome, settings=self.settings)
+        self.attention = Attention(self.settings, lambda: self.state.server)
         self.transcript: deque[str] = deque(maxlen=1000)
         self._first_welcome = welcome
         self._settled = asyncio.Event()  # set whenever a pending message is settled
         self._tasks: set[asyncio.Task[None]] = set()
         self.session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(self.state),
-            key_bindings=_chat_keys(),
+            key_bindings=merge_key_bindings([_chat_keys(), self.attention.key_bindings()]),
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
-            style=STYLE,
+            style=DynamicStyle(self.style),
+            color_depth=self.colour_depth(),
             enable_history_search=False,
             erase_when_done=True,  # the line reappears above once confirmed
         )
@@ -167,7 +156,8 @@ class ChatScreen:
         output = get_app_session().output
 
         def render() -> None:
-            _write_rows(output, screen_rows(fragments, output.get_size().columns))
+            rows = screen_rows(fragments, output.get_size().columns)
+            write_rows(output, rows, self.style(), self.colour_depth())
 
         app = get_app_or_none()  # as print_formatted_text: above a running prompt, or plainly
         if app is not None and app.loop is not None:
@@ -179,16 +169,19 @@ class ChatScreen:
         for line in lines:
             self.show(line)
 
+    def colour_depth(self) -> ColorDepth | None:
+        """The colours the settings ask for (None: as many as the terminal says it has)."""
+        return colour_depth(self.settings.colours)
+
+    def style(self) -> BaseStyle:
+        """The screen's colours, with more for names where the terminal shows them."""
+        depth = self.colour_depth() or get_app_session().output.get_default_color_depth()
+        return screen_style(STYLE, depth)
+
     def refresh(self) -> None:
         app = get_app_or_none()
         if app is not None and app.is_running:
             app.invalidate()
-
-    def bell(self) -> None:
-        app = get_app_or_none()
-        if app is not None and app.is_running:
-            app.output.bell()
-            app.output.flush()
 
     def prompt_message(self) -> AnyFormattedText:
         """Unconfirmed messages, then the prompt itself."""
@@ -212,9 +205,7 @@ class ChatScreen:
         self.refresh()
 
     def _act(self, outcome: Outcome) -> None:
-        if outcome.bell:
-            self.bell()
-        self.show_all(outcome.lines)
+        self.show_all([*self.attention.react(outcome.heard, outcome.bell), *outcome.lines])
         if outcome.send:
             self._background(self._send_all(outcome.send))
 
@@ -249,9 +240,23 @@ class ChatScreen:
             await self.queue(command.text, me=command.me)
         elif isinstance(command, (HistoryRequest, SearchRequest)):
             await self._ask(command)
+        elif isinstance(command, SetRequest):
+            self.show_all(self._set(command))
         elif isinstance(command, Problem):
             self.show(render_problem(command.sentence))
         return True
+
+    def _set(self, request: SetRequest) -> list[Fragments]:
+        """/set: the settings, one of them, or one changed for this session."""
+        try:
+            if not request.value:
+                return [render_notice(line) for line in self.settings.lines(request.key)]
+            said = self.settings.change(request.key, request.value)
+        except SettingsError as error:
+            return [render_problem(str(error))]
+        self.session.color_depth = self.colour_depth()
+        self.refresh()
+        return [render_notice(said)]
 
     async def _ask(self, command: HistoryRequest | SearchRequest) -> None:
         """/history or /search: the answer is shown when it comes (`state.receive`)."""
@@ -418,6 +423,7 @@ class ChatScreen:
         self.on_welcome(self._first_welcome, rejoined=False)
         network = asyncio.ensure_future(self.network())
         ticker = asyncio.ensure_future(self.tick())
+        self.attention.start(self.session.app, get_app_session().output)
         try:
             with patch_stdout():
                 while True:
@@ -435,6 +441,7 @@ class ChatScreen:
             if self.state.removed is not None:
                 raise Removed(self.state.removed)
         finally:
+            self.attention.stop()
             network.cancel()
             ticker.cancel()
             for task in self._tasks:
@@ -448,6 +455,7 @@ async def run_interactive(
     name: str | None,
     password: str | None,
     tls: TlsSettings | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
     asker: PromptSession[str] = PromptSession()
@@ -486,4 +494,4 @@ async def run_interactive(
             await connection.close()
             raise
     recent.remember(written_address(host, port), welcome.name)
-    await ChatScreen(host, port, password, connection, welcome, tls).run()
+    await ChatScreen(host, port, password, connection, welcome, tls, settings).run()
