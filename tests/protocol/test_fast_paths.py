@@ -1,4 +1,4 @@
-"""The protocol's fast paths (a `message` or `ack` written straight into a line, a `say` read
+"""The protocol's fast paths (a `message`, `ack`, `joined` or `left` written straight into a line, a `say` read
 without the general plan) give exactly what the general paths give, on any input."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpchat.protocol import Ack, Message, Say, decode_json, encode_json
+from tcpchat.protocol import Ack, Joined, LeaveReason, Left, Message, Say, decode_json, encode_json
 from tcpchat.protocol.jsonlines import _ENCODER, _BadField, _build, event_to_dict, format_ts
 from tcpchat.server.clock import MillisecondClock
 
@@ -21,7 +21,7 @@ times = st.datetimes(
 )
 
 
-def general(event: Message | Ack) -> bytes:
+def general(event: Message | Ack | Joined | Left) -> bytes:
     return _ENCODER.encode(event_to_dict(event)).encode() + b"\n"
 
 
@@ -39,6 +39,16 @@ def test_an_ack_is_written_as_the_general_path_writes_it(
 ) -> None:
     ack = Ack(id=request_id, seq=seq, ts=ts, delivered=delivered)
     assert encode_json(ack) == general(ack)
+
+
+@given(texts, st.integers(0, 10**6), st.sampled_from(LeaveReason), times)
+def test_a_join_and_a_leave_are_written_as_the_general_path_writes_them(
+    name: str, members: int, reason: LeaveReason, ts: datetime
+) -> None:
+    joined = Joined(name=name, members=members, ts=ts)
+    left = Left(name=name, members=members, reason=reason, ts=ts)
+    assert encode_json(joined) == general(joined)
+    assert encode_json(left) == general(left)
 
 
 def test_a_time_formatted_again_is_the_same_text_and_another_is_its_own() -> None:
