@@ -44,6 +44,7 @@ from tcpchat.protocol import (
     normalize_name,
     text_problem,
 )
+from tcpchat.protocol.quick import quick_init
 from tcpchat.server.messages import (
     RESUME_LIMIT,
     LogUnavailable,
@@ -61,6 +62,7 @@ HISTORY_PAGE, HISTORY_PAGE_MAX = 50, 500
 SEARCH_PAGE, SEARCH_PAGE_MAX = 20, 200
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One event and the members it goes to (encoded once, whatever their number).
