@@ -154,3 +154,24 @@ def test_a_process_cut_off_past_its_lease_takes_its_members_back_and_catches_up(
         assert next_of(alice, "message")["text"] == "I'm back"
         alice.close()
         bob.close()
+
+
+@pytest.mark.slow
+def test_a_crowd_joining_at_once_is_let_in_whatever_the_redis_clients_pool(cluster) -> None:
+    """More joins at once than the Redis client keeps connections: they wait their turn for
+    one rather than being refused as `unavailable`."""
+    (server,) = cluster(1)
+    crowd = 250
+    clients = []
+    for n in range(crowd):
+        client = server.connect()
+        client.read_line()
+        clients.append(client)
+    for n, client in enumerate(clients):  # all sent before any is answered
+        client.send_json({"type": "hello", "name": f"m{n}", "version": 1})
+    answers = [next_of(client, "welcome", "error") for client in clients]
+    assert [a["type"] for a in answers] == ["welcome"] * crowd, [
+        a for a in answers if a["type"] != "welcome"
+    ][:3]
+    for client in clients:
+        client.close()

@@ -100,10 +100,13 @@ class LiveEvents:
         position = stream_position(entry.id)
         own = None
         request: str | None = None
+        acknowledged = False
         if entry.origin == self.side.process and isinstance(event, Message | Joined):
-            connection, _, rest = entry.tag.partition(" ")
+            connection, _, rest = entry.tag.partition(" ")  # a message's: `SERIAL[=ID]`
             own = self.side.member_with(connection)
-            request = rest[1:] if rest.startswith("=") else None
+            serial, is_request, request_id = rest.partition("=")
+            request = request_id if is_request else None
+            acknowledged = bool(serial) and self.side.publisher.answered_live(int(serial))
         elif isinstance(event, Left):
             own = self._lost_name(entry.holder, event.reason)
         late = {m for m, at in self.joined_at.items() if at >= position}
@@ -120,7 +123,7 @@ class LiveEvents:
             if left_out is not None and room.is_member(left_out):
                 to.remove(left_out)
             deliveries = [Delivery(event, to, True, left_out)]
-        if isinstance(event, Message) and own is not None and room.is_member(own):
+        if isinstance(event, Message) and acknowledged and own is not None and room.is_member(own):
             ack = Ack(id=request, seq=event.seq, ts=event.ts, delivered=entry.delivered)
             deliveries.append(Delivery(ack, (own,)))
         fanout.dispatch(deliveries)

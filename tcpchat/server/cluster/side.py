@@ -18,7 +18,6 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Coroutine
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as redis
@@ -47,15 +46,14 @@ from tcpchat.protocol import (
 from tcpchat.server.cluster.acts import SharedActs
 from tcpchat.server.cluster.leases import RENEW_EVERY, Leases
 from tcpchat.server.cluster.live import LiveEvents, stream_position
+from tcpchat.server.cluster.publisher import Publisher
 from tcpchat.server.cluster.shared_room import (
     Claim,
     ClusterUnavailable,
-    Said,
     SharedRoom,
     holder_parts,
 )
 from tcpchat.server.messages import RESUME_LIMIT
-from tcpchat.server.once import request_key
 from tcpchat.server.room import (
     HISTORY_PAGE,
     HISTORY_PAGE_MAX,
@@ -75,20 +73,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tcpchat.server")
 
+# Connections to Redis for the members' requests (each waits for its answer on one), and how
+# long a request waits for a free one before it is `unavailable`.
+POOL = 32
+POOL_WAIT = 5.0
 RETRY_AFTER = 0.5  # seconds before trying Redis again after a failure
 CLOSE_WITHIN = 1.0  # seconds a stopping process gives Redis to free its members' names
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Outgoing:
-    """A member's message on its way to Redis."""
-
-    member: Member
-    say: Say
-    name: str
-    tag: str
-    lineage: int
-    ts: datetime
 
 
 def token_digest(token: str | None) -> str:
@@ -96,6 +86,21 @@ def token_digest(token: str | None) -> str:
     if token is None:
         return ""
     return hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _client(url: str, connections: int) -> redis.Redis:
+    """A client of the Redis at `url` with at most `connections` connections: requests beyond
+    that wait for one (up to POOL_WAIT) rather than fail, as a crowd joining at once would;
+    a connection that cannot be made fails within seconds (then `unavailable`), not after the
+    system's own connect timeout."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=connections,
+        timeout=POOL_WAIT,
+        decode_responses=True,
+        socket_connect_timeout=2,
+    )
+    return redis.Redis.from_pool(pool)  # which it closes with itself
 
 
 def _refusal(name: str, claim: Claim) -> Error:
@@ -107,12 +112,10 @@ class ClusterSide:
 
     def __init__(self, server: ChatServer, url: str, room: str) -> None:
         self.server = server
-        # A connection that cannot be made fails within seconds (then `unavailable`), not
-        # after the system's own connect timeout.
-        self.client = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2)
+        self.client = _client(url, POOL)
         # The blocking reads (the room's events, the operator's acts) have connections of their
         # own, so that cancelling one at shutdown leaves the others' clean.
-        self.reader = redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2)
+        self.reader = _client(url, 4)
         self.process = secrets.token_hex(8)
         self.shared = SharedRoom(self.client, room, self.process, reader=self.reader)
         self.leases = Leases(self.client, self.process)
@@ -122,13 +125,12 @@ class ClusterSide:
         self._next_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failing = False
-        self._outbox: list[_Outgoing] = []  # messages for Redis, in the order they came
-        self._news = asyncio.Event()
         # Members whose name a token took over (their leaving frees nothing), and members whose
         # name was freed while this process was cut off (being claimed again).
         self._replaced: set[Member] = set()
         self._reclaiming: set[Member] = set()
         self.live = LiveEvents(self)
+        self.publisher = Publisher(self)
         self.acts = SharedActs(server, self.shared, self.reader, self.spawn)
 
     # --- the process ---------------------------------------------------------------------------
@@ -141,7 +143,7 @@ class ClusterSide:
         self.alive, _ = await self.leases.renew()
         await self.live.start()
         await self.acts.start()
-        self.spawn(self._publish_forever())
+        self.spawn(self.publisher.publish_forever())
         self.spawn(self._keep_lease())
 
     async def close(self) -> None:
@@ -184,7 +186,7 @@ class ClusterSide:
         """The member here whose connection id is `connection`, if it is still here."""
         return self._by_id.get(connection)
 
-    def _connection_id(self, member: Member) -> str:
+    def connection_id(self, member: Member) -> str:
         found = self._ids.get(member)
         if found is None:
             self._next_id += 1
@@ -198,7 +200,7 @@ class ClusterSide:
         """Answer a member's event through the cluster when the answer is the cluster's (True);
         False for the events a process answers alone."""
         if isinstance(event, Say):
-            self.say(member, event)
+            self.publisher.say(member, event)
         elif isinstance(event, Who):
             self.who(member)
         elif isinstance(event, HistoryRequest):
@@ -229,7 +231,7 @@ class ClusterSide:
         try:
             claim = await self.shared.join(
                 name,
-                self._connection_id(member),
+                self.connection_id(member),
                 now,
                 token=token_digest(token),
                 shown=token_digest(hello.token),
@@ -267,62 +269,6 @@ class ClusterSide:
             self.live.joined_at[member] = stream_position(claim.event_id)
         self.server.joined(member, hello, deliveries, needs_password)
 
-    def say(self, member: Member, say: Say) -> None:
-        """A member's `say`: numbered in Redis; its `message` and `ack` come from the stream."""
-        room = member.fanout.room
-        now = self.server.clock()
-        refused = room.say_refusal(member, say, now)
-        if refused is not None:  # an id sent before on this process, or a text refused
-            member.fanout.dispatch(refused)
-            return
-        lineage = room.lineage_of(member)
-        name = room.name_of(member)
-        assert name is not None
-        request = "" if say.id is None else "=" + say.id
-        tag = f"{self._connection_id(member)} {request}"
-        self._outbox.append(_Outgoing(member, say, name, tag, lineage, now))
-        self._news.set()
-
-    async def _publish_forever(self) -> None:
-        """Send the members' messages to Redis in the order they came, all that waited in one
-        round trip (so a member's messages keep their order, and a busy turn costs one)."""
-        while True:
-            await self._news.wait()
-            self._news.clear()
-            batch, self._outbox = self._outbox, []
-            if not batch:
-                continue
-            try:
-                kept = await self.shared.say_many(
-                    [
-                        Said(
-                            o.name, o.say.text, o.ts, o.say.me, o.tag, o.lineage,
-                            b"" if o.say.id is None else request_key(o.say.id),
-                        )
-                        for o in batch
-                    ]
-                )  # fmt: skip
-                self.worked()
-            except ClusterUnavailable as error:
-                self.failed(error)
-                for outgoing in batch:
-                    member = outgoing.member
-                    if member.fanout.room.is_member(member):
-                        member.fanout.dispatch([unavailable(member, outgoing.say.id)])
-                continue
-            for outgoing, answer in zip(batch, kept, strict=True):
-                member, request = outgoing.member, outgoing.say.id
-                if request is None:
-                    continue
-                if answer.again is not None:  # sent before, maybe through another process
-                    ts, delivered = answer.again
-                    earlier = Ack(id=request, seq=answer.seq, ts=ts, delivered=delivered)
-                    if member.fanout.room.is_member(member):
-                        member.fanout.dispatch([Delivery(earlier, (member,))])
-                    continue
-                ack = Ack(id=request, seq=answer.seq, ts=outgoing.ts, delivered=0)
-                member.fanout.room.sent.remember(outgoing.lineage, request, ack, outgoing.ts)
-
     def replace(self, holder: str) -> None:
         """A token took the name of `holder` (`PROCESS CONNECTION NAME`) over: if that
         connection is ours, it goes (its `left`, reason replaced, is already in the stream)."""
@@ -344,7 +290,7 @@ class ClusterSide:
 
     async def _free(self, member: Member, name: str, reason: LeaveReason) -> None:
         try:
-            await self.shared.leave(name, self._connection_id(member), reason, self.server.clock())
+            await self.shared.leave(name, self.connection_id(member), reason, self.server.clock())
         except ClusterUnavailable as error:
             self.failed(error)  # the lease's end frees it, if this process goes
         finally:
@@ -401,7 +347,7 @@ class ClusterSide:
             return
         now = self.server.clock()
         try:
-            claim = await self.shared.rename(old, new, self._connection_id(member), now)
+            claim = await self.shared.rename(old, new, self.connection_id(member), now)
             self.worked()
         except ClusterUnavailable as error:
             self.failed(error)
@@ -467,7 +413,7 @@ class ClusterSide:
             try:
                 claim = await self.shared.join(
                     name,
-                    self._connection_id(member),
+                    self.connection_id(member),
                     self.server.clock(),
                     token=token_digest(room.token_of(member)),
                 )
@@ -479,7 +425,7 @@ class ClusterSide:
             self._reclaiming.discard(member)
             if claim.claimed:
                 log.info("%s is back after this process was cut off from the cluster", name)
-            elif claim.holder.startswith(f"{self.process} {self._connection_id(member)} "):
+            elif claim.holder.startswith(f"{self.process} {self.connection_id(member)} "):
                 pass  # it had not lost it
             elif room.is_member(member):
                 log.info("%s's name was taken while this process was cut off", name)

@@ -1,0 +1,131 @@
+"""A process's members' messages on their way to Redis: in the order they came, each turn's in
+one round trip, each answered once (its `ack` from the room's events, or `unavailable`).
+
+A message whose answer from Redis is lost (Redis went away just then) may have been kept all
+the same: its sender is told `unavailable` (it may send the id again, which Redis answers with
+the first `ack`), and the ack that the stream then brings is not sent as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from tcpchat.protocol import Ack, Say
+from tcpchat.server.cluster.shared_room import ClusterUnavailable, Said
+from tcpchat.server.once import request_key
+from tcpchat.server.room import Delivery, unavailable
+
+if TYPE_CHECKING:
+    from tcpchat.server.cluster.side import ClusterSide
+    from tcpchat.server.member import Member
+
+# Messages refused as `unavailable` remembered in case Redis kept them after all (a lost answer
+# is found out within moments of Redis answering again).
+REFUSALS_KEPT = 10_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """A member's message on its way to Redis."""
+
+    member: Member
+    say: Say
+    name: str
+    tag: str
+    lineage: int
+    ts: datetime
+    serial: int  # this process's number for it (see `Publisher.answered_live`)
+
+
+class Publisher:
+    """The messages of this process's members (`side`), to Redis."""
+
+    def __init__(self, side: ClusterSide) -> None:
+        self.side = side
+        self._outbox: list[_Outgoing] = []  # messages for Redis, in the order they came
+        self._news = asyncio.Event()
+        # Messages sent to Redis whose sender has not been answered yet, and those answered
+        # `unavailable` because Redis failed, which Redis may still have kept.
+        self._serial = 0
+        self._unanswered: set[int] = set()
+        self._refused: collections.OrderedDict[int, None] = collections.OrderedDict()
+
+    def say(self, member: Member, say: Say) -> None:
+        """A member's `say`: numbered in Redis; its `message` and `ack` come from the stream."""
+        room = member.fanout.room
+        now = self.side.server.clock()
+        refused = room.say_refusal(member, say, now)
+        if refused is not None:  # an id sent before on this process, or a text refused
+            member.fanout.dispatch(refused)
+            return
+        lineage = room.lineage_of(member)
+        name = room.name_of(member)
+        assert name is not None
+        self._serial += 1
+        serial = self._serial
+        self._unanswered.add(serial)
+        request = "" if say.id is None else "=" + say.id
+        tag = f"{self.side.connection_id(member)} {serial}{request}"
+        self._outbox.append(_Outgoing(member, say, name, tag, lineage, now, serial))
+        self._news.set()
+
+    def answered_live(self, serial: int) -> bool:
+        """The stream brought a message of ours back: whether its sender is to get its ack
+        now (not when it was told `unavailable` meanwhile)."""
+        if serial in self._refused:
+            del self._refused[serial]
+            return False
+        self._unanswered.discard(serial)
+        return True
+
+    async def publish_forever(self) -> None:
+        """Send the members' messages to Redis in the order they came, all that waited in one
+        round trip (so a member's messages keep their order, and a busy turn costs one)."""
+        while True:
+            await self._news.wait()
+            self._news.clear()
+            batch, self._outbox = self._outbox, []
+            if not batch:
+                continue
+            try:
+                kept = await self.side.shared.say_many(
+                    [
+                        Said(
+                            o.name, o.say.text, o.ts, o.say.me, o.tag, o.lineage,
+                            b"" if o.say.id is None else request_key(o.say.id),
+                        )
+                        for o in batch
+                    ]
+                )  # fmt: skip
+                self.side.worked()
+            except ClusterUnavailable as error:
+                self.side.failed(error)
+                for outgoing in batch:
+                    if outgoing.serial not in self._unanswered:
+                        continue  # acknowledged from the stream already: Redis had kept it
+                    self._unanswered.discard(outgoing.serial)
+                    self._refused[outgoing.serial] = None
+                    if len(self._refused) > REFUSALS_KEPT:
+                        self._refused.popitem(last=False)
+                    member = outgoing.member
+                    if member.fanout.room.is_member(member):
+                        member.fanout.dispatch([unavailable(member, outgoing.say.id)])
+                continue
+            for outgoing, answer in zip(batch, kept, strict=True):
+                member, request = outgoing.member, outgoing.say.id
+                if answer.again is not None:  # nothing was added: no ack comes from the stream
+                    self._unanswered.discard(outgoing.serial)
+                if request is None:
+                    continue
+                if answer.again is not None:  # sent before, maybe through another process
+                    ts, delivered = answer.again
+                    earlier = Ack(id=request, seq=answer.seq, ts=ts, delivered=delivered)
+                    if member.fanout.room.is_member(member):
+                        member.fanout.dispatch([Delivery(earlier, (member,))])
+                    continue
+                ack = Ack(id=request, seq=answer.seq, ts=outgoing.ts, delivered=0)
+                member.fanout.room.sent.remember(outgoing.lineage, request, ack, outgoing.ts)
