@@ -163,7 +163,7 @@ def test_a_crowd_joining_at_once_is_let_in_whatever_the_redis_clients_pool(clust
     (server,) = cluster(1)
     crowd = 250
     clients = []
-    for n in range(crowd):
+    for _ in range(crowd):
         client = server.connect()
         client.read_line()
         clients.append(client)
