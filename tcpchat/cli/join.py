@@ -109,6 +109,16 @@ def _fingerprint(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Trust and pin a certificate no authority vouches for from a server not met before, "
     "without asking (for scripts, which cannot be asked; implies --tls).",
 )
+@option(
+    "--log",
+    "log_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    default=None,
+    envvar="TCPCHAT_LOG",
+    show_default="none",
+    help="Append the chat screen's session to FILE as it is shown (plain text, as irssi logs).",
+)
 def join(
     host: str | None,
     port: int,
@@ -119,6 +129,7 @@ def join(
     ca_file: Path | None,
     fingerprint: str | None,
     trust_new: bool,
+    log_file: Path | None,
 ) -> None:
     """Join the chat on HOST (or HOST:PORT, [IPV6]:PORT).
 
@@ -137,10 +148,21 @@ def join(
         raise click.UsageError("give HOST (or set TCPCHAT_HOST) when input is not a terminal.")
     if not interactive and not name:
         raise click.UsageError("give --name (or set TCPCHAT_NAME) when input is not a terminal.")
+    if not interactive and log_file is not None:
+        raise click.UsageError("--log is for the chat screen; a script's output is its log.")
     from tcpchat.client.run import run_client
 
     try:
-        run_client(host, port, name, password, settings, interactive=interactive, as_json=as_json)
+        run_client(
+            host,
+            port,
+            name,
+            password,
+            settings,
+            interactive=interactive,
+            as_json=as_json,
+            log=log_file,
+        )
     except ChatError as error:
         # Its words may come from the server: never let them drive the terminal.
         raise click.ClickException(strip_unsafe(str(error))) from None

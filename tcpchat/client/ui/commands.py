@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcpchat.client.ui.local_commands import LOCAL_COMMANDS, Local, parse_local
 from tcpchat.protocol import (
     Bye,
     Dm,
@@ -35,7 +36,8 @@ COMMANDS = {  # command: (how to type it, what it does)
     "/me": ("/me TEXT", "an action: * yourname TEXT"),
     "/history": ("/history [N]", f"N earlier messages ({HISTORY_PAGE}), paging back"),
     "/search": ("/search WORDS", "the messages holding every word, with their time"),
-    "/quit": ("/quit", "leave the chat (also Ctrl-D, or Ctrl-C on an empty line)"),
+    **LOCAL_COMMANDS,
+    "/quit": ("/quit [MESSAGE]", "leave (MESSAGE: said to the room first); Ctrl-D too"),
 }
 ESCAPE_HINT = "A line starting with // sends a message that starts with /."
 
@@ -47,7 +49,7 @@ class Problem:
     sentence: str
 
 
-Typed = Say | Dm | Who | Nick | Bye | HelpRequest | HistoryRequest | SearchRequest | Problem
+Typed = Say | Dm | Who | Nick | Bye | HelpRequest | HistoryRequest | SearchRequest | Local | Problem
 
 
 def parse_typed(typed: str) -> Typed | None:
@@ -62,6 +64,9 @@ def parse_typed(typed: str) -> Typed | None:
     command, _, rest = text.partition(" ")
     if command.lower() in ("/history", "/search"):
         return _asking(command.lower(), rest.strip())
+    local = parse_local(command.lower(), rest.strip())
+    if local is not None:
+        return Problem(local) if isinstance(local, str) else local
     parsed = parse_plain_command(text)
     if isinstance(parsed, Invalid):
         if parsed.code is ErrorCode.UNKNOWN_TYPE:

@@ -26,7 +26,7 @@ from prompt_toolkit.application import get_app_or_none, get_app_session, run_in_
 from prompt_toolkit.enums import DEFAULT_BUFFER
 from prompt_toolkit.filters import has_focus
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
 from prompt_toolkit.output import Output
 from prompt_toolkit.patch_stdout import patch_stdout
 
@@ -38,6 +38,7 @@ from tcpchat.client.connection import (
     JoinRefused,
     TlsSettings,
 )
+from tcpchat.client.session_log import SessionLog
 from tcpchat.client.ui.asking import (
     ask,
     ask_for_server,
@@ -49,6 +50,9 @@ from tcpchat.client.ui.asking import (
 )
 from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
+from tcpchat.client.ui.input_line import InputLine
+from tcpchat.client.ui.local_commands import LOCAL_TYPES
+from tcpchat.client.ui.personal import Personal
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
     STYLE,
@@ -59,6 +63,7 @@ from tcpchat.client.ui.render import (
     render_toolbar,
     screen_rows,
 )
+from tcpchat.client.ui.scrollback import Scrollback
 from tcpchat.client.ui.state import ChatState, Outcome, PendingMessage
 from tcpchat.defaults import SECONDS
 from tcpchat.protocol import (
@@ -138,6 +143,7 @@ class ChatScreen:
         connection: ChatConnection,
         welcome: Welcome,
         tls: TlsSettings | None = None,
+        log: SessionLog | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -146,12 +152,19 @@ class ChatScreen:
         self.connection: ChatConnection | None = connection
         self.state = ChatState(welcome)
         self.transcript: deque[str] = deque(maxlen=1000)
+        self.scrollback = Scrollback()
+        self.log = log
+        self.personal = Personal()
+        self.input = InputLine(
+            self.show, lambda: self.state.max_text, self.scrollback, self.personal
+        )
         self._first_welcome = welcome
         self._settled = asyncio.Event()  # set whenever a pending message is settled
         self._tasks: set[asyncio.Task[None]] = set()
         self.session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(self.state),
-            key_bindings=_chat_keys(),
+            key_bindings=merge_key_bindings([_chat_keys(), self.input.keys()]),
+            rprompt=self.input.beside,
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
             style=STYLE,
@@ -164,13 +177,16 @@ class ChatScreen:
     def show(self, fragments: Fragments) -> None:
         """Print one line above the prompt (or plainly, between prompts)."""
         self.transcript.append(fragments_text(fragments))
+        self.scrollback.add(fragments)
+        if self.log is not None:
+            self.log.write(fragments_text(fragments))
         output = get_app_session().output
 
         def render() -> None:
             _write_rows(output, screen_rows(fragments, output.get_size().columns))
 
-        app = get_app_or_none()  # as print_formatted_text: above a running prompt, or plainly
-        if app is not None and app.loop is not None:
+        app = self.session.app  # above the running prompt (after the scrollback view), or plainly
+        if app.is_running and app.loop is not None:
             app.loop.call_soon_threadsafe(lambda: run_in_terminal(render))
         else:
             render()
@@ -206,8 +222,11 @@ class ChatScreen:
         self.refresh()
 
     def on_event(self, event: object) -> None:
-        """Update the state for one server event and show it."""
-        self._act(self.state.receive(event))
+        """Update the state for one server event and show it (unless its sender is ignored)."""
+        outcome, replies = self.personal.receive(event, self.state.receive(event))
+        self._act(outcome)
+        for to, text in replies:
+            self._background(self.queue(text, to=to))
         self._settled.set()
         self.refresh()
 
@@ -232,8 +251,12 @@ class ChatScreen:
     async def handle_input(self, typed: str) -> bool:
         """Act on one entered line; False means leave."""
         command = parse_typed(typed)
+        if self.input.ask_first(typed, command):
+            return True
         if isinstance(command, Bye):
             return False
+        if isinstance(command, LOCAL_TYPES):
+            return await self.personal.act(command, self)
         if isinstance(command, HelpRequest):
             self.show_all(render_notice(line) for line in help_lines())
         elif isinstance(command, Who):
@@ -265,11 +288,13 @@ class ChatScreen:
             self.show(render_problem("offline; /history and /search work once back online."))
 
     async def queue(self, text: str, to: str | None = None, *, me: bool = False) -> None:
-        """Check a message, show it as pending and send it (or keep it until reconnected)."""
-        outcome = self.state.queue(text, to, me=me)
-        self.show_all(outcome.lines)
-        for item in outcome.send:
-            await self._send_pending(item)
+        """Check a message, show it as pending and send it (or keep it until reconnected); one
+        longer than the server takes goes as several, broken between words."""
+        for piece in self.input.pieces(text):
+            outcome = self.state.queue(piece, to, me=me)
+            self.show_all(outcome.lines)
+            for item in outcome.send:
+                await self._send_pending(item)
         self.refresh()
 
     async def _send_pending(self, item: PendingMessage, via: ChatConnection | None = None) -> None:
@@ -422,7 +447,8 @@ class ChatScreen:
             with patch_stdout():
                 while True:
                     try:
-                        typed = await self.session.prompt_async(self.prompt_message)
+                        draft = self.input.next_draft()  # a line kept back to ask about it
+                        typed = await self.session.prompt_async(self.prompt_message, default=draft)
                     except (EOFError, KeyboardInterrupt):
                         break
                     if not await self.handle_input(typed):
@@ -448,6 +474,7 @@ async def run_interactive(
     name: str | None,
     password: str | None,
     tls: TlsSettings | None = None,
+    log: SessionLog | None = None,
 ) -> None:
     """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
     asker: PromptSession[str] = PromptSession()
@@ -486,4 +513,6 @@ async def run_interactive(
             await connection.close()
             raise
     recent.remember(written_address(host, port), welcome.name)
-    await ChatScreen(host, port, password, connection, welcome, tls).run()
+    if log is not None:
+        log.start(f"{welcome.name} on {written_address(host, port)}")
+    await ChatScreen(host, port, password, connection, welcome, tls, log).run()
