@@ -209,3 +209,23 @@ def test_the_view_pages_searches_back_and_leaves_past_the_end():
         assert view.said == "“nowhere” not found further back"
         view.top = None
         assert "rows 12–50 of 50" in fragments_text(view._status())
+
+
+def test_the_view_makes_rows_only_for_new_lines_and_lets_the_oldest_go():
+    scrollback = Scrollback(size=5)
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        view = ScrollbackView(scrollback)
+        for n in range(12):
+            scrollback.add([("", f"line {n} " + "word " * (n * 7))])  # 1 to 6 rows each
+            view._make_rows()
+            fresh = ScrollbackView(scrollback)
+            fresh._make_rows()
+            assert (view._rows, view._starts) == (fresh._rows, fresh._starts)
+        view.find("line 8")
+        assert view.found == 1
+        scrollback.add([("", "line 12")])
+        view._make_rows()
+        assert view.found == 0
+        scrollback.add([("", "line 13")])
+        view._make_rows()
+        assert view.found is None

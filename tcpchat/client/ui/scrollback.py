@@ -65,7 +65,9 @@ class ScrollbackView:
         self.said = ""  # what the last search found or not
         self.search = Buffer(multiline=False, accept_handler=self._searched)
         self.searching = False
-        self._lines = Window(FormattedTextControl(self._visible, focusable=True), wrap_lines=False)
+        self._lines = Window(
+            FormattedTextControl(self._visible, focusable=True, show_cursor=False), wrap_lines=False
+        )
         search_line = Window(
             BufferControl(self.search, input_processors=[BeforeInput("search back: ")]), height=1
         )
@@ -93,13 +95,29 @@ class ScrollbackView:
         return size.columns, max(1, size.rows - 1 - self.searching)
 
     def _make_rows(self) -> None:
+        """Rows for the lines at the width of now: only for the lines added since last time (and
+        without those the scrollback let go), unless the width changed."""
         width, _ = self._size()
-        if self._made_for == (width, self.scrollback.added):
+        made_width, made_added = self._made_for
+        new = self.scrollback.added - made_added
+        if width == made_width and new == 0:
             return
-        self._rows, self._starts = [], []
-        for line in self.scrollback.lines:
+        lines = self.scrollback.lines
+        if width != made_width or new > len(lines):
+            self._rows, self._starts = [], []
+            new = len(lines)
+        dropped = len(self._starts) + new - len(lines)  # the oldest, let go meanwhile
+        if dropped > 0:
+            cut = self._starts[dropped] if dropped < len(self._starts) else len(self._rows)
+            del self._rows[:cut]
+            self._starts = [start - cut for start in self._starts[dropped:]]
+            if self.found is not None:
+                self.found = self.found - dropped if self.found >= dropped else None
+            if self.top is not None:
+                self.top = max(0, self.top - cut)
+        for n in range(len(lines) - new, len(lines)):
             self._starts.append(len(self._rows))
-            self._rows += screen_rows(line, width)
+            self._rows += screen_rows(lines[n], width)
         self._made_for = (width, self.scrollback.added)
 
     def _first_row(self) -> int:
