@@ -86,7 +86,13 @@ def test_away_answers_private_messages_once_and_back_sums_up(chat, tmp_path):
         bob.send_json({"type": "say", "text": "just chatting", "id": "4"})
         term.wait_text("bob: just chatting")
         term.type("/back\r")
-        term.wait_text("── back after")
+        term.wait_for(
+            lambda: (
+                any("── back after" in line for line in term.lines)
+                and term.input_line() is not None
+            ),
+            "the summary, and the input line under it",
+        )
         summary = next(line for line in term.lines if "── back after" in line)
         assert "2 messages, 1 mention of you, 2 private messages" in summary, term.dump()
         kept = term.lines[term.row_of("── back after") :]

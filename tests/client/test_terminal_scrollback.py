@@ -42,7 +42,8 @@ def test_page_up_reads_back_and_searches_and_the_draft_waits(chat, tmp_path):
 
         term.type(PAGE_UP)
         term.wait_for(lambda: in_view(term), "the scrollback view")
-        term.wait_text("bob: line 38 of")  # a page back: lines that had scrolled off the screen
+        term.wait_text("bob: line 20 of")  # a page back: lines that had scrolled off the screen
+        assert not any("line 60 of" in line for line in term.lines), term.dump()
         assert not any(line.startswith(PROMPT.rstrip()) for line in term.lines), term.dump()
         print("\nOne page back:\n" + term.dump())
 
@@ -60,6 +61,13 @@ def test_page_up_reads_back_and_searches_and_the_draft_waits(chat, tmp_path):
         term.type("q")
         term.wait_for(lambda: not in_view(term), "the chat again")
         term.wait_for(lambda: term.input_line() == PROMPT + "my draft", "the draft, kept")
+        term.wait_for(  # printed in the chat too, once back, just above the input line
+            lambda: (
+                term.input_line() == PROMPT + "my draft"
+                and "bob: said while reading back" in term.lines[term.input_row() - 1]
+            ),
+            "bob's line in the chat",
+        )
         term.type(PAGE_UP)
         term.wait_for(lambda: in_view(term), "the scrollback view again")
         term.type(PAGE_DOWN * 3)  # past the end: back to the chat

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prompt_toolkit.application import get_app, in_terminal
+from prompt_toolkit.application import get_app, in_terminal, run_in_terminal
 from prompt_toolkit.enums import DEFAULT_BUFFER
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
 from prompt_toolkit.key_binding import KeyBindings
@@ -29,6 +29,7 @@ from tcpchat.client.ui.splitting import (
     split_question,
     split_text,
 )
+from tcpchat.client.ui.state import ChatState
 from tcpchat.protocol import Dm, Say
 
 
@@ -38,21 +39,22 @@ def message_text(command: Typed | None) -> str | None:
 
 
 class InputLine:
-    """The input line's companions; `show` prints a line above it, `limit` is `max_text`."""
+    """The input line's companions; `show` prints a line above it, `state` has the limit."""
 
     def __init__(
         self,
         show: Callable[[Fragments], None],
-        limit: Callable[[], int],
+        state: ChatState,
         scrollback: Scrollback,
         personal: Personal,
     ) -> None:
         self.show = show
-        self.limit = limit
+        self.state = state
         self.scrollback = scrollback
         self.personal = personal
         self.draft = ""  # what the next prompt starts with: a line kept back to ask about it
         self._asked = ""  # the line asked about: Enter again sends it
+        self._held: list[Callable[[], None]] | None = None  # lines for the chat after the view
 
     def keys(self) -> KeyBindings:
         return input_keys(self.read_back, self.pasted)
@@ -61,7 +63,7 @@ class InputLine:
         """Right of the input line: the count of characters near the limit, and `away`."""
         buffer = get_app().layout.get_buffer_by_name(DEFAULT_BUFFER)
         text = message_text(parse_typed(buffer.text if buffer else "")) or ""
-        return FormattedText(count_hint(text, self.limit()) + self.personal.hint())
+        return FormattedText(count_hint(text, self.state.max_text) + self.personal.hint())
 
     def next_draft(self) -> str:
         """What the next prompt starts with (once)."""
@@ -74,18 +76,18 @@ class InputLine:
         text = message_text(command)
         if text is None:
             return False
-        pieces = len(split_text(text, self.limit()))
+        pieces = len(split_text(text, self.state.max_text))
         if pieces <= ASK_ABOVE or typed == self._asked:
             return False
         self._asked = self.draft = typed
-        self.show(render_notice(split_question(pieces, self.limit())))
+        self.show(render_notice(split_question(pieces, self.state.max_text)))
         return True
 
     def pieces(self, text: str) -> list[str]:
         """`text` as the messages it goes as (said when more than one)."""
-        pieces = split_text(text, self.limit()) or [text]
+        pieces = split_text(text, self.state.max_text) or [text]
         if len(pieces) > 1:
-            self.show(render_notice(split_note(len(pieces), self.limit())))
+            self.show(render_notice(split_note(len(pieces), self.state.max_text)))
         return pieces
 
     def pasted(self, lines: int) -> None:
@@ -95,7 +97,23 @@ class InputLine:
                 "message, Ctrl-C drops them."
             ))  # fmt: skip
 
+    def held(self, render: Callable[[], None]) -> bool:
+        """True when `render`, which prints a line in the chat, waits for the scrollback view
+        to end: printing it meanwhile would leave the view's screen and come back, a flicker
+        for each line of a busy room (the view shows the line at its end)."""
+        if self._held is None:
+            return False
+        self._held.append(render)
+        return True
+
     async def read_back(self) -> None:
-        """The scrollback view, over the chat until the person leaves it (PageUp)."""
-        async with in_terminal():
-            await read_back(self.scrollback)
+        """The scrollback view, over the chat until the person leaves it (PageUp); then the
+        lines that came meanwhile, in the chat."""
+        self._held = []
+        try:
+            async with in_terminal():
+                await read_back(self.scrollback)
+        finally:
+            held, self._held = self._held, None
+        if held:
+            run_in_terminal(lambda: [render() for render in held])

@@ -152,12 +152,9 @@ class ChatScreen:
         self.connection: ChatConnection | None = connection
         self.state = ChatState(welcome)
         self.transcript: deque[str] = deque(maxlen=1000)
-        self.scrollback = Scrollback()
-        self.log = log
+        self.scrollback = Scrollback(log)  # what the screen showed, to read back and keep
         self.personal = Personal()
-        self.input = InputLine(
-            self.show, lambda: self.state.max_text, self.scrollback, self.personal
-        )
+        self.input = InputLine(self.show, self.state, self.scrollback, self.personal)
         self._first_welcome = welcome
         self._settled = asyncio.Event()  # set whenever a pending message is settled
         self._tasks: set[asyncio.Task[None]] = set()
@@ -178,15 +175,15 @@ class ChatScreen:
         """Print one line above the prompt (or plainly, between prompts)."""
         self.transcript.append(fragments_text(fragments))
         self.scrollback.add(fragments)
-        if self.log is not None:
-            self.log.write(fragments_text(fragments))
         output = get_app_session().output
 
         def render() -> None:
             _write_rows(output, screen_rows(fragments, output.get_size().columns))
 
-        app = self.session.app  # above the running prompt (after the scrollback view), or plainly
-        if app.is_running and app.loop is not None:
+        if self.input.held(render):
+            return
+        app = get_app_or_none()  # as print_formatted_text: above a running prompt, or plainly
+        if app is not None and app.loop is not None:
             app.loop.call_soon_threadsafe(lambda: run_in_terminal(render))
         else:
             render()

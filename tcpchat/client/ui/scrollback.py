@@ -32,21 +32,26 @@ from prompt_toolkit.layout import (
 from prompt_toolkit.layout.processors import BeforeInput
 from prompt_toolkit.styles import Style, merge_styles
 
+from tcpchat.client.session_log import SessionLog
 from tcpchat.client.ui.render import STYLE, Fragments, fragments_text, screen_rows
 
 SCROLLBACK_LINES = 5000  # lines the view keeps; older ones are only in the terminal (and --log)
 
 
 class Scrollback:
-    """The lines shown on the chat screen, the newest last; at most SCROLLBACK_LINES."""
+    """The lines shown on the chat screen, the newest last; at most SCROLLBACK_LINES, and all of
+    them in the session's `log` when there is one."""
 
-    def __init__(self, size: int = SCROLLBACK_LINES) -> None:
+    def __init__(self, log: SessionLog | None = None, size: int = SCROLLBACK_LINES) -> None:
         self.lines: deque[Fragments] = deque(maxlen=size)
         self.added = 0  # lines ever added: the view notices new ones by this
+        self.log = log
 
     def add(self, fragments: Fragments) -> None:
         self.lines.append(fragments)
         self.added += 1
+        if self.log is not None:
+            self.log.write(fragments_text(fragments))
 
 
 class ScrollbackView:
@@ -259,5 +264,10 @@ class ScrollbackView:
 
 
 async def read_back(scrollback: Scrollback) -> None:
-    """Show the scrollback view until the person leaves it (the caller suspends the chat)."""
-    await ScrollbackView(scrollback).app.run_async()
+    """Show the scrollback view until the person leaves it (the caller suspends the chat).
+
+    It opens a page back from the newest line, as PageUp scrolls in irssi and weechat: the
+    newest page is what the chat screen showed already."""
+    view = ScrollbackView(scrollback)
+    view.scroll(-(view._size()[1] - 1))
+    await view.app.run_async()
