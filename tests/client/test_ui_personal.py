@@ -22,8 +22,8 @@ from tcpchat.client.ui.personal import AUTO_REPLY, Personal
 from tcpchat.client.ui.render import fragments_text, render_event
 from tcpchat.client.ui.scrollback import Scrollback, ScrollbackView
 from tcpchat.client.ui.splitting import count_hint, split_text
-from tcpchat.client.ui.state import Outcome
-from tcpchat.protocol import Bye, Message, Private, Renamed, text_problem
+from tcpchat.client.ui.state import ChatState, Outcome
+from tcpchat.protocol import Bye, Message, Private, Renamed, Welcome, text_problem
 
 TS = datetime(2026, 1, 2, 12, 0, tzinfo=timezone.utc)
 
@@ -106,8 +106,14 @@ def shown(personal: Personal, event: Message | Private, bell: bool = False) -> O
 
 def test_an_ignored_name_shows_nothing_and_rings_no_bell_even_renamed():
     personal = Personal()
-    personal._ignore("BOB", {"bob", "carol"})
+    names = ["alice", "bob", "carol"]
+    welcome = Welcome(
+        name="alice", members=3, names=names, server="s", motd=None, max_text=99, version=1
+    )
+    state = ChatState(welcome)
+    personal._ignore("BOB", state)
     assert personal.ignored == {"bob": "bob"}
+    assert fragments_text(personal._ignore("Alice", state)[0]) == "! you cannot ignore yourself."
     assert shown(personal, private("bob", "psst"), bell=True) == Outcome()
     assert personal.last_private is None  # /r does not answer someone ignored
     personal.receive(Renamed(old="bob", new="bobby", ts=TS), Outcome())

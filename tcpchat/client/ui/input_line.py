@@ -116,4 +116,9 @@ class InputLine:
         finally:
             held, self._held = self._held, None
         if held:
-            run_in_terminal(lambda: [render() for render in held])
+
+            def print_held() -> None:
+                for render in held:
+                    render()
+
+            run_in_terminal(print_held)

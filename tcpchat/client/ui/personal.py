@@ -138,12 +138,12 @@ class Personal:
         elif isinstance(command, Back):
             screen.show_all(self._come_back())
         elif isinstance(command, Ignore):
-            screen.show_all(self._ignore(command.name, screen.state.names))
+            screen.show_all(self._ignore(command.name, screen.state))
         else:
             screen.show_all(self._unignore(command.name))
         return True
 
-    def _ignore(self, typed: str, members: set[str]) -> list[Fragments]:
+    def _ignore(self, typed: str, state: ChatState) -> list[Fragments]:
         if not typed:
             if not self.ignored:
                 return [render_notice("You ignore nobody; /ignore NAME hides NAME's messages.")]
@@ -151,8 +151,10 @@ class Personal:
             return [render_notice(f"You ignore {names}; /unignore NAME shows them again.")]
         name = normalize_name(typed)
         # As the member writes it, when here: `/ignore BOB` ignores bob.
-        name = next((member for member in members if fold_name(member) == fold_name(name)), name)
+        name = next((n for n in state.names if fold_name(n) == fold_name(name)), name)
         problem = name_problem(name)
+        if fold_name(name) == fold_name(state.name):
+            problem = "you cannot ignore yourself."
         if problem:
             return [render_problem(problem)]
         self.ignored[fold_name(name)] = name
