@@ -73,6 +73,15 @@ def test_page_up_reads_back_and_searches_and_the_draft_waits(chat, tmp_path):
         term.type(PAGE_DOWN * 3)  # past the end: back to the chat
         term.wait_for(lambda: not in_view(term), "the chat after PageDown past the end")
         term.wait_for(lambda: term.input_line() == PROMPT + "my draft", "the draft again")
+        term.type(PAGE_UP)
+        term.wait_for(lambda: in_view(term), "the scrollback view once more")
+        term.type("\x12story")  # Ctrl-R: the view's search line
+        term.wait_text("search back: story")
+        term.type("\x1b")  # Escape ends the search only
+        term.wait_for(lambda: not any("search back:" in line for line in term.lines), "no search")
+        assert in_view(term), term.dump()
+        term.type("\x1b")  # and then the view
+        term.wait_for(lambda: term.input_line() == PROMPT + "my draft", "the draft after Escape")
         term.type("\r")
         assert next_event(bob, "message")["text"] == "my draft"
 

@@ -20,6 +20,7 @@ from prompt_toolkit.application import Application
 from prompt_toolkit.buffer import Buffer
 from prompt_toolkit.filters import Condition, has_focus
 from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.input import Input, create_input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.layout import (
     BufferControl,
@@ -60,7 +61,7 @@ class ScrollbackView:
     `top` is the first row shown; None follows the end (new lines keep the newest in view).
     """
 
-    def __init__(self, scrollback: Scrollback) -> None:
+    def __init__(self, scrollback: Scrollback, input: Input | None = None) -> None:
         self.scrollback = scrollback
         self._rows: list[Fragments] = []
         self._starts: list[int] = []  # each line's first row
@@ -90,6 +91,7 @@ class ScrollbackView:
             key_bindings=self._keys(),
             style=merge_styles([STYLE, Style.from_dict({"found": "reverse"})]),
             full_screen=True,
+            input=input,
             refresh_interval=0.5,  # lines that arrive meanwhile show up at the end
         )
 
@@ -268,6 +270,8 @@ async def read_back(scrollback: Scrollback) -> None:
 
     It opens a page back from the newest line, as PageUp scrolls in irssi and weechat: the
     newest page is what the chat screen showed already."""
-    view = ScrollbackView(scrollback)
+    # An input of its own on the terminal: the chat's prompt, suspended, may still have a timer
+    # to flush its input (a lone Escape) that would take keys typed in the view for itself.
+    view = ScrollbackView(scrollback, input=create_input())
     view.scroll(-(view._size()[1] - 1))
     await view.app.run_async()
