@@ -41,9 +41,13 @@ def duration(seconds: float) -> str:
     return counted(round(seconds / 60), "minute")
 
 
-def clock(ts: datetime) -> str:
-    """`HH:MM` in this machine's time zone (the server's, in plain mode: one rendering for all)."""
-    return ts.astimezone().strftime("%H:%M")
+CLOCK = "%H:%M"
+
+
+def clock(ts: datetime, time_format: str = CLOCK) -> str:
+    """`HH:MM` in this machine's time zone (the server's, in plain mode: one rendering for all);
+    the chat screen may ask for another `time_format` (`%H:%M:%S`)."""
+    return ts.astimezone().strftime(time_format)
 
 
 # How a leave reads to people, in plain mode and on the chat screen, by the wire string of its

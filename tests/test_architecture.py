@@ -1,7 +1,8 @@
 """The layout's rules, read from the source: which package may import which.
 
     protocol  imports nothing else from tcpchat (but the leaf modules `defaults` and `words`)
-    server    never imports the client, nor prompt_toolkit
+    server    never imports the client, nor prompt_toolkit (but for the operator's line at a
+              terminal, `tcpchat.server.terminal`, which nothing imports at module level)
     client    never imports the server
     cli       parses and calls: at module level it imports only Click, the standard library and
               the numbers in `tcpchat.defaults`; everything else is imported inside a command
@@ -70,14 +71,24 @@ def test_the_protocol_imports_nothing_else_from_tcpchat(module: str) -> None:
     assert not others, f"{module} imports {sorted(others)}"
 
 
+OPERATOR_LINE = "tcpchat.server.terminal"  # `serve` at a terminal: the server's prompt_toolkit
+
+
 @pytest.mark.parametrize("module", of_package("tcpchat.server"))
 def test_the_server_never_imports_the_client_nor_prompt_toolkit(module: str) -> None:
     wrong = {
         name
         for name in imports_of(MODULES[module])
-        if inside(name, "tcpchat.client") or inside(name, "prompt_toolkit")
+        if inside(name, "tcpchat.client")
+        or (inside(name, "prompt_toolkit") and module != OPERATOR_LINE)
     }
     assert not wrong, f"{module} imports {sorted(wrong)}"
+
+
+@pytest.mark.parametrize("module", sorted(set(MODULES) - {OPERATOR_LINE}))
+def test_the_operator_line_is_imported_only_where_a_terminal_is_found(module: str) -> None:
+    top = imports_of(MODULES[module], top_level_only=True)
+    assert OPERATOR_LINE not in top, f"{module} imports {OPERATOR_LINE} at module level"
 
 
 @pytest.mark.parametrize("module", of_package("tcpchat.client"))

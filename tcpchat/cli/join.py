@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,7 +38,43 @@ def _fingerprint(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(str(exc)) from None
 
 
-@click.command(context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+class _WithSettingsFile(click.Command):
+    """A command whose defaults the settings file changes (Click's `default_map`), so that an
+    option or its environment variable still wins over the file."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        from tcpchat.client.settings import Settings, SettingsError, file_defaults, load
+
+        try:
+            settings = load()
+        except SettingsError as error:
+            if not extra.get("resilient_parsing"):  # shell completion goes on without the file
+                raise click.ClickException(str(error)) from None
+            settings = Settings()
+        names = [param.name for param in self.params if param.name]
+        extra.setdefault("default_map", file_defaults(settings, names))
+        context = super().make_context(info_name, args, parent, **extra)
+        context.meta["settings"] = settings
+        return context
+
+
+def _setting(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An option that is also a setting, checked as the settings file's value is."""
+    from tcpchat.client.settings import SettingsError, check
+
+    try:
+        return str(check(param.name or "", value))
+    except SettingsError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.command(cls=_WithSettingsFile, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.argument("host", required=False, envvar="TCPCHAT_HOST", shell_complete=complete_host)
 @option(
     "--port",
@@ -110,9 +146,16 @@ def _fingerprint(ctx: click.Context, param: click.Parameter, value: str | None) 
     "without asking (for scripts, which cannot be asked; implies --tls).",
 )
 @option(
+    "--time-format",
+    metavar="HH:MM|HH:MM:SS",
+    default="HH:MM",
+    envvar="TCPCHAT_TIME_FORMAT",
+    callback=_setting,
+    help="How the chat screen shows the time of each line.",
+)
+@option(
     "--log",
-    "log_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False),
     metavar="FILE",
     default=None,
     envvar="TCPCHAT_LOG",
@@ -129,13 +172,16 @@ def join(
     ca_file: Path | None,
     fingerprint: str | None,
     trust_new: bool,
-    log_file: Path | None,
+    time_format: str,
+    log: str | None,
 ) -> None:
     """Join the chat on HOST (or HOST:PORT, [IPV6]:PORT).
 
     With a terminal, this is an interactive chat screen; HOST and the name are asked for when
     not given.  Otherwise (a pipe or a file) every input line is sent as a message and the
     command ends once each has been acknowledged.
+
+    Defaults come from settings.ini in tcpchat's folder (see the README's "Settings").
     """
     from tcpchat.client.connection import ChatError
     from tcpchat.protocol import strip_unsafe
@@ -148,10 +194,12 @@ def join(
         raise click.UsageError("give HOST (or set TCPCHAT_HOST) when input is not a terminal.")
     if not interactive and not name:
         raise click.UsageError("give --name (or set TCPCHAT_NAME) when input is not a terminal.")
-    if not interactive and log_file is not None:
+    context = click.get_current_context()
+    if not interactive and log is not None and _given(context, "log"):
         raise click.UsageError("--log is for the chat screen; a script's output is its log.")
     from tcpchat.client.run import run_client
 
+    chosen = context.meta["settings"].overridden(context.params)
     try:
         run_client(
             host,
@@ -161,13 +209,23 @@ def join(
             settings,
             interactive=interactive,
             as_json=as_json,
-            log=log_file,
+            settings=chosen,
         )
     except ChatError as error:
         # Its words may come from the server: never let them drive the terminal.
         raise click.ClickException(strip_unsafe(str(error))) from None
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _given(context: click.Context, parameter: str) -> bool:
+    """Whether `parameter` was given as an option or its environment variable (not by default or
+    by the settings file, whose values are for the chat screen and do not stop a script)."""
+    source = context.get_parameter_source(parameter)
+    return source in (
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.ENVIRONMENT,
+    )
 
 
 def _tls_settings(

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TextIO
 
+from tcpchat.client.errors import ChatError
+
 # Every row of a logged line after its first, as on the screen (render.CONTINUED): a message
 # with a line break in it cannot write a line that passes for one of the log's own.
 CONTINUED = "    ¦ "
@@ -65,3 +67,15 @@ class SessionLog:
         if self._day is not None:
             self._mark(f"Log closed {self._stamp()}")
         self._file.close()
+
+
+def open_log(file: str | None) -> SessionLog | None:
+    """The session's log in `file` (`~` is the home folder, as a settings file may write it);
+    None without one; ChatError in a sentence when it cannot be written."""
+    if file is None:
+        return None
+    path = Path(file).expanduser()
+    try:
+        return SessionLog.open(path)
+    except OSError as problem:
+        raise ChatError(f"cannot write the log {path}: {problem.strerror or problem}.") from None

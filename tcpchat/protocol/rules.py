@@ -37,6 +37,7 @@ def fold_name(name: str) -> str:
 _DROP_NAME_PUNCTUATION = str.maketrans(dict.fromkeys(NAME_PUNCTUATION))
 
 
+@functools.lru_cache(maxsize=4096)  # a name is looked at when it joins, leaves and is renamed
 def confusable_keys(name: str) -> frozenset[str]:
     """Keys that two names share when they look alike (UTS #39 skeletons), whatever their case.
 

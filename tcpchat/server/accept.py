@@ -48,6 +48,7 @@ class Listener:
         """Accept on `sockets` (bound and listening), which are closed by `close()`."""
         self._sockets = sockets
         for sock in sockets:
+            sock.setblocking(False)
             self._spawn(self._accept_forever(sock), self._accepting)
 
     async def close(self) -> None:
@@ -71,7 +72,7 @@ class Listener:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                conn, _ = await loop.sock_accept(sock)
+                conn = await _accept(loop, sock)
             except ConnectionError:
                 continue  # the peer gave up while it waited: the next one
             except OSError as exc:
@@ -114,3 +115,35 @@ class Listener:
         log.warning(
             "cannot accept new connections (%s); they wait until a connection closes%s", why, hint
         )
+
+
+async def _accept(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> socket.socket:
+    """The next connection on `sock`.
+
+    Where the loop can watch a descriptor, it waits for `sock` to be readable and accepts
+    itself: a task cancelled (the server stopping) while a connection arrives has then taken
+    nothing, where `loop.sock_accept` can have accepted a socket that its cancelled caller never
+    sees (left to the garbage collector).  Elsewhere (Windows' proactor loop) it is asyncio's."""
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            pass
+        else:
+            conn.setblocking(False)
+            return conn
+        readable = loop.create_future()
+        try:
+            loop.add_reader(sock.fileno(), _set_once, readable)
+        except NotImplementedError:
+            conn, _ = await loop.sock_accept(sock)
+            return conn
+        try:
+            await readable
+        finally:
+            loop.remove_reader(sock.fileno())
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from tcpchat import sockets
@@ -48,6 +48,7 @@ from tcpchat.protocol import (
     Welcome,
     Who,
 )
+from tcpchat.server.clock import now
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.console import console_text
 from tcpchat.server.door import Door
@@ -74,10 +75,6 @@ INTERNAL_ERROR = (
 log = logging.getLogger("tcpchat.server")
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 class ChatServer:
     """The rooms plus the live connections; `serve()` runs it until `shutdown_trigger` completes.
 
@@ -86,7 +83,7 @@ class ChatServer:
     """
 
     def __init__(
-        self, config: ServerConfig, clock: Callable[[], datetime] = _now, store: Store | None = None
+        self, config: ServerConfig, clock: Callable[[], datetime] = now, store: Store | None = None
     ) -> None:
         self.config = config
         # Rooms by name, each with its fan-out (the room's writes); a member's is `member.fanout`.
@@ -339,6 +336,7 @@ class ChatServer:
         needs_password = room.limits.password is not None and not connection.password_checked
         locked = self.guard.password_refused(connection.host) if needs_password else None
         if locked is not None:  # no guessing on connections opened before the lockout either
+            self.note_refusal(connection.host, connection.peer, locked)
             connection.send(Error(ErrorCode.AUTH_FAILED, locked))
             connection.close()
             return
@@ -348,15 +346,18 @@ class ChatServer:
             connection.write(b"Password:\n")
             return
         replaced = room.replaced_by(connection, hello, password_checked=connection.password_checked)
-        if replaced is not None:
-            self._replace(cast(Member, replaced))
         if self.cluster is None:
+            if replaced is not None:
+                self.replace(cast(Member, replaced))
             deliveries = room.join(
                 connection, hello, self.clock(), password_checked=connection.password_checked
             )
-        else:
+        else:  # a name is taken over in Redis, from this process or another
             refused = room.join_refusal(
-                connection, hello, password_checked=connection.password_checked
+                connection,
+                hello,
+                password_checked=connection.password_checked,
+                replacing=replaced,
             )
             if refused is None:  # the name is claimed in Redis first
                 self.cluster.join(connection, hello, needs_password)
@@ -392,6 +393,8 @@ class ChatServer:
             connection.password_checked = True  # names are checked after the password
             self.guard.password_accepted(connection.host)
         if isinstance(first, Error):
+            if first.code is ErrorCode.SERVER_FULL:
+                self.note_refusal(connection.host, connection.peer, first.message)
             if first.code is ErrorCode.AUTH_FAILED and hello.password is not None:
                 log.info("wrong password from %s", connection.peer)
                 self.guard.password_failed(connection.host)
@@ -400,7 +403,7 @@ class ChatServer:
             elif plain and name_refused:
                 connection.write(b"Enter another name:\n")
 
-    def _replace(self, old: Member) -> None:
+    def replace(self, old: Member) -> None:
         """A new connection showed `old`'s token: `old` goes (`left` with reason `replaced`)
         and is closed, so that the new one can take its name."""
         log.info("%s reconnected; its connection from %s is closed", old.name, old.peer)
@@ -464,7 +467,7 @@ class ChatServer:
         In a cluster every process does (`share`: tell the others)."""
         key = self.guard.ban(host, seconds)
         if share and self.cluster is not None:
-            self.cluster.share_ban(key, seconds)
+            self.cluster.acts.share_ban(key, seconds)
         removed = []
         for connection in list(self.connections):
             if address_key(connection.host) != key or connection.done:
@@ -479,7 +482,7 @@ class ChatServer:
     def unban(self, host: str) -> bool:
         """Lift the ban on `host`'s address (on every process of a cluster); whether there was one."""
         if self.cluster is not None:
-            self.cluster.share_unban(address_key(host))
+            self.cluster.acts.share_unban(address_key(host))
         return self.guard.unban(host)
 
     def announce(self, text: str) -> None:

@@ -38,8 +38,32 @@ def console_text(text: str) -> str:
     return shown
 
 
+# `extra` of a record meant for the log file alone (the console says the same its own way).
+FILE_ONLY = {"file_only": True}
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "file_only", False)
+
+
 class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A console handler that keeps going when the terminal goes away (a closed pipe)."""
+    """A console handler that keeps going when the terminal goes away (a closed pipe).
+
+    Without a stream of its own it writes to standard output as it is at each record: the
+    operator's line (tcpchat.server.terminal) replaces it with one that prints above that line.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._own = stream
+
+    @property
+    def stream(self) -> TextIO:
+        return self._own or sys.stdout
+
+    @stream.setter
+    def stream(self, stream: TextIO) -> None:
+        self._own = stream
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         pass
@@ -48,13 +72,15 @@ class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def setup_logging(
     *, quiet: bool, log_file: str | None, log_level: str, stream: TextIO | None = None
 ) -> None:
-    """Send `tcpchat` records to the console (INFO, or WARNING with `quiet`) and to `log_file`."""
+    """Send `tcpchat` records to the console (INFO, or WARNING with `quiet`) and to `log_file`
+    (records with FILE_ONLY there only)."""
     logger = logging.getLogger("tcpchat")
     logger.handlers.clear()
     logger.propagate = False
-    console = _StreamHandler(stream or sys.stdout)
+    console = _StreamHandler(stream)
     console.setFormatter(logging.Formatter(CONSOLE_FORMAT, datefmt="%H:%M:%S"))
     console.setLevel(logging.WARNING if quiet else logging.INFO)
+    console.addFilter(_not_file_only)
     logger.addHandler(console)
     level = logging.getLevelName(log_level.upper())
     logger.setLevel(min(level, console.level) if log_file else console.level)

@@ -9,6 +9,7 @@ addresses would let one machine pass every limit.
 from __future__ import annotations
 
 import collections
+import functools
 import ipaddress
 import math
 import time
@@ -37,6 +38,7 @@ class GuardLimits:
     global_auth_failures: int | None = 30
 
 
+@functools.lru_cache(maxsize=4096)  # every connection asks; parsing an address is not cheap
 def address_key(host: str) -> str:
     """The unit limits and bans apply to: an IPv4 address (also when IPv4-mapped), an IPv6 /64."""
     try:

@@ -149,6 +149,9 @@ class Member:
         # How many of the turn's broadcasts this member has in its outbox already; -1 while it
         # is not a member (they are not for it).
         self.turn_index = -1
+        # Its own bytes written meanwhile, each with its place among the turn's broadcasts: they
+        # go out with them (`Fanout.end_turn`), or with the next flush, whichever comes first.
+        self.turn_own: list[tuple[int, bytes]] | None = None
 
     @property
     def name(self) -> str | None:
@@ -163,9 +166,14 @@ class Member:
         """
         if self.done:
             return
-        fanout = self.fanout
-        if 0 <= self.turn_index < len(fanout.turn.entries):
-            fanout.catch_up(self)  # what went to everyone before this comes first
+        places = len(self.fanout.turn.entries)
+        if 0 <= self.turn_index < places:  # after what went to everyone before it
+            own = self.turn_own
+            if own is None:
+                own = self.turn_own = []
+                self.loop.call_soon(self.flush)  # at once, even while the turn gathers
+            own.append((places, data))
+            return
         self.queue(data, len(data))
 
     def queue(self, data: bytes, largest: int) -> None:
@@ -194,6 +202,8 @@ class Member:
 
     def flush(self) -> None:
         """Hand everything queued to the transport (see `_hand_over`)."""
+        if self.turn_own is not None:  # the turn has not ended yet: catch up to now
+            self.fanout.catch_up(self)
         outbox = self._outbox
         if not outbox:
             return
@@ -272,6 +282,9 @@ class Member:
         if abort:
             sockets.reset(self.transport)
             return
+        own = self.turn_own
+        if own is not None:  # its own last bytes, after the broadcasts that came before them
+            self.fanout.catch_up(self, upto=own[-1][0])
         if last_words := self.codec.closing():
             self._outbox.append(last_words)
         self.flush()

@@ -2,12 +2,17 @@
 
 `/kick NAME [reason]`, `/ban NAME|ADDRESS [minutes]`, `/unban ADDRESS`, `/bans`, `/who`,
 `/say TEXT` and `/help`.  Each line gets one answer for the operator; the server does the work.
+At a terminal a line may first need a yes (`question`: a /ban that removes more than the member
+named); the operator's page previews every line instead (`preview`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tcpchat.protocol import strip_unsafe, text_problem
@@ -20,6 +25,8 @@ if TYPE_CHECKING:
 MAX_REASON = 300  # characters in a /kick reason
 MAX_BAN_MINUTES = 10 * 365 * 24 * 60  # ten years: longer is "until restart"
 
+log = logging.getLogger("tcpchat.server")
+
 HELP = """\
 Commands for the server's operator:
   /who                       who is here, with their addresses
@@ -30,6 +37,16 @@ Commands for the server's operator:
   /bans                      the bans in force
   /help                      this list
 Ctrl-C stops the server."""
+
+
+def carry_out(server: ChatServer, line: str) -> str:
+    """`execute`, for a console: a failing command is logged and answered, never raised, since
+    a bug in one command must not stop the server."""
+    try:
+        return execute(server, line)
+    except Exception:
+        log.exception("the command %r failed", line)
+        return "That command failed because of an internal error (see the log)."
 
 
 def execute(server: ChatServer, line: str) -> str:
@@ -45,6 +62,50 @@ def execute(server: ChatServer, line: str) -> str:
     if handler is None:
         return f"Unknown command {strip_unsafe(command)}; /help lists the commands."
     return handler(server, rest)
+
+
+@dataclass(frozen=True)
+class Question:
+    """A command that does more than it says, held until the operator answers its question."""
+
+    said: str  # what it would do, in full
+    ask: str  # the question, answered y or n (no is the default)
+    carry_out: Callable[[], str]  # what a yes does; its answer
+    no: str  # the answer to a no
+
+
+def question(server: ChatServer, line: str) -> Question | None:
+    """The question to ask before carrying out `line` in a terminal, or None when it needs none.
+
+    `/ban NAME` bans the member's address, which removes every connection from there: when that
+    is more than the member named, the operator is told who and asked first.  A yes bans the
+    address then (whoever holds the name by the time of the answer).  In a cluster, connections
+    to the other processes cannot be listed here; the question says they go too.
+    """
+    command, _, rest = line.strip().partition(" ")
+    target, _, minutes_text = rest.strip().partition(" ")
+    member = server.member(target) if command.lower() == "/ban" and target else None
+    seconds, problem = _ban_length(minutes_text)
+    if member is None or problem:
+        return None  # an address, or a line refused anyway: carried out as it is
+    key = address_key(member.host)
+    removed = [c for c in server.connections if address_key(c.host) == key and not c.done]
+    if all(c is member for c in removed):
+        return None
+    said = preview(server, line)
+    if server.cluster is not None:
+        said += " Connections from there to the cluster's other processes are closed too."
+    return Question(
+        said=said,
+        ask=f"Ban and remove all {len(removed)}? [y/N] ",
+        carry_out=lambda: _ban_host(server, member.host, seconds),
+        no="Nobody was banned.",
+    )
+
+
+def command_names() -> list[str]:
+    """The operator's commands, for completion."""
+    return list(_COMMANDS)
 
 
 def preview(server: ChatServer, line: str) -> str:
@@ -81,7 +142,11 @@ def preview(server: ChatServer, line: str) -> str:
                 if not target
                 else (f"{strip_unsafe(target)!r} is neither a member's name nor an IP address.")
             )
-        removed = sorted(c.name or c.peer for c in server.connections if address_key(c.host) == key)
+        removed = sorted(
+            c.name or c.peer
+            for c in server.connections
+            if address_key(c.host) == key and not c.done
+        )
         how_long = (
             f"for {minutes_text.strip()} minutes" if minutes_text.strip() else "until restart"
         )
@@ -129,7 +194,7 @@ def _kick(server: ChatServer, rest: str) -> str:
     if problem:  # the reason reaches the member's terminal, so it is checked like a message
         return f"Not removed: the reason is refused ({problem[1]})"
     if member is None and server.cluster is not None:
-        server.cluster.kick_elsewhere(name, reason.strip() or None)
+        server.cluster.acts.kick_elsewhere(name, reason.strip() or None)
         return f"Asked the process that holds {strip_unsafe(name)!r}, if any, to remove them."
     if member is None:
         return f"Nobody called {strip_unsafe(name)!r} is here."
@@ -153,9 +218,13 @@ def _ban(server: ChatServer, rest: str) -> str:
             host = str(ipaddress.ip_address(target.strip("[]")))
         except ValueError:
             return f"{strip_unsafe(target)!r} is neither a member's name nor an IP address."
+    return _ban_host(server, host, seconds)
+
+
+def _ban_host(server: ChatServer, host: str, seconds: float | None) -> str:
     removed = server.ban(host, seconds)
     how_long = "until the server restarts" if seconds is None else f"for {_minutes(seconds)}"
-    who = f"; removed {', '.join(removed)}" if removed else ""
+    who = f"; removed {', '.join(sorted(removed))}" if removed else ""
     return f"Banned {address_key(host)} {how_long}{who}."
 
 

@@ -169,11 +169,7 @@ class Room:
         for key in confusable_keys(name):
             twin = self._by_look.get(key)
             if twin is not None and twin != renaming:
-                return Error(
-                    ErrorCode.NAME_TAKEN,
-                    f"The name {name!r} looks like {self._names[twin]!r}, who is here; "
-                    "choose another.",
-                )
+                return looks_taken(name, self._names[twin])
         return None
 
     def replaced_by(
@@ -227,10 +223,15 @@ class Room:
         return self.admit(handle, hello, name, now, history=history, complete=complete)
 
     def join_refusal(
-        self, handle: Handle, hello: Hello, *, password_checked: bool = False
+        self,
+        handle: Handle,
+        hello: Hello,
+        *,
+        password_checked: bool = False,
+        replacing: Handle | None = None,
     ) -> list[Delivery] | None:
         """The `error` that `hello` gets (already joined, version, password, full, name), or
-        None: it may join."""
+        None: it may join (in the place of `replacing`, whose name its token takes back)."""
         if handle in self._names:
             return [_error_to(handle, ErrorCode.ALREADY_JOINED, "You have already joined.")]
         if hello.version != PROTOCOL_VERSION:
@@ -246,7 +247,7 @@ class Room:
                 return [_error_to(handle, ErrorCode.AUTH_FAILED, PASSWORD_NEEDED)]
             return [_error_to(handle, ErrorCode.AUTH_FAILED, "Wrong password.")]
         limit = self.limits.max_members
-        if limit is not None and self.count >= limit:
+        if limit is not None and self.count >= limit and replacing is None:
             return [
                 _error_to(
                     handle,
@@ -254,7 +255,7 @@ class Room:
                     f"The server is full ({counted(limit, 'member')}); try later.",
                 )
             ]
-        error = self.name_error(normalize_name(hello.name))
+        error = self.name_error(normalize_name(hello.name), renaming=replacing)
         if error:
             return [Delivery(error, (handle,))]
         return None
@@ -269,20 +270,23 @@ class Room:
         history: list[Message],
         complete: bool,
         seq: int | None = None,
+        lineage: int | None = None,
+        token: str | None = None,
     ) -> list[Delivery]:
         """Make `handle` the member `name` (its `hello` was let in): `welcome` to it with
         `history` (and the room's newest `seq`, or `seq` where another keeps the room's order)
-        and `joined` to the rest."""
+        and `joined` to the rest.  Where another keeps the names, the member's `lineage` and
+        `token` were chosen before its claim (`lineage_and_token`)."""
         others = list(self._names)
         self._names[handle] = name
         key = fold_name(name)
         self._by_key[key] = handle
         self._by_look.update(dict.fromkeys(confusable_keys(name), handle))
         self._add_name(key, name)
-        inherited = None if hello.token is None else self.sent.inherit(hello.token)
-        lineage = self.sent.new_lineage() if inherited is None else inherited
+        if lineage is None or token is None:
+            lineage, token = self.lineage_and_token(hello)
         self._lineages[handle] = lineage
-        token = self._tokens[handle] = self.sent.token_for(lineage)
+        self._tokens[handle] = token
         welcome = Welcome(
             name=name,
             members=self.count,
@@ -300,6 +304,16 @@ class Room:
             Delivery(welcome, (handle,)),
             Delivery(Joined(name=name, members=self.count, ts=now), others, True, handle),
         ]
+
+    def lineage_and_token(self, hello: Hello) -> tuple[int, str]:
+        """The lineage a joiner's ids go on under (its token's, or a new one) and its new token."""
+        inherited = None if hello.token is None else self.sent.inherit(hello.token)
+        lineage = self.sent.new_lineage() if inherited is None else inherited
+        return lineage, self.sent.token_for(lineage)
+
+    def token_of(self, handle: Handle) -> str:
+        """The secret of a member's connection (its `welcome`'s `token`)."""
+        return self._tokens[handle]
 
     def lineage_of(self, handle: Handle) -> int:
         """The lineage a member's `say` ids are remembered under (see `tcpchat.server.once`)."""
@@ -351,30 +365,32 @@ class Room:
     def dm(self, handle: Handle, dm: Dm, now: datetime) -> list[Delivery]:
         """`dm`: `private` to the one named and `ack` (delivered 1) to the sender."""
         sender = self._names[handle]
-        problem = text_problem(dm.text, self.limits.max_text)
-        if problem:
-            return [_error_to(handle, *problem, request_id=dm.id)]
+        refused = self.dm_refusal(handle, dm)
+        if refused is not None:
+            return refused
         target = self._by_key.get(fold_name(normalize_name(dm.to)))
         if target is None:
-            return [
-                _error_to(
-                    handle,
-                    ErrorCode.NO_SUCH_MEMBER,
-                    f"Nobody called {dm.to!r} is here.",
-                    request_id=dm.id,
-                )
-            ]
+            return [nobody_called(handle, dm)]
         private = Private(sender=sender, to=self._names[target], text=dm.text, ts=now)
         ack = Ack(id=dm.id, seq=None, ts=now, delivered=1)
         return [Delivery(private, (target,)), Delivery(ack, (handle,))]
 
+    def dm_refusal(self, handle: Handle, dm: Dm) -> list[Delivery] | None:
+        """The `error` for a private message's text, or None: it may be sent."""
+        problem = text_problem(dm.text, self.limits.max_text)
+        return None if not problem else [_error_to(handle, *problem, request_id=dm.id)]
+
     def nick(self, handle: Handle, nick: Nick, now: datetime) -> list[Delivery]:
         """`nick`: `renamed` to everyone, the sender included; a change of case is allowed."""
-        old = self._names[handle]
         new = normalize_name(nick.name)
         error = self.name_error(new, renaming=handle)
         if error:
             return [Delivery(error, (handle,))]
+        return [Delivery(self.rename(handle, new, now), list(self._names), True)]
+
+    def rename(self, handle: Handle, new: str, now: datetime) -> Renamed:
+        """Give a member the name `new` (free, checked by the caller); the `renamed` to send."""
+        old = self._names[handle]
         old_key, new_key = fold_name(old), fold_name(new)
         del self._by_key[old_key]
         for look in confusable_keys(old):
@@ -384,7 +400,7 @@ class Room:
         self._by_key[new_key] = handle
         self._by_look.update(dict.fromkeys(confusable_keys(new), handle))
         self._add_name(new_key, new)
-        return [Delivery(Renamed(old=old, new=new, ts=now), list(self._names), True)]
+        return Renamed(old=old, new=new, ts=now)
 
     def history(self, handle: Handle, request: HistoryRequest) -> list[Delivery]:
         """`history`: a page of the messages before `request.before`, oldest first."""
@@ -425,6 +441,20 @@ class Room:
 def name_taken(name: str) -> Error:
     """The `error` for a name somebody holds (here, or in a cluster, on another process)."""
     return Error(ErrorCode.NAME_TAKEN, f"The name {name!r} is taken; choose another.")
+
+
+def looks_taken(name: str, twin: str) -> Error:
+    """The `error` for a name that looks like `twin`, a member's."""
+    return Error(
+        ErrorCode.NAME_TAKEN, f"The name {name!r} looks like {twin!r}, who is here; choose another."
+    )
+
+
+def nobody_called(handle: Handle, dm: Dm) -> Delivery:
+    """The `error` for a private message to a name nobody holds."""
+    return _error_to(
+        handle, ErrorCode.NO_SUCH_MEMBER, f"Nobody called {dm.to!r} is here.", request_id=dm.id
+    )
 
 
 def clamp_limit(limit: int | None, default: int, most: int) -> int:

@@ -16,11 +16,11 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from tcpchat import sockets
+from tcpchat import __version__, sockets
 from tcpchat.server import console, moderation
 from tcpchat.server.chat_server import ChatServer
 from tcpchat.server.chat_server import serve as serve_forever
@@ -28,7 +28,13 @@ from tcpchat.server.config import ServerConfig
 from tcpchat.server.messages import LogUnavailable
 from tcpchat.stdin import start_feeding
 
+if TYPE_CHECKING:
+    from tcpchat.server.terminal import OperatorLine
+
 MAX_COMMAND_LINE = 64 * 1024  # a longer console line is dropped (no command is that long)
+
+
+log = logging.getLogger("tcpchat.server")
 
 
 class ServeError(Exception):
@@ -64,7 +70,7 @@ def run_server(
     _, limit_note = sockets.raise_open_file_limit()
 
     def started(server: ChatServer) -> None:
-        _take_operator_commands(server)
+        log.info("%s", _started_line(server, config), extra=console.FILE_ONLY)
         all_interfaces = config.host in (None, "", "*")
         web_port = server.web_ports[0] if server.web_ports else None
         token = None if server.web is None else server.web.operator.token
@@ -103,16 +109,44 @@ def run_server(
     async def main() -> None:
         stop = asyncio.Event()
         _on_stop_signal(stop)
-        await serve_forever(config, stop.wait, started)
+        operator_line: list[OperatorLine] = []
+
+        def on_started(server: ChatServer) -> None:
+            started(server)
+            operator_line.extend(_take_operator_commands(server, stop.set))
+
+        try:
+            server = await serve_forever(config, stop.wait, on_started)
+        finally:
+            for line in operator_line:
+                await line.close()
+        server.door.refusals.summarise()
+        log.info("tcpchat server %r stopped.", config.name, extra=console.FILE_ONLY)
 
     try:
         _loop_runner(event_loop)(main())
     except KeyboardInterrupt:
         pass  # a second Ctrl-C during shutdown, or Windows before the handler is in place
     except LogUnavailable as exc:  # the history file: one sentence of its own
-        raise ServeError(str(exc)) from None
+        raise _not_started(config, str(exc)) from None
     except OSError as exc:
-        raise ServeError(_listen_error(config.host, config.port, exc)) from None
+        raise _not_started(config, _listen_error(config.host, config.port, exc)) from None
+
+
+def _started_line(server: ChatServer, config: ServerConfig) -> str:
+    """The log file's first word on a run: who, which version and process, and where."""
+    where = ", ".join(server.addresses)
+    if server.web_ports:
+        where += f"; the web page on port {server.web_ports[0]}"
+    if config.cluster is not None:
+        where += f"; in a cluster through {console.without_password(config.cluster)}"
+    return f"tcpchat server {config.name!r} started (tcpchat {__version__}, process {os.getpid()}), listening on {where}."
+
+
+def _not_started(config: ServerConfig, why: str) -> ServeError:
+    """`why` the server could not start (or go on), for the command line and the log file."""
+    log.error("tcpchat server %r could not start: %s", config.name, why, extra=console.FILE_ONLY)
+    return ServeError(why)
 
 
 def _standard_descriptors_open() -> None:
@@ -144,23 +178,25 @@ def _loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
     return uvloop.run
 
 
-def _take_operator_commands(server: ChatServer) -> None:
-    """Read the operator's /commands from standard input, if there is one (server.moderation).
+def _take_operator_commands(server: ChatServer, stop: Callable[[], None]) -> list[OperatorLine]:
+    """Read the operator's /commands from standard input, if there is one (server.moderation):
+    on a protected line of its own when the operator sits at a terminal (the line to close when
+    the server stops), else line by line as they come.
 
     The end of input ends only the commands, never the server: under a service manager standard
     input is often /dev/null.
     """
     if sys.stdin is None:
-        return
+        return []
+    if _at_a_terminal():
+        from tcpchat.server.terminal import OperatorLine  # prompt_toolkit: only for a person
+
+        return [OperatorLine(server, stop)]
 
     def on_line(line: bytes | None) -> None:
         if line is None:
             return
-        try:
-            answer = moderation.execute(server, line.decode("utf-8", "replace"))
-        except Exception:  # a bug in a command must not stop the server
-            logging.getLogger("tcpchat.server").exception("the command %r failed", line)
-            answer = "That command failed because of an internal error (see the log)."
+        answer = moderation.carry_out(server, line.decode("utf-8", "replace"))
         if answer:
             try:
                 click.echo(answer)
@@ -174,6 +210,20 @@ def _take_operator_commands(server: ChatServer) -> None:
         wait_in_background=True,
         max_line=MAX_COMMAND_LINE,
     )
+    return []
+
+
+def _at_a_terminal() -> bool:
+    """Whether a person types the commands: standard input and output are a terminal, and this
+    process is its foreground job (`tcpchat serve &` must leave the shell its keys)."""
+    try:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            return False
+        if os.name != "posix":
+            return True
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError, AttributeError):  # closed, or replaced by something else
+        return False
 
 
 def _on_stop_signal(stop: asyncio.Event) -> None:

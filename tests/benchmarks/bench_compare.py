@@ -2,12 +2,14 @@
 
 Starts each server on 127.0.0.1 (tcpchat on asyncio's loop and on uvloop, with its history in a
 file in a temporary folder, or with `-memory` in memory; ngircd and InspIRCd when installed, with
-their flood and per-address limits off), pins it to CPU 0 and the load
-generator to CPU 1 where `taskset` exists, runs the same scenario against each, and prints a
-Markdown table: deliveries per second, per server CPU-second, latency, loss, memory.
+their flood and per-address limits off), pins it to CPU 0 and the load generator to CPU 1 where
+`taskset` exists, and runs the same scenarios against each (fanout, many, churn, capacity), every
+server in every round so that a slow moment of the machine falls on all of them.  It prints a
+Markdown table per scenario: the median [range] of each figure over the rounds, and its ratio to
+the reference server's in the same round (the median of those ratios).
 
-    python tests/benchmarks/bench_compare.py --messages 20000 --receivers 100 --repeat 3
-    python tests/benchmarks/bench_compare.py --servers tcpchat-asyncio,tcpchat-asyncio-memory
+    python tests/benchmarks/bench_compare.py --rounds 3
+    python tests/benchmarks/bench_compare.py --scenarios fanout,many --servers tcpchat-asyncio,inspircd
 
 IRC servers come from Debian: `apt-get install ngircd inspircd`.  Their configuration files are
 written to a temporary folder here; nothing of theirs is kept.
@@ -21,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 NGIRCD_CONF = """[Global]
 \tName = bench.irc
@@ -142,31 +146,77 @@ def available(kind: str) -> bool:
     return True
 
 
-def measure(kind: str, args: argparse.Namespace, folder: Path) -> dict[str, object]:
+# Each scenario's shape, and the figures its table compares.
+SCENARIO_ARGS = {
+    "fanout": lambda a: ["--clients", str(a.receivers), "--messages", str(a.messages)],
+    "many": lambda a: ["--clients", str(a.members), "--messages", str(a.each)],
+    "churn": lambda a: ["--clients", str(a.batch), "--rounds", str(a.churn_rounds)],
+    "capacity": lambda a: ["--clients", str(a.idle)],
+}
+
+
+def measure(kind: str, scenario: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     with server(kind, folder) as (port, pid, protocol):
         command = pinned(1, [sys.executable, "-m", "tcpchat", "bench", "127.0.0.1",
                              "--port", str(port), "--protocol", protocol, "--json",
-                             "--scenario", args.scenario, "--clients", str(args.receivers),
-                             "--messages", str(args.messages), "--size", str(args.size),
-                             "--window", str(args.window), "--server-pid", str(pid),
-                             "--timeout", str(args.timeout)])  # fmt: skip
+                             "--scenario", scenario, *SCENARIO_ARGS[scenario](args),
+                             "--size", str(args.size), "--window", str(args.window),
+                             "--server-pid", str(pid), "--timeout", str(args.timeout)])  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout + 30)
         if not result.stdout.strip():
             raise RuntimeError(f"bench against {kind} failed: {result.stderr.strip()}")
-        report: dict[str, object] = json.loads(result.stdout)
+        report: dict[str, Any] = json.loads(result.stdout)
         return report
+
+
+def figures(scenario: str, report: dict[str, Any]) -> dict[str, float]:
+    """The figures a scenario's table shows, from one run (higher is better but where said)."""
+    cpu = float(report.get("server_cpu_seconds") or 0)
+    if scenario in ("fanout", "many"):
+        return {
+            "deliveries per CPU-second": float(report.get("deliveries_per_cpu_second") or 0),
+            "p99 ms (lower is better)": float(report["latency_ms"].get("p99", 0)),
+        }
+    if scenario == "churn":
+        return {"join-and-leave cycles per CPU-second": report["clients"] / cpu if cpu else 0.0}
+    return {
+        "join seconds (lower is better)": float(report["join_seconds"]),
+        "CPU-seconds (lower is better)": cpu,
+        "KiB per member (lower is better)": float(report.get("rss_per_member_kib") or 0),
+    }
+
+
+def number(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    if value >= 1e4:
+        return f"{value / 1e3:.0f} k"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def spread(values: list[float]) -> str:
+    """median [min–max], as the README's tables show them."""
+    ordered = sorted(values)
+    middle = number(statistics.median(ordered))
+    if len(ordered) == 1:
+        return middle
+    return f"{middle} [{number(ordered[0])}–{number(ordered[-1])}]"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="fanout", choices=["fanout", "many"])
-    parser.add_argument("--receivers", type=int, default=100)
-    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--scenarios", default="fanout,many,churn,capacity")
+    parser.add_argument("--receivers", type=int, default=100, help="fanout's receivers")
+    parser.add_argument("--messages", type=int, default=20000, help="fanout's messages")
+    parser.add_argument("--members", type=int, default=50, help="many's members")
+    parser.add_argument("--each", type=int, default=200, help="many's messages per member")
+    parser.add_argument("--batch", type=int, default=100, help="churn's members per round")
+    parser.add_argument("--churn-rounds", type=int, default=10)
+    parser.add_argument("--idle", type=int, default=10000, help="capacity's idle members")
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--window", type=int, default=50)
-    parser.add_argument(
-        "--repeat", type=int, default=5, help="runs per server; the median is shown"
-    )
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every run")
+    parser.add_argument("--reference", default="inspircd", help="the server ratios are to")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument(
         "--servers", default="tcpchat-asyncio,tcpchat-uvloop,ngircd,inspircd",
@@ -174,35 +224,47 @@ def main() -> None:
         "tcpchat-asyncio-memory, tcpchat-uvloop-memory (history in memory), ngircd, inspircd",
     )  # fmt: skip
     args = parser.parse_args()
-    kinds = [kind for kind in args.servers.split(",") if kind]
-    rows = []
+    scenarios = [name for name in args.scenarios.split(",") if name]
+    kinds = []
+    for kind in (kind for kind in args.servers.split(",") if kind):
+        if available(kind):
+            kinds.append(kind)
+        else:
+            print(f"skipping {kind}: not installed", file=sys.stderr)
+    # results[scenario][kind] = one dict of figures per round
+    results: dict[str, dict[str, list[dict[str, float]]]] = {
+        scenario: {kind: [] for kind in kinds} for scenario in scenarios
+    }
     with tempfile.TemporaryDirectory() as temporary:
+        for round_ in range(args.rounds):  # interleaved: every server in every round
+            for scenario in scenarios:
+                for kind in kinds:
+                    report = measure(kind, scenario, args, Path(temporary))
+                    print(f"round {round_ + 1} {scenario} {kind}: {json.dumps(report)}",
+                          file=sys.stderr)  # fmt: skip
+                    results[scenario][kind].append(figures(scenario, report))
+    print(f"\nThe median [range] of {args.rounds} interleaved rounds; ratios are to "
+          f"{args.reference} in the same round (their median).")  # fmt: skip
+    for scenario in scenarios:
+        print(f"\n{scenario} ({' '.join(SCENARIO_ARGS[scenario](args))})\n")
+        names = list(next(iter(results[scenario].values()))[0]) if kinds else []
+        print("| server | " + " | ".join(f"{name} | ratio" for name in names) + " |")
+        print("|---|" + "---:|---:|" * len(names))
+        reference = results[scenario].get(args.reference)
         for kind in kinds:
-            if not available(kind):
-                print(f"skipping {kind}: not installed", file=sys.stderr)
-                continue
-            runs = [measure(kind, args, Path(temporary)) for _ in range(args.repeat)]
-            runs.sort(key=lambda r: float(r.get("deliveries_per_cpu_second") or 0))
-            median = runs[len(runs) // 2]  # the middle run, not the luckiest
-            rows.append((kind, median))
-            for report in runs:
-                print(f"{kind}: {json.dumps(report)}", file=sys.stderr)
-    print(
-        f"\n{args.scenario}: {args.receivers} clients, {args.messages} messages of {args.size} "
-        f"characters, window {args.window}; the median of {args.repeat} runs\n"
-    )
-    print("| server | deliveries/s | per server CPU-second | p50 ms | p99 ms | lost | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for kind, report in rows:
-        latency = report["latency_ms"]
-        assert isinstance(latency, dict)
-        rss = report.get("server_rss_kib")
-        print(
-            f"| {kind} | {report['deliveries_per_second']:,.0f} | "
-            f"{report.get('deliveries_per_cpu_second') or 0:,.0f} | {latency.get('p50', 0):.1f} | "
-            f"{latency.get('p99', 0):.1f} | {report['lost']} | "
-            f"{(rss or 0) / 1024:.1f} |"
-        )
+            cells = []
+            for name in names:
+                values = [run[name] for run in results[scenario][kind]]
+                ratio = ""
+                if reference and kind != args.reference:
+                    ratios = [
+                        mine / theirs
+                        for mine, theirs in zip(values, (r[name] for r in reference), strict=True)
+                        if theirs
+                    ]
+                    ratio = f"{statistics.median(ratios):.2f}×" if ratios else ""
+                cells += [spread(values), ratio]
+            print(f"| {kind} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -189,7 +189,8 @@ def test_a_message_padded_to_the_width_cannot_forge_a_line(chat, tmp_path, colum
         continued = [row for row in rows if not MESSAGE_START.match(row)]
         assert sum("← bob left" in row for row in continued) == len(hostile), term.dump()
         for row in continued:
-            assert row.startswith(CONTINUED.rstrip()), (row, term.dump())
+            assert row.lstrip(" ").startswith(CONTINUED.rstrip()), (row, term.dump())
+            assert not row.startswith(CONTINUED.rstrip()), (row, term.dump())  # not at column 0
             assert not EVENT_LINE.match(row), (row, term.dump())
 
 

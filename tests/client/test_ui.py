@@ -468,6 +468,7 @@ def test_completer_completes_commands_after_slash(chat):
                 ("/ignore ", -1),
                 ("/unignore ", -1),
                 ("/clear ", -1),
+                ("/set ", -1),
                 ("/quit ", -1),
             ]
             assert completions(ui.screen, "/h") == [("/help ", -2), ("/history ", -2)]
@@ -673,11 +674,14 @@ def rows_text(fragments: list[tuple[str, str]], width: int) -> list[str]:
     return [fragments_text(row) for row in screen_rows(fragments, width)]
 
 
+UNDER = " " * len("09:30 bob: ¦"[:-3]) + CONTINUED  # a row after the first, under the text
+
+
 def test_rendered_message_keeps_line_breaks_and_expands_tabs():
     fragments = render_event(Message(seq=1, sender="bob", text="a\tb\nc", ts=TS), "alice")
     assert fragments_text(fragments).endswith("bob: a    b\nc")
     assert unsafe_chars(fragments) == []
-    assert rows_text(fragments, 80) == ["09:30 bob: a    b", CONTINUED + "c"]
+    assert rows_text(fragments, 80) == ["09:30 bob: a    b", UNDER + "c"]
 
 
 @pytest.mark.parametrize("width", [80, 41, 20])
@@ -688,11 +692,11 @@ def test_every_row_after_the_first_is_marked_and_no_row_is_wider_than_the_screen
     assert fragments
     rows = rows_text(fragments, width)
     assert rows[0].startswith("09:30 bob: 漢")
-    assert all(row.startswith(CONTINUED) for row in rows[1:]), rows
+    assert all(row.lstrip(" ").startswith(CONTINUED) for row in rows[1:]), rows
     assert all(get_cwidth(row) <= width for row in rows), rows
     assert max(get_cwidth(row) for row in rows) >= width - 1  # full rows are filled
     # Nothing is lost but the spaces where a full row broke.
-    shown = "".join(row.removeprefix(CONTINUED) for row in rows)
+    shown = "".join(row.lstrip(" ").removeprefix(CONTINUED) for row in rows)
     assert shown.replace(" ", "") == fragments_text(fragments).replace("\n", "").replace(" ", "")
 
 
@@ -703,9 +707,9 @@ def test_a_full_row_breaks_before_the_word_that_does_not_fit():
     # A word longer than a row starts where it is and breaks where the row ends.
     assert rows_text(fragments, 40) == [
         "09:30 bob: the quick brown fox jumps",
-        CONTINUED + "over the lazy dog " + "z" * 16,
-        CONTINUED + "z" * 34,
-        CONTINUED + "z" * 10,
+        UNDER + "over the lazy dog " + "z" * 11,
+        UNDER + "z" * 29,
+        UNDER + "z" * 20,
     ]
     # Styles run across the breaks: the name keeps its own, the text its own.
     first = screen_rows(fragments, 40)[0]
@@ -941,10 +945,15 @@ OFFLINE = replace(
     ("bar", "width", "shown"),
     [
         (BAR, 100, ["● online", "testserver", "you: alice", "3 members online", "1024", "/help"]),
-        (BAR, 40, ["● online", "3 members online"]),
+        (BAR, 40, ["● online", "alice", "3 members online"]),
         (OFFLINE, 160, ["(the server refused", "retrying in 30 s", "last known: 3 members online"]),
         (OFFLINE, 80, ["○ offline", "retrying in 30 s", "last known: 3 members online"]),
-        (OFFLINE, 40, ["○ offline", "3 members online"]),
+        (OFFLINE, 40, ["○ offline", "alice", "3 members online"]),
+        (
+            replace(OFFLINE, name="alexandra-the-great"),
+            40,
+            ["○ offline", "alexandr…", "3 members online"],
+        ),
         (OFFLINE, 30, ["○ offline", "3 members online"]),
     ],
 )

@@ -257,3 +257,56 @@ def test_a_process_stops_in_time_when_redis_is_gone(cluster, redis_server: Redis
     server.join("alice")
     redis_server.stop()
     server.stop()  # RunningServer.stop fails the test if the server takes past its deadline
+
+
+def test_redis_killed_mid_burst_loses_no_acknowledged_message_and_doubles_none(
+    cluster, redis_server: RedisServer
+) -> None:
+    """A burst of 200 messages with ids; Redis is killed (SIGKILL) as the first `ack` comes
+    and started again.  Every message is acknowledged or refused (`unavailable`); the refused
+    are sent again with their ids until acknowledged.  In the end every message has one `seq`,
+    the numbers run 1..200 without a gap, and the member on the other process got each once,
+    in that order."""
+    first, second = cluster(2)
+    alice, bob = first.join("alice"), second.join("bob")
+    next_of_type(alice, "joined")
+    burst = 200
+    for n in range(burst):
+        alice.send_json({"type": "say", "text": f"burst {n}", "id": f"b{n}"})
+    acked: dict[str, int] = {}
+    refused: set[str] = set()
+    killed = False
+    deadline = time.monotonic() + 6 * TIMEOUT
+    while len(acked) < burst:
+        assert time.monotonic() < deadline, f"{len(acked)} acked, {len(refused)} refused"
+        if len(acked) + len(refused) == burst:  # everything answered: send the refused again
+            if redis_server.process is None:
+                redis_server.start()  # the same append-only file
+            for request in sorted(refused):
+                alice.send_json({"type": "say", "text": f"burst {request[1:]}", "id": request})
+            refused.clear()
+        event = alice.read_json(timeout=3 * TIMEOUT)
+        if event["type"] == "ack":
+            assert event["id"] not in acked, f"{event['id']} acknowledged twice"
+            acked[event["id"]] = event["seq"]
+            if not killed:
+                redis_server.stop()
+                killed = True
+        elif event["type"] == "error":
+            assert event["code"] == "unavailable", event
+            refused.add(event["id"])
+    assert killed
+    assert sorted(acked.values()) == list(range(1, burst + 1))  # one number each, no gap
+    got = messages_of(bob, burst)
+    assert [m["seq"] for m in got] == list(range(1, burst + 1))
+    assert {m["text"] for m in got} == {f"burst {n}" for n in range(burst)}
+    text_of = {m["seq"]: m["text"] for m in got}
+    assert {request: text_of[seq] for request, seq in acked.items()} == {
+        f"b{n}": f"burst {n}" for n in range(burst)
+    }  # each ack names its own message
+
+
+def next_of_type(client: LineClient, kind: str) -> dict[str, Any]:
+    while (event := client.read_json())["type"] != kind:
+        pass
+    return event

@@ -91,11 +91,11 @@ def test_history_is_read_by_seq_both_ways(redis_server) -> None:
 
 def test_a_name_is_one_members_across_processes_and_freed_with_left(redis_server) -> None:
     async def work(a: SharedRoom, b: SharedRoom) -> list[Any]:
-        first = await a.join("alice", "Alice", "c1", T0)
-        taken = await b.join("alice", "ALICE", "c9", T0)
-        other = await b.join("bob", "bob", "c2", T0)
+        first = await a.join("Alice", "c1", T0)
+        taken = await b.join("ALICE", "c9", T0)
+        other = await b.join("bob", "c2", T0)
         not_yours = await b.leave("alice", "c2", LeaveReason.DISCONNECTED, T0)
-        left = await a.leave("alice", "c1", LeaveReason.KICKED, T0)
+        left = await a.leave("ALICE", "c1", LeaveReason.KICKED, T0)
         again = await a.leave("alice", "c1", LeaveReason.KICKED, T0)
         events = [e.event for e in await b.events_after("0")]
         return [first, taken, other, not_yours, left, again, events, await a.names()]
@@ -116,13 +116,13 @@ def test_a_name_is_one_members_across_processes_and_freed_with_left(redis_server
 def test_a_dead_processs_members_leave_and_their_names_are_free(redis_server) -> None:
     async def work(a: SharedRoom, b: SharedRoom) -> list[Any]:
         for n in range(3):
-            await a.join(f"a{n}", f"a{n}", f"c{n}", T0)
-        await b.join("b0", "b0", "c0", T0)
+            await a.join(f"a{n}", f"c{n}", T0)
+        await b.join("b0", "c0", T0)
         start = await b.newest_event_id()
         gone = await b.forget_process("A", T0)
         twice = await b.forget_process("A", T0)
         events = [e.event for e in await b.events_after(start)]
-        claim = await b.join("a1", "a1", "c5", T0)
+        claim = await b.join("a1", "c5", T0)
         return [gone, twice, events, claim.claimed, await b.names()]
 
     gone, twice, events, claimed, names = run(redis_server, work)
@@ -138,17 +138,19 @@ def test_a_lease_that_is_not_renewed_runs_out(redis_server) -> None:
     async def work(a: SharedRoom, b: SharedRoom) -> list[Any]:
         short = Leases(a.client, "A", lease=0.2)
         long = Leases(b.client, "B", lease=60)
-        alive = [await short.renew(), await long.renew()]
+        alive = [await short.renew(), await long.renew()]  # neither had a lease yet
         deadline = asyncio.get_running_loop().time() + TIMEOUT
         while "A" not in await long.expired():  # polled with a deadline, as Redis's clock runs
             assert asyncio.get_running_loop().time() < deadline, "the lease never ran out"
             await asyncio.sleep(0.05)
         expired = await long.expired()
         await long.forget("A")
-        return [alive, expired, await long.expired(), await long.renew()]
+        lost = await short.renew()  # A's lease had run out: it learns it was taken for dead
+        return [alive, expired, await long.expired(), await long.renew(), lost]
 
-    alive, expired, after, still = run(redis_server, work)
-    assert alive == [1, 2] and expired == ["A"] and after == [] and still == 1
+    alive, expired, after, still, lost = run(redis_server, work)
+    assert alive == [(1, False), (2, False)] and expired == ["A"] and after == []
+    assert still == (2, True) and lost == (2, False)  # A is back (as far as leases go)
 
 
 def test_redis_gone_is_one_sentence_and_the_counter_never_goes_back(redis_server) -> None:

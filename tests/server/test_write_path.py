@@ -10,7 +10,7 @@ must receive, in which order; at the end every member's whole stream is compared
 Every scripted scenario runs with three kinds of turn:
 
 - `each`: the server as configured for a small room (the turn ends at `call_soon`);
-- `gathered`: the 4 ms gathering of big rooms (GATHER_FROM lowered to 1);
+- `gathered`: the 1 ms gathering of big rooms (GATHER_FROM lowered to 1);
 - `held`: the same gathering with a turn that never ends on its own: the test ends it (runs
   `Fanout.end_turn` in the server's loop) where it chooses, so that every action of the script between
   two ends, from every client, falls into one turn.  Each action is still confirmed by its own
@@ -721,7 +721,7 @@ def test_a_joiner_sees_the_left_of_a_member_dropped_slow_while_it_joins(start_se
 
 # --- a room big enough to gather ----------------------------------------------------------------
 
-CROWD = 520  # past GATHER_FROM (500): events to everyone are gathered for 4 ms
+CROWD = 520  # past CROWD_FROM (500): events to everyone are gathered for 4 ms
 
 
 async def read_all(peer: Peer, into: list[Event], until: Callable[[Event], bool]) -> None:

@@ -37,6 +37,7 @@ COMMANDS = {  # command: (how to type it, what it does)
     "/history": ("/history [N]", f"N earlier messages ({HISTORY_PAGE}), paging back"),
     "/search": ("/search WORDS", "the messages holding every word, with their time"),
     **LOCAL_COMMANDS,
+    "/set": ("/set [NAME [VALUE]]", "the settings; change one for this session"),
     "/quit": ("/quit [MESSAGE]", "leave (MESSAGE: said to the room first); Ctrl-D too"),
 }
 ESCAPE_HINT = "A line starting with // sends a message that starts with /."
@@ -49,7 +50,27 @@ class Problem:
     sentence: str
 
 
-Typed = Say | Dm | Who | Nick | Bye | HelpRequest | HistoryRequest | SearchRequest | Local | Problem
+@dataclass(frozen=True, slots=True)
+class SetRequest:
+    """`/set`: list the settings; `/set NAME`: show one; `/set NAME VALUE`: change it."""
+
+    key: str = ""
+    value: str = ""
+
+
+Typed = (
+    Say
+    | Dm
+    | Who
+    | Nick
+    | Bye
+    | HelpRequest
+    | HistoryRequest
+    | SearchRequest
+    | SetRequest
+    | Local
+    | Problem
+)
 
 
 def parse_typed(typed: str) -> Typed | None:
@@ -64,6 +85,9 @@ def parse_typed(typed: str) -> Typed | None:
     command, _, rest = text.partition(" ")
     if command.lower() in ("/history", "/search"):
         return _asking(command.lower(), rest.strip())
+    if command.lower() == "/set":
+        key, _, value = rest.strip().partition(" ")
+        return SetRequest(key, value.strip())
     local = parse_local(command.lower(), rest.strip())
     if local is not None:
         return Problem(local) if isinstance(local, str) else local

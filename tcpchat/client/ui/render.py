@@ -17,6 +17,7 @@ from datetime import datetime
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
+from tcpchat.client.ui.layout import CONTINUED, HUES, indent
 from tcpchat.protocol import (
     RESERVED_NAMES,
     Error,
@@ -31,7 +32,7 @@ from tcpchat.protocol import (
     fold_name,
     strip_unsafe,
 )
-from tcpchat.words import LEAVE_WORDS, clock, members_online
+from tcpchat.words import CLOCK, LEAVE_WORDS, clock, members_online
 
 Fragments = list[tuple[str, str]]
 
@@ -39,11 +40,6 @@ NAME_COLOURS = 8
 # A name ends where no name character follows; a full stop ends it only before a non-word
 # ("alice." is a mention, "alice.txt" is not).
 _NAME_END = r"(?![\w-]|\.\w)"
-# How every row of a printed line after its first begins, whether the text broke the line or the
-# width did: indented under the name, so never at column 0 where the screen's own lines begin,
-# and marked (a narrow character, one column on every terminal) so that padding cannot pass for
-# the indent.
-CONTINUED = "    ¦ "
 TAB = "    "
 # Before the operator's name (`server`, which no member may take): a character no name may hold,
 # so that together with its style no member's name, however alike, looks the same.
@@ -51,8 +47,11 @@ OPERATOR_MARK = "⚑"
 
 
 def name_style(name: str) -> str:
-    """A colour class that is the same for a name in every session (a hash, not the order seen)."""
-    return f"class:name.c{zlib.crc32(fold_name(name).encode()) % NAME_COLOURS}"
+    """Colour classes that are the same for a name in every session (a hash, not the order seen):
+    one of 8 for any terminal, and a hue that the screen's style colours where it has the colours
+    (`layout.name_colours`)."""
+    number = zlib.crc32(fold_name(name).encode())
+    return f"class:name.c{number % NAME_COLOURS} class:name.h{number % HUES}"
 
 
 def mentions(text: str, me: str) -> bool:
@@ -91,12 +90,17 @@ def _body(text: str, me: str, extra_style: str = "") -> Fragments:
 
 
 def render_message(
-    message: Message, me: str, *, earlier: bool = False, asked: bool = False
+    message: Message,
+    me: str,
+    *,
+    earlier: bool = False,
+    asked: bool = False,
+    time_format: str = CLOCK,
 ) -> Fragments:
     """`12:30 alice: text`, an action as `12:30 * alice waves`; history (`earlier`) is dimmed,
     and messages asked for (`asked`: /history, /search) have their own look and their date."""
     extra = " class:earlier" if earlier else " class:asked" if asked else ""
-    when = _dated(message.ts) if asked else clock(message.ts)
+    when = _dated(message.ts, time_format) if asked else clock(message.ts, time_format)
     if message.me:
         return [
             ("class:time" + extra, when + " "),
@@ -113,25 +117,39 @@ def render_message(
     ]
 
 
-def _dated(ts: datetime) -> str:
+def _dated(ts: datetime, time_format: str) -> str:
     """`2026-11-24 09:30`: a message asked for may be from any day."""
-    return ts.astimezone().strftime("%Y-%m-%d %H:%M")
+    return ts.astimezone().strftime(f"%Y-%m-%d {time_format}")
 
 
 def render_asked(
-    title: str, messages: list[Message], me: str, *, end: str | None = None
+    title: str,
+    messages: list[Message],
+    me: str,
+    *,
+    end: str | None = None,
+    time_format: str = CLOCK,
 ) -> list[Fragments]:
     """Messages asked for (/history, /search), set apart from the live ones: a title line, the
     messages in their own look with their date, and an `end` line (none when nothing came)."""
     lines: list[Fragments] = [[("class:asked-title", f"── {strip_unsafe(title)} ──")]]
-    lines += [render_message(message, me, asked=True) for message in messages]
+    lines += [
+        render_message(message, me, asked=True, time_format=time_format) for message in messages
+    ]
     if end is not None:
         lines.append([("class:asked-title", f"── {end} ──")])
     return lines
 
 
 def render_own(
-    text: str, ts: datetime, me: str, *, to: str | None, delivered: int, action: bool = False
+    text: str,
+    ts: datetime,
+    me: str,
+    *,
+    to: str | None,
+    delivered: int,
+    action: bool = False,
+    time_format: str = CLOCK,
 ) -> Fragments:
     """One's own message once the server confirmed it: `✓ delivered to 3`."""
     target = (
@@ -147,7 +165,7 @@ def render_own(
     else:
         said = [_speaker(me, me), *target, ("class:punct", ": "), ("class:text", _shown(text))]
     return [
-        ("class:time", clock(ts) + " "),
+        ("class:time", clock(ts, time_format) + " "),
         *said,
         ("class:confirmed", f"  ✓ delivered to {delivered}"),
     ]
@@ -161,29 +179,28 @@ def render_pending(text: str, *, to: str | None, state: str) -> Fragments:
     return [("class:pending", f"  ⋯{target} {first_line[:60]}{more}  ({state})\n")]
 
 
-def render_event(event: object, me: str) -> Fragments | None:
+def render_event(event: object, me: str, time_format: str = CLOCK) -> Fragments | None:
     """The screen line for a server event, or None for events shown another way."""
     if isinstance(event, Message):
-        return render_message(event, me)
+        return render_message(event, me, time_format=time_format)
     if isinstance(event, Private):
         return [
-            ("class:time", clock(event.ts) + " "),
+            ("class:time", clock(event.ts, time_format) + " "),
             _speaker(event.sender, me),
             ("class:private", " (private)"),
             ("class:punct", ": "),
             *_body(event.text, me, " class:private-text"),
         ]
     if isinstance(event, Joined):
-        return _notice(
-            event.ts, f"→ {strip_unsafe(event.name)} joined · {members_online(event.members)}"
-        )
+        joined = f"→ {strip_unsafe(event.name)} joined · {members_online(event.members)}"
+        return _notice(event.ts, joined, time_format)
     if isinstance(event, Left):
         words = LEAVE_WORDS[event.reason]
-        return _notice(
-            event.ts, f"← {strip_unsafe(event.name)} {words} · {members_online(event.members)}"
-        )
+        left = f"← {strip_unsafe(event.name)} {words} · {members_online(event.members)}"
+        return _notice(event.ts, left, time_format)
     if isinstance(event, Renamed):
-        return _notice(event.ts, f"* {strip_unsafe(event.old)} is now {strip_unsafe(event.new)}")
+        renamed = f"* {strip_unsafe(event.old)} is now {strip_unsafe(event.new)}"
+        return _notice(event.ts, renamed, time_format)
     if isinstance(event, Members):
         names = ", ".join(strip_unsafe(name) for name in event.names)
         return [("class:notice", f"* {members_online(event.members)}: {names}")]
@@ -195,7 +212,11 @@ def render_event(event: object, me: str) -> Fragments | None:
 
 
 def render_welcome(
-    welcome: Welcome, *, history: list[Message] | None = None, title: str = "earlier messages"
+    welcome: Welcome,
+    *,
+    history: list[Message] | None = None,
+    title: str = "earlier messages",
+    time_format: str = CLOCK,
 ) -> list[Fragments]:
     """The lines shown on joining: who is here, the message of the day, earlier messages
     (`history`, by default the welcome's, under a marker line saying `title`)."""
@@ -213,7 +234,9 @@ def render_welcome(
     shown = welcome.history if history is None else history
     if shown:
         lines.append([("class:earlier", f"── {title} ──")])
-        lines.extend(render_message(message, me, earlier=True) for message in shown)
+        lines.extend(
+            render_message(message, me, earlier=True, time_format=time_format) for message in shown
+        )
         lines.append([("class:earlier", "── now ──")])
     return lines
 
@@ -226,13 +249,14 @@ def render_notice(text: str) -> Fragments:
     return [("class:notice", f"* {strip_unsafe(text)}")]
 
 
-def _notice(ts: datetime, text: str) -> Fragments:
-    return [("class:time", clock(ts) + " "), ("class:notice", text)]
+def _notice(ts: datetime, text: str, time_format: str) -> Fragments:
+    return [("class:time", clock(ts, time_format) + " "), ("class:notice", text)]
 
 
 def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
     """The rows one line takes on a terminal `width` columns wide, each row after the first
-    starting with CONTINUED, be it a line break in the text or a row that is full.
+    indented under the line's text (`layout.indent`) and marked with CONTINUED, be it a line
+    break in the text or a row that is full.
 
     Left to the terminal, a full row would go on at column 0, with whatever the text put there:
     a message padded to the width would show a line of its own, looking like the screen's.
@@ -241,6 +265,8 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
     prompt_toolkit measures its own layout (wcwidth).
     """
     cells = [(style, char) for style, text in fragments for char in text.replace("\t", TAB)]
+    margin = indent(fragments, width)
+    continued = " " * (margin - len(CONTINUED)) + CONTINUED
     rows: list[list[tuple[str, str]]] = [[]]  # each row's characters, with their styles
     column = 0
 
@@ -249,7 +275,7 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
         if rows[-1] and rows[-1][-1][1] == " ":
             rows[-1].pop()  # the space the row broke at
         rows.append([])
-        column = len(CONTINUED)
+        column = margin
 
     for word in _words(cells):
         if word[0][1] == "\n":
@@ -259,7 +285,7 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
             if word[0][1] == " ":
                 next_row()  # the row breaks at this space
                 continue
-            if len(CONTINUED) + _width(word) <= width:
+            if margin + _width(word) <= width:
                 next_row()  # the word fits on a row of its own: it starts one
         for cell in word:
             char_width = get_cwidth(cell[1])
@@ -268,7 +294,7 @@ def screen_rows(fragments: Fragments, width: int) -> list[Fragments]:
             rows[-1].append(cell)
             column += char_width
     return [
-        _merged(row if n == 0 else [("class:continued", CONTINUED), *row])
+        _merged(row if n == 0 else [("class:continued", continued), *row])
         for n, row in enumerate(rows)
     ]
 
@@ -321,18 +347,27 @@ class Bar:
 
 
 def render_toolbar(bar: Bar, width: int) -> Fragments:
-    """The bottom bar, as much of it as `width` columns hold; the member count always stays.
+    """The bottom bar, as much of it as `width` columns hold; your name and the member count
+    always stay.
 
-    What goes first: `/help`, the address, your name (the prompt shows it), the server's name;
-    then why the connection is down, then what happens next; last, `last known:`.
+    What goes first: `/help`, the address, the server's name; then why the connection is down,
+    then what happens next, then `last known:`; then the `you:` before your name; last, the
+    end of a name too long for the rest, cut with `…`.
     """
     fragments: Fragments = []
     for status, count in _status_and_count(bar):
-        for kept in range(4, -1, -1):
-            fragments = _toolbar(bar, status, count, kept)
+        for kept in range(3, -1, -1):
+            fragments = _toolbar(bar, status, count, kept, f"you: {strip_unsafe(bar.name)}")
             if get_cwidth(fragments_text(fragments)) <= width:
                 return fragments
-    return fragments  # the shortest: a narrower window cuts its end
+    name = strip_unsafe(bar.name)
+    fragments = _toolbar(bar, status, count, 0, name)
+    room = width - get_cwidth(fragments_text(fragments)) + get_cwidth(name)
+    while name and get_cwidth(name) + 1 > room:
+        name = name[:-1]
+    if name != strip_unsafe(bar.name):  # cut, and gone when not a letter of it fits
+        fragments = _toolbar(bar, status, count, 0, name and name + "…")
+    return fragments  # a window narrower than the count and the state cuts its end
 
 
 def _status_and_count(bar: Bar) -> Iterator[tuple[str, str]]:
@@ -350,11 +385,12 @@ def _status_and_count(bar: Bar) -> Iterator[tuple[str, str]]:
     yield bar.status, count
 
 
-def _toolbar(bar: Bar, status: str, count: str, kept: int) -> Fragments:
-    """The bar with the first `kept` of: the server, your name, the address, `/help`."""
-    extras = [strip_unsafe(bar.server), f"you: {strip_unsafe(bar.name)}", bar.address, "/help"]
-    before = " · ".join(extras[: min(kept, 2)])
-    after = "".join(f" · {extra}" for extra in extras[2:kept])
+def _toolbar(bar: Bar, status: str, count: str, kept: int, name: str) -> Fragments:
+    """The bar with your `name`, the count and the first `kept` of: the server, the address,
+    `/help`."""
+    extras = [strip_unsafe(bar.server), bar.address, "/help"][:kept]
+    before = " · ".join(part for part in [*extras[:1], name] if part)
+    after = "".join(f" · {extra}" for extra in extras[1:])
     return [
         ("class:toolbar.online" if bar.online else "class:toolbar.offline",
          f" {'●' if bar.online else '○'} {status} "),
@@ -389,6 +425,8 @@ STYLE = Style.from_dict(
         "confirmed": "#5faf5f",
         "pending": "#888888 italic",
         "continued": "#888888",
+        "day": "#87afaf bold",
+        "marker": "#ff8700 bold",
         "prompt": "bold",
         "operator": "bg:#d7af00 #000000 bold",
         "name.c0": "#e06c75",

@@ -17,8 +17,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable
-from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -27,31 +25,25 @@ from prompt_toolkit.enums import DEFAULT_BUFFER
 from prompt_toolkit.filters import has_focus
 from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
-from prompt_toolkit.output import Output
+from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
+from prompt_toolkit.styles import BaseStyle, DynamicStyle
 
-from tcpchat.client import recent
 from tcpchat.client.connection import (
     ChatConnection,
     ChatError,
     ConnectionLost,
-    JoinRefused,
     TlsSettings,
 )
-from tcpchat.client.session_log import SessionLog
-from tcpchat.client.ui.asking import (
-    ask,
-    ask_for_server,
-    name_to_offer,
-    open_connection,
-    say,
-    trust_certificate,
-    written_address,
-)
-from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, help_lines, parse_typed
+from tcpchat.client.session_log import SessionLog, open_log
+from tcpchat.client.settings import Settings, SettingsError
+from tcpchat.client.ui.asking import join
+from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, SetRequest, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.input_line import InputLine
+from tcpchat.client.ui.layout import colour_depth, screen_style, write_rows
 from tcpchat.client.ui.local_commands import LOCAL_TYPES
+from tcpchat.client.ui.notify import Attention
 from tcpchat.client.ui.personal import Personal
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
@@ -69,7 +61,6 @@ from tcpchat.defaults import SECONDS
 from tcpchat.protocol import (
     Bye,
     Dm,
-    ErrorCode,
     HelpRequest,
     HistoryRequest,
     Nick,
@@ -77,36 +68,15 @@ from tcpchat.protocol import (
     SearchRequest,
     Welcome,
     Who,
-    fold_name,
 )
 from tcpchat.words import counted
 
 QUIT_WAIT = 5 * SECONDS  # how long /quit waits for the last confirmations
-PASSWORD_TRIES = 3
 
 
 class Removed(ChatError):
     """The chat ended without the person leaving: the server removed them (its words say how:
     the `shutdown` message), or no longer takes their password."""
-
-
-def _write_rows(output: Output, rows: list[Fragments]) -> None:
-    """Write rows made to fit the width with the terminal's own wrapping off, as prompt_toolkit
-    draws its layout: a character the terminal draws wider than wcwidth said cuts its row at
-    the edge rather than pushing the rest to column 0 of a row of its own."""
-    depth = output.get_default_color_depth()
-    output.reset_attributes()
-    output.disable_autowrap()
-    try:
-        for row in rows:
-            for style, text in row:
-                output.set_attributes(STYLE.get_attrs_for_style_str(style), depth)
-                output.write(text)
-            output.reset_attributes()
-            output.write("\r\n")
-    finally:
-        output.enable_autowrap()
-        output.flush()
 
 
 def _chat_keys() -> KeyBindings:
@@ -143,6 +113,7 @@ class ChatScreen:
         connection: ChatConnection,
         welcome: Welcome,
         tls: TlsSettings | None = None,
+        settings: Settings | None = None,
         log: SessionLog | None = None,
     ) -> None:
         self.host = host
@@ -150,7 +121,9 @@ class ChatScreen:
         self.password = password
         self.tls = tls  # every reconnection checks the certificate again
         self.connection: ChatConnection | None = connection
-        self.state = ChatState(welcome)
+        self.settings = settings or Settings()  # shared with the state: /set changes both
+        self.state = ChatState(welcome, settings=self.settings)
+        self.attention = Attention(self.settings, lambda: self.state.server)
         self.transcript: deque[str] = deque(maxlen=1000)
         self.scrollback = Scrollback(log)  # what the screen showed, to read back and keep
         self.personal = Personal()
@@ -160,11 +133,14 @@ class ChatScreen:
         self._tasks: set[asyncio.Task[None]] = set()
         self.session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(self.state),
-            key_bindings=merge_key_bindings([_chat_keys(), self.input.keys()]),
+            key_bindings=merge_key_bindings(
+                [_chat_keys(), self.input.keys(), self.attention.key_bindings()]
+            ),
             rprompt=self.input.beside,
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
-            style=STYLE,
+            style=DynamicStyle(self.style),
+            color_depth=self.colour_depth(),
             enable_history_search=False,
             erase_when_done=True,  # the line reappears above once confirmed
         )
@@ -178,7 +154,8 @@ class ChatScreen:
         output = get_app_session().output
 
         def render() -> None:
-            _write_rows(output, screen_rows(fragments, output.get_size().columns))
+            rows = screen_rows(fragments, output.get_size().columns)
+            write_rows(output, rows, self.style(), self.colour_depth())
 
         if self.input.held(render):
             return
@@ -192,16 +169,19 @@ class ChatScreen:
         for line in lines:
             self.show(line)
 
+    def colour_depth(self) -> ColorDepth | None:
+        """The colours the settings ask for (None: as many as the terminal says it has)."""
+        return colour_depth(self.settings.colours)
+
+    def style(self) -> BaseStyle:
+        """The screen's colours, with more for names where the terminal shows them."""
+        depth = self.colour_depth() or get_app_session().output.get_default_color_depth()
+        return screen_style(STYLE, depth)
+
     def refresh(self) -> None:
         app = get_app_or_none()
         if app is not None and app.is_running:
             app.invalidate()
-
-    def bell(self) -> None:
-        app = get_app_or_none()
-        if app is not None and app.is_running:
-            app.output.bell()
-            app.output.flush()
 
     def prompt_message(self) -> AnyFormattedText:
         """Unconfirmed messages, then the prompt itself."""
@@ -228,9 +208,7 @@ class ChatScreen:
         self.refresh()
 
     def _act(self, outcome: Outcome) -> None:
-        if outcome.bell:
-            self.bell()
-        self.show_all(outcome.lines)
+        self.show_all([*self.attention.react(outcome.heard, outcome.bell), *outcome.lines])
         if outcome.send:
             self._background(self._send_all(outcome.send))
 
@@ -269,9 +247,23 @@ class ChatScreen:
             await self.queue(command.text, me=command.me)
         elif isinstance(command, (HistoryRequest, SearchRequest)):
             await self._ask(command)
+        elif isinstance(command, SetRequest):
+            self.show_all(self._set(command))
         elif isinstance(command, Problem):
             self.show(render_problem(command.sentence))
         return True
+
+    def _set(self, request: SetRequest) -> list[Fragments]:
+        """/set: the settings, one of them, or one changed for this session."""
+        try:
+            if not request.value:
+                return [render_notice(line) for line in self.settings.lines(request.key)]
+            said = self.settings.change(request.key, request.value)
+        except SettingsError as error:
+            return [render_problem(str(error))]
+        self.session.color_depth = self.colour_depth()
+        self.refresh()
+        return [render_notice(said)]
 
     async def _ask(self, command: HistoryRequest | SearchRequest) -> None:
         """/history or /search: the answer is shown when it comes (`state.receive`)."""
@@ -440,6 +432,7 @@ class ChatScreen:
         self.on_welcome(self._first_welcome, rejoined=False)
         network = asyncio.ensure_future(self.network())
         ticker = asyncio.ensure_future(self.tick())
+        self.attention.start(self.session.app, get_app_session().output)
         try:
             with patch_stdout():
                 while True:
@@ -458,6 +451,7 @@ class ChatScreen:
             if self.state.removed is not None:
                 raise Removed(self.state.removed)
         finally:
+            self.attention.stop()
             network.cancel()
             ticker.cancel()
             for task in self._tasks:
@@ -471,45 +465,26 @@ async def run_interactive(
     name: str | None,
     password: str | None,
     tls: TlsSettings | None = None,
-    log: SessionLog | None = None,
+    settings: Settings | None = None,
 ) -> None:
-    """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
-    asker: PromptSession[str] = PromptSession()
-    # Only the first connection may ask about a new certificate: the chat screen's reconnects
-    # cannot stop to ask, and by then the certificate is pinned.
-    asking = None if tls is None else replace(tls, ask=partial(trust_certificate, asker))
-    if host:
-        connection = await open_connection(host, port, asking)
-    else:
-        host, port, connection = await ask_for_server(asker, port, asking)
-    password_tries = 0
-    refused_names: set[str] = set()
-    while True:
-        while not name:
-            name = await ask(asker, "Your name", name_to_offer(refused_names))
-        try:
-            welcome = await connection.join(name, password)
-            break
-        except JoinRefused as refused:
-            code = refused.error.code
-            if refused.can_retry:
-                say(render_problem(str(refused)))
-                refused_names.add(fold_name(name))
-                name = None
-                continue
-            await connection.close()
-            if code is ErrorCode.AUTH_FAILED and password_tries < PASSWORD_TRIES:
-                if password is not None:
-                    say(render_problem(str(refused)))
-                password_tries += 1
-                password = await ask(asker, "This server needs a password", secret=True)
-                connection = await open_connection(host, port, asking)
-                continue
-            raise ChatError(f"could not join: {refused}") from None
-        except BaseException:
-            await connection.close()
-            raise
-    recent.remember(written_address(host, port), welcome.name)
-    if log is not None:
-        log.start(f"{welcome.name} on {written_address(host, port)}")
-    await ChatScreen(host, port, password, connection, welcome, tls, log).run()
+    """Ask for what is missing, connect and join (`asking.join`), then chat; the session's log,
+    when the settings name one, is opened first: one that cannot be written stops it all."""
+    settings = settings or Settings()
+    log = open_log(settings.log)
+    try:
+        joined = await join(host, port, name, password, tls)
+        if log is not None:
+            log.start(f"{joined.welcome.name} on {joined.address}")
+        await ChatScreen(
+            joined.host,
+            joined.port,
+            joined.password,
+            joined.connection,
+            joined.welcome,
+            tls,
+            settings,
+            log,
+        ).run()
+    finally:
+        if log is not None:
+            log.close()

@@ -16,17 +16,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tcpchat.client.settings import Settings
+from tcpchat.client.ui.look import Look
+from tcpchat.client.ui.noise import Noise
 from tcpchat.client.ui.render import (
     Bar,
     Fragments,
     mentions,
-    render_asked,
-    render_event,
     render_notice,
-    render_own,
     render_pending,
     render_problem,
-    render_welcome,
 )
 from tcpchat.protocol import (
     Ack,
@@ -97,18 +96,25 @@ class PendingMessage:
 
 @dataclass
 class Outcome:
-    """What the screen does after a change of state: show `lines`, ring the bell, send `send`."""
+    """What the screen does after a change of state: show `lines`, ring the bell, send `send`;
+    `heard`: the message that came, if one did (the screen may be watched for it)."""
 
     lines: list[Fragments] = field(default_factory=list)
     bell: bool = False
     send: list[PendingMessage] = field(default_factory=list)
+    heard: Message | Private | None = None
 
 
 class ChatState:
     """The session: the room as last heard, the person's name, unconfirmed messages, the link."""
 
-    def __init__(self, welcome: Welcome, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, welcome: Welcome, *, clock: Clock = time.monotonic, settings: Settings | None = None
+    ) -> None:
         self.clock = clock
+        self.settings = settings or Settings()
+        self.look = Look(self.settings)  # the lines in the chosen time format, with day lines
+        self.noise = Noise(self.settings, clock)
         self.name = welcome.name
         self.server = welcome.server
         self.max_text = welcome.max_text
@@ -199,7 +205,7 @@ class ChatState:
         if rejoined:
             lines = self._back(welcome, since, remembers=token_shown and welcome.seq >= since)
         else:
-            lines = render_welcome(welcome)
+            lines = self.look.welcome(welcome)
         # From the welcome on, messages come live: a later rejoin resumes after these.
         self.last_seq = max([welcome.seq, *(message.seq for message in welcome.history)])
         self._shown(welcome.history)
@@ -231,7 +237,7 @@ class ChatState:
         if missed:
             lines.append(render_notice(f"{counted(len(missed), 'message')} while you were away:"))
         # Not the greeting again: the message of the day, then the missed messages.
-        return lines + render_welcome(welcome, history=missed, title="while you were away")[1:]
+        return lines + self.look.welcome(welcome, missed, "while you were away")[1:]
 
     def _settle_unsure(
         self, missed: list[Message], remembers: bool, lines: list[Fragments]
@@ -287,26 +293,25 @@ class ChatState:
             self.status = "removed"
         else:
             self._track(event, outcome)
-            fragments = render_event(event, self.name)
-            if fragments:
-                outcome.lines.append(fragments)
+            if self.noise.shows(event):
+                outcome.lines += self.look.event(event, self.name)
         return outcome
 
     def _page(self, page: HistoryPage) -> list[Fragments]:
         if not page.messages:
-            return render_asked("no earlier messages", [], self.name)
+            return self.look.asked("no earlier messages", [], self.name)
         self._shown(page.messages)
         title = f"{counted(len(page.messages), 'earlier message')}"
         end = "/history for more" if page.more else "the oldest message kept"
-        return render_asked(title, page.messages, self.name, end=end)
+        return self.look.asked(title, page.messages, self.name, end)
 
     def _results(self, results: Results) -> list[Fragments]:
         words = self._searches.pop(results.id or "", "")
         asked = f"search “{words}”" if words else "search"
         if not results.messages:
-            return render_asked(f"{asked}: nothing found", [], self.name)
+            return self.look.asked(f"{asked}: nothing found", [], self.name)
         found = f"{asked}: {len(results.messages)} found, newest first"
-        return render_asked(found, results.messages, self.name, end="end of search")
+        return self.look.asked(found, results.messages, self.name, "end of search")
 
     def _confirmed(self, ack: Ack, outcome: Outcome) -> None:
         if ack.seq is not None:
@@ -315,10 +320,9 @@ class ChatState:
                 self.oldest_seq = ack.seq
         item = self.pending.pop(ack.id, None) if ack.id is not None else None
         if item is not None:
-            shown = render_own(
-                item.text, ack.ts, self.name, to=item.to, delivered=ack.delivered, action=item.me
+            outcome.lines += self.look.own(
+                item.text, ack.ts, self.name, item.to, ack.delivered, item.me
             )
-            outcome.lines.append(shown)
 
     def _refused(self, item: PendingMessage, error: Error, outcome: Outcome) -> None:
         if self._may_wait_for_recipient(item, error):
@@ -346,9 +350,11 @@ class ChatState:
             self._shown([event])
             self._spoke(event.sender)
             outcome.bell = mentions(event.text, self.name)
+            outcome.heard = event
         elif isinstance(event, Private):
             self._spoke(event.sender)
             outcome.bell = True
+            outcome.heard = event
         elif isinstance(event, (Joined, Left, Members)):
             self.members = event.members
             if isinstance(event, Joined):
@@ -363,6 +369,7 @@ class ChatState:
             self.names.add(event.new)
             if event.old in self.speakers:
                 self.speakers[self.speakers.index(event.old)] = event.new
+            self.noise.renamed(event.old, event.new)
             if fold_name(event.old) == fold_name(self.name):
                 self.name = event.new
         elif isinstance(event, Shutdown):
@@ -376,6 +383,7 @@ class ChatState:
         return released
 
     def _spoke(self, name: str) -> None:
+        self.noise.spoke(name)
         if name in self.speakers:
             self.speakers.remove(name)
         self.speakers.insert(0, name)

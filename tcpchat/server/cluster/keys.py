@@ -33,7 +33,8 @@ class RoomKeys:
     @property
     def events(self) -> str:
         """Everything every process must deliver in one order: messages, joins, leaves,
-        renames (a stream, trimmed: it is for live delivery and a short catch-up)."""
+        renames, and private messages until their recipient's process delivered them (a
+        stream, trimmed: it is for live delivery and a short catch-up)."""
         return self._key("events")
 
     @property
@@ -46,6 +47,17 @@ class RoomKeys:
     def names(self) -> str:
         """Who holds which name: folded name -> `PROCESS CONNECTION NAME` (a hash)."""
         return self._key("names")
+
+    @property
+    def looks(self) -> str:
+        """Every held name's look-alike keys (`confusable_keys`) -> its folded form (a hash)."""
+        return self._key("looks")
+
+    @property
+    def claims(self) -> str:
+        """Folded name -> JSON `{"t": its connection's token digest, "l": its look-alike keys}`
+        (a hash): what a takeover checks, and what freeing the name removes."""
+        return self._key("claims")
 
     def ids(self, lineage: int) -> str:
         """The ids a member lineage sent lately: id digest -> `SEQ TS DELIVERED` (a hash that

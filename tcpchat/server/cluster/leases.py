@@ -19,11 +19,13 @@ LEASE = 3 * SECONDS
 RENEW_EVERY = LEASE / 3
 
 _NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)"
-# KEYS: leases.  ARGV: process, lease in ms.  Returns how many processes are alive.
+# KEYS: leases.  ARGV: process, lease in ms.  Returns how many processes are alive, and 1 if
+# the process's lease had not run out (0: it had, or there was none).
 RENEW = f"""
 {_NOW_MS}
+local was = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]) or '0')
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-return redis.call('ZCOUNT', KEYS[1], now, '+inf')
+return {{redis.call('ZCOUNT', KEYS[1], now, '+inf'), was >= now and 1 or 0}}
 """
 # KEYS: leases.  Returns the processes whose lease has ended.
 EXPIRED = f"""
@@ -42,13 +44,14 @@ class Leases:
         self._renew = client.register_script(RENEW)
         self._expired = client.register_script(EXPIRED)
 
-    async def renew(self) -> int:
-        """Extend our lease; return how many processes are alive (us included)."""
-        alive = await ask(
+    async def renew(self) -> tuple[int, bool]:
+        """Extend our lease; return how many processes are alive (us included), and whether
+        the lease was still ours (False: the others may have taken this process for dead)."""
+        alive, kept = await ask(
             "renew this process's lease",
             self._renew(keys=[LEASES], args=[self.process, self.lease_ms]),
         )
-        return int(alive)
+        return int(alive), bool(kept)
 
     async def expired(self) -> list[str]:
         """The processes whose lease has ended (not yet forgotten)."""

@@ -8,6 +8,7 @@ Redis failure is `ClusterUnavailable`, one sentence, so that the room can answer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,16 @@ from typing import Any
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from tcpchat.protocol import Joined, LeaveReason, Left, Message, fold_name
+from tcpchat.protocol import (
+    Joined,
+    LeaveReason,
+    Left,
+    Message,
+    Private,
+    Renamed,
+    confusable_keys,
+    fold_name,
+)
 from tcpchat.protocol.jsonlines import format_ts, parse_ts
 from tcpchat.server.cluster import scripts
 from tcpchat.server.cluster.keys import TOKEN_KEY, RoomKeys
@@ -52,10 +62,12 @@ class Event:
     process (and which of its requests, for an ack) it came from."""
 
     id: str
-    event: Message | Joined | Left
+    event: Message | Joined | Left | Renamed | Private
     origin: str
     tag: str = ""
     delivered: int = 0  # a message's: to how many others it went
+    # `PROCESS CONNECTION NAME` of the member a `left` or `private` is about (or for)
+    holder: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +102,35 @@ def _kept(answer: list[Any]) -> Kept:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A join's answer: the name is now ours (with the room's count), or someone holds it."""
+    """A join's answer: the name is now ours (with the room's count), or someone holds it or a
+    name it looks like."""
 
     claimed: bool
     members: int = 0
-    holder: str = ""
+    holder: str = ""  # who holds it (not claimed), or held it before the token took it (claimed)
     event_id: str = ""  # where the join is in the room's events
     seq: int = 0  # the newest message before it
+    looks_like: str = ""  # the name someone holds that this one looks like
+
+
+def _claim(answer: list[Any]) -> Claim:
+    kind = int(answer[0])
+    if kind == 0:
+        return Claim(False, holder=str(answer[1]))
+    if kind == 3:
+        return Claim(False, looks_like=str(answer[1]))
+    holder = str(answer[4]) if kind == 2 else ""
+    return Claim(True, int(answer[1]), holder, str(answer[2]), int(answer[3]))
+
+
+def holder_parts(holder: str) -> tuple[str, str, str]:
+    """`PROCESS CONNECTION NAME` as its three parts."""
+    process, connection, name = holder.split(" ", 2)
+    return process, connection, name
+
+
+def _looks(name: str) -> str:
+    return json.dumps(sorted(confusable_keys(name)), ensure_ascii=False)
 
 
 class SharedRoom:
@@ -116,6 +150,12 @@ class SharedRoom:
         self._leave = client.register_script(scripts.LEAVE)
         self._forget = client.register_script(scripts.FORGET_PROCESS)
         self._raise_seq = client.register_script(scripts.RAISE_SEQ)
+        self._rename = client.register_script(scripts.RENAME)
+        self._dm = client.register_script(scripts.DM)
+
+    def _name_keys(self, process: str) -> list[str]:
+        keys = self.keys
+        return [keys.names, keys.events, keys.owned_by(process), keys.looks, keys.claims]
 
     # --- changes -------------------------------------------------------------------------------
 
@@ -142,44 +182,85 @@ class SharedRoom:
             answers = await ask("keep the messages", pipe.execute())
         return [_kept(answer) for answer in answers]
 
-    async def join(self, folded: str, name: str, connection: str, ts: datetime) -> Claim:
-        """Claim `name` (folded: `folded`) for one of our connections, unless someone holds it."""
-        keys = self.keys
+    async def join(
+        self,
+        name: str,
+        connection: str,
+        ts: datetime,
+        *,
+        token: str = "",
+        shown: str = "",
+    ) -> Claim:
+        """Claim `name` for one of our connections (whose token's digest is `token`), unless
+        someone holds it or a name it looks like; or take it over from its holder when `shown`
+        is the digest of the holder's token."""
         answer = await ask(
             "claim the name",
             self._join(
-                keys=[keys.names, keys.events, keys.owned_by(self.process), keys.seq],
-                args=[folded, name, f"{self.process} {connection}", format_ts(ts),
-                      EVENTS_KEPT, self.process, connection],
+                keys=[*self._name_keys(self.process), self.keys.seq],
+                args=[fold_name(name), name, f"{self.process} {connection}", format_ts(ts),
+                      EVENTS_KEPT, self.process, connection, _looks(name), token, shown],
             ),
         )  # fmt: skip
-        if int(answer[0]) == 1:
-            return Claim(True, int(answer[1]), event_id=str(answer[2]), seq=int(answer[3]))
-        return Claim(False, holder=str(answer[1]))
+        return _claim(answer)
+
+    async def rename(self, old: str, new: str, connection: str, ts: datetime) -> Claim:
+        """Move our connection's name `old` to `new` with a `renamed` (`event_id`), unless
+        someone holds `new` or a name it looks like.  Not claimed and no holder: `old` is no
+        longer ours (its process was taken for dead)."""
+        answer = await ask(
+            "change the name",
+            self._rename(
+                keys=self._name_keys(self.process),
+                args=[fold_name(old), fold_name(new), new, f"{self.process} {connection}",
+                      format_ts(ts), EVENTS_KEPT, self.process, connection, _looks(new)],
+            ),
+        )  # fmt: skip
+        kind = int(answer[0])
+        if kind == 1:
+            return Claim(True, event_id=str(answer[1]))
+        if kind == 3:
+            return Claim(False, looks_like=str(answer[1]))
+        return Claim(False, holder=str(answer[1]) if kind == 0 else "")
+
+    async def dm(self, to: str, sender: str, text: str, ts: datetime) -> str | None:
+        """Pass a private message to whichever process holds `to`: its display name, or None
+        when nobody does."""
+        keys = self.keys
+        answer = await ask(
+            "pass the private message on",
+            self._dm(
+                keys=[keys.names, keys.events],
+                args=[fold_name(to), sender, text, format_ts(ts), EVENTS_KEPT, self.process],
+            ),
+        )
+        return str(answer[1]) if int(answer[0]) == 1 else None
+
+    async def delivered(self, event_id: str) -> None:
+        """A private message reached its recipient: it is not kept any longer."""
+        await ask("forget a private message", self.client.xdel(self.keys.events, event_id))
 
     async def leave(
-        self, folded: str, connection: str, reason: LeaveReason, ts: datetime
+        self, name: str, connection: str, reason: LeaveReason, ts: datetime
     ) -> int | None:
         """Free our connection's name with a `left`; the count after it, or None if the name
-        was not ours (freed already)."""
-        keys = self.keys
+        was not ours (freed already, or taken over with its token)."""
         answer = await ask(
             "free the name",
             self._leave(
-                keys=[keys.names, keys.events, keys.owned_by(self.process)],
-                args=[folded, f"{self.process} {connection}", reason.value, format_ts(ts),
-                      EVENTS_KEPT, self.process],
+                keys=self._name_keys(self.process),
+                args=[fold_name(name), f"{self.process} {connection}", reason.value,
+                      format_ts(ts), EVENTS_KEPT, self.process],
             ),
         )  # fmt: skip
         return int(answer[1]) if int(answer[0]) == 1 else None
 
     async def forget_process(self, process: str, ts: datetime) -> int:
         """Free every name a dead process's members held here, each with its `left`."""
-        keys = self.keys
         gone = await ask(
             "free a stopped process's names",
             self._forget(
-                keys=[keys.names, keys.events, keys.owned_by(process)],
+                keys=self._name_keys(process),
                 args=[process, format_ts(ts), EVENTS_KEPT, self.process],
             ),
         )
@@ -192,11 +273,15 @@ class SharedRoom:
         value = await ask("share the token key", client.get(TOKEN_KEY))
         return bytes.fromhex(value)
 
-    async def raise_seq(self) -> int:
-        """Make sure the counter is not below the newest message kept; return it."""
+    async def raise_seq(self, seen: int = 0) -> int:
+        """Make sure the counter is not below the newest message kept nor `seen` (the newest
+        this process delivered); return it."""
         keys = self.keys
         return int(
-            await ask("check the room's counter", self._raise_seq(keys=[keys.seq, keys.history]))
+            await ask(
+                "check the room's counter",
+                self._raise_seq(keys=[keys.seq, keys.history], args=[seen]),
+            )
         )
 
     # --- reading -------------------------------------------------------------------------------
@@ -299,11 +384,18 @@ def _event(entry_id: str, fields: dict[str, str]) -> Event:
             ts=ts,
             me=fields.get("me") == "1",
         )
-        return Event(entry_id, message, origin, fields.get("tag", ""))
-    if kind == "joined":
         return Event(
-            entry_id, Joined(name=fields["name"], members=int(fields["members"]), ts=ts), origin
+            entry_id, message, origin, fields.get("tag", ""), int(fields.get("delivered", 0))
         )
+    if kind == "joined":
+        joined = Joined(name=fields["name"], members=int(fields["members"]), ts=ts)
+        return Event(entry_id, joined, origin, fields.get("tag", ""))
+    if kind == "renamed":
+        renamed = Renamed(old=fields["old"], new=fields["new"], ts=ts)
+        return Event(entry_id, renamed, origin, fields.get("tag", ""))
+    if kind == "private":
+        private = Private(sender=fields["from"], to=fields["to"], text=fields["text"], ts=ts)
+        return Event(entry_id, private, origin, holder=fields["holder"])
     reason = LeaveReason(fields["reason"])
     left = Left(name=fields["name"], members=int(fields["members"]), reason=reason, ts=ts)
-    return Event(entry_id, left, origin)
+    return Event(entry_id, left, origin, holder=fields.get("holder", ""))

@@ -1,18 +1,20 @@
-"""One process's part in a cluster: what it asks of Redis for its own members, and the room's
-events from Redis that it hands to them.
+"""One process's part in a cluster: what it asks of Redis for its own members.
 
-A member's `hello` claims its name in Redis before the room admits it here; its `say` gets its
-`seq` there; its leaving frees the name there.  The `joined`, `message` and `left` that members
-see do not come from this process's room but from one task that reads the room's `events`
-stream in order and gives each event to the members here (a sender gets its `ack` at its
-message's place in that order), so every process's members see one order.  Another task
-renews this process's lease and frees the names of processes whose lease ran out.
+A member's `hello` claims its name in Redis before the room admits it here (or takes it over
+from the connection, on any process, whose token it shows); its `say` gets its `seq` there; a
+rename moves its name there, a private message to a member of another process passes through
+there, and its leaving frees the name there.  The `joined`, `message`, `renamed` and `left`
+that members see do not come from this process's room but from the room's events in Redis
+(`tcpchat.server.cluster.live`), so every process's members see one order.  Another task renews
+this process's lease and frees the names of processes whose lease ran out; a process that was
+itself taken for dead (cut off longer than its lease) claims its members' names again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import secrets
 from collections.abc import Coroutine
@@ -23,8 +25,8 @@ import redis.asyncio as redis
 
 from tcpchat.protocol import (
     Ack,
+    Dm,
     Error,
-    ErrorCode,
     Event,
     Hello,
     HistoryPage,
@@ -32,20 +34,26 @@ from tcpchat.protocol import (
     Invalid,
     LeaveReason,
     Members,
-    Message,
+    Mode,
     Nick,
+    Private,
     Results,
     Say,
     SearchRequest,
     Welcome,
     Who,
-    fold_name,
     normalize_name,
 )
-from tcpchat.server.cluster.keys import CONTROL
+from tcpchat.server.cluster.acts import SharedActs
 from tcpchat.server.cluster.leases import RENEW_EVERY, Leases
-from tcpchat.server.cluster.shared_room import ClusterUnavailable, Said, SharedRoom, ask
-from tcpchat.server.cluster.shared_room import Event as StreamEntry
+from tcpchat.server.cluster.live import LiveEvents, stream_position
+from tcpchat.server.cluster.shared_room import (
+    Claim,
+    ClusterUnavailable,
+    Said,
+    SharedRoom,
+    holder_parts,
+)
 from tcpchat.server.messages import RESUME_LIMIT
 from tcpchat.server.once import request_key
 from tcpchat.server.room import (
@@ -55,7 +63,9 @@ from tcpchat.server.room import (
     SEARCH_PAGE_MAX,
     Delivery,
     clamp_limit,
+    looks_taken,
     name_taken,
+    nobody_called,
     unavailable,
 )
 
@@ -65,7 +75,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tcpchat.server")
 
-READ_BLOCK_MS = 1000  # how long one read of the events waits for news
 RETRY_AFTER = 0.5  # seconds before trying Redis again after a failure
 CLOSE_WITHIN = 1.0  # seconds a stopping process gives Redis to free its members' names
 
@@ -82,9 +91,15 @@ class _Outgoing:
     ts: datetime
 
 
-def _stream_position(event_id: str) -> tuple[int, int]:
-    milliseconds, _, number = event_id.partition("-")
-    return int(milliseconds), int(number or 0)
+def token_digest(token: str | None) -> str:
+    """What Redis keeps of a connection's token (enough to compare, useless to steal)."""
+    if token is None:
+        return ""
+    return hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _refusal(name: str, claim: Claim) -> Error:
+    return name_taken(name) if not claim.looks_like else looks_taken(name, claim.looks_like)
 
 
 class ClusterSide:
@@ -102,18 +117,19 @@ class ClusterSide:
         self.shared = SharedRoom(self.client, room, self.process, reader=self.reader)
         self.leases = Leases(self.client, self.process)
         self.alive = 1  # processes in the cluster, this one included
-        self._last_id = "0-0"
         self._ids: dict[Member, str] = {}
         self._by_id: dict[str, Member] = {}
         self._next_id = 0
-        # Where the own `joined` of each member that joined here lately is in the stream, until
-        # delivery passes it: such a member gets only the events after it.
-        self._joined_at: dict[Member, tuple[int, int]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failing = False
         self._outbox: list[_Outgoing] = []  # messages for Redis, in the order they came
-        self._control_id = "0-0"
         self._news = asyncio.Event()
+        # Members whose name a token took over (their leaving frees nothing), and members whose
+        # name was freed while this process was cut off (being claimed again).
+        self._replaced: set[Member] = set()
+        self._reclaiming: set[Member] = set()
+        self.live = LiveEvents(self)
+        self.acts = SharedActs(server, self.shared, self.reader, self.spawn)
 
     # --- the process ---------------------------------------------------------------------------
 
@@ -122,14 +138,11 @@ class ClusterSide:
         await self.shared.raise_seq()
         room = self.server.fanouts[self.shared.keys.room].room
         room.sent.use_key(await self.shared.token_key(room.sent.key))
-        self._last_id = await self.shared.newest_event_id()
-        self.alive = await self.leases.renew()
-        found: Any = await ask("read the operator's acts", self.client.xrevrange(CONTROL, count=1))
-        self._control_id = found[0][0] if found else "0-0"
-        self._spawn(self._deliver_forever())
-        self._spawn(self._obey_forever())
-        self._spawn(self._publish_forever())
-        self._spawn(self._keep_lease())
+        self.alive, _ = await self.leases.renew()
+        await self.live.start()
+        await self.acts.start()
+        self.spawn(self._publish_forever())
+        self.spawn(self._keep_lease())
 
     async def close(self) -> None:
         """Leave the cluster: our members' names freed (each with its `left`), our lease ended;
@@ -152,20 +165,24 @@ class ClusterSide:
         await self.shared.forget_process(self.process, self.server.clock())
         await self.leases.release()
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _failed(self, error: ClusterUnavailable) -> None:
+    def failed(self, error: ClusterUnavailable) -> None:
         if not self._failing:
             self._failing = True
             log.warning("%s Messages are refused until Redis answers again (not repeated).", error)
 
-    def _worked(self) -> None:
+    def worked(self) -> None:
         if self._failing:
             self._failing = False
             log.info("Redis answers again; messages are accepted.")
+
+    def member_with(self, connection: str) -> Member | None:
+        """The member here whose connection id is `connection`, if it is still here."""
+        return self._by_id.get(connection)
 
     def _connection_id(self, member: Member) -> str:
         found = self._ids.get(member)
@@ -189,22 +206,34 @@ class ClusterSide:
         elif isinstance(event, SearchRequest):
             self.search(member, event)
         elif isinstance(event, Nick):
-            member.send(Error(ErrorCode.BAD_MESSAGE, "Names cannot be changed in a cluster yet."))
+            self.nick(member, event)
+        elif isinstance(event, Dm):
+            if member.fanout.room.handle_named(event.to) is not None:
+                return False  # a member of this process: no need to ask Redis
+            self.dm(member, event)
         else:
             return False
         return True
 
     def join(self, member: Member, hello: Hello, needs_password: bool) -> None:
-        """`hello` passed the room's checks: claim the name in Redis, then admit it here."""
-        self._spawn(self._join(member, hello, needs_password))
+        """`hello` passed the room's checks: claim the name in Redis (or take it over from the
+        connection whose token it shows, on any process), then admit it here."""
+        self.spawn(self._join(member, hello, needs_password))
 
     async def _join(self, member: Member, hello: Hello, needs_password: bool) -> None:
         room = member.fanout.room
         name = normalize_name(hello.name)
         now = self.server.clock()
+        lineage, token = room.lineage_and_token(hello)
         deliveries: list[Delivery]
         try:
-            claim = await self.shared.join(fold_name(name), name, self._connection_id(member), now)
+            claim = await self.shared.join(
+                name,
+                self._connection_id(member),
+                now,
+                token=token_digest(token),
+                shown=token_digest(hello.token),
+            )
             if claim.claimed:
                 names = await self.shared.names()
                 if hello.since is None:
@@ -214,25 +243,28 @@ class ClusterSide:
                     since = max(0, hello.since)
                     history = await self.shared.since(since, RESUME_LIMIT)
                     complete = since <= claim.seq and len(history) >= claim.seq - since
-            self._worked()
+            self.worked()
         except ClusterUnavailable as error:
-            self._failed(error)
+            self.failed(error)
             member.fanout.dispatch([unavailable(member)])
             return
+        if claim.holder and claim.claimed:  # taken over: the old connection goes
+            self.replace(claim.holder)
         if not claim.claimed:
-            deliveries = [Delivery(name_taken(name), (member,))]
+            deliveries = [Delivery(_refusal(name, claim), (member,))]
         elif member.done:  # it went while Redis answered
             await self._free(member, name, LeaveReason.DISCONNECTED)
             return
         else:
             admitted = room.admit(
-                member, hello, name, now, history=history, complete=complete, seq=claim.seq
-            )
+                member, hello, name, now, history=history, complete=complete, seq=claim.seq,
+                lineage=lineage, token=token,
+            )  # fmt: skip
             welcome = admitted[0].event
             assert isinstance(welcome, Welcome)
             welcome = dataclasses.replace(welcome, members=claim.members, names=names)
             deliveries = [Delivery(welcome, (member,))]  # `joined` comes from the stream
-            self._joined_at[member] = _stream_position(claim.event_id)
+            self.live.joined_at[member] = stream_position(claim.event_id)
         self.server.joined(member, hello, deliveries, needs_password)
 
     def say(self, member: Member, say: Say) -> None:
@@ -270,9 +302,9 @@ class ClusterSide:
                         for o in batch
                     ]
                 )  # fmt: skip
-                self._worked()
+                self.worked()
             except ClusterUnavailable as error:
-                self._failed(error)
+                self.failed(error)
                 for outgoing in batch:
                     member = outgoing.member
                     if member.fanout.room.is_member(member):
@@ -291,30 +323,109 @@ class ClusterSide:
                 ack = Ack(id=request, seq=answer.seq, ts=outgoing.ts, delivered=0)
                 member.fanout.room.sent.remember(outgoing.lineage, request, ack, outgoing.ts)
 
+    def replace(self, holder: str) -> None:
+        """A token took the name of `holder` (`PROCESS CONNECTION NAME`) over: if that
+        connection is ours, it goes (its `left`, reason replaced, is already in the stream)."""
+        process, connection, _ = holder_parts(holder)
+        old = self._by_id.get(connection) if process == self.process else None
+        if old is not None and old.fanout.room.is_member(old):
+            self._replaced.add(old)
+            self.server.replace(old)
+
     def leave(self, member: Member, name: str, reason: LeaveReason) -> None:
         """A member here left: its name is freed in Redis (its `left` comes from the stream)."""
-        self._joined_at.pop(member, None)
-        self._spawn(self._free(member, name, reason))
+        self.live.joined_at.pop(member, None)
+        self._reclaiming.discard(member)
+        if member in self._replaced:  # the name is its successor's now
+            self._replaced.discard(member)
+            self._by_id.pop(self._ids.pop(member, ""), None)
+            return
+        self.spawn(self._free(member, name, reason))
 
     async def _free(self, member: Member, name: str, reason: LeaveReason) -> None:
         try:
-            await self.shared.leave(
-                fold_name(name), self._connection_id(member), reason, self.server.clock()
-            )
+            await self.shared.leave(name, self._connection_id(member), reason, self.server.clock())
         except ClusterUnavailable as error:
-            self._failed(error)  # the lease's end frees it, if this process goes
+            self.failed(error)  # the lease's end frees it, if this process goes
         finally:
             self._by_id.pop(self._ids.pop(member, ""), None)
 
+    def dm(self, member: Member, dm: Dm) -> None:
+        """A private message to a member of another process, through the room's events."""
+        room = member.fanout.room
+        refused = room.dm_refusal(member, dm)
+        if refused is not None:
+            member.fanout.dispatch(refused)
+            return
+        self.spawn(self._dm(member, dm))
+
+    async def _dm(self, member: Member, dm: Dm) -> None:
+        room = member.fanout.room
+        sender = room.name_of(member)
+        if sender is None:
+            return
+        now = self.server.clock()
+        try:
+            to = await self.shared.dm(normalize_name(dm.to), sender, dm.text, now)
+            self.worked()
+        except ClusterUnavailable as error:
+            self.failed(error)
+            to = None
+            deliveries = [unavailable(member, dm.id)]
+        else:
+            if to is None:
+                deliveries = [nobody_called(member, dm)]
+            else:
+                log.info("%s sent a private message to %s", sender, to)
+                deliveries = [Delivery(Ack(id=dm.id, seq=None, ts=now, delivered=1), (member,))]
+                if member.codec.mode is Mode.PLAIN:  # the nc user's echo
+                    private = Private(sender=sender, to=to, text=dm.text, ts=now)
+                    deliveries.insert(0, Delivery(private, (member,)))
+        if room.is_member(member):
+            member.fanout.dispatch(deliveries)
+
+    def nick(self, member: Member, nick: Nick) -> None:
+        """A new name: checked here, moved in Redis; the `renamed` comes from the stream."""
+        room = member.fanout.room
+        new = normalize_name(nick.name)
+        error = room.name_error(new, renaming=member)
+        if error is not None:
+            member.fanout.dispatch([Delivery(error, (member,))])
+            return
+        self.spawn(self._rename(member, new))
+
+    async def _rename(self, member: Member, new: str) -> None:
+        room = member.fanout.room
+        old = room.name_of(member)
+        if old is None:
+            return
+        now = self.server.clock()
+        try:
+            claim = await self.shared.rename(old, new, self._connection_id(member), now)
+            self.worked()
+        except ClusterUnavailable as error:
+            self.failed(error)
+            claim = None
+        if not room.is_member(member):
+            return
+        if claim is not None and claim.claimed:
+            if room.name_of(member) == old:
+                room.rename(member, new, now)
+                log.info("%s is now known as %s", old, new)
+        elif claim is not None and (claim.holder or claim.looks_like):
+            member.fanout.dispatch([Delivery(_refusal(new, claim), (member,))])
+        else:  # Redis failed, or the old name is being claimed again: nothing changed
+            member.fanout.dispatch([unavailable(member)])
+
     def who(self, member: Member) -> None:
-        self._spawn(self._answer(member, self._who()))
+        self.spawn(self._answer(member, self._who()))
 
     async def _who(self) -> Members:
         names = await self.shared.names()
         return Members(names=names, members=len(names))
 
     def history(self, member: Member, request: HistoryRequest) -> None:
-        self._spawn(self._answer(member, self._history(request), request.id))
+        self.spawn(self._answer(member, self._history(request), request.id))
 
     async def _history(self, request: HistoryRequest) -> HistoryPage:
         limit = clamp_limit(request.limit, HISTORY_PAGE, HISTORY_PAGE_MAX)
@@ -323,7 +434,7 @@ class ClusterSide:
         return HistoryPage(messages=messages[1:] if more else messages, more=more, id=request.id)
 
     def search(self, member: Member, request: SearchRequest) -> None:
-        self._spawn(self._answer(member, self._search(request), request.id))
+        self.spawn(self._answer(member, self._search(request), request.id))
 
     async def _search(self, request: SearchRequest) -> Results:
         limit = clamp_limit(request.limit, SEARCH_PAGE, SEARCH_PAGE_MAX)
@@ -334,121 +445,52 @@ class ClusterSide:
     ) -> None:
         try:
             event = await asked
-            self._worked()
+            self.worked()
         except ClusterUnavailable as error:
-            self._failed(error)
+            self.failed(error)
             event = unavailable(member, request_id).event
         if member.fanout.room.is_member(member):
             member.fanout.dispatch([Delivery(event, (member,))])
 
-    # --- the room's events, in order -----------------------------------------------------------
+    def reclaim(self, member: Member) -> None:
+        """A member here lost its name while this process was taken for dead: claim it again."""
+        if member not in self._reclaiming:
+            self._reclaiming.add(member)
+            self.spawn(self._reclaim(member))
 
-    async def _deliver_forever(self) -> None:
-        while True:
+    async def _reclaim(self, member: Member) -> None:
+        """Claim a member's name again after this process was taken for dead; if someone took
+        it meanwhile, the member is told and disconnected (its client reconnects and asks)."""
+        room = member.fanout.room
+        name = room.name_of(member)
+        while name is not None and member in self._reclaiming:
             try:
-                events = await self.shared.events_after(self._last_id, block_ms=READ_BLOCK_MS)
-                self._worked()
-            except ClusterUnavailable as error:
-                self._failed(error)
-                await asyncio.sleep(RETRY_AFTER)
-                continue
-            for event in events:
-                self._deliver(event)
-                self._last_id = event.id
-
-    def _deliver(self, entry: StreamEntry) -> None:
-        """One event of the room to the members here that joined before it."""
-        fanout = self.server.fanouts[self.shared.keys.room]
-        room = fanout.room
-        position = _stream_position(entry.id)
-        own = None
-        request: str | None = None
-        if entry.origin == self.process:
-            connection, _, rest = entry.tag.partition(" ")
-            own = self._by_id.get(connection)
-            request = rest[1:] if rest.startswith("=") else None
-        late = {m for m, at in self._joined_at.items() if at >= position}
-        for member in [m for m, at in self._joined_at.items() if at <= position]:
-            del self._joined_at[member]  # its own join is delivered: everything after is for it
-        if own is not None:
-            late.add(own)
-        if len(late) > 1:  # members joined meanwhile (rare): a list, member by member
-            to = [h for h in room.handles() if h not in late]
-            deliveries = [Delivery(entry.event, to)]
-        else:  # to everyone (but the sender): encoded once, one write a member and turn
-            left_out = next(iter(late), None)
-            to = room.handles()  # copied and searched in C: this runs for every message
-            if left_out is not None and room.is_member(left_out):
-                to.remove(left_out)
-            deliveries = [Delivery(entry.event, to, True, left_out)]
-        event = entry.event
-        if isinstance(event, Message) and own is not None and room.is_member(own):
-            ack = Ack(id=request, seq=event.seq, ts=event.ts, delivered=entry.delivered)
-            deliveries.append(Delivery(ack, (own,)))
-        fanout.dispatch(deliveries)
-
-    # --- the operator's acts, cluster-wide -----------------------------------------------------
-
-    def share_ban(self, key: str, seconds: float | None) -> None:
-        """Every other process bans `key` too (and removes its connections from there)."""
-        fields = {"type": "ban", "key": key, "seconds": "" if seconds is None else str(seconds)}
-        self._spawn(self._tell_all(fields))
-
-    def share_unban(self, key: str) -> None:
-        self._spawn(self._tell_all({"type": "unban", "key": key}))
-
-    def kick_elsewhere(self, name: str, reason: str | None) -> None:
-        """Ask the process that holds `name` to remove its member (the console's `/kick`)."""
-        self._spawn(self._kick_elsewhere(name, reason))
-
-    async def _kick_elsewhere(self, name: str, reason: str | None) -> None:
-        try:
-            process = await self.shared.holder_of(name)
-        except ClusterUnavailable as error:
-            log.warning("The kick of %s could not be passed on: %s", name, error)
-            return
-        if process is not None:
-            fields = {"type": "kick", "process": process, "name": name, "reason": reason or ""}
-            await self._tell_all(fields)
-
-    async def _tell_all(self, fields: dict[str, str]) -> None:
-        entry: Any = {**fields, "origin": self.process}
-        try:
-            await ask("tell the other processes", self.client.xadd(CONTROL, entry, maxlen=10_000))
-        except ClusterUnavailable as error:
-            log.warning("%s", error)
-
-    async def _obey_forever(self) -> None:
-        while True:
-            try:
-                found: Any = await ask(
-                    "read the operator's acts",
-                    self.reader.xread({CONTROL: self._control_id}, block=READ_BLOCK_MS),
+                claim = await self.shared.join(
+                    name,
+                    self._connection_id(member),
+                    self.server.clock(),
+                    token=token_digest(room.token_of(member)),
                 )
-            except ClusterUnavailable:
+                self.worked()
+            except ClusterUnavailable as error:
+                self.failed(error)
                 await asyncio.sleep(RETRY_AFTER)
                 continue
-            for entry_id, fields in found[0][1] if found else []:
-                self._control_id = entry_id
-                if fields.get("origin") != self.process:
-                    self._obey(fields)
-
-    def _obey(self, fields: dict[str, str]) -> None:
-        """One act the operator did on another process."""
-        server = self.server
-        kind = fields.get("type")
-        if kind == "ban":
-            seconds = float(fields["seconds"]) if fields.get("seconds") else None
-            removed = server.ban(fields["key"], seconds, share=False)
-            log.info(
-                "banned %s (from another process); removed %s", fields["key"], removed or "nobody"
-            )
-        elif kind == "unban":
-            server.guard.unban(fields["key"])
-        elif kind == "kick" and fields.get("process") == self.process:
-            member = server.member(fields["name"])
-            if member is not None:
-                server.kick(member, fields.get("reason") or None)
+            self._reclaiming.discard(member)
+            if claim.claimed:
+                log.info("%s is back after this process was cut off from the cluster", name)
+            elif claim.holder.startswith(f"{self.process} {self._connection_id(member)} "):
+                pass  # it had not lost it
+            elif room.is_member(member):
+                log.info("%s's name was taken while this process was cut off", name)
+                self._replaced.add(member)  # the name is someone else's: nothing to free
+                self.server.leave(member, LeaveReason.DISCONNECTED)
+                member.end(
+                    "Someone took your name while this server was cut off from the others; "
+                    "connect again to choose another.",
+                    LeaveReason.DISCONNECTED,
+                )
+            return
 
     # --- the lease -----------------------------------------------------------------------------
 
@@ -456,13 +498,20 @@ class ClusterSide:
         while True:
             await asyncio.sleep(RENEW_EVERY)
             try:
-                self.alive = await self.leases.renew()
+                self.alive, kept = await self.leases.renew()
+                if not kept:  # taken for dead meanwhile (or Redis lost its data)
+                    log.warning(
+                        "This process's lease ran out; its members claim their names again."
+                    )
+                    for member in list(self._by_id.values()):
+                        if member.fanout.room.is_member(member):
+                            self.reclaim(member)
                 for process in await self.leases.expired():
                     if process != self.process:
                         gone = await self.shared.forget_process(process, self.server.clock())
                         await self.leases.forget(process)
                         if gone:
                             log.info("a stopped process's %d members left", gone)
-                self._worked()
+                self.worked()
             except ClusterUnavailable as error:
-                self._failed(error)
+                self.failed(error)

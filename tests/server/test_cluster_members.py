@@ -1,0 +1,194 @@
+"""What members do to one another across the processes of a cluster, through a real
+`redis-server`: private messages, renames, look-alike names, a name taken back with its token,
+and a process that was cut off for longer than its lease coming back."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import TIMEOUT
+from support.process import Process, clean_env
+from support.redis import RedisServer
+from support.running import RunningServer
+from support.wire import LineClient
+
+pytest.importorskip("redis", reason="the redis package is not installed")
+
+HIGH_RATE = {"rate": 1e6, "burst": 10**6, "byte_rate": 0}
+LISTENING = re.compile(r"port (\d+)")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cluster(redis_server, start_server) -> Callable[[int], list[RunningServer]]:
+    def start(count: int) -> list[RunningServer]:
+        return [start_server(cluster=redis_server.url, **HIGH_RATE) for _ in range(count)]
+
+    return start
+
+
+def next_of(client: LineClient, *kinds: str) -> dict[str, Any]:
+    """The next event of one of `kinds` (others skipped)."""
+    while (event := client.read_json())["type"] not in kinds:
+        pass
+    return event
+
+
+def hello(server: RunningServer, name: str, **fields: Any) -> tuple[LineClient, dict[str, Any]]:
+    client = server.connect()
+    client.read_line()
+    client.send_json({"type": "hello", "name": name, "version": 1, **fields})
+    return client, next_of(client, "welcome", "error")
+
+
+def test_a_private_message_reaches_a_member_on_another_process(cluster) -> None:
+    first, second = cluster(2)
+    alice, bob = first.join("alice"), second.join("bob")
+    assert next_of(alice, "joined")["name"] == "bob"
+    alice.send_json({"type": "dm", "to": "BOB", "text": "psst", "id": "d1"})
+    ack = next_of(alice, "ack")
+    assert (ack["id"], ack["delivered"], ack["seq"]) == ("d1", 1, None)
+    private = next_of(bob, "private")
+    assert (private["from"], private["to"], private["text"]) == ("alice", "bob", "psst")
+    alice.send_json({"type": "dm", "to": "nobody", "text": "hello?", "id": "d2"})
+    error = next_of(alice, "error")
+    assert (error["code"], error["id"]) == ("no_such_member", "d2")
+    bob.send_json({"type": "dm", "to": "alice", "text": "back", "id": "d3"})
+    assert next_of(alice, "private")["text"] == "back"
+    alice.send_json({"type": "search", "text": "psst"})
+    assert next_of(alice, "results")["messages"] == []  # never stored
+
+
+def test_a_rename_is_seen_everywhere_and_holds_the_name_cluster_wide(cluster) -> None:
+    first, second = cluster(2)
+    alice, bob = first.join("alice"), second.join("bob")
+    next_of(alice, "joined")
+    bob.send_json({"type": "nick", "name": "robert"})
+    for member in (alice, bob):  # the sender included
+        renamed = next_of(member, "renamed")
+        assert (renamed["old"], renamed["new"]) == ("bob", "robert")
+    alice.send_json({"type": "nick", "name": "ROBERT"})
+    assert next_of(alice, "error")["code"] == "name_taken"
+    _, taken = hello(first, "Robert")
+    assert taken["code"] == "name_taken"
+    _, free = hello(first, "bob")  # the old name is free again
+    assert free["type"] == "welcome"
+    assert sorted(free["names"]) == ["alice", "bob", "robert"]
+    bob.send_json({"type": "say", "text": "hi", "id": "s1"})
+    assert next_of(alice, "message")["from"] == "robert"
+
+
+def test_a_look_alike_name_is_refused_on_another_process(cluster) -> None:
+    first, second = cluster(2)
+    first.join("alice")
+    _, refused = hello(second, "\u0430lice")  # a Cyrillic а
+    assert refused["code"] == "name_taken"
+    assert "looks like 'alice'" in refused["message"]
+    bob = second.join("bob")
+    bob.send_json({"type": "nick", "name": "al_ice"})
+    assert next_of(bob, "error")["code"] == "name_taken"
+
+
+def test_a_token_takes_the_name_back_from_another_process(cluster) -> None:
+    first, second = cluster(2)
+    watcher = second.join("watcher")
+    old, welcome = hello(first, "alice")
+    assert next_of(watcher, "joined")["name"] == "alice"
+    new, again = hello(second, "alice", token=welcome["token"])
+    assert again["type"] == "welcome" and again["token"] != welcome["token"]
+    assert again["members"] == 2
+    shutdown = next_of(old, "shutdown")
+    assert shutdown["reason"] == "replaced"
+    left, joined = next_of(watcher, "left"), next_of(watcher, "joined")
+    assert (left["name"], left["reason"], joined["name"]) == ("alice", "replaced", "alice")
+    assert joined["members"] == 2
+    _, stale = hello(first, "alice", token=welcome["token"])  # that token's connection is gone
+    assert stale["code"] == "name_taken"
+    new.send_json({"type": "say", "text": "still me", "id": "t1"})
+    assert next_of(watcher, "message")["from"] == "alice"
+    assert next_of(new, "ack")["delivered"] == 1  # the watcher, on the other process
+    watcher.send_json({"type": "who"})
+    assert next_of(watcher, "members")["names"] == ["alice", "watcher"]
+
+
+def test_a_token_takes_the_name_back_on_the_same_process(cluster) -> None:
+    first, second = cluster(2)
+    watcher = second.join("watcher")
+    old, welcome = hello(first, "alice")
+    next_of(watcher, "joined")
+    _, again = hello(first, "alice", token=welcome["token"])
+    assert again["type"] == "welcome"
+    assert next_of(old, "shutdown")["reason"] == "replaced"
+    left, joined = next_of(watcher, "left"), next_of(watcher, "joined")
+    assert (left["reason"], joined["name"], joined["members"]) == ("replaced", "alice", 2)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP is POSIX")
+def test_a_process_cut_off_past_its_lease_takes_its_members_back_and_catches_up(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A real `serve --cluster` process stopped (SIGSTOP) for longer than its lease: the other
+    announces its member's `left`; when it runs again its member is back (`joined`), has
+    missed nothing said meanwhile, in order, and can talk."""
+    processes = []
+    try:
+        for name in ("a", "b"):
+            process = Process(
+                [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", "0",
+                 "--memory", "--name", name, "--cluster", redis_server.url],
+                clean_env(tmp_path / name),
+            )  # fmt: skip
+            processes.append(process)
+        ports = []
+        for process in processes:
+            found = LISTENING.search(process.wait_for_line(LISTENING.search, 3 * TIMEOUT))
+            assert found is not None
+            ports.append(int(found.group(1)))
+        clients = []
+        for port, name in zip(ports, ("alice", "bob"), strict=True):
+            client = LineClient("127.0.0.1", port, 4 * TIMEOUT)
+            client.read_line()
+            client.send_json({"type": "hello", "name": name, "version": 1})
+            next_of(client, "welcome")
+            clients.append(client)
+        alice, bob = clients
+        assert next_of(alice, "joined")["name"] == "bob"
+        processes[1].popen.send_signal(signal.SIGSTOP)
+        left = next_of(alice, "left")
+        assert (left["name"], left["reason"]) == ("bob", "disconnected")
+        for n in range(5):
+            alice.send_json({"type": "say", "text": f"meanwhile {n}", "id": f"m{n}"})
+        for _ in range(5):
+            next_of(alice, "ack")
+        processes[1].popen.send_signal(signal.SIGCONT)
+        back = next_of(alice, "joined")
+        assert (back["name"], back["members"]) == ("bob", 2)
+        seen = []
+        while len([e for e in seen if e["type"] == "message"]) < 5:
+            seen.append(bob.read_json())
+        assert not [e for e in seen if e["type"] == "left" and e["name"] == "bob"], seen
+        got = [e for e in seen if e["type"] == "message"]
+        assert [(m["seq"], m["text"]) for m in got] == [(n + 1, f"meanwhile {n}") for n in range(5)]
+        bob.send_json({"type": "say", "text": "I'm back", "id": "b1"})
+        assert next_of(bob, "ack")["seq"] == 6
+        assert next_of(alice, "message")["text"] == "I'm back"
+        alice.close()
+        bob.close()
+    finally:
+        for process in processes:
+            if process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGCONT)
+            process.stop()
