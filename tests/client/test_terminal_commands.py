@@ -14,27 +14,27 @@ import pytest
 if sys.platform == "win32":
     pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
 
-from test_terminal import PROMPT, exit_status
-from test_terminal_input import joined, next_event
+from support.chat import next_of
+from support.chat_pty import PROMPT, chat_pty, exit_status
 
 pytestmark = pytest.mark.slow
 
 
 def test_quit_with_a_message_says_it_to_the_room_then_leaves(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         bob = chat.join("bob")
         term.wait_text("bob joined")
         term.type("/quit see you tomorrow\r")
-        message = next_event(bob, "message")
+        message = next_of(bob, "message")
         assert (message["from"], message["text"]) == ("alice", "see you tomorrow"), message
-        left = next_event(bob, "left")
+        left = next_of(bob, "left")
         assert (left["name"], left["reason"]) == ("alice", "quit"), left
         assert exit_status(term) == 0, term.dump()
         assert "* You left the chat." in term.lines, term.dump()
 
 
 def test_r_replies_privately_to_whoever_wrote_privately_last(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         term.type("/r anyone?\r")
         term.wait_text("nobody wrote to you privately yet")
         bob = chat.join("bob")
@@ -44,13 +44,13 @@ def test_r_replies_privately_to_whoever_wrote_privately_last(chat, tmp_path):
         carol.send_json({"type": "dm", "to": "alice", "text": "me too", "id": "1"})
         term.wait_text("carol (private): me too")
         term.type("/r hello carol\r")
-        private = next_event(carol, "private")
+        private = next_of(carol, "private")
         assert (private["from"], private["text"]) == ("alice", "hello carol"), private
         term.wait_text("→ carol (private): hello carol")
 
 
 def test_ignore_hides_a_name_until_unignore(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         bob = chat.join("bob")
         carol = chat.join("carol")
         term.type("/ignore\r")
@@ -59,7 +59,7 @@ def test_ignore_hides_a_name_until_unignore(chat, tmp_path):
         term.wait_text("Ignoring bob")
         bob.send_json({"type": "say", "text": "can you hear me", "id": "1"})
         bob.send_json({"type": "dm", "to": "alice", "text": "privately?", "id": "2"})
-        assert [next_event(bob, "ack")["id"] for _ in range(2)] == ["1", "2"]  # sent before carol
+        assert [next_of(bob, "ack")["id"] for _ in range(2)] == ["1", "2"]  # sent before carol
         carol.send_json({"type": "say", "text": "carol speaks", "id": "1"})
         term.wait_text("carol: carol speaks")
         screen = "\n".join(term.lines)
@@ -73,13 +73,13 @@ def test_ignore_hides_a_name_until_unignore(chat, tmp_path):
 
 
 def test_away_answers_private_messages_once_and_back_sums_up(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         bob = chat.join("bob")
         term.type("/away at lunch\r")
         term.wait_text("You are away; private messages are answered once each with “at lunch”")
         term.wait_for(lambda: (term.input_line() or "").endswith("away"), "away beside the input")
         bob.send_json({"type": "dm", "to": "alice", "text": "are you there?", "id": "1"})
-        reply = next_event(bob, "private")
+        reply = next_of(bob, "private")
         assert reply["text"] == "(auto-reply) away: at lunch", reply
         bob.send_json({"type": "dm", "to": "alice", "text": "hello?", "id": "2"})
         bob.send_json({"type": "say", "text": "alice: ping", "id": "3"})
@@ -101,11 +101,11 @@ def test_away_answers_private_messages_once_and_back_sums_up(chat, tmp_path):
         assert not any("just chatting" in line for line in kept), term.dump()
         # Only one answer for bob: the next private event he gets is alice's own words.
         term.type("/msg bob back now\r")
-        assert next_event(bob, "private")["text"] == "back now"
+        assert next_of(bob, "private")["text"] == "back now"
 
 
 def test_clear_empties_the_screen_and_keeps_the_input_line(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         bob = chat.join("bob")
         bob.send_json({"type": "say", "text": "something on the screen", "id": "1"})
         term.wait_text("bob: something on the screen")

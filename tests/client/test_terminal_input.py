@@ -7,70 +7,21 @@ other members (raw JSON line clients) run in this process, on 127.0.0.1.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 if sys.platform == "win32":
     pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
 
-import pexpect
-from support import REPO
-from support.screen import COLUMNS, ROWS, TIMEOUT
-from support.wire import LineClient
-from test_terminal import PROMPT, ChatTerminal
+from support.chat import next_of
+from support.chat_pty import PROMPT, chat_pty
 
 pytestmark = pytest.mark.slow
 
 
-@contextmanager
-def joined(port: int, config_dir: Path, *options: str, rows: int = ROWS) -> Iterator[ChatTerminal]:
-    """`tcpchat join` as alice with `options`, in a pty, once its prompt is up; killed at the end."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("TCPCHAT_") and key not in ("COLUMNS", "LINES")
-    }
-    env.update(TERM="xterm-256color", TCPCHAT_CONFIG_DIR=str(config_dir))
-    command = ["-m", "tcpchat", "join", "127.0.0.1", "--port", str(port), "--name", "alice"]
-    child = pexpect.spawn(
-        sys.executable,
-        [*command, *options],
-        env=env,
-        cwd=str(REPO),
-        dimensions=(rows, COLUMNS),
-        timeout=TIMEOUT,
-    )
-    term = ChatTerminal(child, rows=rows)
-    try:
-        term.wait_for(
-            lambda: term.input_line() is not None and "online" in term.toolbar(),
-            "the prompt and the toolbar",
-        )
-        yield term
-    finally:
-        if child.isalive():
-            child.kill(9)
-            child.wait()
-        child.close(force=True)
-
-
-def next_event(client: LineClient, kind: str) -> dict[str, Any]:
-    """The next event of type `kind`, passing over the others."""
-    line = client.read_until(lambda line: json.loads(line)["type"] == kind)[-1]
-    event = json.loads(line)
-    assert isinstance(event, dict)
-    return event
-
-
 def test_tab_inserts_the_first_name_at_once_and_cycles_through_the_others(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         chat.join("bob")
         chat.join("bea")
         term.wait_text("bea joined")
@@ -89,7 +40,7 @@ def test_tab_inserts_the_first_name_at_once_and_cycles_through_the_others(chat, 
 
 
 def test_escape_cancels_a_ctrl_r_search_and_gives_the_draft_back(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         term.type("first line\r")
         term.wait_text("✓ delivered to 0")
         term.type("a draft")
@@ -106,28 +57,28 @@ def test_escape_cancels_a_ctrl_r_search_and_gives_the_draft_back(chat, tmp_path)
 
 
 def test_a_paste_without_bracketed_paste_waits_in_the_input_as_one_message(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         bob = chat.join("bob")
         term.wait_text("bob joined")
         term.type("one\rtwo\rthree\r")  # as a terminal without bracketed paste sends a paste
         term.wait_text("3 pasted lines wait in the input line")
         print("\nA paste of three lines:\n" + term.dump())
         term.type("\r")
-        message = next_event(bob, "message")
+        message = next_of(bob, "message")
         assert message["text"] == "one\ntwo\nthree", message  # one message, and the first
         term.wait_text("✓ delivered to 1")
 
 
 def test_a_message_over_the_limit_goes_as_pieces_broken_between_words(start_server, tmp_path):
     server = start_server(max_text=40)
-    with joined(server.port, tmp_path) as term:
+    with chat_pty(server.port, tmp_path, "--name", "alice") as term:
         bob = server.join("bob")
         term.wait_text("bob joined")
         words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod"
         term.type(words)
         term.wait_for(lambda: "69/40 → 2 messages" in (term.input_line() or ""), "the count")
         term.type("\r")
-        texts = [next_event(bob, "message")["text"] for _ in range(2)]
+        texts = [next_of(bob, "message")["text"] for _ in range(2)]
         assert " ".join(texts) == words, texts
         assert all(len(text) <= 40 for text in texts), texts
         term.wait_text("Sent as 2 messages: the server takes 40 characters at most.")
@@ -135,7 +86,7 @@ def test_a_message_over_the_limit_goes_as_pieces_broken_between_words(start_serv
 
 def test_the_count_shows_near_the_limit_beside_the_input_line(start_server, tmp_path):
     server = start_server(max_text=40)
-    with joined(server.port, tmp_path) as term:
+    with chat_pty(server.port, tmp_path, "--name", "alice") as term:
         term.type("x" * 35)
         term.wait_for(lambda: term.input_line() is not None, "the input line")
         assert "/40" not in (term.input_line() or ""), term.dump()
@@ -146,7 +97,7 @@ def test_the_count_shows_near_the_limit_beside_the_input_line(start_server, tmp_
 
 def test_a_message_of_many_pieces_is_asked_about_and_sent_on_a_second_enter(start_server, tmp_path):
     server = start_server(max_text=40)
-    with joined(server.port, tmp_path) as term:
+    with chat_pty(server.port, tmp_path, "--name", "alice") as term:
         bob = server.join("bob")
         term.wait_text("bob joined")
         text = " ".join(
@@ -157,5 +108,5 @@ def test_a_message_of_many_pieces_is_asked_about_and_sent_on_a_second_enter(star
         term.wait_for(lambda: (term.input_line() or "").startswith(PROMPT + "word000"), "kept")
         print("\nAsked before sending 8 messages:\n" + term.dump())
         term.type("\r")
-        texts = [next_event(bob, "message")["text"] for _ in range(8)]
+        texts = [next_of(bob, "message")["text"] for _ in range(8)]
         assert " ".join(texts) == text, texts

@@ -18,20 +18,20 @@ if sys.platform == "win32":
 
 import pexpect
 from support import REPO, TIMEOUT
-from test_terminal import PROMPT, ChatTerminal, exit_status
-from test_terminal_input import joined, next_event
+from support.chat import next_of
+from support.chat_pty import PROMPT, ChatPty, chat_pty, exit_status
 
 pytestmark = pytest.mark.slow
 
 PAGE_UP, PAGE_DOWN = "\x1b[5~", "\x1b[6~"
 
 
-def in_view(term: ChatTerminal) -> bool:
+def in_view(term: ChatPty) -> bool:
     return any("scrollback:" in line for line in term.lines)
 
 
 def test_page_up_reads_back_and_searches_and_the_draft_waits(chat, tmp_path):
-    with joined(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         bob = chat.join("bob")
         for n in range(1, 61):
             bob.send_json({"type": "say", "text": f"line {n} of bob's story", "id": str(n)})
@@ -83,13 +83,13 @@ def test_page_up_reads_back_and_searches_and_the_draft_waits(chat, tmp_path):
         term.type("\x1b")  # and then the view
         term.wait_for(lambda: term.input_line() == PROMPT + "my draft", "the draft after Escape")
         term.type("\r")
-        assert next_event(bob, "message")["text"] == "my draft"
+        assert next_of(bob, "message")["text"] == "my draft"
 
 
 def test_log_keeps_the_session_as_shown(chat, tmp_path):
     log = tmp_path / "chat.log"
     log.write_text("an earlier session\n", encoding="utf-8")
-    with joined(chat.port, tmp_path, "--log", str(log)) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice", "--log", str(log)) as term:
         bob = chat.join("bob")
         bob.send_json({"type": "say", "text": "two lines\nin one message", "id": "1"})
         term.wait_text("bob: two lines")

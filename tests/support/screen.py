@@ -50,6 +50,7 @@ class Terminal:
         # Answer device status / cursor position requests (prompt_toolkit asks) as a terminal does.
         self.screen.write_process_input = self._answer
         self.stream = pyte.ByteStream(self.screen)
+        self.raw = b""  # all the child wrote, for what no screen shows (titles, notifications)
         self.eof = False
 
     def _answer(self, data: str) -> None:
@@ -65,6 +66,7 @@ class Terminal:
         except pexpect.EOF:
             self.eof = True
             return
+        self.raw += data
         self.stream.feed(data)
 
     @property
