@@ -118,3 +118,25 @@ def test_clear_empties_the_screen_and_keeps_the_input_line(chat, tmp_path):
             "an empty screen with the input line",
         )
         assert term.input_row() == 0, term.dump()
+
+
+def test_away_counts_as_away_for_the_marker_and_the_title_until_back(chat, tmp_path):
+    """The terminal keeps its focus and keys are pressed: /away still marks and counts."""
+    title = "tcpchat — testserver"
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
+        bob = chat.join("bob")
+        term.type("/away\r")
+        term.wait_text("You are away.")
+        term.type("a draft")
+        term.wait_text(PROMPT + "a draft")
+        bob.send_json({"type": "say", "text": "while away", "id": "1"})
+        term.wait_text("bob: while away")
+        term.wait_for(lambda: term.title == f"(1) {title}", f"(1) in the title: {term.title!r}")
+        assert term.row_of("── new messages ──") < term.row_of("bob: while away"), term.dump()
+        term.type("\x15/back\r")  # Ctrl-U: the draft goes, /back is typed
+        term.wait_text("Back after")
+        term.wait_for(lambda: term.title == title, f"the title without a count: {term.title!r}")
+        bob.send_json({"type": "say", "text": "after back", "id": "2"})
+        term.wait_text("bob: after back")
+        assert term.title == title, term.dump()
+        assert sum("── new messages ──" in line for line in term.lines) == 1, term.dump()

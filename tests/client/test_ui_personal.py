@@ -235,3 +235,21 @@ def test_the_view_makes_rows_only_for_new_lines_and_lets_the_oldest_go():
         scrollback.add([("", "line 13")])
         view._make_rows()
         assert view.found is None
+
+
+def test_away_by_command_holds_through_focus_and_keys_until_back():
+    from tcpchat.client.settings import Settings
+    from tcpchat.client.ui.notify import MARKER, Attention
+
+    attention = Attention(Settings(), lambda: "lobby")
+    attention.focus(True)
+    said = Message(seq=1, sender="bob", text="hi", ts=TS)
+    attention.declare(True)
+    assert attention.react(said, False) == [MARKER]
+    attention.pressed()  # typing while away (`/back` itself is typed)
+    attention.focus(True)
+    assert attention.react(said, False) == []  # one marker for one absence
+    assert attention.title() == "(2) tcpchat — lobby"
+    attention.declare(False)
+    assert attention.title() == "tcpchat — lobby"
+    assert attention.react(said, False) == []

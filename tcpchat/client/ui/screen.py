@@ -231,7 +231,9 @@ class ChatScreen:
         if isinstance(command, Bye):
             return False
         if isinstance(command, LOCAL_TYPES):
-            return await self.personal.act(command, self)
+            going_on = await self.personal.act(command, self)
+            self.attention.declare(self.personal.away is not None)
+            return going_on
         if isinstance(command, HelpRequest):
             self.show_all(render_notice(line) for line in help_lines())
         elif isinstance(command, Who):
