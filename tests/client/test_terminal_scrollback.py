@@ -127,3 +127,13 @@ def test_a_log_that_cannot_be_written_is_said_before_anything_starts(chat, tmp_p
     said = child.before.decode()
     assert "Error: cannot write the log" in said and "No such file or directory." in said, said
     assert "Traceback" not in said and child.exitstatus == 1, said
+
+
+def test_the_settings_file_can_keep_the_log_in_the_home_folder(chat, tmp_path):
+    settings = "[join]\nlog = ~/chat.log\n"
+    env = {"HOME": str(tmp_path)}
+    with chat_pty(chat.port, tmp_path, "--name", "alice", env=env, settings=settings) as term:
+        term.type("/quit\r")
+        assert exit_status(term) == 0, term.dump()
+    lines = (tmp_path / "chat.log").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("--- Log opened") and lines[-1].startswith("--- Log closed"), lines
