@@ -137,3 +137,21 @@ def test_the_settings_file_can_keep_the_log_in_the_home_folder(chat, tmp_path):
         assert exit_status(term) == 0, term.dump()
     lines = (tmp_path / "chat.log").read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("--- Log opened") and lines[-1].startswith("--- Log closed"), lines
+
+
+def test_the_view_shows_names_in_the_chat_s_colours(chat, tmp_path):
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:  # a 256-colour terminal
+        bob = chat.join("bob")
+        bob.send_json({"type": "say", "text": "in colour", "id": "1"})
+        term.wait_text("bob: in colour")
+
+        def colour() -> str:
+            row = term.row_of("bob: in colour")
+            return str(term.screen.buffer[row][term.lines[row].index("bob")].fg)
+
+        in_chat = colour()
+        term.type(PAGE_UP)
+        term.wait_for(lambda: in_view(term), "the scrollback view")
+        term.wait_text("bob: in colour")
+        assert colour() == in_chat, term.dump()
+        assert in_chat != "default", term.dump()

@@ -110,9 +110,10 @@ class InputLine:
         """The scrollback view, over the chat until the person leaves it (PageUp); then the
         lines that came meanwhile, in the chat."""
         self._held = []
+        chat = get_app()  # the view has the chat's colours
         try:
             async with in_terminal():
-                await read_back(self.scrollback)
+                await read_back(self.scrollback, chat.style, chat.color_depth)
         finally:
             held, self._held = self._held, None
         if held:

@@ -31,7 +31,8 @@ from prompt_toolkit.layout import (
     Window,
 )
 from prompt_toolkit.layout.processors import BeforeInput
-from prompt_toolkit.styles import Style, merge_styles
+from prompt_toolkit.output import ColorDepth
+from prompt_toolkit.styles import BaseStyle, Style, merge_styles
 
 from tcpchat.client.session_log import SessionLog
 from tcpchat.client.ui.render import STYLE, Fragments, fragments_text, screen_rows
@@ -61,7 +62,13 @@ class ScrollbackView:
     `top` is the first row shown; None follows the end (new lines keep the newest in view).
     """
 
-    def __init__(self, scrollback: Scrollback, input: Input | None = None) -> None:
+    def __init__(
+        self,
+        scrollback: Scrollback,
+        input: Input | None = None,
+        style: BaseStyle | None = None,
+        depth: ColorDepth | None = None,
+    ) -> None:
         self.scrollback = scrollback
         self._rows: list[Fragments] = []
         self._starts: list[int] = []  # each line's first row
@@ -89,7 +96,8 @@ class ScrollbackView:
                 focused_element=self._lines,
             ),
             key_bindings=self._keys(),
-            style=merge_styles([STYLE, Style.from_dict({"found": "reverse"})]),
+            style=merge_styles([style or STYLE, Style.from_dict({"found": "reverse"})]),
+            color_depth=depth,
             full_screen=True,
             input=input,
             refresh_interval=0.5,  # lines that arrive meanwhile show up at the end
@@ -265,13 +273,16 @@ class ScrollbackView:
         return keys
 
 
-async def read_back(scrollback: Scrollback) -> None:
-    """Show the scrollback view until the person leaves it (the caller suspends the chat).
+async def read_back(
+    scrollback: Scrollback, style: BaseStyle | None = None, depth: ColorDepth | None = None
+) -> None:
+    """Show the scrollback view until the person leaves it (the caller suspends the chat), in
+    the chat's `style` and colour `depth`.
 
     It opens a page back from the newest line, as PageUp scrolls in irssi and weechat: the
     newest page is what the chat screen showed already."""
     # An input of its own on the terminal: the chat's prompt, suspended, may still have a timer
     # to flush its input (a lone Escape) that would take keys typed in the view for itself.
-    view = ScrollbackView(scrollback, input=create_input())
+    view = ScrollbackView(scrollback, create_input(), style, depth)
     view.scroll(-(view._size()[1] - 1))
     await view.app.run_async()
