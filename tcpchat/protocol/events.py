@@ -14,6 +14,7 @@ from datetime import datetime  # at run time: the JSON plans read the fields' ty
 from typing import ClassVar
 
 from tcpchat.defaults import PROTOCOL_VERSION
+from tcpchat.protocol.quick import quick_init
 
 
 class ProtocolUsageError(Exception):
@@ -102,6 +103,7 @@ class Hello(Event):
     token: str | None = None  # an earlier welcome's: take this name over from its connection
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Say(Event):
     TYPE: ClassVar[str] = "say"
@@ -171,6 +173,7 @@ class HelpRequest(Event):
 # Server to client.
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Message(Event):
     TYPE: ClassVar[str] = "message"
@@ -207,6 +210,7 @@ class Private(Event):
     ts: datetime
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Joined(Event):
     TYPE: ClassVar[str] = "joined"
@@ -215,6 +219,7 @@ class Joined(Event):
     ts: datetime
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Left(Event):
     TYPE: ClassVar[str] = "left"
@@ -239,6 +244,7 @@ class Members(Event):
     members: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ack(Event):
     TYPE: ClassVar[str] = "ack"

@@ -28,11 +28,14 @@ from tcpchat.protocol.events import (
     Invalid,
     Joined,
     Left,
+    Members,
     Message,
     ProtocolUsageError,
     Say,
     ServerEvent,
+    Welcome,
 )
+from tcpchat.protocol.names import NameList
 
 # Python names that differ from the wire field names.
 _WIRE_NAMES = {"sender": "from"}
@@ -176,11 +179,26 @@ def _encode_left(left: Left) -> bytes:
     ).encode()
 
 
+def _encode_with_names(event: Welcome | Members) -> bytes:
+    """A `welcome` or `members` whose names came with their JSON (`NameList`): written as it
+    is, not encoded again."""
+    names = event.names
+    obj = event_to_dict(event)
+    if not isinstance(names, NameList):
+        return _ENCODER.encode(obj).encode() + b"\n"
+    obj["names"] = []
+    # The first `"names":[]` is the field's: no JSON string holds a bare quote.
+    text = _ENCODER.encode(obj).replace('"names":[]', '"names":' + names.json, 1)
+    return text.encode() + b"\n"
+
+
 _FAST_ENCODERS: dict[type[Event], Callable[[Any], bytes]] = {
     Message: _encode_message,
     Ack: _encode_ack,
     Joined: _encode_joined,
     Left: _encode_left,
+    Welcome: _encode_with_names,
+    Members: _encode_with_names,
 }
 
 

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Protocol, cast
 
 from tcpchat.protocol import Ack, Message
+from tcpchat.protocol.quick import quick_init
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.fanout import Fanout
 from tcpchat.server.messages import LogUnavailable, MessageLog
@@ -65,6 +66,7 @@ class StoreHealth:
             log.info("The message store can be written again; messages are accepted.")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Held:
     """One `say` (or announcement) waiting for its commit: its deliveries, and who sent it

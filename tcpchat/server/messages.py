@@ -16,12 +16,14 @@ from datetime import datetime
 from typing import Protocol
 
 from tcpchat.protocol import Message
+from tcpchat.protocol.quick import quick_init
 
 
 class LogUnavailable(Exception):
     """The log cannot take or give messages right now (its store is down): nothing was done."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class SentBy:
     """Who sent a message with an id (see `tcpchat.server.once`), kept with the message so

@@ -9,7 +9,6 @@ can take its place without the room changing.
 
 from __future__ import annotations
 
-import bisect
 import hmac
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ from tcpchat.protocol import (
     normalize_name,
     text_problem,
 )
+from tcpchat.protocol.names import SortedNames
+from tcpchat.protocol.quick import quick_init
 from tcpchat.server.messages import (
     RESUME_LIMIT,
     LogUnavailable,
@@ -61,6 +62,7 @@ HISTORY_PAGE, HISTORY_PAGE_MAX = 50, 500
 SEARCH_PAGE, SEARCH_PAGE_MAX = 20, 200
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One event and the members it goes to (encoded once, whatever their number).
@@ -100,8 +102,7 @@ class Room:
         self._by_look: dict[str, Handle] = {}
         # Folded keys in order, and the names in the same order: every welcome lists every
         # name, so the order is kept up to date instead of sorted again for each joiner.
-        self._keys_in_order: list[str] = []
-        self._names_in_order: list[str] = []
+        self._in_order = SortedNames()
         # Each member's secret for taking its name back (new with each welcome), and the
         # lineage its `say` ids are remembered under (see `tcpchat.server.once`).
         self._tokens: dict[Handle, str] = {}
@@ -142,18 +143,15 @@ class Room:
         return self._by_key.get(fold_name(normalize_name(name)))
 
     def sorted_names(self) -> list[str]:
-        """Names in folded order (the folded keys are kept, so no name is folded again here)."""
-        return list(self._names_in_order)
+        """Names in folded order (the folded keys are kept, so no name is folded again here),
+        with their JSON written (see `tcpchat.protocol.names`)."""
+        return self._in_order.snapshot()
 
     def _add_name(self, key: str, name: str) -> None:
-        at = bisect.bisect_left(self._keys_in_order, key)
-        self._keys_in_order.insert(at, key)
-        self._names_in_order.insert(at, name)
+        self._in_order.add(key, name)
 
     def _remove_name(self, key: str) -> None:
-        at = bisect.bisect_left(self._keys_in_order, key)
-        del self._keys_in_order[at]
-        del self._names_in_order[at]
+        self._in_order.remove(key)
 
     def handles(self) -> list[Handle]:
         return list(self._names)

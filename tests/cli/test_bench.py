@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from support import TIMEOUT
-from support.process import Process, clean_env, free_port
-from support.redis import RedisServer
+from support.process import free_port
+from support.redis import RedisServer, serving_processes
 from support.running import RunningServer
 
 from tcpchat.bench import (
@@ -212,25 +212,13 @@ def cluster(tmp_path: Path) -> Iterator[tuple[list[int], list[int]]]:
     """Two `tcpchat serve --cluster` processes sharing a room through a real Redis, their limits
     off as for a benchmark: (their ports, the pids of both and of the Redis)."""
     redis = RedisServer(tmp_path / "redis").start()
-    processes: list[Process] = []
     try:
-        ports = []
-        for name in ("a", "b"):
-            process = Process(
-                [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", "0",
-                 "--name", name, "--cluster", redis.url, "--rate", "0",
-                 "--max-per-address", "0", "--connect-rate", "0"],
-                clean_env(tmp_path / "config"),
-            )  # fmt: skip
-            processes.append(process)
-            listening = LISTENING.search(process.wait_for_line(LISTENING.search))
-            assert listening is not None
-            ports.append(int(listening.group(1)))
-        assert redis.process is not None
-        yield ports, [*(process.popen.pid for process in processes), redis.process.pid]
+        options = ("--rate", "0", "--max-per-address", "0", "--connect-rate", "0")
+        with serving_processes(redis, tmp_path, ("a", "b"), *options) as processes:
+            assert redis.process is not None
+            pids = [*(process.popen.pid for process, _ in processes), redis.process.pid]
+            yield [port for _, port in processes], pids
     finally:
-        for process in processes:
-            process.stop()
         redis.stop()
 
 

@@ -25,7 +25,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 from support import REPO, TIMEOUT
-from support.process import Process, clean_env, free_port
+from support.process import Process, clean_env, free_port, python_prints
 from support.wire import LineClient
 
 from tcpchat import __version__
@@ -333,15 +333,7 @@ def modules_loaded_by(args: list[str], imports: str, tmp_path: Path) -> set[str]
         f"tcpchat.cli.main({args!r}, prog_name='tcpchat', standalone_mode=False)\n"
         "print(*sorted(sys.modules))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=3 * TIMEOUT,
-        env=clean_env(tmp_path),
-    )
-    assert result.returncode == 0, result.stderr
-    return set(result.stdout.split())
+    return set(python_prints(code, tmp_path).split())
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,20 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpchat.protocol import Ack, Joined, LeaveReason, Left, Message, Say, decode_json, encode_json
+from tcpchat.protocol import (
+    Ack,
+    Joined,
+    LeaveReason,
+    Left,
+    Members,
+    Message,
+    Say,
+    Welcome,
+    decode_json,
+    encode_json,
+)
 from tcpchat.protocol.jsonlines import _ENCODER, _BadField, _build, event_to_dict, format_ts
+from tcpchat.protocol.names import NameList, SortedNames
 from tcpchat.server.clock import MillisecondClock
 
 # Text as it may reach an encoder: any Unicode but lone surrogates (which no path can encode).
@@ -21,7 +33,7 @@ times = st.datetimes(
 )
 
 
-def general(event: Message | Ack | Joined | Left) -> bytes:
+def general(event: Message | Ack | Joined | Left | Welcome | Members) -> bytes:
     return _ENCODER.encode(event_to_dict(event)).encode() + b"\n"
 
 
@@ -49,6 +61,33 @@ def test_a_join_and_a_leave_are_written_as_the_general_path_writes_them(
     left = Left(name=name, members=members, reason=reason, ts=ts)
     assert encode_json(joined) == general(joined)
     assert encode_json(left) == general(left)
+
+
+@given(st.lists(st.tuples(st.booleans(), texts), max_size=40), texts)
+def test_names_kept_with_their_json_are_written_as_any_list_of_names(
+    changes: list[tuple[bool, str]], motd: str
+) -> None:
+    kept, names = SortedNames(), {}
+    for adding, name in changes:
+        key = name.casefold()
+        if adding and key not in names:
+            kept.add(key, name)
+            names[key] = name
+        elif not adding and key in names:
+            kept.remove(key)
+            del names[key]
+    snapshot = kept.snapshot()
+    assert isinstance(snapshot, NameList)
+    assert snapshot == [names[key] for key in sorted(names)]
+    now = datetime(2026, 12, 3, tzinfo=timezone.utc)
+    history = [Message(seq=1, sender="a", text='"names":[]', ts=now)]
+    welcome = Welcome(name=motd, members=len(snapshot), names=snapshot, server=motd, motd=motd,
+                      max_text=1024, version=1, history=history, seq=1, token="t")  # fmt: skip
+    plain = Welcome(name=motd, members=len(snapshot), names=list(snapshot), server=motd, motd=motd,
+                    max_text=1024, version=1, history=history, seq=1, token="t")  # fmt: skip
+    assert encode_json(welcome) == encode_json(plain) == general(plain)
+    members = Members(names=snapshot, members=len(snapshot))
+    assert encode_json(members) == general(Members(names=list(snapshot), members=len(snapshot)))
 
 
 def test_a_time_formatted_again_is_the_same_text_and_another_is_its_own() -> None:

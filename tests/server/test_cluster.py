@@ -4,44 +4,19 @@ another process missing nothing."""
 
 from __future__ import annotations
 
-import re
 import signal
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import TIMEOUT
-from support.process import Process, clean_env
-from support.redis import RedisServer
-from support.running import RunningServer
+from support.redis import RedisServer, serving_processes
 from support.wire import LineClient
 
 pytest.importorskip("redis", reason="the redis package is not installed")
 
 from tcpchat.server.cluster.leases import LEASE, RENEW_EVERY
-
-HIGH_RATE = {"rate": 1e6, "burst": 10**6, "byte_rate": 0}
-LISTENING = re.compile(r"port (\d+)")
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def cluster(redis_server, start_server) -> Callable[[int], list[RunningServer]]:
-    """Start `count` servers in one cluster (Redis first, so that it stops last)."""
-
-    def start(count: int) -> list[RunningServer]:
-        return [start_server(cluster=redis_server.url, **HIGH_RATE) for _ in range(count)]
-
-    return start
 
 
 def messages_of(client: LineClient, count: int) -> list[dict[str, Any]]:
@@ -126,20 +101,8 @@ def test_when_a_process_is_killed_the_others_say_its_members_left(
     """Real `tcpchat serve --cluster` processes; one is SIGKILLed: its lease runs out and the
     other announces its member's `left` (disconnected) and frees the name, within a few seconds
     (the lease, 3 s, and one renewal, 1 s)."""
-    processes = []
-    try:
-        for name in ("a", "b"):
-            process = Process(
-                [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", "0",
-                 "--memory", "--name", name, "--cluster", redis_server.url],
-                clean_env(tmp_path / name),
-            )  # fmt: skip
-            processes.append(process)
-        ports = []
-        for process in processes:
-            found = LISTENING.search(process.wait_for_line(LISTENING.search, 3 * TIMEOUT))
-            assert found is not None
-            ports.append(int(found.group(1)))
+    with serving_processes(redis_server, tmp_path, ("a", "b"), "--memory") as processes:
+        ports = [port for _, port in processes]
         alice = LineClient("127.0.0.1", ports[0], TIMEOUT)
         alice.read_line()
         alice.send_json({"type": "hello", "name": "alice", "version": 1})
@@ -149,7 +112,7 @@ def test_when_a_process_is_killed_the_others_say_its_members_left(
         bob.send_json({"type": "hello", "name": "bob", "version": 1})
         bob.expect("welcome")
         assert alice.expect("joined")["members"] == 2
-        processes[1].popen.send_signal(signal.SIGKILL)
+        processes[1][0].popen.send_signal(signal.SIGKILL)
         started = time.monotonic()
         left = alice.read_json(timeout=3 * TIMEOUT)
         waited = time.monotonic() - started
@@ -161,9 +124,6 @@ def test_when_a_process_is_killed_the_others_say_its_members_left(
         assert alice.expect("members")["names"] == ["alice"]
         bob.close()
         alice.close()
-    finally:
-        for process in processes:
-            process.stop()
 
 
 def test_redis_gone_refuses_messages_keeps_everyone_and_comes_back(

@@ -4,39 +4,18 @@ and a process that was cut off for longer than its lease coming back."""
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import TIMEOUT
-from support.process import Process, clean_env
-from support.redis import RedisServer
+from support.redis import RedisServer, serving_processes
 from support.running import RunningServer
 from support.wire import LineClient
 
 pytest.importorskip("redis", reason="the redis package is not installed")
-
-HIGH_RATE = {"rate": 1e6, "burst": 10**6, "byte_rate": 0}
-LISTENING = re.compile(r"port (\d+)")
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def cluster(redis_server, start_server) -> Callable[[int], list[RunningServer]]:
-    def start(count: int) -> list[RunningServer]:
-        return [start_server(cluster=redis_server.url, **HIGH_RATE) for _ in range(count)]
-
-    return start
 
 
 def next_of(client: LineClient, *kinds: str) -> dict[str, Any]:
@@ -143,20 +122,8 @@ def test_a_process_cut_off_past_its_lease_takes_its_members_back_and_catches_up(
     """A real `serve --cluster` process stopped (SIGSTOP) for longer than its lease: the other
     announces its member's `left`; when it runs again its member is back (`joined`), has
     missed nothing said meanwhile, in order, and can talk."""
-    processes = []
-    try:
-        for name in ("a", "b"):
-            process = Process(
-                [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", "0",
-                 "--memory", "--name", name, "--cluster", redis_server.url],
-                clean_env(tmp_path / name),
-            )  # fmt: skip
-            processes.append(process)
-        ports = []
-        for process in processes:
-            found = LISTENING.search(process.wait_for_line(LISTENING.search, 3 * TIMEOUT))
-            assert found is not None
-            ports.append(int(found.group(1)))
+    with serving_processes(redis_server, tmp_path, ("a", "b"), "--memory") as processes:
+        ports = [port for _, port in processes]
         clients = []
         for port, name in zip(ports, ("alice", "bob"), strict=True):
             client = LineClient("127.0.0.1", port, 4 * TIMEOUT)
@@ -166,14 +133,14 @@ def test_a_process_cut_off_past_its_lease_takes_its_members_back_and_catches_up(
             clients.append(client)
         alice, bob = clients
         assert next_of(alice, "joined")["name"] == "bob"
-        processes[1].popen.send_signal(signal.SIGSTOP)
+        processes[1][0].popen.send_signal(signal.SIGSTOP)
         left = next_of(alice, "left")
         assert (left["name"], left["reason"]) == ("bob", "disconnected")
         for n in range(5):
             alice.send_json({"type": "say", "text": f"meanwhile {n}", "id": f"m{n}"})
         for _ in range(5):
             next_of(alice, "ack")
-        processes[1].popen.send_signal(signal.SIGCONT)
+        processes[1][0].popen.send_signal(signal.SIGCONT)
         back = next_of(alice, "joined")
         assert (back["name"], back["members"]) == ("bob", 2)
         seen = []
@@ -187,8 +154,3 @@ def test_a_process_cut_off_past_its_lease_takes_its_members_back_and_catches_up(
         assert next_of(alice, "message")["text"] == "I'm back"
         alice.close()
         bob.close()
-    finally:
-        for process in processes:
-            if process.popen.poll() is None:
-                process.popen.send_signal(signal.SIGCONT)
-            process.stop()

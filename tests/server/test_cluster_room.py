@@ -5,9 +5,8 @@ tell who died, and Redis going away as one sentence."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -22,13 +21,6 @@ from tcpchat.server.cluster.shared_room import ClusterUnavailable, SharedRoom  #
 
 T0 = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
 R = TypeVar("R")
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
 
 
 def run(redis_server: RedisServer, work: Callable[..., Awaitable[R]]) -> R:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -127,3 +128,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def python_prints(code: str, folder: Path) -> str:
+    """What a fresh Python prints running `code` (in a clean environment with its config in
+    `folder`); the test fails with its error output if it fails."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+        env=clean_env(folder),
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -5,17 +5,22 @@ and file (Redis going away and coming back mid-burst)."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from support import TIMEOUT
-from support.process import free_port
+from support.process import Process, clean_env, free_port
 
 NO_REDIS = "redis-server is not installed (Debian: apt-get install redis-server)"
 
@@ -77,3 +82,31 @@ class RedisServer:
         process, self.process = self.process, None
         process.kill()
         process.wait(TIMEOUT)
+
+
+LISTENING = re.compile(r"port (\d+)")
+
+
+@contextlib.contextmanager
+def serving_processes(
+    redis: RedisServer, folder: Path, names: Sequence[str], *options: str
+) -> Iterator[list[tuple[Process, int]]]:
+    """Real `tcpchat serve --cluster` processes on 127.0.0.1, one per name (`options` added to
+    each command line): each with its port, stopped at the end (a stopped one is let go on)."""
+    processes: list[tuple[Process, int]] = []
+    try:
+        for name in names:
+            process = Process(
+                [sys.executable, "-m", "tcpchat", "serve", "--host", "127.0.0.1", "--port", "0",
+                 "--name", name, "--cluster", redis.url, *options],
+                clean_env(folder / name),
+            )  # fmt: skip
+            listening = LISTENING.search(process.wait_for_line(LISTENING.search, 3 * TIMEOUT))
+            assert listening is not None
+            processes.append((process, int(listening.group(1))))
+        yield processes
+    finally:
+        for process, _ in processes:
+            if hasattr(signal, "SIGCONT") and process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGCONT)  # a test may have stopped it
+            process.stop()
