@@ -17,8 +17,9 @@ from typing import TextIO
 
 from tcpchat.client.errors import ChatError
 
-# Every row of a logged line after its first, as on the screen (render.CONTINUED): a message
-# with a line break in it cannot write a line that passes for one of the log's own.
+# Every row of a logged line after its first, marked as on the screen (layout.CONTINUED) under
+# a fixed indent (a log has no width): a message with a line break in it cannot write a line
+# that passes for one of the log's own.
 CONTINUED = "    ¦ "
 
 Now = Callable[[], datetime]
