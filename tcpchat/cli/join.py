@@ -153,6 +153,15 @@ def _setting(ctx: click.Context, param: click.Parameter, value: str) -> str:
     callback=_setting,
     help="How the chat screen shows the time of each line.",
 )
+@option(
+    "--log",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    default=None,
+    envvar="TCPCHAT_LOG",
+    show_default="none",
+    help="Append the chat screen's session to FILE as it is shown (plain text, as irssi logs).",
+)
 def join(
     host: str | None,
     port: int,
@@ -164,6 +173,7 @@ def join(
     fingerprint: str | None,
     trust_new: bool,
     time_format: str,
+    log: str | None,
 ) -> None:
     """Join the chat on HOST (or HOST:PORT, [IPV6]:PORT).
 
@@ -184,9 +194,11 @@ def join(
         raise click.UsageError("give HOST (or set TCPCHAT_HOST) when input is not a terminal.")
     if not interactive and not name:
         raise click.UsageError("give --name (or set TCPCHAT_NAME) when input is not a terminal.")
+    context = click.get_current_context()
+    if not interactive and log is not None and _given(context, "log"):
+        raise click.UsageError("--log is for the chat screen; a script's output is its log.")
     from tcpchat.client.run import run_client
 
-    context = click.get_current_context()
     chosen = context.meta["settings"].overridden(context.params)
     try:
         run_client(
@@ -204,6 +216,16 @@ def join(
         raise click.ClickException(strip_unsafe(str(error))) from None
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _given(context: click.Context, parameter: str) -> bool:
+    """Whether `parameter` was given as an option or its environment variable (not by default or
+    by the settings file, whose values are for the chat screen and do not stop a script)."""
+    source = context.get_parameter_source(parameter)
+    return source in (
+        click.core.ParameterSource.COMMANDLINE,
+        click.core.ParameterSource.ENVIRONMENT,
+    )
 
 
 def _tls_settings(

@@ -61,6 +61,7 @@ class Settings:
     title: bool = setting(True, click.BOOL, "unread messages counted in the window's title")
     marker: bool = setting(True, click.BOOL, "a line where new messages start after you were away")
     away_after: float = setting(5.0, click.FloatRange(min=0), "minutes idle that count as away")
+    log: str | None = setting(None, click.Path(dir_okay=False), "the session's log", live=False)
 
     @property
     def strftime(self) -> str:

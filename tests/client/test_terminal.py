@@ -6,21 +6,16 @@ the other member (a raw JSON line client) run in this process, on 127.0.0.1.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 if sys.platform == "win32":
     pytest.skip("pexpect needs a POSIX pty", allow_module_level=True)
 
-import pexpect
 from support import REPO
-from support.screen import COLUMNS, ROWS, TIMEOUT, Terminal
+from support.chat_pty import PROMPT, ChatPty, chat_pty, exit_status, spawn_chat
 
 from tcpchat.client.ui.render import CONTINUED
 from tcpchat.server import moderation
@@ -28,77 +23,10 @@ from tcpchat.server import moderation
 # A real `tcpchat join` in a pty for each test: left out of the fast loop (`pytest -m "not slow"`).
 pytestmark = pytest.mark.slow
 
-PROMPT = "alice› "
-
-
-class ChatTerminal(Terminal):
-    """The chat screen: an input line starting with the prompt, and a toolbar at the bottom."""
-
-    def row_of(self, text: str) -> int:
-        return next(n for n, line in enumerate(self.lines) if text in line)
-
-    def input_row(self) -> int:
-        """The row of the input line: the last one starting with the prompt."""
-        rows = [n for n, line in enumerate(self.lines) if line.startswith(PROMPT.rstrip())]
-        assert rows, f"no input line on the screen:\n{self.dump()}"
-        return rows[-1]
-
-    def input_line(self) -> str | None:
-        """The input line's text, or None while no prompt is on the screen."""
-        lines = [line for line in self.lines if line.startswith(PROMPT.rstrip())]
-        return lines[-1] if lines else None
-
-    def toolbar(self) -> str:
-        return self.lines[-1]
-
-
-def spawn_join(port: int, config_dir: Path, columns: int = COLUMNS) -> pexpect.spawn:
-    # Nothing from the caller's TCPCHAT_* settings, and the size from the pty, not COLUMNS/LINES.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("TCPCHAT_") and key not in ("COLUMNS", "LINES")
-    }
-    env.update(TERM="xterm-256color", TCPCHAT_CONFIG_DIR=str(config_dir))
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "tcpchat", "join", "127.0.0.1", "--port", str(port), "--name", "alice"],
-        env=env,
-        cwd=str(REPO),
-        dimensions=(ROWS, columns),
-        timeout=TIMEOUT,
-    )
-
-
-@contextmanager
-def chat_terminal(port: int, config_dir: Path, columns: int = COLUMNS) -> Iterator[ChatTerminal]:
-    """`tcpchat join` as alice in a pty `columns` wide, once its prompt is up; killed at the end."""
-    child = spawn_join(port, config_dir, columns)
-    term = ChatTerminal(child, columns=columns)
-    try:
-        term.wait_for(
-            lambda: term.input_line() is not None and "online" in term.toolbar(),
-            "the prompt and the toolbar",
-        )
-        yield term
-    finally:
-        if child.isalive():
-            child.kill(9)
-            child.wait()
-        child.close(force=True)
-
-
-def exit_status(term: ChatTerminal) -> int:
-    """Read the screen to the end of the program; its exit status."""
-    term.wait_for(lambda: term.eof, "the end of the program")
-    term.child.wait()
-    assert term.child.exitstatus is not None, (term.child.signalstatus, term.dump())
-    return int(term.child.exitstatus)
-
 
 def test_incoming_message_appears_above_a_half_typed_line_without_corrupting_it(chat, tmp_path):
-    child = spawn_join(chat.port, tmp_path)
-    term = ChatTerminal(child)
+    child = spawn_chat(chat.port, tmp_path, "--name", "alice")
+    term = ChatPty(child)
     try:
         term.wait_for(
             lambda: "1 member online" in term.toolbar() and term.input_line() is not None,
@@ -168,7 +96,7 @@ FORGED = "11:12 ← bob left · 2 members online"
 @pytest.mark.parametrize("columns", [80, 53])
 def test_a_message_padded_to_the_width_cannot_forge_a_line(chat, tmp_path, columns):
     """Every row of a message after its first is marked as its continuation, however it wraps."""
-    with chat_terminal(chat.port, tmp_path, columns) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice", columns=columns) as term:
         bob = chat.join("bob")
         term.wait_text("bob joined")
         first_row = len("11:12 bob: ")
@@ -196,7 +124,7 @@ def test_a_message_padded_to_the_width_cannot_forge_a_line(chat, tmp_path, colum
 
 @pytest.mark.parametrize("keys", ["\x12", "\x1b[5~\x12"], ids=["ctrl-r", "pageup-ctrl-r"])
 def test_ctrl_c_in_a_search_ends_the_search_and_keeps_the_draft(chat, tmp_path, keys):
-    with chat_terminal(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         term.type("a draft")
         term.wait_text(PROMPT + "a draft")
         term.type(keys)
@@ -216,7 +144,7 @@ def test_ctrl_c_in_a_search_ends_the_search_and_keeps_the_draft(chat, tmp_path, 
 
 def test_the_member_count_stays_on_a_40_column_toolbar_online_and_offline(start_server, tmp_path):
     server = start_server()
-    with chat_terminal(server.port, tmp_path, columns=40) as term:
+    with chat_pty(server.port, tmp_path, "--name", "alice", columns=40) as term:
         term.wait_for(lambda: "1 member online" in term.toolbar(), "the count on the toolbar")
         server.join("bob")
         term.wait_for(lambda: "2 members online" in term.toolbar(), "the new count")
@@ -245,7 +173,7 @@ def test_the_member_count_stays_on_a_40_column_toolbar_online_and_offline(start_
 )
 def test_removed_by_the_server_exits_1_saying_what_happened(start_server, tmp_path, removal, said):
     server = start_server(idle_timeout=2.0 if removal == "idle" else None)
-    with chat_terminal(server.port, tmp_path) as term:
+    with chat_pty(server.port, tmp_path, "--name", "alice") as term:
         if removal.startswith("/"):
             answer = server.call(lambda: moderation.execute(server.server, removal))
             assert "alice" in answer
@@ -262,14 +190,14 @@ def test_leaving_exits_0_whichever_way_as_the_readme_says(chat, tmp_path, key):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     exit_status_section = readme.split("### Exit status", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"Ctrl-C on an empty line[^.]*exits 0", exit_status_section.replace("\n", " "))
-    with chat_terminal(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         term.type(key)
         assert exit_status(term) == 0, term.dump()
         assert "* You left the chat." in term.lines, term.dump()
 
 
 def test_the_operator_is_drawn_with_a_mark_and_a_background_no_member_has(chat, tmp_path):
-    with chat_terminal(chat.port, tmp_path) as term:
+    with chat_pty(chat.port, tmp_path, "--name", "alice") as term:
         bob = chat.join("bob")
         bob.send_json({"type": "say", "text": "I am the server", "id": "1"})
         term.wait_text("bob: I am the server")

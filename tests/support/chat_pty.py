@@ -1,8 +1,7 @@
 """`tcpchat join` in a real pty with the options, settings file and terminal a test chooses, and
 what a terminal sees of it besides the screen: the window's title, bells, and the raw bytes
-(desktop notifications are escape sequences no screen shows).
-
-test_terminal.py's `chat_terminal` is the same chat with fixed options; this one takes any.
+(desktop notifications are escape sequences no screen shows).  Every chat screen test starts
+its chat here.
 """
 
 from __future__ import annotations
@@ -27,28 +26,17 @@ _OSC = re.compile(rb"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
 class ChatPty(Terminal):
-    """The chat screen, with the raw output and the bells kept."""
+    """The chat screen: an input line starting with the prompt and a toolbar at the bottom; the
+    bells counted."""
 
     def __init__(self, child: pexpect.spawn, rows: int = ROWS, columns: int = COLUMNS) -> None:
         super().__init__(child, rows, columns)
-        self.raw = b""
         self.bells = 0
         self.screen.bell = self._bell  # type: ignore[method-assign]
         self.stream = pyte.ByteStream(self.screen)  # its handlers are looked up when attached
 
     def _bell(self, *args: object) -> None:
         self.bells += 1
-
-    def pump(self, wait: float = 0.05) -> None:
-        try:
-            data = self.child.read_nonblocking(65536, timeout=wait)
-        except pexpect.TIMEOUT:
-            return
-        except pexpect.EOF:
-            self.eof = True
-            return
-        self.raw += data
-        self.stream.feed(data)
 
     def osc(self, code: str) -> list[str]:
         """The bodies of the operating system commands `code` written so far (`777`, `9`)."""
@@ -67,7 +55,14 @@ class ChatPty(Terminal):
     def row_of(self, text: str) -> int:
         return next(n for n, line in enumerate(self.lines) if text in line)
 
+    def input_row(self) -> int:
+        """The row of the input line: the last one starting with the prompt."""
+        rows = [n for n, line in enumerate(self.lines) if line.startswith(PROMPT.rstrip())]
+        assert rows, f"no input line on the screen:\n{self.dump()}"
+        return rows[-1]
+
     def input_line(self) -> str | None:
+        """The input line's text, or None while no prompt is on the screen."""
         lines = [line for line in self.lines if line.startswith(PROMPT.rstrip())]
         return lines[-1] if lines else None
 
@@ -82,6 +77,7 @@ def spawn_chat(
     port: int,
     config_dir: Path,
     *options: str,
+    rows: int = ROWS,
     columns: int = COLUMNS,
     env: dict[str, str] | None = None,
 ) -> pexpect.spawn:
@@ -98,7 +94,7 @@ def spawn_chat(
         ["-m", "tcpchat", "join", "127.0.0.1", "--port", str(port), *options],
         env=environment,
         cwd=str(REPO),
-        dimensions=(ROWS, columns),
+        dimensions=(rows, columns),
         timeout=TIMEOUT,
     )
 
@@ -108,6 +104,7 @@ def chat_pty(
     port: int,
     config_dir: Path,
     *options: str,
+    rows: int = ROWS,
     columns: int = COLUMNS,
     env: dict[str, str] | None = None,
     settings: str = "",
@@ -117,8 +114,8 @@ def chat_pty(
     if settings:
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "settings.ini").write_text(settings, encoding="utf-8")
-    child = spawn_chat(port, config_dir, *options, columns=columns, env=env)
-    term = ChatPty(child, columns=columns)
+    child = spawn_chat(port, config_dir, *options, rows=rows, columns=columns, env=env)
+    term = ChatPty(child, rows=rows, columns=columns)
     try:
         term.wait_for(
             lambda: "online" in term.toolbar() and "› " in "".join(term.lines),
@@ -130,3 +127,11 @@ def chat_pty(
             child.kill(9)
             child.wait()
         child.close(force=True)
+
+
+def exit_status(term: Terminal) -> int:
+    """Read the screen to the end of the program; its exit status."""
+    term.wait_for(lambda: term.eof, "the end of the program")
+    term.child.wait()
+    assert term.child.exitstatus is not None, (term.child.signalstatus, term.dump())
+    return int(term.child.exitstatus)

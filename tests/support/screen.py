@@ -7,8 +7,10 @@ screen with a deadline and fails showing the screen.  POSIX only (pexpect needs 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pexpect
 import pyte
@@ -17,6 +19,26 @@ from support import TIMEOUT
 
 SCREEN_WAIT = 2 * TIMEOUT  # ~10 s: starting Python (and prompt_toolkit) in a child takes a moment
 ROWS, COLUMNS = 24, 100
+ALTERNATE = 1049  # DEC private mode: the alternate screen, saving the cursor
+
+
+class AlternateScreen(pyte.Screen):
+    """pyte's screen with the alternate screen, which pyte lacks: a full-screen program draws
+    there, and the terminal shows what it had, as it was, once the program leaves it."""
+
+    saved: tuple[Any, Any] | None = None
+
+    def set_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private") and ALTERNATE in modes and self.saved is None:
+            self.saved = (copy.deepcopy(self.buffer), copy.copy(self.cursor))
+            self.erase_in_display(2)
+        super().set_mode(*modes, **kwargs)
+
+    def reset_mode(self, *modes: int, **kwargs: Any) -> None:
+        if kwargs.get("private") and ALTERNATE in modes and self.saved is not None:
+            (self.buffer, self.cursor), self.saved = self.saved, None
+            self.dirty.update(range(self.lines))
+        super().reset_mode(*modes, **kwargs)
 
 
 class Terminal:
@@ -24,10 +46,11 @@ class Terminal:
 
     def __init__(self, child: pexpect.spawn, rows: int = ROWS, columns: int = COLUMNS) -> None:
         self.child = child
-        self.screen = pyte.Screen(columns, rows)
+        self.screen = AlternateScreen(columns, rows)
         # Answer device status / cursor position requests (prompt_toolkit asks) as a terminal does.
         self.screen.write_process_input = self._answer
         self.stream = pyte.ByteStream(self.screen)
+        self.raw = b""  # all the child wrote, for what no screen shows (titles, notifications)
         self.eof = False
 
     def _answer(self, data: str) -> None:
@@ -43,6 +66,7 @@ class Terminal:
         except pexpect.EOF:
             self.eof = True
             return
+        self.raw += data
         self.stream.feed(data)
 
     @property

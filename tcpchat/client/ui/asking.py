@@ -1,5 +1,5 @@
 """The questions before the chat screen starts: which server, which name, a password, and
-whether to trust a certificate not met before.
+whether to trust a certificate not met before; and the first join, which asks them.
 
 Each is a prompt of its own (not the chat screen's), answered with Enter; problems are said as
 sentences between them.
@@ -8,6 +8,8 @@ sentences between them.
 from __future__ import annotations
 
 import getpass
+from dataclasses import dataclass, replace
+from functools import partial
 
 from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.formatted_text import FormattedText
@@ -16,6 +18,7 @@ from tcpchat.client import recent
 from tcpchat.client.connection import (
     ChatConnection,
     ChatError,
+    JoinRefused,
     TlsRefused,
     TlsSettings,
     split_address,
@@ -23,7 +26,24 @@ from tcpchat.client.connection import (
 from tcpchat.client.trust import NewCertificate
 from tcpchat.client.ui.render import STYLE, Fragments, render_notice, render_problem
 from tcpchat.defaults import DEFAULT_PORT
-from tcpchat.protocol import fold_name, name_problem, normalize_name
+from tcpchat.protocol import ErrorCode, Welcome, fold_name, name_problem, normalize_name
+
+PASSWORD_TRIES = 3
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Where the first join went, with the answers to the questions it asked."""
+
+    host: str
+    port: int
+    password: str | None
+    connection: ChatConnection
+    welcome: Welcome
+
+    @property
+    def address(self) -> str:
+        return written_address(self.host, self.port)
 
 
 def say(fragments: Fragments) -> None:
@@ -111,3 +131,48 @@ def name_to_offer(refused: set[str]) -> str:
     the server just refused (offering one again would only be refused again); else nothing."""
     candidates = [*recent.recent_names(), default_name()]
     return next((name for name in candidates if name and fold_name(name) not in refused), "")
+
+
+async def join(
+    host: str | None, port: int, name: str | None, password: str | None, tls: TlsSettings | None
+) -> Joined:
+    """Ask for what is missing, connect, join: asking again for a name taken and, a few times,
+    for a password refused; the server and the name are remembered for next time."""
+    asker: PromptSession[str] = PromptSession()
+    # Only the first connection may ask about a new certificate: the chat screen's reconnects
+    # cannot stop to ask, and by then the certificate is pinned.
+    asking = None if tls is None else replace(tls, ask=partial(trust_certificate, asker))
+    if host:
+        connection = await open_connection(host, port, asking)
+    else:
+        host, port, connection = await ask_for_server(asker, port, asking)
+    password_tries = 0
+    refused_names: set[str] = set()
+    while True:
+        while not name:
+            name = await ask(asker, "Your name", name_to_offer(refused_names))
+        try:
+            welcome = await connection.join(name, password)
+            break
+        except JoinRefused as refused:
+            code = refused.error.code
+            if refused.can_retry:
+                say(render_problem(str(refused)))
+                refused_names.add(fold_name(name))
+                name = None
+                continue
+            await connection.close()
+            if code is ErrorCode.AUTH_FAILED and password_tries < PASSWORD_TRIES:
+                if password is not None:
+                    say(render_problem(str(refused)))
+                password_tries += 1
+                password = await ask(asker, "This server needs a password", secret=True)
+                connection = await open_connection(host, port, asking)
+                continue
+            raise ChatError(f"could not join: {refused}") from None
+        except BaseException:
+            await connection.close()
+            raise
+    joined = Joined(host, port, password, connection, welcome)
+    recent.remember(joined.address, welcome.name)
+    return joined

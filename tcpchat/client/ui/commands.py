@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tcpchat.client.ui.local_commands import LOCAL_COMMANDS, Local, parse_local
 from tcpchat.protocol import (
     Bye,
     Dm,
@@ -35,8 +36,9 @@ COMMANDS = {  # command: (how to type it, what it does)
     "/me": ("/me TEXT", "an action: * yourname TEXT"),
     "/history": ("/history [N]", f"N earlier messages ({HISTORY_PAGE}), paging back"),
     "/search": ("/search WORDS", "the messages holding every word, with their time"),
+    **LOCAL_COMMANDS,
     "/set": ("/set [NAME [VALUE]]", "the settings; change one for this session"),
-    "/quit": ("/quit", "leave the chat (also Ctrl-D, or Ctrl-C on an empty line)"),
+    "/quit": ("/quit [MESSAGE]", "leave (MESSAGE: said to the room first); Ctrl-D too"),
 }
 ESCAPE_HINT = "A line starting with // sends a message that starts with /."
 
@@ -66,6 +68,7 @@ Typed = (
     | HistoryRequest
     | SearchRequest
     | SetRequest
+    | Local
     | Problem
 )
 
@@ -85,6 +88,9 @@ def parse_typed(typed: str) -> Typed | None:
     if command.lower() == "/set":
         key, _, value = rest.strip().partition(" ")
         return SetRequest(key, value.strip())
+    local = parse_local(command.lower(), rest.strip())
+    if local is not None:
+        return Problem(local) if isinstance(local, str) else local
     parsed = parse_plain_command(text)
     if isinstance(parsed, Invalid):
         if parsed.code is ErrorCode.UNKNOWN_TYPE:

@@ -4,7 +4,8 @@ window's title, and for a mention or a private message the bell and a desktop no
 
 Where the person is comes from the terminal's focus reports (CSI ? 1004 h, which xterm, VTE,
 kitty, iTerm2, WezTerm, Windows Terminal and tmux with `focus-events on` send); before the first
-report, or on a terminal that never sends one, `away_after` minutes without a key count as away.
+report, or on a terminal that never sends one, `away_after` minutes without a key count as away;
+and `/away` counts as away until `/back`, wherever the focus is and whatever is typed.
 Every part is a setting (`marker`, `title`, `bell`, `notify`).  This writes only escape
 sequences that change no cell of the screen, so it never disturbs the prompt's drawing.
 """
@@ -69,6 +70,7 @@ class Attention:
         self.clock = clock
         self.focused: bool | None = None  # None until the terminal reports its focus
         self.last_key = clock()
+        self.declared = False  # `/away`: away until `/back`, whatever the focus and keys say
         self.unseen = 0  # messages counted in the title since the person went away
         self.marked = False  # the marker is printed for this time away
         self.output: Output | None = None
@@ -78,6 +80,8 @@ class Attention:
 
     @property
     def away(self) -> bool:
+        if self.declared:
+            return True
         if self.focused is not None:
             return not self.focused
         idle = self.settings.away_after * 60
@@ -95,8 +99,13 @@ class Attention:
         if focused:
             self._back()
 
+    def declare(self, away: bool) -> None:
+        """`/away` (True) or `/back` (False)."""
+        self.declared = away
+        self._back()
+
     def _back(self) -> None:
-        if self.unseen or self.marked:
+        if not self.away and (self.unseen or self.marked):
             self.unseen = 0
             self.marked = False
             self._show_title()

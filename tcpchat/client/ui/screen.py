@@ -17,8 +17,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Coroutine, Iterable
-from dataclasses import replace
-from functools import partial
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -31,28 +29,22 @@ from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import BaseStyle, DynamicStyle
 
-from tcpchat.client import recent
 from tcpchat.client.connection import (
     ChatConnection,
     ChatError,
     ConnectionLost,
-    JoinRefused,
     TlsSettings,
 )
+from tcpchat.client.session_log import SessionLog, open_log
 from tcpchat.client.settings import Settings, SettingsError
-from tcpchat.client.ui.asking import (
-    ask,
-    ask_for_server,
-    name_to_offer,
-    open_connection,
-    say,
-    trust_certificate,
-    written_address,
-)
+from tcpchat.client.ui.asking import join
 from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, SetRequest, help_lines, parse_typed
 from tcpchat.client.ui.completer import ChatCompleter
+from tcpchat.client.ui.input_line import InputLine
 from tcpchat.client.ui.layout import colour_depth, screen_style, write_rows
+from tcpchat.client.ui.local_commands import LOCAL_TYPES
 from tcpchat.client.ui.notify import Attention
+from tcpchat.client.ui.personal import Personal
 from tcpchat.client.ui.reconnect import Retries
 from tcpchat.client.ui.render import (
     STYLE,
@@ -63,12 +55,12 @@ from tcpchat.client.ui.render import (
     render_toolbar,
     screen_rows,
 )
+from tcpchat.client.ui.scrollback import Scrollback
 from tcpchat.client.ui.state import ChatState, Outcome, PendingMessage
 from tcpchat.defaults import SECONDS
 from tcpchat.protocol import (
     Bye,
     Dm,
-    ErrorCode,
     HelpRequest,
     HistoryRequest,
     Nick,
@@ -76,12 +68,10 @@ from tcpchat.protocol import (
     SearchRequest,
     Welcome,
     Who,
-    fold_name,
 )
 from tcpchat.words import counted
 
 QUIT_WAIT = 5 * SECONDS  # how long /quit waits for the last confirmations
-PASSWORD_TRIES = 3
 
 
 class Removed(ChatError):
@@ -124,6 +114,7 @@ class ChatScreen:
         welcome: Welcome,
         tls: TlsSettings | None = None,
         settings: Settings | None = None,
+        log: SessionLog | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -134,12 +125,18 @@ class ChatScreen:
         self.state = ChatState(welcome, settings=self.settings)
         self.attention = Attention(self.settings, lambda: self.state.server)
         self.transcript: deque[str] = deque(maxlen=1000)
+        self.scrollback = Scrollback(log)  # what the screen showed, to read back and keep
+        self.personal = Personal()
+        self.input = InputLine(self.show, self.state, self.scrollback, self.personal)
         self._first_welcome = welcome
         self._settled = asyncio.Event()  # set whenever a pending message is settled
         self._tasks: set[asyncio.Task[None]] = set()
         self.session: PromptSession[str] = PromptSession(
             completer=ChatCompleter(self.state),
-            key_bindings=merge_key_bindings([_chat_keys(), self.attention.key_bindings()]),
+            key_bindings=merge_key_bindings(
+                [_chat_keys(), self.input.keys(), self.attention.key_bindings()]
+            ),
+            rprompt=self.input.beside,
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
             style=DynamicStyle(self.style),
@@ -153,12 +150,15 @@ class ChatScreen:
     def show(self, fragments: Fragments) -> None:
         """Print one line above the prompt (or plainly, between prompts)."""
         self.transcript.append(fragments_text(fragments))
+        self.scrollback.add(fragments)
         output = get_app_session().output
 
         def render() -> None:
             rows = screen_rows(fragments, output.get_size().columns)
             write_rows(output, rows, self.style(), self.colour_depth())
 
+        if self.input.held(render):
+            return
         app = get_app_or_none()  # as print_formatted_text: above a running prompt, or plainly
         if app is not None and app.loop is not None:
             app.loop.call_soon_threadsafe(lambda: run_in_terminal(render))
@@ -199,8 +199,11 @@ class ChatScreen:
         self.refresh()
 
     def on_event(self, event: object) -> None:
-        """Update the state for one server event and show it."""
-        self._act(self.state.receive(event))
+        """Update the state for one server event and show it (unless its sender is ignored)."""
+        outcome, replies = self.personal.receive(event, self.state.receive(event))
+        self._act(outcome)
+        for to, text in replies:
+            self._background(self.queue(text, to=to))
         self._settled.set()
         self.refresh()
 
@@ -223,8 +226,14 @@ class ChatScreen:
     async def handle_input(self, typed: str) -> bool:
         """Act on one entered line; False means leave."""
         command = parse_typed(typed)
+        if self.input.ask_first(typed, command):
+            return True
         if isinstance(command, Bye):
             return False
+        if isinstance(command, LOCAL_TYPES):
+            going_on = await self.personal.act(command, self)
+            self.attention.declare(self.personal.away is not None)
+            return going_on
         if isinstance(command, HelpRequest):
             self.show_all(render_notice(line) for line in help_lines())
         elif isinstance(command, Who):
@@ -270,11 +279,13 @@ class ChatScreen:
             self.show(render_problem("offline; /history and /search work once back online."))
 
     async def queue(self, text: str, to: str | None = None, *, me: bool = False) -> None:
-        """Check a message, show it as pending and send it (or keep it until reconnected)."""
-        outcome = self.state.queue(text, to, me=me)
-        self.show_all(outcome.lines)
-        for item in outcome.send:
-            await self._send_pending(item)
+        """Check a message, show it as pending and send it (or keep it until reconnected); one
+        longer than the server takes goes as several, broken between words."""
+        for piece in self.input.pieces(text):
+            outcome = self.state.queue(piece, to, me=me)
+            self.show_all(outcome.lines)
+            for item in outcome.send:
+                await self._send_pending(item)
         self.refresh()
 
     async def _send_pending(self, item: PendingMessage, via: ChatConnection | None = None) -> None:
@@ -428,7 +439,8 @@ class ChatScreen:
             with patch_stdout():
                 while True:
                     try:
-                        typed = await self.session.prompt_async(self.prompt_message)
+                        draft = self.input.next_draft()  # a line kept back to ask about it
+                        typed = await self.session.prompt_async(self.prompt_message, default=draft)
                     except (EOFError, KeyboardInterrupt):
                         break
                     if not await self.handle_input(typed):
@@ -457,41 +469,24 @@ async def run_interactive(
     tls: TlsSettings | None = None,
     settings: Settings | None = None,
 ) -> None:
-    """Ask for what is missing, connect, join (asking again for a taken name), then chat."""
-    asker: PromptSession[str] = PromptSession()
-    # Only the first connection may ask about a new certificate: the chat screen's reconnects
-    # cannot stop to ask, and by then the certificate is pinned.
-    asking = None if tls is None else replace(tls, ask=partial(trust_certificate, asker))
-    if host:
-        connection = await open_connection(host, port, asking)
-    else:
-        host, port, connection = await ask_for_server(asker, port, asking)
-    password_tries = 0
-    refused_names: set[str] = set()
-    while True:
-        while not name:
-            name = await ask(asker, "Your name", name_to_offer(refused_names))
-        try:
-            welcome = await connection.join(name, password)
-            break
-        except JoinRefused as refused:
-            code = refused.error.code
-            if refused.can_retry:
-                say(render_problem(str(refused)))
-                refused_names.add(fold_name(name))
-                name = None
-                continue
-            await connection.close()
-            if code is ErrorCode.AUTH_FAILED and password_tries < PASSWORD_TRIES:
-                if password is not None:
-                    say(render_problem(str(refused)))
-                password_tries += 1
-                password = await ask(asker, "This server needs a password", secret=True)
-                connection = await open_connection(host, port, asking)
-                continue
-            raise ChatError(f"could not join: {refused}") from None
-        except BaseException:
-            await connection.close()
-            raise
-    recent.remember(written_address(host, port), welcome.name)
-    await ChatScreen(host, port, password, connection, welcome, tls, settings).run()
+    """Ask for what is missing, connect and join (`asking.join`), then chat; the session's log,
+    when the settings name one, is opened first: one that cannot be written stops it all."""
+    settings = settings or Settings()
+    log = open_log(settings.log)
+    try:
+        joined = await join(host, port, name, password, tls)
+        if log is not None:
+            log.start(f"{joined.welcome.name} on {joined.address}")
+        await ChatScreen(
+            joined.host,
+            joined.port,
+            joined.password,
+            joined.connection,
+            joined.welcome,
+            tls,
+            settings,
+            log,
+        ).run()
+    finally:
+        if log is not None:
+            log.close()
