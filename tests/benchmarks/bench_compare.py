@@ -239,7 +239,13 @@ def main() -> None:
         for round_ in range(args.rounds):  # interleaved: every server in every round
             for scenario in scenarios:
                 for kind in kinds:
-                    report = measure(kind, scenario, args, Path(temporary))
+                    try:
+                        report = measure(kind, scenario, args, Path(temporary))
+                    except (RuntimeError, subprocess.TimeoutExpired) as error:
+                        # ngircd, for one, closes connections past a few thousand
+                        print(f"round {round_ + 1} {scenario} {kind} failed: {error}",
+                              file=sys.stderr)  # fmt: skip
+                        continue
                     print(f"round {round_ + 1} {scenario} {kind}: {json.dumps(report)}",
                           file=sys.stderr)  # fmt: skip
                     results[scenario][kind].append(figures(scenario, report))
@@ -247,16 +253,20 @@ def main() -> None:
           f"{args.reference} in the same round (their median).")  # fmt: skip
     for scenario in scenarios:
         print(f"\n{scenario} ({' '.join(SCENARIO_ARGS[scenario](args))})\n")
-        names = list(next(iter(results[scenario].values()))[0]) if kinds else []
+        measured = [runs for runs in results[scenario].values() if runs]
+        names = list(measured[0][0]) if measured else []
         print("| server | " + " | ".join(f"{name} | ratio" for name in names) + " |")
         print("|---|" + "---:|---:|" * len(names))
         reference = results[scenario].get(args.reference)
         for kind in kinds:
             cells = []
+            if not results[scenario][kind]:
+                print(f"| {kind} | " + " | ".join(["failed", ""] * len(names)) + " |")
+                continue
             for name in names:
                 values = [run[name] for run in results[scenario][kind]]
                 ratio = ""
-                if reference and kind != args.reference:
+                if reference and kind != args.reference and len(reference) == len(values):
                     ratios = [
                         mine / theirs
                         for mine, theirs in zip(values, (r[name] for r in reference), strict=True)
