@@ -21,6 +21,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as redis
+from redis.exceptions import RedisError
 
 from tcpchat.protocol import (
     Ack,
@@ -157,11 +158,11 @@ class ClusterSide:
             await asyncio.wait_for(self._leave_cluster(), CLOSE_WITHIN)
         except (ClusterUnavailable, asyncio.TimeoutError) as error:
             log.warning("Leaving the cluster cleanly failed: %s", error or "Redis did not answer.")
-        for client in (self.client, self.reader):
+        for client in (self.client, self.reader):  # each closes its connections first thing
             try:
                 await asyncio.wait_for(client.aclose(), CLOSE_WITHIN / 4)
-            except (OSError, asyncio.TimeoutError):
-                pass
+            except (OSError, RedisError, asyncio.TimeoutError):
+                pass  # closing, not waited for (a connection to a Redis gone may not answer)
 
     async def _leave_cluster(self) -> None:
         await self.shared.forget_process(self.process, self.server.clock())
