@@ -76,6 +76,3 @@ def parse_local(command: str, rest: str) -> Local | str | None:
     if command == "/unignore":
         return Unignore(rest) if rest and " " not in rest else "usage: /unignore NAME"
     return None
-
-
-LOCAL_TYPES = (Quit, Reply, Away, Back, Ignore, Unignore, Clear)  # for isinstance

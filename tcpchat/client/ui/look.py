@@ -77,10 +77,11 @@ class Look:
         return self.dated(ts, line)
 
     def welcome(
-        self, welcome: Welcome, history: list[Message] | None = None, title: str = ""
+        self,
+        welcome: Welcome,
+        history: list[Message] | None = None,
+        title: str = "earlier messages",
     ) -> list[Fragments]:
-        if history is None:
-            return render_welcome(welcome, time_format=self.time_format)
         return render_welcome(welcome, history=history, title=title, time_format=self.time_format)
 
     def asked(

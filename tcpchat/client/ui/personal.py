@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from prompt_toolkit.application import get_app_session
+from prompt_toolkit.shortcuts import clear
 
 from tcpchat.client.ui.local_commands import (
     Away,
@@ -129,10 +129,7 @@ class Personal:
             else:
                 await screen.queue(command.text, to=self.last_private)
         elif isinstance(command, Clear):
-            output = get_app_session().output
-            output.erase_screen()
-            output.cursor_goto(0, 0)
-            output.flush()
+            clear()
         elif isinstance(command, Away):
             screen.show_all(self._go_away(command.text))
         elif isinstance(command, Back):

@@ -42,7 +42,7 @@ from tcpchat.client.ui.commands import HISTORY_PAGE, Problem, SetRequest, help_l
 from tcpchat.client.ui.completer import ChatCompleter
 from tcpchat.client.ui.input_line import InputLine
 from tcpchat.client.ui.layout import colour_depth, screen_style, write_rows
-from tcpchat.client.ui.local_commands import LOCAL_TYPES
+from tcpchat.client.ui.local_commands import Local
 from tcpchat.client.ui.notify import Attention
 from tcpchat.client.ui.personal import Personal
 from tcpchat.client.ui.reconnect import Retries
@@ -139,7 +139,7 @@ class ChatScreen:
             rprompt=self.input.beside,
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
-            style=DynamicStyle(self.style),
+            style=DynamicStyle(lambda: self.style(self.colour_depth())),
             color_depth=self.colour_depth(),
             enable_history_search=False,
             erase_when_done=True,  # the line reappears above once confirmed
@@ -155,7 +155,8 @@ class ChatScreen:
 
         def render() -> None:
             rows = screen_rows(fragments, output.get_size().columns)
-            write_rows(output, rows, self.style(), self.colour_depth())
+            depth = self.colour_depth()
+            write_rows(output, rows, self.style(depth), depth)
 
         if self.input.held(render):
             return
@@ -173,10 +174,10 @@ class ChatScreen:
         """The colours the settings ask for (None: as many as the terminal says it has)."""
         return colour_depth(self.settings.colours)
 
-    def style(self) -> BaseStyle:
-        """The screen's colours, with more for names where the terminal shows them."""
-        depth = self.colour_depth() or get_app_session().output.get_default_color_depth()
-        return screen_style(STYLE, depth)
+    def style(self, depth: ColorDepth | None) -> BaseStyle:
+        """The screen's colours at `depth` (None: the terminal's), with more for names where
+        the terminal shows them."""
+        return screen_style(STYLE, depth or get_app_session().output.get_default_color_depth())
 
     def refresh(self) -> None:
         app = get_app_or_none()
@@ -230,7 +231,7 @@ class ChatScreen:
             return True
         if isinstance(command, Bye):
             return False
-        if isinstance(command, LOCAL_TYPES):
+        if isinstance(command, Local):
             going_on = await self.personal.act(command, self)
             self.attention.declare(self.personal.away is not None)
             return going_on
