@@ -280,6 +280,7 @@ class ChatServer:
             return
         if isinstance(event, Hello):
             self._hello(connection, event)
+            connection.watch.arm()  # a member's deadline is its idle timeout's, maybe sooner
             return
         if not room.is_member(connection):
             request_id = getattr(event, "id", None)

@@ -35,6 +35,7 @@ from tcpchat.protocol import (
 from tcpchat.server.config import ServerConfig
 from tcpchat.server.fanout import Fanout
 from tcpchat.server.flood import FloodControl
+from tcpchat.server.watch import ReadWatch
 from tcpchat.words import duration
 
 FLUSH_AT = 64 * KIB  # an outbox this full goes to the kernel at once, not at the end of the turn
@@ -135,6 +136,9 @@ class Member:
         self.last_active = self.loop.time()
         self.warned = False
         self._cut_timer: asyncio.TimerHandle | None = None
+        # Until a name is chosen, then (with an idle timeout) until the idle warning or removal.
+        self.deadline = self.loop.time() + config.registration_timeout
+        self.watch = ReadWatch(self.loop, self._read_timeout)
         self._cutting: asyncio.Task[None] | None = None  # a plain connection's end (`close`)
         # None with rate 0: flooding is not slowed (benchmarks, trusted bots).
         self.pace = flood.pace(self.host)
@@ -355,58 +359,60 @@ class Member:
 
     async def run(self) -> None:
         """Read lines until the peer leaves, times out, or the server stops."""
-        config = self.config
         hub = self.hub
-        self.write(self.codec.greeting(config.name, hub.room_size(self)))
+        self.write(self.codec.greeting(self.config.name, hub.room_size(self)))
         loop = self.loop
-        deadline = loop.time() + config.registration_timeout
-        while not self.done:
-            try:
-                data = await asyncio.wait_for(
-                    self.reader.read(READ_CHUNK), self._read_timeout(deadline)
-                )
-            except asyncio.TimeoutError:
-                if self.done or self._on_timeout(deadline):
+        watch = self.watch
+        watch.arm()
+        try:
+            while not self.done:
+                try:
+                    data = await watch.read(self.reader, READ_CHUNK)
+                except asyncio.TimeoutError:
+                    if self.done or self._on_timeout():
+                        return
+                    watch.arm()
+                    continue
+                except OSError:
+                    data = b""
+                if self.done:  # ended from outside (kicked, banned) while this read waited
                     return
-                continue
-            except OSError:
-                data = b""
-            if self.done:  # ended from outside (kicked, banned) while this read waited
-                return
-            if not data:  # the peer closed (or half-closed): answer what it sent, then close
-                hub.leave(self, LeaveReason.DISCONNECTED)
-                self.close()
-                return
-            pace = self.pace
-            if pace is not None and (delay := pace.for_bytes(len(data))):
-                await asyncio.sleep(delay)  # nothing more is read meanwhile: TCP pushes back
-                if self.done:
+                if not data:  # the peer closed (or half-closed): answer what it sent, then close
+                    hub.leave(self, LeaveReason.DISCONNECTED)
+                    self.close()
                     return
-            for event in self.codec.receive_data(data):
-                if pace is not None and (delay := pace.for_line()):
-                    await asyncio.sleep(delay)
-                if self.done:
-                    return
-                if not hub.has_joined(self) and loop.time() > deadline:
-                    self._timed_out()  # many lines in one read must not stretch the deadline
-                    return
-                hub.handle(self, event)
-            if reply := self.codec.data_to_send():
-                self.write(reply)
+                pace = self.pace
+                if pace is not None and (delay := pace.for_bytes(len(data))):
+                    await asyncio.sleep(delay)  # nothing more is read meanwhile: TCP pushes back
+                    if self.done:
+                        return
+                for event in self.codec.receive_data(data):
+                    if pace is not None and (delay := pace.for_line()):
+                        await asyncio.sleep(delay)
+                    if self.done:
+                        return
+                    if not hub.has_joined(self) and loop.time() > self.deadline:
+                        self._timed_out()  # many lines in one read must not stretch the deadline
+                        return
+                    hub.handle(self, event)
+                if reply := self.codec.data_to_send():
+                    self.write(reply)
+        finally:
+            watch.stop()
 
-    def _read_timeout(self, deadline: float) -> float | None:
+    def _read_timeout(self) -> float | None:
         """Seconds until the next thing to do if nothing arrives: the registration deadline for
         a stranger, the idle warning or removal for a member (None: wait for ever)."""
         now = self.loop.time()
         if not self.hub.has_joined(self):
-            return max(0.0, deadline - now)
+            return max(0.0, self.deadline - now)
         idle_timeout = self.config.idle_timeout
         if idle_timeout is None:
             return None
         due = idle_timeout if self.warned else idle_timeout - _warning_lead(idle_timeout)
         return max(0.0, self.last_active + due - now)
 
-    def _on_timeout(self, deadline: float) -> bool:
+    def _on_timeout(self) -> bool:
         """A read timed out: warn an idle member, or close; True when the connection is over."""
         idle_timeout = self.config.idle_timeout
         if not self.hub.has_joined(self) or idle_timeout is None:
@@ -441,6 +447,7 @@ class Member:
             self._cut_timer = self.loop.call_later(CLOSE_GRACE, sockets.reset, self.transport)
 
     def forget_timers(self) -> None:
+        self.watch.stop()
         if self._cut_timer is not None:
             self._cut_timer.cancel()
             self._cut_timer = None
