@@ -527,6 +527,16 @@ def test_plain_line_after_password_prompt_is_the_password() -> None:
     assert list(conn.receive_data(b"alice\n")) == [Hello("alice")]
 
 
+def test_plain_password_in_the_same_read_as_the_name_is_the_password() -> None:
+    # The server asks for the password while handling the name's `Hello`: the next line of the
+    # same read must be parsed only after that.
+    conn = ServerCodec()
+    events = iter(conn.receive_data(b"alice\ns3cret\n"))
+    assert next(events) == Hello("alice")
+    conn.ask_password("alice")
+    assert list(events) == [Hello("alice", password="s3cret")]
+
+
 def test_plain_mode_events_are_rendered_as_text() -> None:
     conn = ServerCodec()
     list(conn.receive_data(b"alice\n"))
