@@ -99,31 +99,27 @@ class Door:
             if evicted is not None:  # slots are scarce: the oldest of the greediest address goes
                 evicted.cancel()
         reader = asyncio.StreamReader(limit=READ_CHUNK * 2)
-        handed_over = False
-
-        def connected(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> Awaitable[None]:
-            nonlocal handed_over
-            handed_over = True
-            # Done with the handshake: from here an eviction must not cancel this connection.
-            self._handshakes.leave(task)
-            return self._served(serve(reader, writer, refusal), host, refusal, listener)
-
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: asyncio.StreamReaderProtocol(reader, connected),
+            transport, protocol = await loop.connect_accepted_socket(
+                lambda: asyncio.StreamReaderProtocol(reader),
                 sock,
                 ssl=tls,
                 ssl_handshake_timeout=None if tls is None else self.handshake_timeout,
             )
         except (OSError, asyncio.TimeoutError, asyncio.CancelledError, EOFError) as exc:
-            if not handed_over:  # else the connection's own task closes and releases it
-                log.debug("the connection of %s failed before it began: %r", host, exc)
-                sockets.reset_socket(sock)  # its transport closes it, with a reset
-                self._release(host, refusal, listener)
+            log.debug("the connection of %s failed before it began: %r", host, exc)
+            sockets.reset_socket(sock)  # its transport closes it, with a reset
+            self._release(host, refusal, listener)
+            return
         finally:
+            # Done with the handshake: from here an eviction must not cancel this connection.
             self._handshakes.leave(task)
+        # Served in this task, as `asyncio.open_connection` makes its streams: a second task
+        # (`start_server`'s callback) would cost every connection one more task, and its
+        # callback would keep this one's frame alive for as long as the connection lasts.
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._served(serve(reader, writer, refusal), host, refusal, listener)
 
     async def _served(
         self, serving: Awaitable[None], host: str, refusal: str | None, listener: Listener

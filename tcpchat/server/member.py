@@ -110,6 +110,35 @@ class Member:
     room does not count, which the same object serves.
     """
 
+    # Thousands are idle at once: slots keep each a few hundred bytes smaller than a dict would.
+    __slots__ = (
+        "__weakref__",
+        "_cut_timer",
+        "_cutting",
+        "_largest_write",
+        "_outbox",
+        "_outbox_size",
+        "codec",
+        "config",
+        "deadline",
+        "done",
+        "fanout",
+        "host",
+        "hub",
+        "last_active",
+        "loop",
+        "pace",
+        "password_checked",
+        "peer",
+        "reader",
+        "transport",
+        "turn_index",
+        "turn_own",
+        "warned",
+        "watch",
+        "writer",
+    )
+
     def __init__(
         self,
         hub: Hub,
