@@ -99,10 +99,12 @@ class Door:
             if evicted is not None:  # slots are scarce: the oldest of the greediest address goes
                 evicted.cancel()
         reader = asyncio.StreamReader(limit=READ_CHUNK * 2)
+        # Ours, not the one the loop returns: with TLS, uvloop returns its own TLS protocol.
+        protocol = asyncio.StreamReaderProtocol(reader)
         loop = asyncio.get_running_loop()
         try:
-            transport, protocol = await loop.connect_accepted_socket(
-                lambda: asyncio.StreamReaderProtocol(reader),
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
                 sock,
                 ssl=tls,
                 ssl_handshake_timeout=None if tls is None else self.handshake_timeout,

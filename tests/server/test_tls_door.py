@@ -8,9 +8,12 @@ test client can come from an address of its own, as on the internet.
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -80,6 +83,36 @@ def test_every_client_that_says_hello_at_once_gets_the_banner(
     still see it (it used to land in the plain stream's buffer, and the handshake hung)."""
     for _ in range(20):
         assert banner_over_tls("127.0.0.1", tls_chat.port, sockets).startswith("Welcome")
+
+
+def test_a_member_that_leaves_over_tls_is_closed_without_an_error(
+    tls_chat: RunningServer, sockets: list[socket.socket], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A member says goodbye over TLS: the server closes the connection through its own stream
+    protocol (uvloop hands back its TLS protocol, which cannot wait for the close)."""
+    server = tls_chat.server
+    assert server is not None
+    sock = client_context().wrap_socket(connect_from("127.0.0.1", tls_chat.port, sockets))
+    sockets.append(sock)
+    lines = sock.makefile("rb")
+    assert lines.readline().startswith(b"Welcome")
+    sock.sendall(b'{"type":"hello","name":"tls-alice","version":1}\n')
+    assert b'"welcome"' in lines.readline()
+    sock.sendall(b'{"type":"bye"}\n')
+    assert lines.read() == b""  # the server closed its side after its last words
+    lines.close()
+    sock.close()  # as a client does once the server has closed
+    deadline = time.monotonic() + TIMEOUT
+    while server.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not server.connections
+    gc.collect()  # a task that failed says so when it is collected
+    errors = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(("tcpchat", "asyncio")) and record.levelno >= logging.ERROR
+    ]
+    assert not errors, errors
 
 
 @many_loopback_addresses
