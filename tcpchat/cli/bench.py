@@ -148,7 +148,7 @@ def bench(host: str, **options: Any) -> None:
     Reports deliveries a second, latency (p50, p99, max from send to receipt), loss and
     reordering, join time, and with --server-pid the server's CPU time and memory.  With several
     --port, the members are spread over several server processes that share one room.  It exits
-    1 if anything was lost, reordered or late past --timeout.
+    1 if anything was lost, reordered, late past --timeout, or (--ids) never acknowledged.
     """
     from tcpchat import bench as load
     from tcpchat.words import counted

@@ -328,15 +328,13 @@ class Room:
         others = list(self._names)  # copied and searched in C: this runs for every message
         others.remove(handle)
         delivered = len(others)
-        sent_by = None
-        if request is not None:
-            sent_by = SentBy(self._lineages[handle], request, delivered)
+        sent_by = None if request is None else SentBy(self._lineages[handle], request, delivered)
         try:
             message = self.log.append(sender, say.text, now, me=say.me, sent_by=sent_by)
         except LogUnavailable:
             return [unavailable(handle, say.id)]
-        if request is not None:
-            self.sent.remember(self._lineages[handle], request, message.seq, now, delivered)
+        if sent_by is not None:
+            self.sent.remember(sent_by.lineage, sent_by.request, message.seq, now, delivered)
         ack = Ack(id=say.id, seq=message.seq, ts=now, delivered=delivered)
         return [Delivery(message, others, True, handle), Delivery(ack, (handle,))]
 
