@@ -18,8 +18,9 @@ class Tally:
         self.deliveries = 0
         self.lost = 0
         self.reordered = 0
-        self.duplicates = 0
+        self.duplicates = 0  # messages, and acks of an id acknowledged already (or never sent)
         self.seq_gaps = 0
+        self.acknowledged = 0  # ids acknowledged (once each)
         self.latencies_ns: list[int] = []
         self.changed = asyncio.Event()
 
@@ -39,6 +40,8 @@ class BenchClient(asyncio.Protocol):
         self._next_number: dict[int, int] = {}
         self._last_seq: int | None = None
         self._buffer = b""
+        self.awaiting: set[str] = set()  # ids sent and not acknowledged yet
+        self._said = 0
 
     # asyncio.Protocol
 
@@ -83,6 +86,18 @@ class BenchClient(asyncio.Protocol):
             self.on_own_seq(seq)
         tally.changed.set()
 
+    def on_ack(self, request_id: str | None, seq: int) -> None:
+        """The ack of one of our messages: its place in `seq`, and its id acknowledged once."""
+        if request_id is not None:
+            try:
+                self.awaiting.remove(request_id)
+            except KeyError:  # acknowledged before (its seq counted then), or never sent
+                self.tally.duplicates += 1
+                return
+            self.tally.acknowledged += 1
+            self.tally.changed.set()
+        self.on_own_seq(seq)
+
     def on_own_seq(self, seq: int) -> None:
         """`seq` must go up by one whether a message came to us or was ours (its ack)."""
         if self._last_seq is not None and seq != self._last_seq + 1:
@@ -101,6 +116,15 @@ class BenchClient(asyncio.Protocol):
         waits for this join any more, and its end is not an error to report."""
         if not self.joined.done():
             self.joined.cancel()
+
+    def say(self, text: str) -> None:
+        """Send a message; with the dialect's `ids`, under an id of its own, awaited in an ack."""
+        request_id = None
+        if self.dialect.ids:
+            self._said += 1
+            request_id = f"{self.nick}.{self._said}"  # the nick is the run's and the member's
+            self.awaiting.add(request_id)
+        self.write(self.dialect.say(text, request_id))
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

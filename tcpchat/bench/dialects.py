@@ -17,7 +17,7 @@ MESSAGE_PREFIX = "B"
 _TCPCHAT_MESSAGE = re.compile(
     rb'\{"type":"message","seq":(\d+),"from":"([^"\\]*)","text":"B(\d+) (\d+) (\d+) '
 )
-_TCPCHAT_ACK = re.compile(rb'\{"type":"ack","id":(?:null|"[^"]*"),"seq":(\d+)')
+_TCPCHAT_ACK = re.compile(rb'\{"type":"ack","id":(?:null|"([^"\\]*)"),"seq":(\d+)')
 # A benchmark PRIVMSG, read without splitting the line (as tcpchat's have their fast path).
 _IRC_MESSAGE = re.compile(rb":[^ ]+ PRIVMSG [^ ]+ :B(\d+) (\d+) (\d+) ")
 _TCPCHAT_IGNORED = (b'{"type":"ack"', b'{"type":"joined"', b'{"type":"left"', b'{"type":"pong"')
@@ -34,10 +34,11 @@ class Dialect(Protocol):
     """One chat protocol, as the benchmark needs it: join, say, and recognise messages."""
 
     name: str
+    ids: bool  # every `say` carries an id of its own (tcpchat: exactly once, as clients send)
 
     def hello(self, nick: str) -> bytes: ...
     def on_line(self, client: BenchClient, line: bytes) -> None: ...
-    def say(self, text: str) -> bytes: ...
+    def say(self, text: str, request_id: str | None = None) -> bytes: ...
     def bye(self) -> bytes: ...
 
 
@@ -46,8 +47,9 @@ class TcpchatDialect:
 
     name = "tcpchat"
 
-    def __init__(self, password: str | None = None) -> None:
+    def __init__(self, password: str | None = None, *, ids: bool = False) -> None:
         self.password = password
+        self.ids = ids
 
     def hello(self, nick: str) -> bytes:
         hello: dict[str, Any] = {"type": "hello", "name": nick, "version": 1}
@@ -63,7 +65,8 @@ class TcpchatDialect:
             return
         ack = _TCPCHAT_ACK.match(line)
         if ack is not None:  # our own message's place in `seq`: the others' go on after it
-            client.on_own_seq(int(ack.group(1)))
+            request_id, seq = ack.groups()
+            client.on_ack(None if request_id is None else request_id.decode(), int(seq))
             return
         if not line.startswith(b"{") or line.startswith(_TCPCHAT_IGNORED):
             return  # the banner, and what the benchmark does not count
@@ -85,8 +88,10 @@ class TcpchatDialect:
         elif kind == "shutdown":
             client.fail(f"the server closed the connection: {event.get('message')}")
 
-    def say(self, text: str) -> bytes:
-        return json.dumps({"type": "say", "text": text}).encode() + b"\n"
+    def say(self, text: str, request_id: str | None = None) -> bytes:
+        if request_id is None:
+            return json.dumps({"type": "say", "text": text}).encode() + b"\n"
+        return json.dumps({"type": "say", "text": text, "id": request_id}).encode() + b"\n"
 
     def bye(self) -> bytes:
         return b'{"type":"bye"}\n'
@@ -96,6 +101,7 @@ class IrcDialect:
     """RFC 1459/2812 client lines: NICK/USER, JOIN a channel, PRIVMSG to it."""
 
     name = "irc"
+    ids = False  # IRC has no ids: nothing is acknowledged
 
     def __init__(self, channel: str = "#bench", password: str | None = None) -> None:
         self.channel = channel
@@ -134,7 +140,7 @@ class IrcDialect:
         elif command in (b"432", b"433", b"436", b"437", b"464", b"465", b"471", b"473", b"474"):
             client.fail(f"the server refused: {line.decode(errors='replace')}")
 
-    def say(self, text: str) -> bytes:
+    def say(self, text: str, request_id: str | None = None) -> bytes:
         return f"PRIVMSG {self.channel} :{text}\r\n".encode()
 
     def bye(self) -> bytes:

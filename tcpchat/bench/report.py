@@ -68,6 +68,9 @@ class Report:
     reordered: int = 0
     duplicates: int = 0
     seq_gaps: int = 0
+    ids: bool = False  # every `say` carried an id (`--ids`)
+    acknowledged: int = 0  # ids acknowledged, each once
+    unacknowledged: int = 0  # ids sent and never acknowledged
     server_cpu_seconds: float | None = None
     deliveries_per_cpu_second: float | None = None
     server_rss_kib: int | None = None
@@ -100,6 +103,11 @@ class Report:
             lines.append(
                 f"  order       lost {self.lost}, reordered {self.reordered}, "
                 f"duplicates {self.duplicates}, seq gaps {self.seq_gaps}"
+            )
+        if self.ids:
+            lines.append(
+                f"  ids         {self.acknowledged:,} acknowledged once, "
+                f"{self.unacknowledged:,} never"
             )
         if self.server_cpu_seconds is not None:
             per_cpu = (

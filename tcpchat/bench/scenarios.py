@@ -150,6 +150,7 @@ class Bench:
         report.lost = max(0, report.expected_deliveries - tally.deliveries, tally.lost)
         report.reordered, report.duplicates = tally.reordered, tally.duplicates
         report.seq_gaps = tally.seq_gaps
+        report.acknowledged = tally.acknowledged
         cpu_after = self.cpu()
         if cpu_before is not None and cpu_after is not None:
             report.server_cpu_seconds = round(cpu_after - cpu_before, 3)
@@ -171,7 +172,6 @@ async def _send_windowed(
     deadline: float,
 ) -> None:
     """Send `messages`, never more than `window` ahead of what `probe` has received of them."""
-    dialect = sender.dialect
     for number in range(messages):
         while number - probe.from_sender.get(sender_number, 0) >= window:
             remaining = deadline - time.monotonic()
@@ -182,7 +182,7 @@ async def _send_windowed(
                 await asyncio.wait_for(probe.tally.changed.wait(), min(remaining, 0.5))
             except asyncio.TimeoutError:
                 pass
-        sender.write(dialect.say(message_text(sender_number, number, size)))
+        sender.say(message_text(sender_number, number, size))
 
 
 async def fanout(
@@ -241,6 +241,10 @@ async def _send_and_count(
         complete = await bench.wait_for(
             lambda: bench.tally.deliveries >= expected, deadline, expected
         )
+        if complete and settings.dialect.ids:  # the last acks may come after the deliveries
+            complete = await bench.wait_for(
+                lambda: not any(client.awaiting for client in bench.clients), deadline, expected
+            )
         elapsed = time.perf_counter() - started
         for task in senders:
             task.cancel()
@@ -254,7 +258,9 @@ async def _send_and_count(
             joins_per_second=round(connections / join_seconds) if join_seconds else 0.0,
             expected_deliveries=expected,
             timed_out=not complete,
+            ids=settings.dialect.ids,
         )
+        report.unacknowledged = sum(len(client.awaiting) for client in bench.clients)
         return bench.finish(report, cpu_before, elapsed)
     finally:
         bench.close_all()

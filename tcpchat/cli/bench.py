@@ -94,6 +94,14 @@ BENCH_DEFAULT_MESSAGES = {"fanout": 2000, "many": 100}
     "port), or IRC to measure an IRC server the same way.",
 )
 @option(
+    "--ids",
+    is_flag=True,
+    default=False,
+    envvar="TCPCHAT_BENCH_IDS",
+    help="Send every message with an id of its own, as `tcpchat join` does (the server "
+    "remembers each, to deliver it once), and check that each is acknowledged once.",
+)
+@option(
     "--channel",
     metavar="NAME",
     default="#bench",
@@ -140,7 +148,7 @@ def bench(host: str, **options: Any) -> None:
     Reports deliveries a second, latency (p50, p99, max from send to receipt), loss and
     reordering, join time, and with --server-pid the server's CPU time and memory.  With several
     --port, the members are spread over several server processes that share one room.  It exits
-    1 if anything was lost, reordered or late past --timeout.
+    1 if anything was lost, reordered, late past --timeout, or (--ids) never acknowledged.
     """
     from tcpchat import bench as load
     from tcpchat.words import counted
@@ -149,10 +157,12 @@ def bench(host: str, **options: Any) -> None:
     protocol = options["protocol"]
     default_port = {"irc": 6667, "ws": DEFAULT_WEB_PORT}.get(protocol, DEFAULT_PORT)
     ports = options["ports"] or (default_port,)
+    if options["ids"] and protocol == "irc":
+        raise click.UsageError("--ids needs tcpchat's protocol: IRC has no message ids.")
     dialect: Any = (
         load.IrcDialect(options["channel"], options["password"])
         if protocol == "irc"
-        else load.TcpchatDialect(options["password"])
+        else load.TcpchatDialect(options["password"], ids=options["ids"])
     )
     settings = load.Settings(
         host=host,
@@ -178,9 +188,13 @@ def bench(host: str, **options: Any) -> None:
         raise click.ClickException(str(error)) from None
     click.echo(report.as_json() if options["as_json"] else report.as_text())
     problems = report.lost + report.reordered + report.duplicates + report.seq_gaps
-    if report.timed_out or problems:
+    if report.timed_out:
+        raise click.ClickException("the run timed out before everything arrived.")
+    if problems:
         raise click.ClickException(
-            "the run timed out before everything arrived."
-            if report.timed_out
-            else f"{counted(problems, 'delivery', 'deliveries')} lost, reordered or duplicated."
+            f"{counted(problems, 'delivery', 'deliveries')} lost, reordered or duplicated."
+        )
+    if report.unacknowledged:
+        raise click.ClickException(
+            f"{counted(report.unacknowledged, 'message')} never acknowledged."
         )

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -32,7 +31,6 @@ WINDOW = timedelta(minutes=10)
 MAX_IDS = 100_000  # a few hundred bytes each (see `remember`), some tens of megabytes
 
 K = TypeVar("K")
-V = TypeVar("V")
 
 _LINEAGE_BYTES = 8
 _NONCE_BYTES = 16
@@ -52,10 +50,13 @@ class SentIds:
         self.window = window
         self.max_ids = max_ids
         self._key = secrets.token_bytes(32) if key is None else key
-        # In the order they were accepted, so the oldest are at the front.
-        self._acks: collections.OrderedDict[tuple[int, bytes], tuple[datetime, Ack]] = (
+        # (ts, seq, delivered) of each ack, in the order they were accepted, so the oldest are
+        # at the front; nothing expires before `_next_expiry` (the oldest's time + `window`;
+        # None: look at the oldest on the next `remember`).
+        self._acks: collections.OrderedDict[tuple[int, bytes], tuple[datetime, int, int]] = (
             collections.OrderedDict()
         )
+        self._next_expiry: datetime | None = None
 
     @property
     def key(self) -> bytes:
@@ -95,25 +96,37 @@ class SentIds:
     def _sign(self, body: bytes) -> bytes:
         return hashlib.blake2b(body, key=self._key, digest_size=_MAC_BYTES).digest()
 
-    def ack_of(self, lineage: int, request_id: str, now: datetime) -> Ack | None:
-        """The ack of the `say` this lineage sent with `request_id` within `WINDOW`, or None."""
-        found = self._acks.get((lineage, request_key(request_id)))
-        if found is None or found[0] < now - self.window:
+    def ack_of(self, lineage: int, request: bytes, request_id: str, now: datetime) -> Ack | None:
+        """The ack of the `say` this lineage sent with `request_id` (whose `request_key` is
+        `request`) within `WINDOW`, or None."""
+        found = self._acks.get((lineage, request))
+        if found is None:
             return None
-        return dataclasses.replace(found[1], id=request_id)
+        ts, seq, delivered = found
+        if ts < now - self.window:
+            return None
+        return Ack(id=request_id, seq=seq, ts=ts, delivered=delivered)
 
-    def remember(self, lineage: int, request_id: str, ack: Ack, now: datetime) -> None:
-        self.restore(lineage, request_key(request_id), ack, now)
+    def remember(
+        self, lineage: int, request: bytes, seq: int, ts: datetime, delivered: int
+    ) -> None:
+        """Remember the ack of a `say` by its id's `request_key` (as a store keeps it), from its
+        time `ts` on.
 
-    def restore(self, lineage: int, key: bytes, ack: Ack, when: datetime) -> None:
-        """Remember an ack by its id's `request_key` (as a store keeps it).
-
-        An id may be any string, up to a line's length: only its digest is kept, and the ack
-        without it, so that every remembered say costs the same few hundred bytes."""
-        key_of = (lineage, key)
-        self._acks[key_of] = (when, dataclasses.replace(ack, id=None))
-        self._acks.move_to_end(key_of)
-        _forget_old(self._acks, when - self.window, self.max_ids)
+        An id may be any string, up to a line's length: only its digest is kept, and of the ack
+        only what a resend's ack is made again from, in tuples of numbers, bytes and times (which
+        the garbage collector stops tracking), so that every remembered say costs the same
+        (about 300 bytes) and nothing to a collection."""
+        acks = self._acks
+        key_of = (lineage, request)
+        acks[key_of] = (ts, seq, delivered)
+        acks.move_to_end(key_of)  # one remembered before (and expired since) is new again
+        if len(acks) > self.max_ids:
+            acks.popitem(last=False)
+        expiry = self._next_expiry
+        if expiry is None or ts > expiry:
+            oldest = _forget_old(acks, ts - self.window)
+            self._next_expiry = None if oldest is None else oldest + self.window
 
     def forget(self, lineage: int, request_id: str) -> None:
         """The `say` sent with `request_id` was not kept after all (its store failed): a resend
@@ -125,14 +138,15 @@ class SentIds:
 
 
 def _forget_old(
-    entries: collections.OrderedDict[K, tuple[datetime, V]], before: datetime, most: int
-) -> None:
-    """Drop the entries from before `before`, and the oldest past `most`."""
+    entries: collections.OrderedDict[K, tuple[datetime, int, int]], before: datetime
+) -> datetime | None:
+    """Drop the entries from before `before`; the time of the oldest left (None when none is)."""
     while entries:
-        key, (when, _) = next(iter(entries.items()))
-        if when >= before and len(entries) <= most:
-            return
+        key, (when, _, _) = next(iter(entries.items()))
+        if when >= before:
+            return when
         del entries[key]
+    return None
 
 
 def request_key(request_id: str) -> bytes:

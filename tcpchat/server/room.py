@@ -118,8 +118,9 @@ class Room:
         except LogUnavailable:  # the store cannot be read now: its writes will say so
             return
         for sent_by, message in sent:
-            ack = Ack(id=None, seq=message.seq, ts=message.ts, delivered=sent_by.delivered)
-            self.sent.restore(sent_by.lineage, sent_by.request, ack, message.ts)
+            self.sent.remember(
+                sent_by.lineage, sent_by.request, message.seq, message.ts, sent_by.delivered
+            )
 
     # --- queries -------------------------------------------------------------------------------
 
@@ -320,28 +321,32 @@ class Room:
     def say(self, handle: Handle, say: Say, now: datetime) -> list[Delivery]:
         """`say`: the next `seq`; `message` to every other member and `ack` to the sender."""
         sender = self._names[handle]
-        refused = self.say_refusal(handle, say, now)
+        request = None if say.id is None else request_key(say.id)
+        refused = self.say_refusal(handle, say, now, request)
         if refused is not None:
             return refused
         others = list(self._names)  # copied and searched in C: this runs for every message
         others.remove(handle)
-        sent_by = None
-        if say.id is not None:
-            sent_by = SentBy(self._lineages[handle], request_key(say.id), len(others))
+        delivered = len(others)
+        sent_by = None if request is None else SentBy(self._lineages[handle], request, delivered)
         try:
             message = self.log.append(sender, say.text, now, me=say.me, sent_by=sent_by)
         except LogUnavailable:
             return [unavailable(handle, say.id)]
-        ack = Ack(id=say.id, seq=message.seq, ts=now, delivered=len(others))
-        if say.id is not None:
-            self.sent.remember(self._lineages[handle], say.id, ack, now)
+        if sent_by is not None:
+            self.sent.remember(sent_by.lineage, sent_by.request, message.seq, now, delivered)
+        ack = Ack(id=say.id, seq=message.seq, ts=now, delivered=delivered)
         return [Delivery(message, others, True, handle), Delivery(ack, (handle,))]
 
-    def say_refusal(self, handle: Handle, say: Say, now: datetime) -> list[Delivery] | None:
+    def say_refusal(
+        self, handle: Handle, say: Say, now: datetime, request: bytes | None = None
+    ) -> list[Delivery] | None:
         """What a `say` gets instead of a new message: the `ack` of an id this member sent
-        before, or the `error` of a text that cannot be sent; None: it is a new message."""
+        before, or the `error` of a text that cannot be sent; None: it is a new message.
+        `request` is the id's `request_key` where the caller has it already."""
         if say.id is not None:
-            acked = self.sent.ack_of(self._lineages[handle], say.id, now)
+            request = request_key(say.id) if request is None else request
+            acked = self.sent.ack_of(self._lineages[handle], request, say.id, now)
             if acked is not None:  # sent before, maybe under another name: not again
                 return [Delivery(acked, (handle,))]
         problem = text_problem(say.text, self.limits.max_text)

@@ -104,6 +104,33 @@ def test_many_members_sending_see_seq_without_gaps(fast: RunningServer) -> None:
     assert report["seq_gaps"] == 0 and report["lost"] == 0
 
 
+def test_with_ids_every_say_carries_its_own_and_each_is_acknowledged_once(
+    fast: RunningServer,
+) -> None:
+    """`--ids` sends as `tcpchat join` does: the server remembers every id (none twice), and
+    each comes back in exactly one ack."""
+    remembered = 0
+    for scenario, sent in (("fanout", 30), ("many", 4 * 30)):
+        report = bench_json(
+            fast.port, "--ids", "--scenario", scenario, "--clients", "4", "--messages", "30",
+            "--window", "5",
+        )  # fmt: skip
+        assert report["ids"] is True and report["deliveries"] == report["expected_deliveries"]
+        assert (report["acknowledged"], report["unacknowledged"]) == (sent, 0)
+        assert (report["duplicates"], report["lost"], report["seq_gaps"]) == (0, 0, 0)
+        remembered += sent
+        assert fast.call(lambda: len(fast.server.lobby.sent)) == remembered
+    without = bench_json(fast.port, "--clients", "2", "--messages", "5")
+    assert (without["ids"], without["acknowledged"]) == (False, 0)
+    assert fast.call(lambda: len(fast.server.lobby.sent)) == remembered
+
+
+def test_ids_are_refused_over_irc_in_one_sentence() -> None:
+    result = bench("127.0.0.1", "--protocol", "irc", "--ids")
+    assert result.exit_code == 2
+    assert "--ids needs tcpchat's protocol" in result.output and "Traceback" not in result.output
+
+
 def test_capacity_reports_joins_and_the_server_memory(fast: RunningServer) -> None:
     report = bench_json(
         fast.port, "--scenario", "capacity", "--clients", "60", "--server-pid", str(os.getpid())
@@ -330,6 +357,33 @@ def test_bookkeeping_takes_the_own_ack_as_a_place_in_seq_and_ignores_the_rest() 
     client, tally = receive(TcpchatDialect(), lines)
     assert client.joined.done() and client.joined.exception() is None
     assert tally.deliveries == 3 and tally.seq_gaps == 0 and tally.lost == 0
+
+
+def test_bookkeeping_with_ids_counts_each_ack_once_and_those_never_come() -> None:
+    async def run() -> tuple[BenchClient, Tally, list[bytes]]:
+        written: list[bytes] = []
+        tally = Tally()
+        client = BenchClient("probe", TcpchatDialect(ids=True), tally)
+        client.write = written.append  # type: ignore[method-assign]
+        for number in range(3):
+            client.say(message_text(0, number, 40))
+        ids = [json.loads(line)["id"] for line in written]
+        acks = [
+            {"type": "ack", "id": ids[0], "seq": 1, "ts": "t", "delivered": 3},
+            {"type": "ack", "id": ids[0], "seq": 1, "ts": "t", "delivered": 3},  # again
+            {"type": "ack", "id": "never-sent", "seq": 2, "ts": "t", "delivered": 3},
+            {"type": "ack", "id": ids[2], "seq": 2, "ts": "t", "delivered": 3},
+        ]
+        lines = (json.dumps(ack, separators=(",", ":")).encode() + b"\n" for ack in acks)
+        client.data_received(b"".join(lines))
+        return client, tally, written
+
+    client, tally, written = asyncio.run(run())
+    ids = [json.loads(line)["id"] for line in written]
+    assert len(set(ids)) == 3 and all(json.loads(line)["type"] == "say" for line in written)
+    assert tally.acknowledged == 2 and tally.duplicates == 2
+    assert client.awaiting == {ids[1]}  # never acknowledged
+    assert tally.seq_gaps == 0
 
 
 def test_irc_dialect_registers_joins_answers_pings_and_reads_privmsg() -> None:

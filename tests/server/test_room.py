@@ -5,6 +5,7 @@ history, and who gets which event. No network: the room only returns `Delivery` 
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -34,7 +35,7 @@ from tcpchat.protocol import (
     fold_name,
 )
 from tcpchat.server.messages import MemoryLog
-from tcpchat.server.once import WINDOW, SentIds
+from tcpchat.server.once import WINDOW, SentIds, request_key
 from tcpchat.server.room import Delivery, Room, RoomLimits
 
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=timezone.utc)
@@ -709,15 +710,33 @@ def test_memory_log_search_needs_every_whole_word() -> None:
 def test_remembered_ids_are_bounded_and_expire() -> None:
     sent = SentIds(max_ids=3)
     lineage = sent.new_lineage()
-    ack = Ack(id="x", seq=1, ts=NOW, delivered=0)
     for number in range(5):
-        sent.remember(lineage, f"id{number}", ack, NOW)
+        sent.remember(lineage, request_key(f"id{number}"), 1, NOW, 0)
     assert len(sent) == 3
-    assert sent.ack_of(lineage, "id0", NOW) is None
-    assert sent.ack_of(lineage, "id4", NOW) == Ack(id="id4", seq=1, ts=NOW, delivered=0)
-    assert sent.ack_of(lineage, "id4", NOW + WINDOW + timedelta(seconds=1)) is None
-    sent.remember(lineage, "late", ack, NOW + WINDOW + timedelta(seconds=1))
+    assert sent.ack_of(lineage, request_key("id0"), "id0", NOW) is None
+    assert sent.ack_of(lineage, request_key("id4"), "id4", NOW) == Ack(
+        id="id4", seq=1, ts=NOW, delivered=0
+    )
+    later = NOW + WINDOW + timedelta(seconds=1)
+    assert sent.ack_of(lineage, request_key("id4"), "id4", later) is None
+    sent.remember(lineage, request_key("late"), 2, later, 0)
     assert len(sent) == 1  # the expired ones went
+
+
+def test_an_expired_id_sent_again_is_remembered_anew_and_expires_after_the_rest() -> None:
+    sent = SentIds()
+    lineage = sent.new_lineage()
+    sent.remember(lineage, request_key("a"), 1, NOW, 0)
+    sent.remember(lineage, request_key("b"), 2, NOW + WINDOW / 2, 0)
+    again = NOW + WINDOW + timedelta(seconds=1)
+    sent.remember(lineage, request_key("a"), 3, again, 0)  # "a" expired: a new message
+    assert len(sent) == 2  # "a" once, at its new place after "b"
+    assert sent.ack_of(lineage, request_key("a"), "a", again) == Ack(
+        id="a", seq=3, ts=again, delivered=0
+    )
+    sent.remember(lineage, request_key("c"), 4, NOW + WINDOW * 1.6, 0)
+    assert sent.ack_of(lineage, request_key("b"), "b", NOW + WINDOW * 1.6) is None
+    assert len(sent) == 2  # "b" went; "a" and "c" are within the window
 
 
 def test_a_token_hands_its_lineage_down_also_again_and_only_its_own() -> None:
@@ -774,11 +793,46 @@ def test_a_message_is_split_into_words_once_however_often_it_is_searched(monkeyp
 def test_an_id_of_any_length_costs_the_same_to_remember() -> None:
     """Only a digest of the id is kept (ids may be as long as a line), and the ack comes back
     with the id it was asked for."""
-    sent = SentIds()
-    lineage = sent.new_lineage()
+    room = make_room("alice", "bob")
     long_id = "i" * 16_000
-    sent.remember(lineage, long_id, Ack(id=long_id, seq=7, ts=NOW, delivered=2), NOW)
-    kept_key, (_, kept_ack) = next(iter(sent._acks.items()))
-    assert len(kept_key[1]) == 16 and kept_ack.id is None
-    assert sent.ack_of(lineage, long_id, NOW) == Ack(id=long_id, seq=7, ts=NOW, delivered=2)
-    assert sent.ack_of(lineage, long_id[:-1], NOW) is None
+    ack = only_event(say(room, "alice", "hi", id=long_id), Ack)
+    assert ack == Ack(id=long_id, seq=1, ts=NOW, delivered=1)
+    ((_, kept_key),) = room.sent._acks
+    assert kept_key == request_key(long_id) and len(kept_key) == 16
+    assert only_event(say(room, "alice", "hi", id=long_id), Ack) == ack
+    assert only_event(say(room, "alice", "hi", id=long_id[:-1]), Ack).seq == 2
+
+
+def test_a_say_with_an_id_digests_it_once(monkeypatch) -> None:
+    """The id's digest is the key of everything kept about it: the look-up for a resend, the
+    log's record and the ack remembered, so one `say` works it out once."""
+    import tcpchat.server.once as once
+    import tcpchat.server.room as room_module
+
+    digested: list[str] = []
+    original = once.request_key
+
+    def counting(request_id: str) -> bytes:
+        digested.append(request_id)
+        return original(request_id)
+
+    monkeypatch.setattr(once, "request_key", counting)
+    monkeypatch.setattr(room_module, "request_key", counting)
+    room = make_room("alice", "bob")
+    first = only_event(say(room, "alice", "hi", id="x1"), Ack)
+    assert digested == ["x1"]
+    assert only_event(say(room, "alice", "hi", id="x1"), Ack) == first  # a resend: its ack
+    assert digested == ["x1", "x1"]
+
+
+def test_remembered_ids_leave_the_garbage_collector_nothing_to_track() -> None:
+    """A busy room remembers up to `MAX_IDS` acks: kept as objects the collector tracks, every
+    full collection would walk them all."""
+    room = make_room("alice", "bob", history=0)
+    gc.collect()
+    tracked = len(gc.get_objects())
+    for number in range(5000):
+        say(room, "alice", "hi", id=f"x{number}")
+    gc.collect()
+    assert len(room.sent) == 5000
+    assert len(gc.get_objects()) - tracked < 100

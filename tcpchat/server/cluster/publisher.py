@@ -127,5 +127,6 @@ class Publisher:
                     if member.fanout.room.is_member(member):
                         member.fanout.dispatch([Delivery(earlier, (member,))])
                     continue
-                ack = Ack(id=request, seq=answer.seq, ts=outgoing.ts, delivered=0)
-                member.fanout.room.sent.remember(outgoing.lineage, request, ack, outgoing.ts)
+                member.fanout.room.sent.remember(
+                    outgoing.lineage, request_key(request), answer.seq, outgoing.ts, 0
+                )
