@@ -3,11 +3,9 @@
 With a durable log, a `say` (or the operator's announcement) is numbered at once but nothing
 about it may be sent before the store has committed it.  `Holding` gathers the deliveries of a
 turn's messages, and at the end of the turn commits them in one group (one transaction for the
-whole turn, on the store's thread); when the commit is done, the deliveries go out in order
-through the room's fan-out.  Each turn's batch waits on its commit's future with a callback (no
-task per turn: in a busy room most turns hold a message or two), and a future's callbacks run in
-the order they were added, commits in the order they were asked for, so members see `seq` in
-order.
+whole turn, on the store's thread) from a task; when the commit returns, the deliveries go out
+in order through the room's fan-out.  Tasks resume in the order of their commits, so members see
+`seq` in order.
 
 Everyone-broadcasts go to the members present when they are sent: a member who joined while its
 message was being written did not have it in its `welcome` (which shows durable messages only)
@@ -22,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -43,12 +40,11 @@ PRUNE_EVERY = 3600.0  # seconds between retention runs
 
 
 class DurableLog(MessageLog, Protocol):
-    """A `MessageLog` whose appended messages are kept for good only once their commit is done."""
+    """A `MessageLog` whose appended messages are kept for good only once `commit` returns."""
 
-    def durable(self) -> asyncio.Future[None]:
-        """The commit of every message appended so far: done once they are durable, or failed
-        with `LogUnavailable` (they are void, `seq` going back to `durable_seq`).  Shared: not
-        to be cancelled."""
+    async def commit(self) -> None:
+        """Return once every message appended so far is durable; raise `LogUnavailable` (and
+        void them, `seq` going back to `durable_seq`) if they cannot be."""
 
 
 class StoreHealth:
@@ -90,8 +86,7 @@ class Holding:
         self.health = health
         # The turn's held messages, each with its sender's lineage (see `tcpchat.server.once`).
         self._batch: list[tuple[Held, int]] = []
-        # The commits this room's batches wait for (at most two: one written, one gathering).
-        self.commits: set[asyncio.Future[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         # While anything is held: the `welcome.seq` of each member who joined meanwhile.
         self._joined_at: dict[Handle, int] = {}
 
@@ -120,43 +115,41 @@ class Holding:
 
     def joined(self, member: Handle, seq: int) -> None:
         """`member` joined with `welcome.seq` `seq`: it has every message up to that."""
-        if self._batch or self.commits:
+        if self._batch or self.tasks:
             self._joined_at[member] = seq
 
     async def settle(self) -> None:
         """Wait for the commits under way (at shutdown, so that their acks go out)."""
-        while self.commits:  # their callbacks were added before `wait`'s: they have run
-            await asyncio.wait(set(self.commits))
+        if self.tasks:
+            await asyncio.wait(set(self.tasks))
 
     def _end_turn(self) -> None:
         batch, self._batch = self._batch, []
         if batch:
-            commit = cast(DurableLog, self.log).durable()
-            if commit not in self.commits:
-                self.commits.add(commit)
-                commit.add_done_callback(self.commits.discard)
-            commit.add_done_callback(functools.partial(self._committed, batch))
+            task = asyncio.get_running_loop().create_task(self._commit(batch))
+            self.tasks.add(task)
+            task.add_done_callback(self._finished)
 
-    def _committed(self, batch: list[tuple[Held, int]], commit: asyncio.Future[None]) -> None:
-        """The commit `batch` waited for is done: its deliveries go out, or it is refused."""
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sending committed messages failed", exc_info=task.exception())
+        if not self.tasks and not self._batch:
+            self._joined_at.clear()
+
+    async def _commit(self, batch: list[tuple[Held, int]]) -> None:
+        top = max(_seq_of(held) for held, _ in batch)
         try:
-            error = commit.exception()
-            if error is None and self.log.durable_seq < max(_seq_of(held) for held, _ in batch):
-                error = LogUnavailable("The message store lost these messages.")  # voided since
-            if isinstance(error, LogUnavailable):
-                self.health.failed(error)
-                self._refuse(batch)
-            elif error is not None:
-                raise error
-            else:
-                self.health.worked()
-                for held, _ in batch:
-                    self.fanout.dispatch(self._present(held.deliveries))
-        except Exception:
-            log.exception("sending committed messages failed")
-        finally:
-            if not self.commits and not self._batch:
-                self._joined_at.clear()
+            await cast(DurableLog, self.log).commit()
+            if self.log.durable_seq < top:  # voided by a failure that ended before we asked
+                raise LogUnavailable("The message store lost these messages.")
+        except LogUnavailable as error:
+            self.health.failed(error)
+            self._refuse(batch)
+            return
+        self.health.worked()
+        for held, _ in batch:
+            self.fanout.dispatch(self._present(held.deliveries))
 
     def _present(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
         """`deliveries` for the members here now: none to one who left, and a message to

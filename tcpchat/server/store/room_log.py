@@ -9,7 +9,6 @@ awaited on the store's searching thread.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import sqlite3
 from collections.abc import Callable
@@ -82,10 +81,6 @@ class SqliteLog:
     async def commit(self) -> None:
         """`Store.commit`: every message appended so far (in any room) is durable."""
         await self._store.commit()
-
-    def durable(self) -> asyncio.Future[None]:
-        """`Store.durable`: the commit of every message appended so far (in any room)."""
-        return self._store.durable()
 
     def recent(self) -> list[Message]:
         """The newest durable messages kept for a `welcome`, oldest first."""
