@@ -73,22 +73,40 @@ class Outgoing:
 class TurnBroadcasts:
     """The events to every member (but one, maybe) during this turn of the event loop."""
 
-    __slots__ = ("entries", "excluded")
+    __slots__ = ("_joined", "entries", "excluded")
 
     def __init__(self) -> None:
         self.entries: list[tuple[Outgoing, object]] = []
         # Each member left out of some of them, and which (their places in `entries`).
         self.excluded: dict[object, list[int]] = {}
+        # The entries joined in each mode, for as long as no entry is added.
+        self._joined: dict[Mode, _Joined] = {}
+
+    def joined(self, mode: Mode) -> _Joined:
+        """Every entry so far in `mode`, joined once however many members ask (the members
+        catching up when a commit releases many acks at once, then the end of the turn)."""
+        joined = self._joined.get(mode)
+        if joined is None or joined.count != len(self.entries):
+            joined = self._joined[mode] = _Joined(
+                [outgoing.bytes_for(mode) for outgoing, _ in self.entries]
+            )
+        return joined
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.excluded.clear()
+        self._joined.clear()
 
 
 class _Joined:
     """The turn's broadcasts in one mode: joined once, with where each one starts."""
 
-    __slots__ = ("data", "largest", "starts")
+    __slots__ = ("count", "data", "largest", "starts")
 
     def __init__(self, pieces: list[bytes]) -> None:
+        self.count = len(pieces)
         self.data = b"".join(pieces)
-        self.largest = max(map(len, pieces))
+        self.largest = max(map(len, pieces), default=0)
         starts = [0]
         total = 0
         for piece in pieces:
@@ -97,12 +115,18 @@ class _Joined:
         self.starts = starts
 
     def spliced(
-        self, start: int, own: list[tuple[int, bytes]] | None, left_out: list[int] | None
+        self,
+        start: int,
+        own: list[tuple[int, bytes]] | None,
+        left_out: list[int] | None,
+        end: int | None = None,
     ) -> list[bytes | memoryview]:
         """The broadcasts from `start` on with `own` bytes at their places (each before the
-        broadcast at its place) and without those at the places `left_out`."""
+        broadcast at its place; none is past `end`) and without those at the places `left_out`,
+        up to the broadcast at `end` (the last one when None)."""
+        end = self.count if end is None else end
         marks: list[tuple[int, int, bytes]] = [(at, 0, data) for at, data in own or ()]
-        marks += [(at, 1, b"") for at in left_out or () if at >= start]
+        marks += [(at, 1, b"") for at in left_out or () if start <= at < end]
         marks.sort(key=lambda mark: mark[:2])
         view, starts = memoryview(self.data), self.starts
         pieces: list[bytes | memoryview] = []
@@ -115,8 +139,8 @@ class _Joined:
                 pieces.append(data)
             else:
                 at = place + 1
-        if at < len(starts) - 1:
-            pieces.append(view[starts[at] :])
+        if at < end:
+            pieces.append(view[starts[at] : starts[end]])
         return pieces
 
 
@@ -178,23 +202,19 @@ class Fanout:
 
     def catch_up(self, member: Recipient, upto: int | None = None) -> None:
         """Queue the turn's broadcasts `member` has not had yet (up to the place `upto`) and
-        its own bytes among them, in order."""
-        entries = self.turn.entries
-        end = len(entries) if upto is None else upto
-        mode = member.codec.mode
-        own, member.turn_own = member.turn_own or [], None
-        mine = 0
-        for index in range(member.turn_index, end):
-            while mine < len(own) and own[mine][0] <= index:
-                member.queue(own[mine][1], len(own[mine][1]))
-                mine += 1
-            outgoing, exclude = entries[index]
-            if exclude is not member:
-                data = outgoing.bytes_for(mode)
-                member.queue(data, len(data))
-        for _, data in own[mine:]:
-            member.queue(data, len(data))
+        its own bytes among them, in order, cut from the turn's joined bytes as at its end."""
+        end = len(self.turn.entries) if upto is None else upto
+        own, member.turn_own = member.turn_own, None
+        start = member.turn_index
         member.turn_index = end
+        if start >= end:  # nothing went to everyone since: only its own
+            for _, data in own or ():
+                member.queue(data, len(data))
+            return
+        joined = self.turn.joined(member.codec.mode)
+        pieces = joined.spliced(start, own, self.turn.excluded.get(member), end)
+        largest = max([joined.largest, *(len(data) for _, data in own or ())])
+        member.queue(b"".join(pieces), largest)
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -230,7 +250,8 @@ class Fanout:
         entries = self.turn.entries
         if not entries:
             return
-        excluded = self.turn.excluded
+        turn = self.turn
+        excluded = turn.excluded
         shared: dict[Mode, _Joined] = {}
         members = cast("list[Recipient]", self.room.handles())
         try:
@@ -240,9 +261,7 @@ class Fanout:
                 mode = member.codec.mode
                 joined = shared.get(mode)
                 if joined is None:
-                    joined = shared[mode] = _Joined(
-                        [outgoing.bytes_for(mode) for outgoing, _ in entries]
-                    )
+                    joined = shared[mode] = turn.joined(mode)
                 own, left_out = member.turn_own, excluded.get(member)
                 if own is None and left_out is None and member.turn_index == 0:
                     member.take_broadcasts(joined.data, joined.largest)
@@ -260,8 +279,7 @@ class Fanout:
                 member.turn_own = None
             raise
         finally:
-            entries.clear()
-            excluded.clear()
+            turn.clear()
         self.run_drops()
 
     # --- drops ---------------------------------------------------------------------------------
