@@ -23,6 +23,8 @@ class ReadWatch:
     now; None: for ever).  It may only move later by itself; when it moves earlier, call `arm`.
     """
 
+    __slots__ = ("_due", "_expired", "_loop", "_reading", "_task", "_timer")
+
     def __init__(self, loop: asyncio.AbstractEventLoop, due: Callable[[], float | None]) -> None:
         self._loop = loop
         self._due = due
