@@ -34,6 +34,8 @@ GATHER_FROM = 50
 GATHER_TIME = 0.001 * SECONDS
 CROWD_FROM = 500
 CROWD_TIME = 0.004 * SECONDS
+# A member this few broadcasts behind catches up one by one (see `Fanout.catch_up`).
+FEW_TO_CATCH_UP = 8
 
 
 # How a mode other than lines (JSON, plain) writes an event: an optional framing registers its
@@ -82,15 +84,23 @@ class TurnBroadcasts:
         # The entries joined in each mode, for as long as no entry is added.
         self._joined: dict[Mode, _Joined] = {}
 
-    def joined(self, mode: Mode) -> _Joined:
-        """Every entry so far in `mode`, joined once however many members ask (the members
-        catching up when a commit releases many acks at once, then the end of the turn)."""
+    def joined(self, mode: Mode, upto: int | None = None) -> _Joined:
+        """The entries in `mode` joined once however many members ask (the members catching up
+        when a commit releases many acks at once, then the end of the turn): every entry so
+        far, or a copy joined earlier in the turn that holds the first `upto` (entries are only
+        ever added, until the turn ends)."""
         joined = self._joined.get(mode)
-        if joined is None or joined.count != len(self.entries):
+        needed = len(self.entries) if upto is None else upto
+        if joined is None or joined.count < needed or (upto is None and joined.count != needed):
             joined = self._joined[mode] = _Joined(
                 [outgoing.bytes_for(mode) for outgoing, _ in self.entries]
             )
         return joined
+
+    def has_joined(self, mode: Mode, upto: int) -> bool:
+        """Whether a copy joined earlier holds the first `upto` entries in `mode`."""
+        joined = self._joined.get(mode)
+        return joined is not None and joined.count >= upto
 
     def clear(self) -> None:
         self.entries.clear()
@@ -202,19 +212,37 @@ class Fanout:
 
     def catch_up(self, member: Recipient, upto: int | None = None) -> None:
         """Queue the turn's broadcasts `member` has not had yet (up to the place `upto`) and
-        its own bytes among them, in order, cut from the turn's joined bytes as at its end."""
-        end = len(self.turn.entries) if upto is None else upto
+        its own bytes among them, in order, in one piece.
+
+        A few are taken one by one (a member that joined during the turn, say); more are cut
+        from the turn's broadcasts joined once, as at its end, so that many members catching up
+        at once (the acks a commit releases) cost one join and a few slices each."""
+        turn = self.turn
+        end = len(turn.entries) if upto is None else upto
         own, member.turn_own = member.turn_own, None
         start = member.turn_index
         member.turn_index = end
-        if start >= end:  # nothing went to everyone since: only its own
-            for _, data in own or ():
-                member.queue(data, len(data))
+        mode = member.codec.mode
+        if end - start > FEW_TO_CATCH_UP or turn.has_joined(mode, end):
+            joined = turn.joined(mode, end)
+            pieces = joined.spliced(start, own, turn.excluded.get(member), end)
+            largest = max([joined.largest, *(len(data) for _, data in own or ())])
+            member.queue(b"".join(pieces), largest)
             return
-        joined = self.turn.joined(member.codec.mode)
-        pieces = joined.spliced(start, own, self.turn.excluded.get(member), end)
-        largest = max([joined.largest, *(len(data) for _, data in own or ())])
-        member.queue(b"".join(pieces), largest)
+        own = own or []
+        entries = turn.entries
+        parts: list[bytes] = []
+        mine = 0
+        for index in range(start, end):
+            while mine < len(own) and own[mine][0] <= index:
+                parts.append(own[mine][1])
+                mine += 1
+            outgoing, exclude = entries[index]
+            if exclude is not member:
+                parts.append(outgoing.bytes_for(mode))
+        parts += [data for _, data in own[mine:]]
+        if parts:
+            member.queue(b"".join(parts), max(map(len, parts)))
 
     # --- sending -------------------------------------------------------------------------------
 

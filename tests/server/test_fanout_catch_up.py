@@ -58,10 +58,13 @@ steps = st.lists(st.one_of(st.booleans(), st.binary(min_size=1, max_size=8)), ma
     turn=steps,
     cut=st.one_of(st.none(), st.integers(0, 30)),
     mode=st.sampled_from([Mode.JSON, Mode.PLAIN]),
+    joined_before=st.booleans(),
 )
 def test_catch_up_gives_what_the_turn_gives_one_event_at_a_time(
-    before: int, turn: list[bool | bytes], cut: int | None, mode: Mode
+    before: int, turn: list[bool | bytes], cut: int | None, mode: Mode, joined_before: bool
 ) -> None:
+    """A few broadcasts behind, a member takes them one by one; more, or when another member
+    had the turn joined already (`joined_before`), it gets slices of the joined copy."""
     fanout = Fanout(Room(RoomLimits("test", 1024, 0)), lambda member, reason: None)
     member, other = Member(codec=Codec(mode)), Member()
     entries = fanout.turn.entries
@@ -94,6 +97,8 @@ def test_catch_up_gives_what_the_turn_gives_one_event_at_a_time(
     for _, data in own[mine:]:
         expected += data
 
+    if joined_before:
+        fanout.turn.joined(mode)
     fanout.catch_up(member, upto=upto)
 
     assert bytes(member.got) == bytes(expected)
