@@ -81,7 +81,8 @@ class TurnBroadcasts:
         self.entries: list[tuple[Outgoing, object]] = []
         # Each member left out of some of them, and which (their places in `entries`).
         self.excluded: dict[object, list[int]] = {}
-        # The entries joined in each mode, for as long as no entry is added.
+        # The copy of the entries joined last in each mode: once more are added, it still
+        # holds the ones before them.
         self._joined: dict[Mode, _Joined] = {}
 
     def joined(self, mode: Mode, upto: int | None = None) -> _Joined:
