@@ -270,3 +270,48 @@ def next_of_type(client: LineClient, kind: str) -> dict[str, Any]:
     while (event := client.read_json())["type"] != kind:
         pass
     return event
+
+
+def test_a_message_whose_ack_cannot_be_read_is_refused_while_redis_is_away(
+    cluster, redis_server: RedisServer
+) -> None:
+    """Redis takes a message, then goes away before the sender's process has read it back from
+    the events stream (where its ack comes from): the sender is told `unavailable` at once, not
+    left waiting for as long as Redis is away; the id sent again once Redis is back is
+    acknowledged with the message Redis kept, once."""
+    first, second = cluster(2)
+    alice, bob = first.join("alice"), second.join("bob")
+    next_of_type(alice, "joined")
+    side = first.server.cluster
+
+    def stop_reading() -> None:  # the moment between Redis's answer and the stream's, held
+        for task in list(side._tasks):
+            if task.get_coro().__qualname__ == "LiveEvents.deliver_forever":
+                task.cancel()
+
+    first.call(stop_reading)
+    alice.send_json({"type": "say", "text": "kept", "id": "k1"})
+    assert messages_of(bob, 1)[0]["text"] == "kept"  # Redis has it
+    redis_server.stop()
+    first.call(lambda: side.spawn(side.live.deliver_forever()))  # reading again: Redis is gone
+    answer = alice.read_json(timeout=3 * TIMEOUT)
+    assert (answer["type"], answer.get("code"), answer.get("id")) == ("error", "unavailable", "k1")
+    redis_server.start()
+    assert acked_after_resends(alice, "kept", "k1")["seq"] == 1  # the message Redis kept
+    assert acked_after_resends(alice, "after", "k2")["seq"] == 2
+    assert messages_of(bob, 1)[0]["text"] == "after"  # "kept" reached bob once
+
+
+def acked_after_resends(client: LineClient, text: str, request: str) -> dict[str, Any]:
+    """Send a `say` with id `request` again after each `unavailable` (Redis coming back) until
+    it is acknowledged; its ack."""
+    deadline = time.monotonic() + 3 * TIMEOUT
+    while True:
+        assert time.monotonic() < deadline, f"{request} never acknowledged"
+        client.send_json({"type": "say", "text": text, "id": request})
+        while (event := client.read_json())["type"] not in ("ack", "error"):
+            pass
+        if event["type"] == "ack":
+            assert event["id"] == request
+            return event
+        assert (event["code"], event["id"]) == ("unavailable", request), event

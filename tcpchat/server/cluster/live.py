@@ -69,6 +69,7 @@ class LiveEvents:
                     self.last_id = event.id
             except ClusterUnavailable as error:
                 self.side.failed(error)
+                self.side.publisher.refuse_waiting()  # their acks cannot come meanwhile
                 recovering = True
                 await asyncio.sleep(RETRY_AFTER)
 

@@ -3,7 +3,9 @@ one round trip, each answered once (its `ack` from the room's events, or `unavai
 
 A message whose answer from Redis is lost (Redis went away just then) may have been kept all
 the same: its sender is told `unavailable` (it may send the id again, which Redis answers with
-the first `ack`), and the ack that the stream then brings is not sent as well.
+the first `ack`), and the ack that the stream then brings is not sent as well.  So is one that
+Redis took but whose place in the stream cannot be read (Redis went away before it was): while
+Redis is away, nobody waits for an answer.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Publisher:
         # Messages sent to Redis whose sender has not been answered yet, and those answered
         # `unavailable` because Redis failed, which Redis may still have kept.
         self._serial = 0
-        self._unanswered: set[int] = set()
+        self._unanswered: dict[int, _Outgoing] = {}
         self._refused: collections.OrderedDict[int, None] = collections.OrderedDict()
 
     def say(self, member: Member, say: Say) -> None:
@@ -67,10 +69,11 @@ class Publisher:
         assert name is not None
         self._serial += 1
         serial = self._serial
-        self._unanswered.add(serial)
         request = "" if say.id is None else "=" + say.id
         tag = f"{self.side.connection_id(member)} {serial}{request}"
-        self._outbox.append(_Outgoing(member, say, name, tag, lineage, now, serial))
+        outgoing = _Outgoing(member, say, name, tag, lineage, now, serial)
+        self._unanswered[serial] = outgoing
+        self._outbox.append(outgoing)
         self._news.set()
 
     def answered_live(self, serial: int) -> bool:
@@ -79,8 +82,25 @@ class Publisher:
         if serial in self._refused:
             del self._refused[serial]
             return False
-        self._unanswered.discard(serial)
+        self._unanswered.pop(serial, None)
         return True
+
+    def refuse_waiting(self) -> None:
+        """Redis cannot be read: every message still waiting for its answer is refused now
+        (`unavailable`), those not sent yet are not sent, and the acks of those Redis kept are
+        not sent when the stream brings them (their ids, sent again, are answered with them)."""
+        self._outbox.clear()
+        for outgoing in list(self._unanswered.values()):
+            self._refuse(outgoing)
+
+    def _refuse(self, outgoing: _Outgoing) -> None:
+        del self._unanswered[outgoing.serial]
+        self._refused[outgoing.serial] = None
+        if len(self._refused) > REFUSALS_KEPT:
+            self._refused.popitem(last=False)
+        member = outgoing.member
+        if member.fanout.room.is_member(member):
+            member.fanout.dispatch([unavailable(member, outgoing.say.id)])
 
     async def publish_forever(self) -> None:
         """Send the members' messages to Redis in the order they came, all that waited in one
@@ -105,26 +125,21 @@ class Publisher:
             except ClusterUnavailable as error:
                 self.side.failed(error)
                 for outgoing in batch:
-                    if outgoing.serial not in self._unanswered:
-                        continue  # acknowledged from the stream already: Redis had kept it
-                    self._unanswered.discard(outgoing.serial)
-                    self._refused[outgoing.serial] = None
-                    if len(self._refused) > REFUSALS_KEPT:
-                        self._refused.popitem(last=False)
-                    member = outgoing.member
-                    if member.fanout.room.is_member(member):
-                        member.fanout.dispatch([unavailable(member, outgoing.say.id)])
+                    if outgoing.serial in self._unanswered:  # else answered from the stream
+                        self._refuse(outgoing)  # (Redis had kept it) or refused already
                 continue
             for outgoing, answer in zip(batch, kept, strict=True):
                 member, request = outgoing.member, outgoing.say.id
+                # Told `unavailable` while Redis answered (`refuse_waiting`): no ack as well.
+                told = outgoing.serial in self._refused
                 if answer.again is not None:  # nothing was added: no ack comes from the stream
-                    self._unanswered.discard(outgoing.serial)
+                    self._unanswered.pop(outgoing.serial, None)
                 if request is None:
                     continue
                 if answer.again is not None:  # sent before, maybe through another process
                     ts, delivered = answer.again
                     earlier = Ack(id=request, seq=answer.seq, ts=ts, delivered=delivered)
-                    if member.fanout.room.is_member(member):
+                    if not told and member.fanout.room.is_member(member):
                         member.fanout.dispatch([Delivery(earlier, (member,))])
                     continue
                 member.fanout.room.sent.remember(
