@@ -62,13 +62,7 @@ class ServerCodec:
         Lazily: a line is parsed only once the previous event was handled, because handling it
         may change how the next line reads (a plain name, then a password, then messages).
         """
-        return self._events(self._framer.feed(data))
-
-    def _events(self, lines: list[bytes | LineTooLong]) -> Iterator[ClientEvent | Invalid]:
-        # A generator function, not a generator expression: compiled (mypyc), an expression
-        # becomes a list, made all at once.
-        for line in lines:
-            yield self._line_event(line)
+        return (self._line_event(line) for line in self._framer.feed(data))
 
     def _line_event(self, line: bytes | LineTooLong) -> ClientEvent | Invalid:
         if isinstance(line, LineTooLong):

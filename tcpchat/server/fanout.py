@@ -125,16 +125,16 @@ class _Joined:
             starts.append(total)
         self.starts = starts
 
-    def spliced(
+    def cut(
         self,
         start: int,
         own: list[tuple[int, bytes]] | None,
         left_out: list[int] | None,
         end: int | None = None,
-    ) -> list[bytes | memoryview]:
-        """The broadcasts from `start` on with `own` bytes at their places (each before the
-        broadcast at its place; none is past `end`) and without those at the places `left_out`,
-        up to the broadcast at `end` (the last one when None)."""
+    ) -> tuple[bytes, int]:
+        """The broadcasts from `start` up to the one at `end` (the last one when None), with
+        `own` bytes at their places (each before the broadcast at its place; none is past
+        `end`) and without those at the places `left_out`; and the longest single event."""
         end = self.count if end is None else end
         marks: list[tuple[int, int, bytes]] = [(at, 0, data) for at, data in own or ()]
         marks += [(at, 1, b"") for at in left_out or () if start <= at < end]
@@ -152,7 +152,8 @@ class _Joined:
                 at = place + 1
         if at < end:
             pieces.append(view[starts[at] : starts[end]])
-        return pieces
+        largest = max([self.largest, *(len(data) for _, data in own or ())])
+        return b"".join(pieces), largest
 
 
 class HasMode(Protocol):
@@ -225,10 +226,7 @@ class Fanout:
         member.turn_index = end
         mode = member.codec.mode
         if end - start > FEW_TO_CATCH_UP or turn.has_joined(mode, end):
-            joined = turn.joined(mode, end)
-            pieces = joined.spliced(start, own, turn.excluded.get(member), end)
-            largest = max([joined.largest, *(len(data) for _, data in own or ())])
-            member.queue(b"".join(pieces), largest)
+            member.queue(*turn.joined(mode, end).cut(start, own, turn.excluded.get(member), end))
             return
         own = own or []
         entries = turn.entries
@@ -296,9 +294,7 @@ class Fanout:
                     member.take_broadcasts(joined.data, joined.largest)
                 else:
                     member.turn_own = None
-                    pieces = joined.spliced(member.turn_index, own, left_out)
-                    largest = max([joined.largest, *(len(data) for _, data in own or ())])
-                    member.take_broadcasts(b"".join(pieces), largest)
+                    member.take_broadcasts(*joined.cut(member.turn_index, own, left_out))
                 member.turn_index = 0
         except BaseException:
             # Our bug, logged by the event loop: start the next turn afresh rather than stall

@@ -392,42 +392,39 @@ class Member:
         self.write(self.codec.greeting(self.config.name, hub.room_size(self)))
         loop = self.loop
         watch = self.watch
-        watch.arm()
-        try:
-            while not self.done:
-                try:
-                    data = await watch.read(self.reader, READ_CHUNK)
-                except asyncio.TimeoutError:
-                    if self.done or self._on_timeout():
-                        return
-                    watch.arm()
-                    continue
-                except OSError:
-                    data = b""
-                if self.done:  # ended from outside (kicked, banned) while this read waited
+        watch.arm()  # stopped by `forget_timers`, however the connection ends
+        while not self.done:
+            try:
+                data = await watch.read(self.reader, READ_CHUNK)
+            except asyncio.TimeoutError:
+                if self.done or self._on_timeout():
                     return
-                if not data:  # the peer closed (or half-closed): answer what it sent, then close
-                    hub.leave(self, LeaveReason.DISCONNECTED)
-                    self.close()
+                watch.arm()
+                continue
+            except OSError:
+                data = b""
+            if self.done:  # ended from outside (kicked, banned) while this read waited
+                return
+            if not data:  # the peer closed (or half-closed): answer what it sent, then close
+                hub.leave(self, LeaveReason.DISCONNECTED)
+                self.close()
+                return
+            pace = self.pace
+            if pace is not None and (delay := pace.for_bytes(len(data))):
+                await asyncio.sleep(delay)  # nothing more is read meanwhile: TCP pushes back
+                if self.done:
                     return
-                pace = self.pace
-                if pace is not None and (delay := pace.for_bytes(len(data))):
-                    await asyncio.sleep(delay)  # nothing more is read meanwhile: TCP pushes back
-                    if self.done:
-                        return
-                for event in self.codec.receive_data(data):
-                    if pace is not None and (delay := pace.for_line()):
-                        await asyncio.sleep(delay)
-                    if self.done:
-                        return
-                    if not hub.has_joined(self) and loop.time() > self.deadline:
-                        self._timed_out()  # many lines in one read must not stretch the deadline
-                        return
-                    hub.handle(self, event)
-                if reply := self.codec.data_to_send():
-                    self.write(reply)
-        finally:
-            watch.stop()
+            for event in self.codec.receive_data(data):
+                if pace is not None and (delay := pace.for_line()):
+                    await asyncio.sleep(delay)
+                if self.done:
+                    return
+                if not hub.has_joined(self) and loop.time() > self.deadline:
+                    self._timed_out()  # many lines in one read must not stretch the deadline
+                    return
+                hub.handle(self, event)
+            if reply := self.codec.data_to_send():
+                self.write(reply)
 
     def _read_timeout(self) -> float | None:
         """Seconds until the next thing to do if nothing arrives: the registration deadline for

@@ -148,12 +148,6 @@ class Room:
         with their JSON written (see `tcpchat.protocol.names`)."""
         return self._in_order.snapshot()
 
-    def _add_name(self, key: str, name: str) -> None:
-        self._in_order.add(key, name)
-
-    def _remove_name(self, key: str) -> None:
-        self._in_order.remove(key)
-
     def handles(self) -> list[Handle]:
         return list(self._names)
 
@@ -281,7 +275,7 @@ class Room:
         key = fold_name(name)
         self._by_key[key] = handle
         self._by_look.update(dict.fromkeys(confusable_keys(name), handle))
-        self._add_name(key, name)
+        self._in_order.add(key, name)
         if lineage is None or token is None:
             lineage, token = self.lineage_and_token(hello)
         self._lineages[handle] = lineage
@@ -398,11 +392,11 @@ class Room:
         del self._by_key[old_key]
         for look in confusable_keys(old):
             del self._by_look[look]
-        self._remove_name(old_key)
+        self._in_order.remove(old_key)
         self._names[handle] = new
         self._by_key[new_key] = handle
         self._by_look.update(dict.fromkeys(confusable_keys(new), handle))
-        self._add_name(new_key, new)
+        self._in_order.add(new_key, new)
         return Renamed(old=old, new=new, ts=now)
 
     def history(self, handle: Handle, request: HistoryRequest) -> list[Delivery]:
@@ -436,7 +430,7 @@ class Room:
         del self._by_key[key]
         for look in confusable_keys(name):
             del self._by_look[look]
-        self._remove_name(key)
+        self._in_order.remove(key)
         left = Left(name=name, members=self.count, reason=reason, ts=now)
         return [Delivery(left, list(self._names), True)]
 

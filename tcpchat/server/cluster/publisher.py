@@ -41,6 +41,7 @@ class _Outgoing:
     lineage: int
     ts: datetime
     serial: int  # this process's number for it (see `Publisher.answered_live`)
+    request: bytes  # its id's `request_key` (empty without an id)
 
 
 class Publisher:
@@ -60,7 +61,8 @@ class Publisher:
         """A member's `say`: numbered in Redis; its `message` and `ack` come from the stream."""
         room = member.fanout.room
         now = self.side.server.clock()
-        refused = room.say_refusal(member, say, now)
+        request = b"" if say.id is None else request_key(say.id)
+        refused = room.say_refusal(member, say, now, request or None)
         if refused is not None:  # an id sent before on this process, or a text refused
             member.fanout.dispatch(refused)
             return
@@ -69,9 +71,9 @@ class Publisher:
         assert name is not None
         self._serial += 1
         serial = self._serial
-        request = "" if say.id is None else "=" + say.id
-        tag = f"{self.side.connection_id(member)} {serial}{request}"
-        outgoing = _Outgoing(member, say, name, tag, lineage, now, serial)
+        with_id = "" if say.id is None else "=" + say.id
+        tag = f"{self.side.connection_id(member)} {serial}{with_id}"
+        outgoing = _Outgoing(member, say, name, tag, lineage, now, serial, request)
         self._unanswered[serial] = outgoing
         self._outbox.append(outgoing)
         self._news.set()
@@ -114,13 +116,10 @@ class Publisher:
             try:
                 kept = await self.side.shared.say_many(
                     [
-                        Said(
-                            o.name, o.say.text, o.ts, o.say.me, o.tag, o.lineage,
-                            b"" if o.say.id is None else request_key(o.say.id),
-                        )
+                        Said(o.name, o.say.text, o.ts, o.say.me, o.tag, o.lineage, o.request)
                         for o in batch
                     ]
-                )  # fmt: skip
+                )
                 self.side.worked()
             except ClusterUnavailable as error:
                 self.side.failed(error)
@@ -143,5 +142,5 @@ class Publisher:
                         member.fanout.dispatch([Delivery(earlier, (member,))])
                     continue
                 member.fanout.room.sent.remember(
-                    outgoing.lineage, request_key(request), answer.seq, outgoing.ts, 0
+                    outgoing.lineage, outgoing.request, answer.seq, outgoing.ts, 0
                 )
