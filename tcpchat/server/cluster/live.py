@@ -81,13 +81,13 @@ class LiveEvents:
         if seen is None or seq <= seen + 1:
             self.seen_seq = seq
             return
-        missed = await self.side.shared.since(seen, seq - seen - 1)
+        missed = await self.side.shared.before(seq, seq - seen - 1)  # seen+1 .. seq-1
         self.seen_seq = seq
         room = self.side.server.fanouts[self.side.shared.keys.room].room
         settled = [m for m in room.handles() if m not in self.joined_at]
         log.warning("%d messages were read again from the history after a break", len(missed))
         self.side.server.fanouts[self.side.shared.keys.room].dispatch(
-            [Delivery(message, settled) for message in missed if message.seq < seq]
+            [Delivery(message, settled) for message in missed]
         )
 
     def _deliver(self, entry: StreamEntry) -> None:
