@@ -265,8 +265,7 @@ def _join_address(host: str, port: int) -> tuple[str, int]:
         raise click.BadParameter(str(exc), param_hint="HOST") from None
     if written is None:
         return host, port
-    source = click.get_current_context().get_parameter_source("port")
-    if written != port and source is not click.core.ParameterSource.DEFAULT:
+    if written != port and _given(click.get_current_context(), "port"):
         raise click.UsageError(
             f"the port is given twice, and differently: {written} in HOST and {port} with "
             "--port (or TCPCHAT_PORT); give it once."

@@ -884,6 +884,19 @@ def test_join_takes_the_port_with_the_host(where: str, start_server, tmp_path: P
     assert member.expect("joined")["name"] == "bot"
 
 
+def test_join_port_in_the_settings_file_gives_way_to_the_one_in_host(
+    start_server, tmp_path: Path
+) -> None:
+    """The command line wins over the settings file: HOST:PORT is not the port given twice."""
+    server = start_server()
+    member = server.join("alice")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "settings.ini").write_text("[join]\nport = 4000\n")
+    result = run_join(tmp_path, f"127.0.0.1:{server.port}")
+    assert result.returncode == 0, result.stderr
+    assert member.expect("joined")["name"] == "bot"
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
