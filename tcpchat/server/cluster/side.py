@@ -187,6 +187,11 @@ class ClusterSide:
         """The member here whose connection id is `connection`, if it is still here."""
         return self._by_id.get(connection)
 
+    def member_holding(self, holder: str) -> Member | None:
+        """The member here that `holder` (`PROCESS CONNECTION NAME`) names, if it is ours."""
+        process, connection, _ = holder_parts(holder)
+        return self.member_with(connection) if process == self.process else None
+
     def connection_id(self, member: Member) -> str:
         found = self._ids.get(member)
         if found is None:
@@ -273,8 +278,7 @@ class ClusterSide:
     def replace(self, holder: str) -> None:
         """A token took the name of `holder` (`PROCESS CONNECTION NAME`) over: if that
         connection is ours, it goes (its `left`, reason replaced, is already in the stream)."""
-        process, connection, _ = holder_parts(holder)
-        old = self._by_id.get(connection) if process == self.process else None
+        old = self.member_holding(holder)
         if old is not None and old.fanout.room.is_member(old):
             self._replaced.add(old)
             self.server.replace(old)
