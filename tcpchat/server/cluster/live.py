@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tcpchat.protocol import Ack, Joined, LeaveReason, Left, Message, Private
-from tcpchat.server.cluster.shared_room import ClusterUnavailable
+from tcpchat.server.cluster.shared_room import READ_BLOCK_MS, RETRY_AFTER, ClusterUnavailable
 from tcpchat.server.cluster.shared_room import Event as StreamEntry
 from tcpchat.server.room import Delivery
 
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from tcpchat.server.member import Member
 
 log = logging.getLogger("tcpchat.server")
-
-READ_BLOCK_MS = 1000  # how long one read of the events waits for news
-RETRY_AFTER = 0.5  # seconds before reading again after a failure
 
 
 def stream_position(event_id: str) -> tuple[int, int]:

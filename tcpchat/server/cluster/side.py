@@ -49,6 +49,7 @@ from tcpchat.server.cluster.leases import RENEW_EVERY, Leases
 from tcpchat.server.cluster.live import LiveEvents, stream_position
 from tcpchat.server.cluster.publisher import Publisher
 from tcpchat.server.cluster.shared_room import (
+    RETRY_AFTER,
     Claim,
     ClusterUnavailable,
     SharedRoom,
@@ -78,7 +79,6 @@ log = logging.getLogger("tcpchat.server")
 # long a request waits for a free one before it is `unavailable`.
 POOL = 32
 POOL_WAIT = 5.0
-RETRY_AFTER = 0.5  # seconds before trying Redis again after a failure
 CLOSE_WITHIN = 1.0  # seconds a stopping process gives Redis to free its members' names
 
 
