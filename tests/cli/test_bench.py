@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -53,9 +52,6 @@ def bench_json(server_port: int, *args: str) -> dict[str, Any]:
     report = json.loads(result.stdout)
     assert isinstance(report, dict)
     return report
-
-
-LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
 
 
 @pytest.fixture

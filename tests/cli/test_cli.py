@@ -25,7 +25,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 from support import REPO, TIMEOUT
-from support.process import Process, clean_env, free_port, python_prints
+from support.process import LISTENING, Process, clean_env, free_port, python_prints
 from support.wire import LineClient
 
 from tcpchat import __version__
@@ -37,7 +37,6 @@ from tcpchat.cli.serve import serve as serve_command
 SHUTDOWN_LIMIT = 2.0 * TIMEOUT / 5
 ROOT = REPO
 SHELLS = ("bash", "zsh", "fish")
-LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
 
 posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

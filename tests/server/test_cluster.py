@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from support import TIMEOUT
+from support.chat import collect, next_of
 from support.redis import RedisServer, serving_processes
 from support.wire import LineClient
 
@@ -21,12 +22,7 @@ from tcpchat.server.cluster.leases import LEASE, RENEW_EVERY
 
 def messages_of(client: LineClient, count: int) -> list[dict[str, Any]]:
     """The next `count` messages a member receives (other events skipped)."""
-    found = []
-    while len(found) < count:
-        event = client.read_json()
-        if event["type"] == "message":
-            found.append(event)
-    return found
+    return collect(client, "message", count)[0]
 
 
 def test_members_of_three_processes_see_one_order(cluster) -> None:
@@ -65,15 +61,6 @@ def test_a_name_is_taken_across_processes_and_the_count_is_the_clusters(cluster)
     assert again is not None
 
 
-def acks(client: LineClient, count: int) -> list[dict[str, Any]]:
-    found = []
-    while len(found) < count:
-        event = client.read_json()
-        if event["type"] == "ack":
-            found.append(event)
-    return found
-
-
 def test_a_client_that_moves_to_another_process_misses_nothing(cluster) -> None:
     first, second = cluster(2)
     talker = first.join("talker")
@@ -81,12 +68,10 @@ def test_a_client_that_moves_to_another_process_misses_nothing(cluster) -> None:
     talker.send_json({"type": "say", "text": "before", "id": "b"})
     seen = messages_of(mover, 1)[0]["seq"]
     mover.close()
-    while (event := talker.read_json())["type"] != "left":
-        pass
-    assert event["name"] == "mover"
+    assert next_of(talker, "left")["name"] == "mover"
     for n in range(5):
         talker.send_json({"type": "say", "text": f"while away {n}", "id": f"w{n}"})
-    acks(talker, 5)  # ("before"'s came before the `left`)
+    collect(talker, "ack", 5)[0]  # ("before"'s came before the `left`)
     client = second.connect()
     client.read_line()
     client.send_json({"type": "hello", "name": "mover", "version": 1, "since": seen})
@@ -132,7 +117,7 @@ def test_redis_gone_refuses_messages_keeps_everyone_and_comes_back(
     first, second = cluster(2)
     alice, bob = first.join("alice"), second.join("bob")
     alice.send_json({"type": "say", "text": "one", "id": "1"})
-    assert acks(alice, 1)[0]["seq"] == 1
+    assert collect(alice, "ack", 1)[0][0]["seq"] == 1
     redis_server.stop()
     alice.send_json({"type": "say", "text": "into the void", "id": "2"})
     refused = alice.expect("error")
@@ -161,7 +146,7 @@ def test_an_id_resent_to_another_process_with_the_token_is_not_delivered_twice(c
     client.send_json({"type": "hello", "name": "alice", "version": 1})
     token = client.expect("welcome")["token"]
     client.send_json({"type": "say", "text": "once", "id": "x1"})
-    ack = acks(client, 1)[0]
+    ack = collect(client, "ack", 1)[0][0]
     client.close()
     heard = []
     while (event := watcher.read_json())["type"] != "left":  # the name is free again
@@ -171,10 +156,10 @@ def test_an_id_resent_to_another_process_with_the_token_is_not_delivered_twice(c
     moved.send_json({"type": "hello", "name": "alice", "version": 1, "token": token})
     moved.expect("welcome")
     moved.send_json({"type": "say", "text": "once", "id": "x1"})
-    again = acks(moved, 1)[0]
+    again = collect(moved, "ack", 1)[0][0]
     assert (again["seq"], again["id"]) == (ack["seq"], "x1")
     moved.send_json({"type": "say", "text": "twice", "id": "x2"})
-    assert acks(moved, 1)[0]["seq"] == ack["seq"] + 1
+    assert collect(moved, "ack", 1)[0][0]["seq"] == ack["seq"] + 1
     assert heard + [m["text"] for m in messages_of(watcher, 1)] == ["once", "twice"]
 
 
@@ -187,21 +172,16 @@ def test_the_operator_kicks_and_bans_across_processes(cluster) -> None:
     assert preview.startswith("This asks the process that holds 'bob'")  # and does nothing
     answer = first.call(lambda: moderation.execute(first.server, "/kick bob flooding"))
     assert "Asked the process that holds 'bob'" in answer
-    shutdown = bob.read_json()
-    while shutdown["type"] != "shutdown":
-        shutdown = bob.read_json()
+    shutdown = next_of(bob, "shutdown")
     assert shutdown["reason"] == "kicked" and "flooding" in shutdown["message"]
-    while (left := alice.read_json())["type"] != "left":  # bob's join came first
-        pass
+    left = next_of(alice, "left")  # bob's join came first
     assert (left["name"], left["reason"]) == ("bob", "kicked")
 
     carol = second.join("carol")
     answer = first.call(lambda: moderation.execute(first.server, "/ban 127.0.0.1 5"))
     assert answer.startswith("Banned 127.0.0.1 for 5 minutes")
     for member in (alice, carol):  # both processes removed their connections from there
-        event = member.read_json()
-        while event["type"] != "shutdown":
-            event = member.read_json()
+        next_of(member, "shutdown")
     deadline = time.monotonic() + 3 * TIMEOUT
     while not second.call(lambda: second.server.guard.bans()):
         assert time.monotonic() < deadline, "the other process never banned the address"
@@ -229,7 +209,7 @@ def test_redis_killed_mid_burst_loses_no_acknowledged_message_and_doubles_none(
     in that order."""
     first, second = cluster(2)
     alice, bob = first.join("alice"), second.join("bob")
-    next_of_type(alice, "joined")
+    next_of(alice, "joined")
     burst = 200
     for n in range(burst):
         alice.send_json({"type": "say", "text": f"burst {n}", "id": f"b{n}"})
@@ -266,12 +246,6 @@ def test_redis_killed_mid_burst_loses_no_acknowledged_message_and_doubles_none(
     }  # each ack names its own message
 
 
-def next_of_type(client: LineClient, kind: str) -> dict[str, Any]:
-    while (event := client.read_json())["type"] != kind:
-        pass
-    return event
-
-
 def test_a_message_whose_ack_cannot_be_read_is_refused_while_redis_is_away(
     cluster, redis_server: RedisServer
 ) -> None:
@@ -281,7 +255,7 @@ def test_a_message_whose_ack_cannot_be_read_is_refused_while_redis_is_away(
     acknowledged with the message Redis kept, once."""
     first, second = cluster(2)
     alice, bob = first.join("alice"), second.join("bob")
-    next_of_type(alice, "joined")
+    next_of(alice, "joined")
     side = first.server.cluster
 
     def stop_reading() -> None:  # the moment between Redis's answer and the stream's, held

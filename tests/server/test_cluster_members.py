@@ -4,6 +4,7 @@ and a process that was cut off for longer than its lease coming back."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 from support import TIMEOUT
+from support.chat import next_of
 from support.redis import RedisServer, serving_processes
 from support.running import RunningServer
 from support.wire import LineClient
@@ -18,18 +20,17 @@ from support.wire import LineClient
 pytest.importorskip("redis", reason="the redis package is not installed")
 
 
-def next_of(client: LineClient, *kinds: str) -> dict[str, Any]:
+def next_of_any(client: LineClient, *kinds: str) -> dict[str, Any]:
     """The next event of one of `kinds` (others skipped)."""
-    while (event := client.read_json())["type"] not in kinds:
-        pass
-    return event
+    lines = client.read_until(lambda line: json.loads(line)["type"] in kinds)
+    return json.loads(lines[-1])
 
 
 def hello(server: RunningServer, name: str, **fields: Any) -> tuple[LineClient, dict[str, Any]]:
     client = server.connect()
     client.read_line()
     client.send_json({"type": "hello", "name": name, "version": 1, **fields})
-    return client, next_of(client, "welcome", "error")
+    return client, next_of_any(client, "welcome", "error")
 
 
 def test_a_private_message_reaches_a_member_on_another_process(cluster) -> None:
@@ -169,7 +170,7 @@ def test_a_crowd_joining_at_once_is_let_in_whatever_the_redis_clients_pool(clust
         clients.append(client)
     for n, client in enumerate(clients):  # all sent before any is answered
         client.send_json({"type": "hello", "name": f"m{n}", "version": 1})
-    answers = [next_of(client, "welcome", "error") for client in clients]
+    answers = [next_of_any(client, "welcome", "error") for client in clients]
     assert [a["type"] for a in answers] == ["welcome"] * crowd, [
         a for a in answers if a["type"] != "welcome"
     ][:3]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from support import TIMEOUT
 from support.chat import expect_error, hello
-from support.process import Process, clean_env
+from support.process import LISTENING, Process, clean_env
 from support.wire import LineClient
 
 pytestmark = [
@@ -25,7 +25,6 @@ pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="connects from 127.0.0.2 and the like"),
 ]
 
-LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
 PASSWORD = "s3cret"
 
 

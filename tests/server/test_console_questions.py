@@ -5,15 +5,13 @@ counts in the log (tcpchat.server.moderation, .terminal, .refusals), against a r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
-from support.chat import expect_closed, join, sync
+from support.chat import expect_closed, join, next_of, sync
 from support.process import python_prints
-from support.redis import RedisServer
 from support.running import RunningServer
 
 from tcpchat.server import moderation
@@ -58,30 +56,21 @@ def test_ban_of_a_member_asks_first_when_others_share_its_address(chat: RunningS
 
 
 @pytest.mark.slow
-def test_in_a_cluster_the_question_says_the_other_processes_close_theirs_too(
-    tmp_path: Path, start_server: Callable[..., RunningServer]
-) -> None:
+def test_in_a_cluster_the_question_says_the_other_processes_close_theirs_too(cluster) -> None:
     pytest.importorskip("redis", reason="the redis package is not installed")
-    redis = RedisServer(tmp_path / "redis").start()
-    try:
-        first, second = (start_server(cluster=redis.url) for _ in range(2))
-        assert first.server is not None
-        server = first.server
-        alice, bob, carol = first.join("alice"), first.join("bob"), second.join("carol")
-        question = first.call(lambda: moderation.question(server, "/ban bob"))
-        assert question is not None
-        assert question.said == (
-            "This bans 127.0.0.1 until restart and removes alice, bob (2 connections). "
-            "Connections from there to the cluster's other processes are closed too."
-        )
-        assert first.call(question.carry_out).startswith("Banned 127.0.0.1 until the server")
-        for member in (alice, bob, carol):
-            while member.read_json()["type"] != "shutdown":
-                pass
-        first.stop()
-        second.stop()
-    finally:
-        redis.stop()
+    first, second = cluster(2)
+    assert first.server is not None
+    server = first.server
+    alice, bob, carol = first.join("alice"), first.join("bob"), second.join("carol")
+    question = first.call(lambda: moderation.question(server, "/ban bob"))
+    assert question is not None
+    assert question.said == (
+        "This bans 127.0.0.1 until restart and removes alice, bob (2 connections). "
+        "Connections from there to the cluster's other processes are closed too."
+    )
+    assert first.call(question.carry_out).startswith("Banned 127.0.0.1 until the server")
+    for member in (alice, bob, carol):
+        next_of(member, "shutdown")
 
 
 def test_tab_offers_commands_names_and_banned_addresses(chat: RunningServer) -> None:

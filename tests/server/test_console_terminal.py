@@ -20,7 +20,7 @@ if sys.platform == "win32":
 import pexpect
 from support import REPO, TIMEOUT
 from support.chat import expect_closed, hello
-from support.process import clean_env
+from support.process import LISTENING, clean_env
 from support.screen import ROWS, Terminal
 from support.wire import LineClient
 
@@ -28,7 +28,6 @@ from support.wire import LineClient
 pytestmark = pytest.mark.slow
 
 PROMPT = "serve› "
-LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
 UP = "\x1b[A"
 TAB = "\t"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from support import TIMEOUT
+
+# What `tcpchat serve` prints once it listens, with the port it got.
+LISTENING = re.compile(r"Listening on .*, port (\d+)\.")
 
 
 def clean_env(config_dir: Path) -> dict[str, str]:

@@ -16,15 +16,19 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as redis
 
 from tcpchat.server.cluster.keys import CONTROL
-from tcpchat.server.cluster.shared_room import ClusterUnavailable, SharedRoom, ask
+from tcpchat.server.cluster.shared_room import (
+    READ_BLOCK_MS,
+    RETRY_AFTER,
+    ClusterUnavailable,
+    SharedRoom,
+    ask,
+)
 
 if TYPE_CHECKING:
     from tcpchat.server.chat_server import ChatServer
 
 log = logging.getLogger("tcpchat.server")
 
-READ_BLOCK_MS = 1000  # how long one read of the stream waits for news
-RETRY_AFTER = 0.5  # seconds before reading again after a failure
 KEPT = 10_000  # acts kept in the stream (a process only reads the ones after it joined)
 
 

@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tcpchat.protocol import Ack, Joined, LeaveReason, Left, Message, Private
-from tcpchat.server.cluster.shared_room import ClusterUnavailable, holder_parts
+from tcpchat.server.cluster.shared_room import READ_BLOCK_MS, RETRY_AFTER, ClusterUnavailable
 from tcpchat.server.cluster.shared_room import Event as StreamEntry
 from tcpchat.server.room import Delivery
 
@@ -24,9 +24,6 @@ if TYPE_CHECKING:
     from tcpchat.server.member import Member
 
 log = logging.getLogger("tcpchat.server")
-
-READ_BLOCK_MS = 1000  # how long one read of the events waits for news
-RETRY_AFTER = 0.5  # seconds before reading again after a failure
 
 
 def stream_position(event_id: str) -> tuple[int, int]:
@@ -131,8 +128,7 @@ class LiveEvents:
 
     def _deliver_private(self, entry: StreamEntry) -> None:
         """A private message for a member here: delivered, then deleted from Redis."""
-        process, connection, _ = holder_parts(entry.holder)
-        member = self.side.member_with(connection) if process == self.side.process else None
+        member = self.side.member_holding(entry.holder)
         if member is None:
             return
         if member.fanout.room.is_member(member):
@@ -151,8 +147,7 @@ class LiveEvents:
         member does not see the `left`."""
         if not holder:
             return None
-        process, connection, _ = holder_parts(holder)
-        member = self.side.member_with(connection) if process == self.side.process else None
+        member = self.side.member_holding(holder)
         if member is None or not member.fanout.room.is_member(member):
             return None
         if reason is LeaveReason.REPLACED:

@@ -41,6 +41,8 @@ HISTORY_KEPT = 1_000_000
 SEARCH_SCAN = 20_000
 SEARCH_CHUNK = 1_000
 IDS_KEPT = 600  # seconds a lineage's ids are remembered (`once.WINDOW`)
+READ_BLOCK_MS = 1000  # how long one read of a stream waits for news
+RETRY_AFTER = 0.5  # seconds before trying Redis again after a failure
 
 
 class ClusterUnavailable(LogUnavailable):

@@ -49,6 +49,7 @@ from tcpchat.server.cluster.leases import RENEW_EVERY, Leases
 from tcpchat.server.cluster.live import LiveEvents, stream_position
 from tcpchat.server.cluster.publisher import Publisher
 from tcpchat.server.cluster.shared_room import (
+    RETRY_AFTER,
     Claim,
     ClusterUnavailable,
     SharedRoom,
@@ -78,7 +79,6 @@ log = logging.getLogger("tcpchat.server")
 # long a request waits for a free one before it is `unavailable`.
 POOL = 32
 POOL_WAIT = 5.0
-RETRY_AFTER = 0.5  # seconds before trying Redis again after a failure
 CLOSE_WITHIN = 1.0  # seconds a stopping process gives Redis to free its members' names
 
 
@@ -187,6 +187,11 @@ class ClusterSide:
         """The member here whose connection id is `connection`, if it is still here."""
         return self._by_id.get(connection)
 
+    def member_holding(self, holder: str) -> Member | None:
+        """The member here that `holder` (`PROCESS CONNECTION NAME`) names, if it is ours."""
+        process, connection, _ = holder_parts(holder)
+        return self.member_with(connection) if process == self.process else None
+
     def connection_id(self, member: Member) -> str:
         found = self._ids.get(member)
         if found is None:
@@ -273,8 +278,7 @@ class ClusterSide:
     def replace(self, holder: str) -> None:
         """A token took the name of `holder` (`PROCESS CONNECTION NAME`) over: if that
         connection is ours, it goes (its `left`, reason replaced, is already in the stream)."""
-        process, connection, _ = holder_parts(holder)
-        old = self._by_id.get(connection) if process == self.process else None
+        old = self.member_holding(holder)
         if old is not None and old.fanout.room.is_member(old):
             self._replaced.add(old)
             self.server.replace(old)
