@@ -24,13 +24,14 @@ import click
 
 from tcpchat.defaults import DEFAULT_PORT
 from tcpchat.files import config_dir
+from tcpchat.words import CLOCK
 
 SECTION = "join"
 FILE_NAME = "settings.ini"
 T = TypeVar("T")
 
 JOINS = ("on", "off", "smart")
-TIME_FORMATS = {"HH:MM": "%H:%M", "HH:MM:SS": "%H:%M:%S"}  # as written: as strftime spells it
+TIME_FORMATS = {"HH:MM": CLOCK, "HH:MM:SS": "%H:%M:%S"}  # as written: as strftime spells it
 COLOURS = ("auto", "none", "16", "256", "truecolor")
 NOTIFY = ("auto", "osc9", "osc777", "off")
 

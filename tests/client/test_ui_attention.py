@@ -17,7 +17,6 @@ from tcpchat.client.ui.layout import LEAST_INDENT, colour_depth, indent, name_co
 from tcpchat.client.ui.look import Look, day_line
 from tcpchat.client.ui.noise import SPOKE_RECENTLY, Noise
 from tcpchat.client.ui.notify import (
-    FOCUS_IN,
     MARKER,
     REPORT_FOCUS,
     Attention,
@@ -163,7 +162,6 @@ def test_start_asks_for_focus_reports_and_stop_gives_the_title_back():
     attention.settings.title = False  # /set title off: the window's title still comes back
     attention.stop()
     assert written.getvalue().endswith("\x1b[?1004l\x1b[23;0t")
-    assert FOCUS_IN == "\x1b[I"
 
 
 @pytest.mark.parametrize(

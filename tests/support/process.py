@@ -143,6 +143,7 @@ def python_prints(code: str, folder: Path) -> str:
         text=True,
         timeout=3 * TIMEOUT,
         env=clean_env(folder),
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

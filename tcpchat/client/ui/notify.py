@@ -118,7 +118,7 @@ class Attention:
         if heard is None:
             return []
         if important and self.settings.bell:
-            self._write(None)
+            self._write(lambda output: output.bell())
         if not self.away:
             return []
         lines = [] if self.marked or not self.settings.marker else [MARKER]
@@ -185,12 +185,9 @@ class Attention:
             sequence = f"\x1b]9;{body}\x1b\\"
         self._write(lambda output: output.write_raw(sequence))
 
-    def _write(self, write: Callable[[Output], None] | None) -> None:
-        """Write to the terminal (the bell, for None), if the chat is on it."""
+    def _write(self, write: Callable[[Output], None]) -> None:
+        """Write to the terminal, if the chat is on it."""
         if self.output is None:
             return
-        if write is None:
-            self.output.bell()
-        else:
-            write(self.output)
+        write(self.output)
         self.output.flush()

@@ -27,7 +27,7 @@ from prompt_toolkit.formatted_text import AnyFormattedText, FormattedText
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.patch_stdout import patch_stdout
-from prompt_toolkit.styles import BaseStyle, DynamicStyle
+from prompt_toolkit.styles import DynamicStyle
 
 from tcpchat.client.connection import (
     ChatConnection,
@@ -139,7 +139,7 @@ class ChatScreen:
             rprompt=self.input.beside,
             complete_while_typing=False,
             bottom_toolbar=self.toolbar,
-            style=DynamicStyle(lambda: self.style(self.colour_depth())),
+            style=DynamicStyle(lambda: screen_style(STYLE, self.session.app.color_depth)),
             color_depth=self.colour_depth(),
             enable_history_search=False,
             erase_when_done=True,  # the line reappears above once confirmed
@@ -155,8 +155,8 @@ class ChatScreen:
 
         def render() -> None:
             rows = screen_rows(fragments, output.get_size().columns)
-            depth = self.colour_depth()
-            write_rows(output, rows, self.style(depth), depth)
+            depth = self.session.app.color_depth
+            write_rows(output, rows, screen_style(STYLE, depth), depth)
 
         if self.input.held(render):
             return
@@ -173,11 +173,6 @@ class ChatScreen:
     def colour_depth(self) -> ColorDepth | None:
         """The colours the settings ask for (None: as many as the terminal says it has)."""
         return colour_depth(self.settings.colours)
-
-    def style(self, depth: ColorDepth | None) -> BaseStyle:
-        """The screen's colours at `depth` (None: the terminal's), with more for names where
-        the terminal shows them."""
-        return screen_style(STYLE, depth or get_app_session().output.get_default_color_depth())
 
     def refresh(self) -> None:
         app = get_app_or_none()
