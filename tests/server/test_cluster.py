@@ -4,6 +4,7 @@ another process missing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -258,12 +259,20 @@ def test_a_message_whose_ack_cannot_be_read_is_refused_while_redis_is_away(
     next_of(alice, "joined")
     side = first.server.cluster
 
-    def stop_reading() -> None:  # the moment between Redis's answer and the stream's, held
-        for task in list(side._tasks):
-            if task.get_coro().__qualname__ == "LiveEvents.deliver_forever":
-                task.cancel()
+    def readers() -> list[asyncio.Task[Any]]:
+        return [
+            task
+            for task in side._tasks
+            if task.get_coro().__qualname__ == "LiveEvents.deliver_forever" and not task.done()
+        ]
 
-    first.call(stop_reading)
+    # The moment between Redis's answer and the stream's, held: the reader stops, for sure
+    # (asked again while it runs: a cancellation that lands in redis-py's blocking read can be
+    # lost there).
+    deadline = time.monotonic() + TIMEOUT
+    while first.call(lambda: [task.cancel() for task in readers()]):
+        assert time.monotonic() < deadline, "the events reader did not stop"
+        time.sleep(0.01)
     alice.send_json({"type": "say", "text": "kept", "id": "k1"})
     assert messages_of(bob, 1)[0]["text"] == "kept"  # Redis has it
     redis_server.stop()
